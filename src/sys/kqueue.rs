@@ -1,0 +1,121 @@
+//! [`Kqueue`] over a real kqueue: the BSDs' and macOS' syscall, or the
+//! system's libkqueue on Linux. Both take the same `kqueue()`/`kevent()`
+//! calls; only the `raw` ABI module differs.
+
+// Field types differ per target; a cast that is a no-op on one is needed on
+// another.
+#![allow(clippy::unnecessary_cast)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::raw;
+use crate::sys::{Change, Event};
+
+/// A kqueue: registrations keyed by (ident, filter) and the events they
+/// produce.
+///
+/// `kevent` takes `&self`: like the syscall, it may be called from several
+/// threads at once (an EVFILT_USER trigger from one thread wakes another
+/// blocked in `kevent`).
+#[derive(Debug)]
+pub struct Kqueue {
+    fd: OwnedFd,
+}
+
+impl Kqueue {
+    /// Creates a kqueue whose descriptor is close-on-exec.
+    pub fn new() -> io::Result<Kqueue> {
+        // SAFETY: kqueue() takes no arguments and returns a new fd or -1.
+        let fd = unsafe { raw::kqueue() };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned to us and is owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // kqueue descriptors are not inherited across fork() anyway; the
+        // flag keeps an exec'd program from holding one. (kqueue1/kqueuex
+        // would avoid the window between the two calls, but are not on
+        // every target.)
+        // SAFETY: fcntl on an fd we own, with integer arguments.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Kqueue { fd })
+    }
+
+    /// Submits `changes` and collects events into the spare capacity of
+    /// `events`, waiting up to `timeout` (`None`: until an event comes).
+    /// Returns how many events were appended.
+    ///
+    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
+    /// with `EV_ERROR` and the errno in `data`. To make sure none is lost,
+    /// `events` is grown to hold one event per change when it is smaller:
+    /// a full event list would make the kernel stop applying changes.
+    /// When change results come back, the call returns at once with them.
+    /// EINTR is retried with the time that is left; the changes are not
+    /// submitted twice.
+    pub fn kevent(
+        &self,
+        changes: &[Change],
+        events: &mut Vec<Event>,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let spare = events.capacity() - events.len();
+        if spare < changes.len().max(1) {
+            events.reserve(changes.len().max(1));
+        }
+        let capacity = (events.capacity() - events.len()).min(i32::MAX as usize);
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let mut pending = changes;
+        loop {
+            let left = match deadline {
+                None => None,
+                // A timeout too far away to represent waits forever.
+                Some(None) => None,
+                Some(Some(deadline)) => Some(deadline.saturating_duration_since(Instant::now())),
+            };
+            let ts = left.map(|d| libc::timespec {
+                tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+                tv_nsec: d.subsec_nanos() as _,
+            });
+            let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |ts| ts as *const _);
+            // SAFETY: `Change` and `Event` are `repr(transparent)` over
+            // `raw::kevent`, so the change slice is `pending.len()` valid
+            // kevents; the event pointer addresses `capacity` slots of
+            // spare, writable capacity of `events`; `ts_ptr` is null or
+            // points at `ts`, alive for the call.
+            let n = unsafe {
+                raw::kevent(
+                    self.fd.as_raw_fd(),
+                    pending.as_ptr().cast::<raw::kevent>(),
+                    pending.len() as _,
+                    events.as_mut_ptr().add(events.len()).cast::<raw::kevent>(),
+                    capacity as _,
+                    ts_ptr,
+                )
+            };
+            if n >= 0 {
+                let n = n as usize;
+                // SAFETY: the kernel initialised the first `n` spare slots,
+                // and `n <= capacity`.
+                unsafe { events.set_len(events.len() + n) };
+                return Ok(n);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+            // The kernel applies the change list before it sleeps, so a
+            // signal can only have interrupted the wait.
+            pending = &[];
+        }
+    }
+}
+
+impl AsRawFd for Kqueue {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

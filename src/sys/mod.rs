@@ -1,0 +1,74 @@
+//! The kevent layer: one safe kqueue API over every platform kqring runs on.
+//!
+//! Everything above this module speaks only [`Kqueue`], [`Change`] and
+//! [`Event`]; no code outside `src/sys/` touches a raw `struct kevent`.
+//! Which backend serves the API is decided here, once, at the module
+//! boundary:
+//!
+//! | platform | backend | raw ABI |
+//! |---|---|---|
+//! | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | `kqueue.rs`: the native syscall | `libc` for the target |
+//! | Linux (default) | `compat/`: kqueue semantics over epoll, eventfd, timerfd, pidfd, signalfd, inotify | `linux_abi.rs` |
+//! | Linux, feature `libkqueue` | `kqueue.rs` over the system's libkqueue | `linux_abi.rs` |
+//!
+//! The platform facts hidden here: the size and packing of `struct kevent`
+//! (64 bytes on FreeBSD ≥ 12, `packed(4)` on macOS, 32 bytes elsewhere),
+//! NetBSD's `u32` filter and flags, the value of `EVFILT_USER` (-11, -10, -9
+//! or 8), and the timer-unit bits of `fflags`, which differ between FreeBSD
+//! and everyone else.
+
+mod event;
+
+pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
+
+// `build.rs` sets exactly one of `kq_native`, `kq_libkqueue`, `kq_compat`.
+
+/// The raw kevent ABI: `libc`'s for the target on macOS and the BSDs.
+#[cfg(kq_native)]
+pub(crate) use libc as raw;
+/// The raw kevent ABI: libkqueue's header shape on Linux.
+#[cfg(not(kq_native))]
+#[path = "linux_abi.rs"]
+pub(crate) mod raw;
+
+#[cfg(any(kq_native, kq_libkqueue))]
+mod kqueue;
+#[cfg(any(kq_native, kq_libkqueue))]
+pub use kqueue::Kqueue;
+
+#[cfg(kq_compat)]
+mod compat;
+#[cfg(kq_compat)]
+pub use compat::Kqueue;
+
+#[cfg(not(kq_native))]
+use raw::{NOTE_EXIT_STATUS, TIMER_UNITS};
+
+/// `fflags` selecting EVFILT_TIMER's unit: seconds, microseconds,
+/// nanoseconds (milliseconds is `0` everywhere). OpenBSD and DragonFly
+/// offer only milliseconds.
+#[cfg(all(kq_native, not(any(target_os = "openbsd", target_os = "dragonfly"))))]
+const TIMER_UNITS: [Option<u32>; 3] = [
+    Some(libc::NOTE_SECONDS),
+    Some(libc::NOTE_USECONDS),
+    Some(libc::NOTE_NSECONDS),
+];
+#[cfg(all(kq_native, any(target_os = "openbsd", target_os = "dragonfly")))]
+const TIMER_UNITS: [Option<u32>; 3] = [None, None, None];
+
+/// `fflags` for EVFILT_PROC that put the exit status in `data`: Apple's
+/// kernels need NOTE_EXITSTATUS for it, the BSDs give it with NOTE_EXIT.
+#[cfg(all(kq_native, target_vendor = "apple"))]
+const NOTE_EXIT_STATUS: u32 = libc::NOTE_EXIT | libc::NOTE_EXITSTATUS;
+#[cfg(all(kq_native, not(target_vendor = "apple")))]
+const NOTE_EXIT_STATUS: u32 = libc::NOTE_EXIT;
+
+/// The name of the backend serving [`Kqueue`] in this build, for logs and
+/// benchmark tables.
+pub const BACKEND: &str = if cfg!(kq_libkqueue) {
+    "libkqueue"
+} else if cfg!(kq_compat) {
+    "linux-compat"
+} else {
+    "kqueue"
+};
