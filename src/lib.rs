@@ -1,15 +1,44 @@
 //! kqring: the io_uring programming model on kqueue.
 //!
-//! Programs push operation descriptors into a submission queue; a driver
-//! (a dedicated polling thread, or the caller's own thread) turns each into
-//! kevent registrations or a direct syscall and posts completions, carrying
-//! the operation's owned buffer back, to a completion queue. The semantics
-//! are io_uring's: `user_data`, `-errno` results, multishot, links, drain,
-//! cancel.
+//! Programs push operation descriptors ([`Sqe`]s, built by the types in
+//! [`ops`]) into a [`SubmissionQueue`]; a driver — a dedicated polling
+//! thread, or the caller's own thread — turns each into kevent
+//! registrations or a direct syscall, and posts [`Cqe`]s, carrying the
+//! operation's owned buffer back, to a [`CompletionQueue`]. The semantics
+//! are io_uring's: `user_data`, `-errno` results, multishot with `F_MORE`,
+//! cancel, timeouts with counts, and no dropped completion.
+//!
+//! ```
+//! use bytes::{Bytes, BytesMut};
+//! use kqring::{Ring, ops};
+//! use std::os::fd::AsRawFd;
+//!
+//! let ring = Ring::new(16)?;
+//! let (a, b) = std::os::unix::net::UnixStream::pair()?;
+//! let sq = ring.submission();
+//! sq.push(ops::Write::new(a.as_raw_fd(), Bytes::from_static(b"ping")).build().user_data(1)).unwrap();
+//! sq.push(ops::Read::new(b.as_raw_fd(), BytesMut::with_capacity(16)).build().user_data(2)).unwrap();
+//! sq.submit_and_wait(2)?;
+//! let mut cqes = ring.completion().wait_nr(2)?;
+//! cqes.sort_by_key(|c| c.user_data());
+//! assert_eq!(cqes[0].res(), 4);
+//! let buf = cqes[1].take_buf().and_then(|b| b.into_mut()).unwrap();
+//! assert_eq!(&buf[..], b"ping");
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! The [`sys`] module is the kevent layer everything stands on: native
 //! kqueue on macOS and the BSDs, a built-in compat on Linux.
 
 #![warn(missing_docs)]
 
+mod cq;
+mod driver;
+pub mod ops;
+mod ring;
+mod sq;
 pub mod sys;
+
+pub use cq::{Buffer, CompletionQueue, Cqe, Drain, flags as cqe_flags};
+pub use ring::{Builder, Mode, Ring, Stats};
+pub use sq::{Sqe, SqeFlags, SubmissionQueue};

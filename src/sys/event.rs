@@ -366,7 +366,7 @@ impl Change {
             (TimerUnit::Nanos, 1),
         ];
         for (unit, per_tick) in candidates {
-            if nanos % per_tick == 0 && unit.fflags().is_some() {
+            if nanos.is_multiple_of(per_tick) && unit.fflags().is_some() {
                 return Change::timer_in(ident, flags, (nanos / per_tick) as i64, unit);
             }
         }
@@ -440,8 +440,8 @@ impl Change {
         self.0.udata as usize as u64
     }
 
-    /// The raw kevent, for the backends.
-    #[cfg_attr(not(kq_compat), allow(dead_code))]
+    /// The raw kevent, for the backends (none needs it at present).
+    #[allow(dead_code)]
     pub(crate) fn as_raw(&self) -> &raw::kevent {
         &self.0
     }
@@ -537,8 +537,9 @@ impl Event {
             .then(|| io::Error::from_raw_os_error(self.data() as i32))
     }
 
-    /// A zeroed event, to fill buffers with.
-    #[cfg_attr(not(kq_compat), allow(dead_code))]
+    /// A zeroed event, to fill buffers with (no backend needs it at
+    /// present).
+    #[allow(dead_code)]
     pub(crate) fn empty() -> Event {
         Event(zeroed())
     }

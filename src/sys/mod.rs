@@ -18,6 +18,7 @@
 //! and everyone else.
 
 mod event;
+pub(crate) mod io;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
 
@@ -62,6 +63,17 @@ const TIMER_UNITS: [Option<u32>; 3] = [None, None, None];
 const NOTE_EXIT_STATUS: u32 = libc::NOTE_EXIT | libc::NOTE_EXITSTATUS;
 #[cfg(all(kq_native, not(target_vendor = "apple")))]
 const NOTE_EXIT_STATUS: u32 = libc::NOTE_EXIT;
+
+/// The errno of an expired timeout (`res == -ETIME`). io_uring's is
+/// `ETIME`; FreeBSD, OpenBSD and DragonFly have no `ETIME`, so kqring uses
+/// `ETIMEDOUT` there.
+#[cfg(any(target_os = "linux", target_vendor = "apple", target_os = "netbsd"))]
+pub const ETIME: i32 = libc::ETIME;
+/// The errno of an expired timeout (`res == -ETIME`). io_uring's is
+/// `ETIME`; FreeBSD, OpenBSD and DragonFly have no `ETIME`, so kqring uses
+/// `ETIMEDOUT` there.
+#[cfg(not(any(target_os = "linux", target_vendor = "apple", target_os = "netbsd")))]
+pub const ETIME: i32 = libc::ETIMEDOUT;
 
 /// The name of the backend serving [`Kqueue`] in this build, for logs and
 /// benchmark tables.

@@ -1,0 +1,256 @@
+//! The ring itself, beside Linux's io_uring in the same run: NOP round
+//! trip, NOP throughput in batches of 64, and a pipe ping-pong with a
+//! partner thread. Prints kqring/io_uring ratios at the end.
+//!
+//! `cargo bench --bench ring`
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use criterion::Criterion;
+use kqring::ops::{Nop, Read, Write};
+use kqring::{Mode, Ring};
+
+const BATCH: u64 = 64;
+
+/// ns per operation, by (workload, system), from the last measurement.
+static RESULTS: Mutex<BTreeMap<(&'static str, &'static str), f64>> = Mutex::new(BTreeMap::new());
+
+fn record(workload: &'static str, system: &'static str, ops: u64, elapsed: Duration) -> Duration {
+    let ns = elapsed.as_nanos() as f64 / ops.max(1) as f64;
+    RESULTS.lock().unwrap().insert((workload, system), ns);
+    elapsed
+}
+
+fn kqring_rings() -> [(&'static str, Ring); 2] {
+    [
+        (
+            "kqring-poller",
+            Ring::builder()
+                .sq_idle(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        ),
+        (
+            "kqring-inline",
+            Ring::builder().mode(Mode::Inline).build().unwrap(),
+        ),
+    ]
+}
+
+fn nop_round_trip(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nop_round_trip");
+    for (name, ring) in kqring_rings() {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    ring.submission()
+                        .push(Nop::new().build().user_data(i))
+                        .unwrap();
+                    ring.submit_and_wait(1).unwrap();
+                    ring.completion().pop().unwrap();
+                }
+                record("nop_round_trip", name, iters, start.elapsed())
+            })
+        });
+    }
+    #[cfg(target_os = "linux")]
+    g.bench_function("io_uring", |b| {
+        let mut ring = io_uring::IoUring::new(256).unwrap();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let e = io_uring::opcode::Nop::new().build().user_data(i);
+                // SAFETY: a NOP references no memory.
+                unsafe { ring.submission().push(&e).unwrap() };
+                ring.submit_and_wait(1).unwrap();
+                ring.completion().next().unwrap();
+            }
+            record("nop_round_trip", "io_uring", iters, start.elapsed())
+        })
+    });
+    g.finish();
+}
+
+fn nop_batched(c: &mut Criterion) {
+    let mut g = c.benchmark_group("nop_batched_64");
+    for (name, ring) in kqring_rings() {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    for i in 0..BATCH {
+                        ring.submission()
+                            .push(Nop::new().build().user_data(i))
+                            .unwrap();
+                    }
+                    ring.submit_and_wait(BATCH as usize).unwrap();
+                    assert_eq!(ring.completion().drain().count() as u64, BATCH);
+                }
+                record("nop_batched_64", name, iters * BATCH, start.elapsed())
+            })
+        });
+    }
+    #[cfg(target_os = "linux")]
+    g.bench_function("io_uring", |b| {
+        let mut ring = io_uring::IoUring::new(256).unwrap();
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                for i in 0..BATCH {
+                    let e = io_uring::opcode::Nop::new().build().user_data(i);
+                    // SAFETY: a NOP references no memory.
+                    unsafe { ring.submission().push(&e).unwrap() };
+                }
+                ring.submit_and_wait(BATCH as usize).unwrap();
+                assert_eq!(ring.completion().count() as u64, BATCH);
+            }
+            record("nop_batched_64", "io_uring", iters * BATCH, start.elapsed())
+        })
+    });
+    g.finish();
+}
+
+/// Two pipes and a partner thread that echoes every byte from the first
+/// to the second with blocking calls. Returns (ping writer, pong reader).
+fn echo_partner(nonblocking: bool) -> (OwnedFd, OwnedFd) {
+    let (ping_r, ping_w) = std::io::pipe().unwrap();
+    let (pong_r, pong_w) = std::io::pipe().unwrap();
+    std::thread::spawn(move || {
+        let (mut r, mut w) = (ping_r, pong_w);
+        let mut b = [0u8; 1];
+        while r.read_exact(&mut b).is_ok() {
+            if w.write_all(&b).is_err() {
+                break;
+            }
+        }
+    });
+    let (ping_w, pong_r): (OwnedFd, OwnedFd) = (ping_w.into(), pong_r.into());
+    if nonblocking {
+        for fd in [&ping_w, &pong_r] {
+            // SAFETY: fcntl with integer arguments on a descriptor we own.
+            unsafe {
+                let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+    }
+    (ping_w, pong_r)
+}
+
+fn pipe_ping_pong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipe_ping_pong");
+    for (name, ring) in kqring_rings() {
+        // kqring tries the syscall first, so it wants non-blocking pipes.
+        let (ping, pong) = echo_partner(true);
+        let mut buf = Some(BytesMut::with_capacity(1));
+        let byte = Bytes::from_static(b"x");
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut rbuf = buf.take().unwrap();
+                    rbuf.clear();
+                    let sq = ring.submission();
+                    sq.push(
+                        Write::new(ping.as_raw_fd(), byte.clone())
+                            .build()
+                            .user_data(1),
+                    )
+                    .unwrap();
+                    sq.push(Read::new(pong.as_raw_fd(), rbuf).build().user_data(2))
+                        .unwrap();
+                    ring.submit_and_wait(2).unwrap();
+                    for mut cqe in ring.completion().wait_nr(2).unwrap() {
+                        assert_eq!(cqe.res(), 1);
+                        if let Some(b) = cqe.take_buf().and_then(kqring::Buffer::into_mut) {
+                            buf = Some(b);
+                        }
+                    }
+                }
+                record("pipe_ping_pong", name, iters, start.elapsed())
+            })
+        });
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // io_uring returns EAGAIN on O_NONBLOCK files instead of polling,
+        // so it gets blocking pipes.
+        let (ping, pong) = echo_partner(false);
+        let mut ring = io_uring::IoUring::new(256).unwrap();
+        let mut rbuf = [0u8; 1];
+        let byte = [b'x'];
+        g.bench_function("io_uring", |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let w = io_uring::opcode::Write::new(
+                        io_uring::types::Fd(ping.as_raw_fd()),
+                        byte.as_ptr(),
+                        1,
+                    )
+                    .offset(u64::MAX)
+                    .build()
+                    .user_data(1);
+                    let r = io_uring::opcode::Read::new(
+                        io_uring::types::Fd(pong.as_raw_fd()),
+                        rbuf.as_mut_ptr(),
+                        1,
+                    )
+                    .offset(u64::MAX)
+                    .build()
+                    .user_data(2);
+                    // SAFETY: both buffers outlive the wait for both
+                    // completions below.
+                    unsafe {
+                        ring.submission().push(&w).unwrap();
+                        ring.submission().push(&r).unwrap();
+                    }
+                    ring.submit_and_wait(2).unwrap();
+                    let mut got = 0;
+                    while got < 2 {
+                        for cqe in ring.completion() {
+                            assert_eq!(cqe.result(), 1);
+                            got += 1;
+                        }
+                        if got < 2 {
+                            ring.submit_and_wait(1).unwrap();
+                        }
+                    }
+                }
+                record("pipe_ping_pong", "io_uring", iters, start.elapsed())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn print_ratios() {
+    let results = RESULTS.lock().unwrap();
+    println!(
+        "\n{:<18} {:>14} {:>12} {:>18}",
+        "workload", "system", "ns/op", "ratio to io_uring"
+    );
+    for ((workload, system), ns) in results.iter() {
+        let base = results.get(&(workload, "io_uring"));
+        let ratio = base.map_or("-".to_string(), |b| format!("{:.2}x", ns / b));
+        println!("{workload:<18} {system:>14} {ns:>12.1} {ratio:>18}");
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    nop_round_trip(&mut c);
+    nop_batched(&mut c);
+    pipe_ping_pong(&mut c);
+    c.final_summary();
+    print_ratios();
+}

@@ -1,0 +1,350 @@
+//! The completion queue: results, with their owned buffers, in the order
+//! the driver posted them.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::ring::Shared;
+
+/// Completion flags, with io_uring's bit values.
+pub mod flags {
+    /// `IORING_CQE_F_BUFFER`: a provided buffer was used; its id is in the
+    /// upper 16 bits of `flags`.
+    pub const BUFFER: u32 = 1 << 0;
+    /// `IORING_CQE_F_MORE`: a multishot operation will post more
+    /// completions.
+    pub const MORE: u32 = 1 << 1;
+    /// Where the buffer id starts in `flags` (`IORING_CQE_BUFFER_SHIFT`).
+    pub const BUFFER_SHIFT: u32 = 16;
+}
+
+/// The buffer(s) an operation owned, handed back with its completion.
+#[derive(Debug)]
+pub enum Buffer {
+    /// The buffer of a read or a receive (its length set to what was
+    /// read), or of a write that was given a `BytesMut`.
+    Mut(BytesMut),
+    /// The buffer of a write given `Bytes`.
+    Shared(Bytes),
+    /// The buffers of a vectored read, each filled in order.
+    MutVec(Vec<BytesMut>),
+    /// The buffers of a vectored write.
+    SharedVec(Vec<Bytes>),
+}
+
+impl Buffer {
+    /// The buffer as `BytesMut`, if it is one.
+    pub fn into_mut(self) -> Option<BytesMut> {
+        match self {
+            Buffer::Mut(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The buffer as `Bytes`, freezing a `BytesMut`.
+    pub fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            Buffer::Mut(b) => Some(b.freeze()),
+            Buffer::Shared(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The buffers of a vectored read.
+    pub fn into_mut_vec(self) -> Option<Vec<BytesMut>> {
+        match self {
+            Buffer::MutVec(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The buffers of a vectored write.
+    pub fn into_shared_vec(self) -> Option<Vec<Bytes>> {
+        match self {
+            Buffer::SharedVec(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A completion queue entry: the operation's `user_data`, its result as
+/// io_uring gives it (`>= 0`, or `-errno`), flags, and its owned buffer.
+pub struct Cqe {
+    pub(crate) user_data: u64,
+    pub(crate) res: i32,
+    pub(crate) flags: u32,
+    pub(crate) buf: Option<Buffer>,
+}
+
+impl Cqe {
+    /// The `user_data` of the submission.
+    pub fn user_data(&self) -> u64 {
+        self.user_data
+    }
+
+    /// The result: `>= 0` on success (bytes, a descriptor, a mask…),
+    /// `-errno` on failure.
+    pub fn res(&self) -> i32 {
+        self.res
+    }
+
+    /// The flags (see [`flags`]).
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// The result as an `io::Result`.
+    pub fn result(&self) -> io::Result<u32> {
+        if self.res >= 0 {
+            Ok(self.res as u32)
+        } else {
+            Err(io::Error::from_raw_os_error(-self.res))
+        }
+    }
+
+    /// Whether a multishot operation will post more completions.
+    pub fn is_more(&self) -> bool {
+        self.flags & flags::MORE != 0
+    }
+
+    /// The provided buffer's id, when one was used.
+    pub fn buffer_id(&self) -> Option<u16> {
+        (self.flags & flags::BUFFER != 0).then_some((self.flags >> flags::BUFFER_SHIFT) as u16)
+    }
+
+    /// The buffer, if the operation had one; `None` after the first call.
+    pub fn take_buf(&mut self) -> Option<Buffer> {
+        self.buf.take()
+    }
+
+    /// Whether the completion still carries a buffer.
+    pub fn has_buf(&self) -> bool {
+        self.buf.is_some()
+    }
+}
+
+impl fmt::Debug for Cqe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cqe")
+            .field("user_data", &self.user_data)
+            .field("res", &self.res)
+            .field("flags", &format_args!("{:#x}", self.flags))
+            .field("buf", &self.buf.as_ref().map(|_| ".."))
+            .finish()
+    }
+}
+
+/// How long a waiting consumer spins before it parks: a completion that
+/// arrives within this window costs no futex wake on either side.
+const SPIN: Duration = Duration::from_micros(20);
+
+/// The ring's completion storage, shared by the driver and consumers.
+pub(crate) struct CqInner {
+    queue: Mutex<VecDeque<Cqe>>,
+    ready: Condvar,
+    /// Entries in `queue`, readable without the lock.
+    len: AtomicUsize,
+    /// Consumers parked on `ready`: the driver notifies only when non-zero.
+    sleepers: AtomicUsize,
+    capacity: usize,
+}
+
+impl CqInner {
+    pub(crate) fn new(capacity: usize) -> CqInner {
+        CqInner {
+            queue: Mutex::new(VecDeque::with_capacity(capacity)),
+            ready: Condvar::new(),
+            len: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Cqe>> {
+        // A consumer that panicked while holding the lock left the queue
+        // intact (no operation on it panics half-way), so carry on.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// Moves as many of `pending` (front first) as fit; returns whether
+    /// all did.
+    pub(crate) fn post(&self, pending: &mut VecDeque<Cqe>) -> bool {
+        if pending.is_empty() {
+            return true;
+        }
+        {
+            let mut q = self.lock();
+            let room = self.capacity.saturating_sub(q.len());
+            let n = room.min(pending.len());
+            q.extend(pending.drain(..n));
+            self.len.store(q.len(), Ordering::Release);
+        }
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            self.ready.notify_all();
+        }
+        pending.is_empty()
+    }
+
+    /// Moves all of `pending` in, past the capacity: for the ring's last
+    /// completions, when no later turn would drain an overflow list.
+    pub(crate) fn post_all(&self, pending: &mut VecDeque<Cqe>) {
+        {
+            let mut q = self.lock();
+            q.extend(pending.drain(..));
+            self.len.store(q.len(), Ordering::Release);
+        }
+        self.ready.notify_all();
+    }
+
+    fn pop(&self) -> Option<Cqe> {
+        if self.len() == 0 {
+            return None;
+        }
+        let mut q = self.lock();
+        let cqe = q.pop_front();
+        self.len.store(q.len(), Ordering::Release);
+        cqe
+    }
+
+    /// Waits until at least `n` entries are queued or `deadline` passes;
+    /// returns whether they are.
+    pub(crate) fn wait_len(&self, n: usize, deadline: Option<Instant>) -> bool {
+        let spin_until = Instant::now() + SPIN;
+        while self.len() < n {
+            if Instant::now() >= spin_until {
+                return self.park_until_len(n, deadline);
+            }
+            std::hint::spin_loop();
+        }
+        true
+    }
+
+    fn park_until_len(&self, n: usize, deadline: Option<Instant>) -> bool {
+        let mut q = self.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        let ok = loop {
+            if q.len() >= n {
+                break true;
+            }
+            match deadline {
+                None => q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break false;
+                    }
+                    q = self
+                        .ready
+                        .wait_timeout(q, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        };
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        ok
+    }
+}
+
+/// The consumer side of a ring: `Send + Sync`, cheap to clone; several
+/// consumers may take completions concurrently.
+#[derive(Clone)]
+pub struct CompletionQueue {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl CompletionQueue {
+    fn inner(&self) -> &CqInner {
+        &self.shared.cq
+    }
+
+    /// Takes the oldest completion, if any, without waiting.
+    pub fn pop(&self) -> Option<Cqe> {
+        let cqe = self.inner().pop();
+        if cqe.is_some() {
+            self.shared.cq_drained();
+        }
+        cqe
+    }
+
+    /// Waits for a completion and takes it. With an inline ring, the
+    /// calling thread drives the ring while it waits.
+    pub fn wait(&self) -> io::Result<Cqe> {
+        loop {
+            if let Some(cqe) = self.pop() {
+                return Ok(cqe);
+            }
+            self.shared.wait_for(1, None)?;
+        }
+    }
+
+    /// Waits up to `timeout` for a completion.
+    pub fn wait_timeout(&self, timeout: Duration) -> io::Result<Option<Cqe>> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            if let Some(cqe) = self.pop() {
+                return Ok(Some(cqe));
+            }
+            if !self.shared.wait_for(1, deadline)? {
+                return Ok(self.pop());
+            }
+        }
+    }
+
+    /// Waits until `n` completions have been taken, and returns them in
+    /// order.
+    pub fn wait_nr(&self, n: usize) -> io::Result<Vec<Cqe>> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            out.push(self.wait()?);
+        }
+        Ok(out)
+    }
+
+    /// Completions queued now (some may be taken by another consumer).
+    pub fn len(&self) -> usize {
+        self.inner().len()
+    }
+
+    /// Whether no completion is queued now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An iterator that takes every completion available now, without
+    /// waiting.
+    pub fn drain(&self) -> Drain<'_> {
+        Drain { cq: self }
+    }
+}
+
+impl fmt::Debug for CompletionQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// Takes the completions available now; see [`CompletionQueue::drain`].
+#[derive(Debug)]
+pub struct Drain<'a> {
+    cq: &'a CompletionQueue,
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Cqe;
+    fn next(&mut self) -> Option<Cqe> {
+        self.cq.pop()
+    }
+}

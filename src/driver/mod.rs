@@ -1,0 +1,902 @@
+//! The driver: takes submissions, runs them, posts completions.
+//!
+//! One `Driver` serves a ring; whoever holds it runs `turn`s — the polling
+//! thread, or an inline ring's caller inside `submit_and_wait`. A turn:
+//! takes submissions (each I/O tried at once, without blocking), collects
+//! the pool's results, fires due timers, reconciles kevent registrations,
+//! makes one `kevent` call that both submits those changes and waits, then
+//! serves the events. There is no `cfg` here: every platform difference is
+//! below, in `sys`.
+
+mod exec;
+mod fds;
+mod pool;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use slab::Slab;
+
+use crate::cq::{Cqe, flags as cqe_flags};
+use crate::ops::{CancelTarget, Op};
+use crate::ring::Shared;
+use crate::sq::{Sqe, SqeFlags};
+use crate::sys::io::FdKind;
+use crate::sys::{Change, Event, Flags, note};
+use exec::Attempt;
+use fds::{Dir, FdTable};
+
+/// The EVFILT_USER ident and token that wake a parked driver.
+pub(crate) const WAKE_IDENT: usize = 0;
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// The largest batch of submissions one turn takes, so that completions
+/// and events are served between batches.
+const SUBMIT_BATCH: usize = 1024;
+
+/// Where an operation in the table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Queued on an fd's waiters.
+    Waiting,
+    /// On the blocking pool; can't be cancelled.
+    Running,
+    /// A timeout waiting for its time or its count.
+    Timer,
+    /// In a link chain, waiting for the operation before it.
+    Linked,
+}
+
+/// The last entry taken with a link flag: the next entry joins its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenLink {
+    None,
+    /// Still in flight: the next entry waits for it.
+    InFlight(usize, u64),
+    /// Finished: the next entry starts at once, or is cancelled if it
+    /// failed (and was not a hard link).
+    Finished {
+        failed: bool,
+    },
+}
+
+/// An operation in flight.
+struct Entry {
+    user_data: u64,
+    flags: SqeFlags,
+    /// Unique per submission: tells a slab slot's occupants apart.
+    seq: u64,
+    op: Op,
+    /// The operation's descriptor, kept here because `op` is out on the
+    /// pool while it runs there.
+    fd: Option<i32>,
+    span: tracing::Span,
+    state: State,
+    kind: Option<FdKind>,
+    /// The bytes a read or write asks for (a short transfer fails a link).
+    want: Option<usize>,
+    /// The next entry of its link chain.
+    next: Option<(usize, u64)>,
+    /// The LinkTimeout bounding this operation.
+    link_timeout: Option<(usize, u64)>,
+    /// For a LinkTimeout: the operation it bounds.
+    bounds: Option<(usize, u64)>,
+    /// When a timeout falls due (heap entries with another time are stale).
+    deadline: Option<Instant>,
+}
+
+/// A timeout's count condition: completes once `posted` reaches `target`.
+struct CountWait {
+    target: u64,
+    id: usize,
+    seq: u64,
+}
+
+pub(crate) struct Driver {
+    shared: Arc<Shared>,
+    sq: Receiver<Sqe>,
+    ops: Slab<Entry>,
+    next_seq: u64,
+    fds: FdTable,
+    timers: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    counts: Vec<CountWait>,
+    /// Completions posted that are not timeouts (what `count` counts).
+    posted: u64,
+    changes: Vec<Change>,
+    events: Vec<Event>,
+    /// Completions of this turn not yet in the CQ, and the overflow list
+    /// when the CQ is full: kept in order, never dropped.
+    pending: VecDeque<Cqe>,
+    /// How many of `pending` were left over by the last flush.
+    overflow_len: usize,
+    pool: pool::Pool,
+    open_link: OpenLink,
+    /// Entries held back by IO_DRAIN, in order.
+    deferred: VecDeque<Sqe>,
+    /// A drain entry in flight: later entries wait for it.
+    drain_op: Option<(usize, u64)>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        sq: Receiver<Sqe>,
+        workers: usize,
+    ) -> io::Result<Driver> {
+        let mut events = Vec::with_capacity(256);
+        let wake =
+            Change::user(WAKE_IDENT, Flags::ADD | Flags::CLEAR, note::FFNOP).token(WAKE_TOKEN);
+        shared
+            .kq
+            .kevent(&[wake], &mut events, Some(Duration::ZERO))?;
+        if let Some(err) = events.iter().find_map(Event::error) {
+            return Err(err);
+        }
+        events.clear();
+        Ok(Driver {
+            shared: Arc::clone(shared),
+            sq,
+            ops: Slab::with_capacity(256),
+            next_seq: 0,
+            fds: FdTable::default(),
+            timers: BinaryHeap::new(),
+            counts: Vec::new(),
+            posted: 0,
+            changes: Vec::with_capacity(64),
+            events,
+            pending: VecDeque::new(),
+            overflow_len: 0,
+            pool: pool::Pool::new(workers, shared)?,
+            open_link: OpenLink::None,
+            deferred: VecDeque::new(),
+            drain_op: None,
+        })
+    }
+
+    /// Whether the next turn has something to do without waiting.
+    pub(crate) fn has_ready_work(&self) -> bool {
+        (!self.sq.is_empty() && self.pending.is_empty())
+            || (!self.pending.is_empty() && self.shared.cq.len() < self.shared.cq_capacity())
+            || !self.pool.done.is_empty()
+            || !self.changes.is_empty()
+    }
+
+    /// Whether waiting in the kernel could produce anything: registrations
+    /// or timers are outstanding.
+    fn awaits_kernel(&self) -> bool {
+        !self.fds.is_empty() || !self.timers.is_empty()
+    }
+
+    /// One turn. `timeout` bounds the wait in `kevent` (`None`: until
+    /// something happens). Returns whether any work was done.
+    pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.shared.stats.turns.fetch_add(1, Ordering::Relaxed);
+        let mut work = self.flush();
+        if self.pending.is_empty() {
+            work |= self.take_submissions();
+        }
+        work |= self.take_pool_results();
+        let now = Instant::now();
+        work |= self.fire_timers(now);
+        self.fds.reconcile(&mut self.changes);
+
+        let mut wait = if work || !self.pending.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        if let Some(Reverse((deadline, _, _))) = self.timers.peek() {
+            let until = deadline.saturating_duration_since(now);
+            wait = Some(wait.map_or(until, |w| w.min(until)));
+        }
+        // Nothing registered, nothing to submit, and no wait asked for:
+        // skip the syscall.
+        if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
+            self.flush();
+            return Ok(work);
+        }
+        self.shared
+            .stats
+            .kevent_calls
+            .fetch_add(1, Ordering::Relaxed);
+        self.events.clear();
+        let result = self.shared.kq.kevent(&self.changes, &mut self.events, wait);
+        self.changes.clear();
+        result?;
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            work |= self.on_event(ev);
+        }
+        self.events = events;
+        work |= self.take_pool_results();
+        work |= self.fire_timers(Instant::now());
+        if self.pending.is_empty() {
+            work |= self.release_deferred();
+        }
+        self.flush();
+        Ok(work)
+    }
+
+    /// Moves this turn's completions into the CQ; what does not fit stays
+    /// in order in `pending` (the overflow list). Returns whether anything
+    /// moved.
+    fn flush(&mut self) -> bool {
+        let before = self.pending.len();
+        let all = self.shared.cq.post(&mut self.pending);
+        let moved = before - self.pending.len();
+        // Entries left over from an earlier flush were counted then.
+        let old_left = self.overflow_len.saturating_sub(moved);
+        let newly = self.pending.len() - old_left;
+        if newly > 0 {
+            self.shared
+                .stats
+                .overflowed
+                .fetch_add(newly as u64, Ordering::Relaxed);
+        }
+        self.overflow_len = self.pending.len();
+        let moved = moved > 0;
+        let overflowing = !all;
+        if self.shared.overflowing.load(Ordering::Relaxed) != overflowing {
+            self.shared.overflowing.store(overflowing, Ordering::SeqCst);
+        }
+        moved
+    }
+
+    fn take_submissions(&mut self) -> bool {
+        let mut any = self.release_deferred();
+        for _ in 0..SUBMIT_BATCH {
+            let Ok(sqe) = self.sq.try_recv() else { break };
+            any = true;
+            self.intake(sqe);
+        }
+        any
+    }
+
+    /// Takes one entry: starts it, or holds it back behind a drain.
+    fn intake(&mut self, sqe: Sqe) {
+        let drains = sqe.flags.contains(SqeFlags::IO_DRAIN);
+        if !self.deferred.is_empty() || self.drain_op.is_some() || (drains && !self.ops.is_empty())
+        {
+            self.deferred.push_back(sqe);
+        } else {
+            self.submit(sqe);
+        }
+    }
+
+    /// Starts held-back entries whose drain condition is met: a drain
+    /// entry once nothing is in flight, the entries after it once it has
+    /// completed.
+    fn release_deferred(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            if let Some((id, seq)) = self.drain_op {
+                if self.is_live(id, seq) {
+                    return any;
+                }
+                self.drain_op = None;
+            }
+            let Some(front) = self.deferred.front() else {
+                return any;
+            };
+            if front.flags.contains(SqeFlags::IO_DRAIN) && !self.ops.is_empty() {
+                return any;
+            }
+            if let Some(sqe) = self.deferred.pop_front() {
+                any = true;
+                self.submit(sqe);
+            }
+        }
+    }
+
+    fn is_live(&self, id: usize, seq: u64) -> bool {
+        self.ops.get(id).is_some_and(|e| e.seq == seq)
+    }
+
+    /// Enters one operation in the table and starts it, unless its link
+    /// chain makes it wait.
+    fn submit(&mut self, sqe: Sqe) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let Sqe {
+            op,
+            user_data,
+            flags,
+        } = sqe;
+        let fd = op.fd();
+        let want = op.wanted_len();
+        let span = tracing::trace_span!(
+            "op",
+            op = op.name(),
+            user_data,
+            fd = fd.unwrap_or(-1),
+            res = tracing::field::Empty
+        );
+        let is_link_timeout = matches!(op, Op::LinkTimeout(_));
+        let id = self.ops.insert(Entry {
+            user_data,
+            flags,
+            seq,
+            op,
+            fd,
+            span,
+            state: State::Waiting,
+            kind: None,
+            want,
+            next: None,
+            link_timeout: None,
+            bounds: None,
+            deadline: None,
+        });
+        if flags.contains(SqeFlags::IO_DRAIN) {
+            self.drain_op = Some((id, seq));
+        }
+        let links_on = flags.contains(SqeFlags::IO_LINK) || flags.contains(SqeFlags::IO_HARDLINK);
+        let pred = std::mem::replace(&mut self.open_link, OpenLink::None);
+        if is_link_timeout {
+            return self.attach_link_timeout(id, seq, pred, links_on);
+        }
+        let start_now = match pred {
+            OpenLink::InFlight(pid, pseq) if self.is_live(pid, pseq) => {
+                self.ops[pid].next = Some((id, seq));
+                self.ops[id].state = State::Linked;
+                false
+            }
+            OpenLink::Finished { failed: true } => {
+                if links_on {
+                    self.open_link = OpenLink::InFlight(id, seq);
+                }
+                return self.complete(id, -libc::ECANCELED);
+            }
+            _ => true,
+        };
+        // Set before starting: an operation that completes at once turns
+        // it into `Finished`.
+        if links_on {
+            self.open_link = OpenLink::InFlight(id, seq);
+        }
+        if start_now {
+            self.start(id);
+        }
+    }
+
+    /// A LinkTimeout binds to the entry before it, which must carry a
+    /// link flag; its own link flag carries that entry's chain on.
+    fn attach_link_timeout(&mut self, id: usize, seq: u64, pred: OpenLink, links_on: bool) {
+        self.ops[id].state = State::Timer;
+        match pred {
+            OpenLink::InFlight(pid, pseq) if self.is_live(pid, pseq) => {
+                self.ops[pid].link_timeout = Some((id, seq));
+                self.ops[id].bounds = Some((pid, pseq));
+                if self.ops[pid].state != State::Linked {
+                    self.arm_link_timeout(id);
+                }
+                if links_on {
+                    self.open_link = pred;
+                }
+            }
+            OpenLink::Finished { failed } => {
+                // The operation it would bound has already finished.
+                self.complete(id, -libc::ECANCELED);
+                if links_on {
+                    self.open_link = OpenLink::Finished { failed };
+                }
+            }
+            _ => {
+                self.complete(id, -libc::EINVAL);
+                if links_on {
+                    self.open_link = OpenLink::Finished { failed: true };
+                }
+            }
+        }
+    }
+
+    fn arm_link_timeout(&mut self, id: usize) {
+        let entry = &mut self.ops[id];
+        if let Op::LinkTimeout(t) = entry.op {
+            entry.deadline = crate::ops::time::deadline(t.time, t.absolute, Instant::now());
+            if let Some(d) = entry.deadline {
+                self.timers.push(Reverse((d, entry.seq, id)));
+            }
+        }
+    }
+
+    fn start(&mut self, id: usize) {
+        let entry = &mut self.ops[id];
+        entry.state = State::Waiting;
+        if let Some((lt, lseq)) = entry.link_timeout
+            && self
+                .ops
+                .get(lt)
+                .is_some_and(|e| e.seq == lseq && e.deadline.is_none())
+        {
+            self.arm_link_timeout(lt);
+        }
+        let entry = &mut self.ops[id];
+        let _enter = entry.span.clone().entered();
+        match &entry.op {
+            Op::Nop(_) => self.complete(id, 0),
+            Op::Read(_) | Op::Write(_) | Op::Readv(_) | Op::Writev(_) => self.start_io(id),
+            Op::PollAdd(p) => {
+                let p = *p;
+                self.start_poll(id, p.fd, p.events, p.multishot);
+            }
+            Op::PollRemove(r) => {
+                let target = r.target;
+                let res = self
+                    .remove_matching(|e| matches!(e.op, Op::PollAdd(_)) && e.user_data == target);
+                self.complete(id, res);
+            }
+            Op::Timeout(t) => {
+                let t = *t;
+                self.start_timeout(id, t);
+            }
+            Op::TimeoutRemove(r) => {
+                let target = r.target;
+                let res = self
+                    .remove_matching(|e| matches!(e.op, Op::Timeout(_)) && e.user_data == target);
+                self.complete(id, res);
+            }
+            Op::TimeoutUpdate(u) => {
+                let u = *u;
+                let res = self.update_timeout(u);
+                self.complete(id, res);
+            }
+            // Armed when the operation it bounds starts.
+            Op::LinkTimeout(_) => {}
+            Op::AsyncCancel(c) => {
+                let c = *c;
+                let res = self.cancel(id, c.target, c.all);
+                self.complete(id, res);
+            }
+            Op::Close(c) => {
+                let fd = c.fd;
+                // kqueue drops a descriptor's registrations when it closes,
+                // so whatever waits on it would wait forever: end it now.
+                for waiter in self.fds.take_all(fd) {
+                    self.complete(waiter, -libc::ECANCELED);
+                }
+                self.offload(id);
+            }
+        }
+    }
+
+    fn start_io(&mut self, id: usize) {
+        let entry = &mut self.ops[id];
+        let Some(dir) = exec::direction(&entry.op) else {
+            return self.complete(id, -libc::EINVAL);
+        };
+        let fd = entry.op.fd().unwrap_or(-1);
+        if entry.flags.contains(SqeFlags::ASYNC) {
+            return self.offload(id);
+        }
+        // Queue behind earlier operations on the same (fd, direction) so
+        // they complete in submission order.
+        if self.fds.has_io_waiters(fd, dir) {
+            self.fds.push_io(fd, dir, id);
+            return;
+        }
+        match exec::attempt(&mut entry.op, &mut entry.kind) {
+            Attempt::Done(res) => self.complete(id, res),
+            Attempt::Wait(dir) => self.fds.push_io(fd, dir, id),
+            Attempt::Offload => self.offload(id),
+        }
+    }
+
+    fn start_poll(&mut self, id: usize, fd: i32, events: u32, multishot: bool) {
+        match exec::poll_ready(fd, events) {
+            Err(res) => return self.complete(id, res),
+            Ok(0) => {}
+            Ok(mask) if !multishot => return self.complete(id, mask as i32),
+            Ok(mask) => self.post_more(id, mask as i32),
+        }
+        for dir in exec::poll_dirs(events).into_iter().flatten() {
+            self.fds.push_poll(fd, dir, id);
+        }
+    }
+
+    fn start_timeout(&mut self, id: usize, t: crate::ops::Timeout) {
+        let entry = &mut self.ops[id];
+        entry.state = State::Timer;
+        entry.deadline = crate::ops::time::deadline(t.time, t.absolute, Instant::now());
+        let seq = entry.seq;
+        if let Some(deadline) = entry.deadline {
+            self.timers.push(Reverse((deadline, seq, id)));
+        }
+        if t.count > 0 {
+            self.counts.push(CountWait {
+                target: self.posted + u64::from(t.count),
+                id,
+                seq,
+            });
+        }
+    }
+
+    fn update_timeout(&mut self, u: crate::ops::TimeoutUpdate) -> i32 {
+        let found = self.ops.iter_mut().find(|(_, e)| {
+            e.user_data == u.target && e.state == State::Timer && matches!(e.op, Op::Timeout(_))
+        });
+        let Some((id, entry)) = found else {
+            return -libc::ENOENT;
+        };
+        entry.deadline = crate::ops::time::deadline(u.time, u.absolute, Instant::now());
+        if let Some(d) = entry.deadline {
+            self.timers.push(Reverse((d, entry.seq, id)));
+        }
+        0
+    }
+
+    fn offload(&mut self, id: usize) {
+        let entry = &mut self.ops[id];
+        entry.state = State::Running;
+        let op = std::mem::replace(&mut entry.op, Op::Nop(crate::ops::Nop::new()));
+        let job = pool::Job {
+            id,
+            seq: entry.seq,
+            op,
+            span: entry.span.clone(),
+            kind: entry.kind,
+        };
+        if let Err(job) = self.pool.submit(job) {
+            self.ops[id].op = job.op;
+            self.complete(id, -libc::ECANCELED);
+        }
+    }
+
+    fn take_pool_results(&mut self) -> bool {
+        let mut any = false;
+        while let Ok(done) = self.pool.done.try_recv() {
+            any = true;
+            if self.ops.get(done.id).is_some_and(|e| e.seq == done.seq) {
+                self.ops[done.id].op = done.op;
+                self.complete(done.id, done.res);
+            }
+        }
+        any
+    }
+
+    fn fire_timers(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        while let Some(&Reverse((deadline, seq, id))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self.ops.get(id).is_some_and(|e| {
+                e.seq == seq && e.state == State::Timer && e.deadline == Some(deadline)
+            });
+            if !due {
+                continue;
+            }
+            any = true;
+            match self.ops[id].bounds {
+                Some((target, tseq)) if self.is_live(target, tseq) => {
+                    if self.ops[target].state == State::Running {
+                        self.complete(id, -libc::EALREADY);
+                    } else {
+                        self.complete(id, -crate::sys::ETIME);
+                        self.remove_from_fds(target);
+                        self.complete(target, -libc::ECANCELED);
+                    }
+                }
+                _ => self.complete(id, -crate::sys::ETIME),
+            }
+        }
+        any
+    }
+
+    /// Completes count-bound timeouts whose count has been reached.
+    fn check_counts(&mut self) {
+        let mut i = 0;
+        while i < self.counts.len() {
+            let c = &self.counts[i];
+            if self.posted >= c.target {
+                let (id, seq) = (c.id, c.seq);
+                self.counts.swap_remove(i);
+                if self
+                    .ops
+                    .get(id)
+                    .is_some_and(|e| e.seq == seq && e.state == State::Timer)
+                {
+                    self.complete(id, 0);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: &Event) -> bool {
+        if ev.token() == WAKE_TOKEN {
+            return false;
+        }
+        let Some(dir) = Dir::from_filter(ev.filter()) else {
+            return false;
+        };
+        let fd = ev.ident() as i32;
+        if ev.is_error() {
+            // A failed EV_ADD leaves the waiters with nothing to wake them:
+            // fail them. A failed EV_DELETE (the fd was closed first) needs
+            // nothing.
+            if let Some(err) = ev.error()
+                && self.fds.is_registered(fd, dir)
+            {
+                self.fds.unregister(fd, dir);
+                let res = -err.raw_os_error().unwrap_or(libc::EIO);
+                if let Some(w) = self.fds.waiters(fd, dir) {
+                    let ids: Vec<usize> = w.io.drain(..).chain(w.polls.drain(..)).collect();
+                    for id in ids {
+                        self.remove_from_fds(id);
+                        self.complete(id, res);
+                    }
+                }
+            }
+            return true;
+        }
+        if !self.fds.is_registered(fd, dir) {
+            return false;
+        }
+        // On Linux reading a socket's pending error clears it, so the
+        // compat carries it in the event; a read that then sees a plain
+        // EOF reports that error, as it would on BSD.
+        let eof_error = if ev.is_eof() { ev.fflags() as i32 } else { 0 };
+        self.serve_polls(fd, dir);
+        self.serve_io(fd, dir, eof_error);
+        self.fds.mark(fd);
+        true
+    }
+
+    fn serve_polls(&mut self, fd: i32, dir: Dir) {
+        let Some(w) = self.fds.waiters(fd, dir) else {
+            return;
+        };
+        let polls = w.polls.clone();
+        for id in polls {
+            let Some(Op::PollAdd(p)) = self.ops.get(id).map(|e| &e.op) else {
+                continue;
+            };
+            let p = *p;
+            match exec::poll_ready(fd, p.events) {
+                Ok(0) => {}
+                Ok(mask) if p.multishot => self.post_more(id, mask as i32),
+                Ok(mask) => {
+                    self.fds.remove(fd, id);
+                    self.complete(id, mask as i32);
+                }
+                Err(res) => {
+                    self.fds.remove(fd, id);
+                    self.complete(id, res);
+                }
+            }
+        }
+    }
+
+    fn serve_io(&mut self, fd: i32, dir: Dir, eof_error: i32) {
+        while let Some(&id) = self.fds.waiters(fd, dir).and_then(|w| w.io.front()) {
+            let entry = &mut self.ops[id];
+            let attempt = {
+                let _enter = entry.span.enter();
+                exec::attempt(&mut entry.op, &mut entry.kind)
+            };
+            match attempt {
+                Attempt::Wait(_) => break,
+                Attempt::Done(res) => {
+                    if let Some(w) = self.fds.waiters(fd, dir) {
+                        w.io.pop_front();
+                    }
+                    let res = if res == 0 && eof_error != 0 && dir == Dir::Read {
+                        -eof_error
+                    } else {
+                        res
+                    };
+                    self.complete(id, res);
+                }
+                Attempt::Offload => {
+                    if let Some(w) = self.fds.waiters(fd, dir) {
+                        w.io.pop_front();
+                    }
+                    self.offload(id);
+                }
+            }
+        }
+    }
+
+    /// Cancels what `target` matches (not `canceller` itself). Returns the
+    /// AsyncCancel's `res`.
+    fn cancel(&mut self, canceller: usize, target: CancelTarget, all: bool) -> i32 {
+        let matches: Vec<(usize, u64)> = self
+            .ops
+            .iter()
+            .filter(|(id, e)| {
+                *id != canceller
+                    && match target {
+                        CancelTarget::UserData(ud) => e.user_data == ud,
+                        CancelTarget::Fd(fd) => e.fd == Some(fd),
+                        CancelTarget::Any => true,
+                    }
+            })
+            .map(|(id, e)| (id, e.seq))
+            .collect();
+        let mut cancelled = 0;
+        let mut running = 0;
+        for (id, seq) in matches {
+            if !all && cancelled + running > 0 {
+                break;
+            }
+            // Completing one match can complete others (the rest of its
+            // chain, its link timeout): those are already answered.
+            if !self.is_live(id, seq) {
+                continue;
+            }
+            if self.ops[id].state == State::Running {
+                running += 1;
+            } else {
+                self.remove_from_fds(id);
+                self.complete(id, -libc::ECANCELED);
+                cancelled += 1;
+            }
+        }
+        match (all, cancelled, running) {
+            (_, 0, 0) => -libc::ENOENT,
+            (_, 0, _) => -libc::EALREADY,
+            (true, n, _) => n,
+            (false, _, _) => 0,
+        }
+    }
+
+    /// Removes the first operation `pred` matches, completing it with
+    /// `-ECANCELED`; the remover's `res` (0, or `-ENOENT`).
+    fn remove_matching(&mut self, pred: impl Fn(&Entry) -> bool) -> i32 {
+        let found = self
+            .ops
+            .iter()
+            .find(|(_, e)| e.state != State::Running && pred(e))
+            .map(|(id, _)| id);
+        match found {
+            Some(id) => {
+                self.remove_from_fds(id);
+                self.complete(id, -libc::ECANCELED);
+                0
+            }
+            None => -libc::ENOENT,
+        }
+    }
+
+    fn remove_from_fds(&mut self, id: usize) {
+        let entry = &self.ops[id];
+        if entry.state == State::Waiting
+            && let Some(fd) = entry.fd
+        {
+            self.fds.remove(fd, id);
+        }
+    }
+
+    /// Posts a completion with `F_MORE` for a multishot operation that
+    /// stays in flight.
+    fn post_more(&mut self, id: usize, res: i32) {
+        let entry = &self.ops[id];
+        let cqe = Cqe {
+            user_data: entry.user_data,
+            res,
+            flags: cqe_flags::MORE,
+            buf: None,
+        };
+        self.post(cqe, true);
+    }
+
+    /// Ends operation `id` with `res`: its span records the result, its
+    /// buffer rides back in the completion, and its link chain goes on or
+    /// is cancelled.
+    fn complete(&mut self, id: usize, res: i32) {
+        let mut entry = self.ops.remove(id);
+        entry.span.record("res", res);
+        let counts = !matches!(entry.op, Op::Timeout(_) | Op::LinkTimeout(_));
+        let buf = entry.op.take_buffer();
+        if res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS) {
+            self.post(
+                Cqe {
+                    user_data: entry.user_data,
+                    res,
+                    flags: 0,
+                    buf,
+                },
+                counts,
+            );
+        }
+        // io_uring fails a link on an error, and on a short read or write.
+        let short = res >= 0 && entry.want.is_some_and(|w| (res as usize) < w);
+        let failed = (res < 0 || short) && !entry.flags.contains(SqeFlags::IO_HARDLINK);
+        if let Some((lt, lseq)) = entry.link_timeout
+            && self.is_live(lt, lseq)
+        {
+            // The operation finished before its LinkTimeout.
+            self.complete(lt, -libc::ECANCELED);
+        }
+        if let Some((next, nseq)) = entry.next
+            && self.is_live(next, nseq)
+        {
+            if failed {
+                self.complete(next, -libc::ECANCELED)
+            } else {
+                self.start(next)
+            }
+        }
+        if self.open_link == OpenLink::InFlight(id, entry.seq) {
+            self.open_link = OpenLink::Finished { failed };
+        }
+    }
+
+    fn post(&mut self, cqe: Cqe, counts: bool) {
+        self.pending.push_back(cqe);
+        if counts {
+            self.posted += 1;
+            if !self.counts.is_empty() {
+                self.check_counts();
+            }
+        }
+    }
+
+    /// Ends everything in flight with `-ECANCELED` (the ring is going
+    /// away), stops the pool, and posts what the CQ can take.
+    pub(crate) fn shutdown(&mut self) {
+        while let Some(sqe) = self.deferred.pop_front() {
+            self.submit_cancelled(sqe);
+        }
+        while let Ok(sqe) = self.sq.try_recv() {
+            self.submit_cancelled(sqe);
+        }
+        let (unstarted, done) = self.pool.shutdown();
+        for job in unstarted {
+            if self.ops.get(job.id).is_some_and(|e| e.seq == job.seq) {
+                self.ops[job.id].op = job.op;
+                self.complete(job.id, -libc::ECANCELED);
+            }
+        }
+        for d in done {
+            if self.ops.get(d.id).is_some_and(|e| e.seq == d.seq) {
+                self.ops[d.id].op = d.op;
+                self.complete(d.id, d.res);
+            }
+        }
+        // Completing one may complete others (its chain, its timeout).
+        while let Some(id) = self.ops.iter().next().map(|(id, _)| id) {
+            self.remove_from_fds(id);
+            self.complete(id, -libc::ECANCELED);
+        }
+        self.fds.reconcile(&mut self.changes);
+        if !self.changes.is_empty() {
+            self.events.clear();
+            // Best effort: the kqueue is about to close, which drops every
+            // registration anyway.
+            let _ = self
+                .shared
+                .kq
+                .kevent(&self.changes, &mut self.events, Some(Duration::ZERO));
+            self.changes.clear();
+        }
+        // No turn follows to drain an overflow list: hand everything over.
+        self.shared.cq.post_all(&mut self.pending);
+    }
+
+    /// An entry taken during shutdown completes as cancelled without
+    /// running.
+    fn submit_cancelled(&mut self, sqe: Sqe) {
+        let Sqe {
+            mut op, user_data, ..
+        } = sqe;
+        let buf = op.take_buffer();
+        self.post(
+            Cqe {
+                user_data,
+                res: -libc::ECANCELED,
+                flags: 0,
+                buf,
+            },
+            true,
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! The ring: its builder, the state its queues share, and the two ways of
+//! driving it (a polling thread, or inline on the caller's thread).
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{self, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::cq::{CompletionQueue, CqInner};
+use crate::driver::{Driver, WAKE_IDENT};
+use crate::sq::{Sqe, SubmissionQueue};
+use crate::sys::{Change, Flags, Kqueue, note};
+
+/// How the ring is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A dedicated polling thread runs the driver (io_uring's SQPOLL); it
+    /// spins for `sq_idle` after its last work, then parks in `kevent`.
+    PollingThread,
+    /// The caller's thread runs the driver inside `submit`,
+    /// `submit_and_wait` and the completion queue's waits (io_uring without
+    /// SQPOLL): no thread hop at all.
+    Inline,
+}
+
+/// Counters of what the driver did, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) turns: AtomicU64,
+    pub(crate) kevent_calls: AtomicU64,
+    pub(crate) wakeups: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) overflowed: AtomicU64,
+}
+
+/// A snapshot of a ring's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Driver turns.
+    pub turns: u64,
+    /// `kevent` calls the driver made.
+    pub kevent_calls: u64,
+    /// Wakeup syscalls made to rouse a parked driver.
+    pub wakeups: u64,
+    /// Times the polling thread parked.
+    pub parks: u64,
+    /// Completions that went through the overflow list (the CQ was full).
+    pub overflowed: u64,
+}
+
+/// What the queues, the driver and the workers share.
+pub(crate) struct Shared {
+    pub(crate) sq_tx: Sender<Sqe>,
+    /// Set to false at shutdown so no entry is accepted after
+    /// the driver's last look at the queue.
+    pub(crate) sq_open: RwLock<bool>,
+    pub(crate) cq: CqInner,
+    cq_capacity: usize,
+    pub(crate) kq: Kqueue,
+    /// The driver is (about to be) blocked in `kevent` and needs a wakeup.
+    parked: AtomicBool,
+    /// Completions wait in the overflow list: submissions are refused.
+    pub(crate) overflowing: AtomicBool,
+    shutdown: AtomicBool,
+    pub(crate) stats: Counters,
+    mode: Mode,
+    /// The driver, for an inline ring (the polling thread owns it
+    /// otherwise).
+    inline: Mutex<Option<Driver>>,
+}
+
+impl Shared {
+    pub(crate) fn cq_capacity(&self) -> usize {
+        self.cq_capacity
+    }
+
+    /// Wakes the driver if it is parked: one syscall then, none while it
+    /// is awake (io_uring's `IORING_SQ_NEED_WAKEUP`).
+    pub(crate) fn wake(&self) {
+        // Pairs with the fence in `drive_once`: either the driver sees the
+        // work published before this fence, or this sees its park.
+        atomic::fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) && self.parked.swap(false, Ordering::SeqCst) {
+            self.force_wake();
+        }
+    }
+
+    fn force_wake(&self) {
+        self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
+        // EV_RECEIPT makes the call return with the change's receipt
+        // alone: without it, this call would collect pending events itself
+        // and could swallow the very trigger meant for the driver.
+        let mut receipt = Vec::with_capacity(1);
+        // A failed trigger can only mean the kqueue is gone, which only
+        // happens after the driver has stopped.
+        let _ = self.kq.kevent(
+            &[Change::user(WAKE_IDENT, Flags::RECEIPT, note::TRIGGER)],
+            &mut receipt,
+            Some(Duration::ZERO),
+        );
+    }
+
+    pub(crate) fn submit(&self) -> io::Result<()> {
+        if self.shutdown.load(Ordering::Acquire) {
+            return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+        }
+        let was_overflowing = self.overflowing.load(Ordering::SeqCst);
+        match self.mode {
+            Mode::PollingThread => self.wake(),
+            Mode::Inline => match self.try_lock_inline() {
+                Some(mut guard) => {
+                    if let Some(driver) = guard.as_mut() {
+                        driver.turn(Some(Duration::ZERO))?;
+                    }
+                }
+                // Another thread is driving, perhaps blocked in kevent.
+                None => self.wake(),
+            },
+        }
+        // The driver takes no entry while completions wait in the overflow
+        // list. A call that found it so, and whose turn could not move
+        // them into the CQ, tells the caller to reap first, as io_uring's
+        // NODROP answers EBUSY; the call that caused the overflow has had
+        // its entries taken, and succeeds.
+        if was_overflowing && self.overflowing.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        Ok(())
+    }
+
+    /// A consumer took completions: if the driver holds some back because
+    /// the CQ was full, it may go on.
+    pub(crate) fn cq_drained(&self) {
+        if self.overflowing.load(Ordering::Relaxed) {
+            self.wake();
+        }
+    }
+
+    /// Waits until `n` completions are queued or `deadline` passes; returns
+    /// whether they are. An inline ring is driven by the waiting thread.
+    pub(crate) fn wait_for(&self, n: usize, deadline: Option<Instant>) -> io::Result<bool> {
+        match self.mode {
+            Mode::PollingThread => Ok(self.cq.wait_len(n, deadline)),
+            Mode::Inline => {
+                let mut guard = self.lock_inline();
+                let Some(driver) = guard.as_mut() else {
+                    return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+                };
+                while self.cq.len() < n {
+                    let now = Instant::now();
+                    let timeout = match deadline {
+                        Some(d) if d <= now => return Ok(false),
+                        Some(d) => Some(d - now),
+                        None => None,
+                    };
+                    drive_once(self, driver, timeout)?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    fn lock_inline(&self) -> MutexGuard<'_, Option<Driver>> {
+        self.inline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn try_lock_inline(&self) -> Option<MutexGuard<'_, Option<Driver>>> {
+        match self.inline.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+/// One turn that may block: announces the park first so that producers
+/// and workers know to wake the driver, then re-checks for work that
+/// raced with the announcement (a Dekker-style handshake with `wake`).
+fn drive_once(shared: &Shared, driver: &mut Driver, timeout: Option<Duration>) -> io::Result<bool> {
+    if driver.turn(Some(Duration::ZERO))? {
+        return Ok(true);
+    }
+    shared.parked.store(true, Ordering::SeqCst);
+    atomic::fence(Ordering::SeqCst);
+    if driver.has_ready_work() || shared.shutdown.load(Ordering::SeqCst) {
+        shared.parked.store(false, Ordering::SeqCst);
+        return Ok(false);
+    }
+    shared.stats.parks.fetch_add(1, Ordering::Relaxed);
+    let work = driver.turn(timeout);
+    shared.parked.store(false, Ordering::SeqCst);
+    work
+}
+
+/// The polling thread: turns while there is work, spins for `idle` after
+/// the last of it, then parks in `kevent` until woken.
+fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
+    let mut last_work = Instant::now();
+    while !shared.shutdown.load(Ordering::Acquire) {
+        let result = if last_work.elapsed() < idle {
+            match driver.turn(Some(Duration::ZERO)) {
+                Ok(true) => {
+                    last_work = Instant::now();
+                    continue;
+                }
+                Ok(false) => {
+                    std::hint::spin_loop();
+                    continue;
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            drive_once(&shared, &mut driver, None)
+        };
+        match result {
+            Ok(true) => last_work = Instant::now(),
+            Ok(false) => {}
+            Err(e) => {
+                // kevent itself failed (not one operation): nothing the
+                // driver can serve any more. Report and stop; the drop
+                // path still cancels everything.
+                tracing::error!(error = %e, "kqring driver: kevent failed");
+                break;
+            }
+        }
+    }
+    close_sq(&shared);
+    driver.shutdown();
+}
+
+/// Refuses submissions from now on.
+fn close_sq(shared: &Shared) {
+    *shared.sq_open.write().unwrap_or_else(|e| e.into_inner()) = false;
+}
+
+/// Builds a [`Ring`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    sq_entries: usize,
+    cq_entries: Option<usize>,
+    sq_idle: Duration,
+    workers: usize,
+    mode: Mode,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            sq_entries: 256,
+            cq_entries: None,
+            sq_idle: Duration::from_millis(1),
+            workers: 4,
+            mode: Mode::PollingThread,
+        }
+    }
+}
+
+impl Builder {
+    /// Submission queue capacity (default 256).
+    #[must_use]
+    pub fn sq_entries(mut self, n: usize) -> Builder {
+        self.sq_entries = n.max(1);
+        self
+    }
+
+    /// Completion queue capacity (default twice `sq_entries`). Completions
+    /// beyond it wait in an overflow list; none is dropped.
+    #[must_use]
+    pub fn cq_entries(mut self, n: usize) -> Builder {
+        self.cq_entries = Some(n.max(1));
+        self
+    }
+
+    /// How long the polling thread spins after its last work before it
+    /// parks (io_uring's `sq_thread_idle`; default 1 ms).
+    #[must_use]
+    pub fn sq_idle(mut self, idle: Duration) -> Builder {
+        self.sq_idle = idle;
+        self
+    }
+
+    /// Threads in the blocking pool (default 4, at least 1).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// How the ring is driven (default: a polling thread).
+    #[must_use]
+    pub fn mode(mut self, mode: Mode) -> Builder {
+        self.mode = mode;
+        self
+    }
+
+    /// Drives the ring on the caller's thread (`mode(Mode::Inline)`).
+    #[must_use]
+    pub fn inline(self) -> Builder {
+        self.mode(Mode::Inline)
+    }
+
+    /// Creates the ring: its kqueue, its blocking pool and, in
+    /// polling-thread mode, the polling thread.
+    pub fn build(self) -> io::Result<Ring> {
+        let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
+        let (sq_tx, sq_rx): (Sender<Sqe>, Receiver<Sqe>) =
+            crossbeam_channel::bounded(self.sq_entries);
+        let shared = Arc::new(Shared {
+            sq_tx,
+            sq_open: RwLock::new(true),
+            cq: CqInner::new(cq_entries),
+            cq_capacity: cq_entries,
+            kq: Kqueue::new()?,
+            parked: AtomicBool::new(false),
+            overflowing: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            stats: Counters::default(),
+            mode: self.mode,
+            inline: Mutex::new(None),
+        });
+        let driver = Driver::new(&shared, sq_rx, self.workers)?;
+        let thread = match self.mode {
+            Mode::Inline => {
+                *shared.lock_inline() = Some(driver);
+                None
+            }
+            Mode::PollingThread => {
+                let s = Arc::clone(&shared);
+                let idle = self.sq_idle;
+                Some(
+                    std::thread::Builder::new()
+                        .name("kqring-poller".into())
+                        .spawn(move || poll_loop(s, driver, idle))?,
+                )
+            }
+        };
+        Ok(Ring {
+            sq: SubmissionQueue {
+                shared: Arc::clone(&shared),
+            },
+            cq: CompletionQueue {
+                shared: Arc::clone(&shared),
+            },
+            shared,
+            thread,
+        })
+    }
+}
+
+/// An io_uring-style ring over kqueue: a submission queue, a completion
+/// queue, and the driver between them.
+///
+/// ```
+/// use kqring::{Ring, ops};
+/// let ring = Ring::new(8)?;
+/// ring.submission().push(ops::Nop::new().build().user_data(42)).expect("queue full");
+/// ring.submission().submit_and_wait(1)?;
+/// let cqe = ring.completion().pop().expect("a completion");
+/// assert_eq!((cqe.user_data(), cqe.res()), (42, 0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Ring {
+    sq: SubmissionQueue,
+    cq: CompletionQueue,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ring {
+    /// A ring with `entries` submission slots and the builder's defaults.
+    pub fn new(entries: usize) -> io::Result<Ring> {
+        Builder::default().sq_entries(entries).build()
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The submission queue (clone it to submit from other threads).
+    pub fn submission(&self) -> &SubmissionQueue {
+        &self.sq
+    }
+
+    /// The completion queue (clone it to consume from other threads).
+    pub fn completion(&self) -> &CompletionQueue {
+        &self.cq
+    }
+
+    /// Clones of both queues.
+    pub fn split(&self) -> (SubmissionQueue, CompletionQueue) {
+        (self.sq.clone(), self.cq.clone())
+    }
+
+    /// Submits and waits until `want` completions are queued.
+    pub fn submit_and_wait(&self, want: usize) -> io::Result<()> {
+        self.sq.submit_and_wait(want)
+    }
+
+    /// How the ring is driven.
+    pub fn mode(&self) -> Mode {
+        self.shared.mode
+    }
+
+    /// A snapshot of the driver's counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.stats;
+        Stats {
+            turns: c.turns.load(Ordering::Relaxed),
+            kevent_calls: c.kevent_calls.load(Ordering::Relaxed),
+            wakeups: c.wakeups.load(Ordering::Relaxed),
+            parks: c.parks.load(Ordering::Relaxed),
+            overflowed: c.overflowed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("mode", &self.shared.mode)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Drop for Ring {
+    /// Cancels what is in flight (each operation completes with
+    /// `-ECANCELED` and its buffer, for whoever still holds the completion
+    /// queue), joins the polling thread and the pool.
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        match self.thread.take() {
+            Some(thread) => {
+                self.shared.force_wake();
+                // The polling thread catches no panic of its own; if it
+                // died, there is nothing left to stop.
+                let _ = thread.join();
+            }
+            None => {
+                close_sq(&self.shared);
+                if let Some(mut driver) = self.shared.lock_inline().take() {
+                    driver.shutdown();
+                }
+            }
+        }
+    }
+}

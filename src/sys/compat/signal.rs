@@ -1,0 +1,68 @@
+//! EVFILT_SIGNAL over one signalfd per signal.
+//!
+//! A signalfd only sees signals that are blocked: an unblocked signal is
+//! delivered to a thread (its handler or default action) before any
+//! signalfd can read it. So adding the registration blocks the signal in
+//! the calling thread; the caller must block it in every other thread too,
+//! because a process-directed signal goes to any thread that does not block
+//! it. A signal directed at one thread (`pthread_kill`, `raise`) is seen
+//! only by a `kevent` call made in that thread. Deleting the registration
+//! leaves the mask alone: the caller may have blocked the signal for its own
+//! reasons, and unblocking a pending signal could kill the process.
+//!
+//! Reading the signalfd consumes the signals, where kqueue only counts them
+//! and still delivers them. `data` is the number read since the last event:
+//! standard signals merge while pending (several sends may count as one),
+//! real-time signals queue and count exactly. kqueue counts only the
+//! deliveries made while the registration exists, so a signal already
+//! pending when it is added is consumed without being counted.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::Watched;
+use super::os::{self, Errno};
+
+/// Blocks `ident` in the calling thread and opens a signalfd for it.
+/// EINVAL outside 1..=SIGRTMAX, as FreeBSD's filt_sigattach.
+pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
+    let signal = libc::c_int::try_from(ident)
+        .ok()
+        .filter(|s| (1..=libc::SIGRTMAX()).contains(s))
+        .ok_or(libc::EINVAL)?;
+    let set = os::sigset_of(signal)?;
+    os::block_signals(&set)?;
+    let fd = os::signalfd(&set)?;
+    // kqueue counts the deliveries made while the registration exists; one
+    // already pending was sent before, so it is consumed uncounted.
+    os::drain_signalfd(fd.as_raw_fd());
+    Ok(fd)
+}
+
+/// The signalfd of one EVFILT_SIGNAL registration.
+#[derive(Debug)]
+pub(super) struct Signal {
+    pub(super) watched: Watched,
+}
+
+impl Signal {
+    pub(super) fn new(watched: Watched) -> Signal {
+        Signal { watched }
+    }
+
+    /// Signals received since the last call (consumed).
+    pub(super) fn deliveries(&self) -> i64 {
+        i64::try_from(os::drain_signalfd(self.watched.raw())).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_signals() {
+        assert_eq!(open(0).err(), Some(libc::EINVAL));
+        assert_eq!(open(65).err(), Some(libc::EINVAL));
+        assert_eq!(open(usize::MAX).err(), Some(libc::EINVAL));
+    }
+}

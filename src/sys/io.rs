@@ -1,0 +1,203 @@
+//! The syscalls operations make, as safe functions over raw parts.
+//!
+//! Every function returns `Ok(n)` or `Err(errno)` (positive), the shape a
+//! completion's `res` is built from. They never change a descriptor's
+//! status flags: "would block" comes from per-call flags (`MSG_DONTWAIT`)
+//! or from checking `O_NONBLOCK`, so kqring leaves no state behind on a
+//! descriptor it was lent.
+
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
+
+/// `Ok(bytes or value)` or `Err(errno)`.
+pub(crate) type SysResult = Result<usize, i32>;
+
+/// The calling thread's errno.
+pub(crate) fn errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn check(ret: isize) -> SysResult {
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+fn check_int(ret: libc::c_int) -> SysResult {
+    check(ret as isize)
+}
+
+/// Flags for every send: never raise SIGPIPE (the error comes back as
+/// EPIPE in the completion instead). Every kqueue platform and Linux has
+/// `MSG_NOSIGNAL`.
+const SEND_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
+
+/// What a descriptor is, as far as choosing how to run I/O on it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A socket: per-call `MSG_DONTWAIT` makes any call non-blocking.
+    Socket,
+    /// A pipe, FIFO or character device with `O_NONBLOCK` set: try it, wait
+    /// for readiness on EAGAIN.
+    NonBlockingStream,
+    /// A pipe, FIFO or character device in blocking mode: a call could
+    /// block the poller, so it runs on the blocking pool.
+    BlockingStream,
+    /// A regular file, block device or directory: never "not ready", so it
+    /// runs on the blocking pool.
+    File,
+}
+
+/// Classifies `fd` (one `fstat`, plus `fcntl` for streams).
+pub(crate) fn classify(fd: RawFd) -> Result<FdKind, i32> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a `struct stat` into the pointer it is given,
+    // which addresses enough space for one.
+    check_int(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so it initialised `st`.
+    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
+    Ok(match mode {
+        libc::S_IFSOCK => FdKind::Socket,
+        libc::S_IFIFO | libc::S_IFCHR => {
+            // SAFETY: F_GETFL takes no pointer argument.
+            let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+            if fl as libc::c_int & libc::O_NONBLOCK != 0 {
+                FdKind::NonBlockingStream
+            } else {
+                FdKind::BlockingStream
+            }
+        }
+        _ => FdKind::File,
+    })
+}
+
+/// `recv(fd, buf, MSG_DONTWAIT | flags)` into uninitialised memory.
+pub(crate) fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> SysResult {
+    // SAFETY: the pointer and length describe writable memory we own for
+    // the call; the kernel writes at most `buf.len()` bytes into it.
+    check(unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) })
+}
+
+/// `send(fd, buf, MSG_NOSIGNAL | flags)`.
+pub(crate) fn send(fd: RawFd, buf: &[u8], flags: libc::c_int) -> SysResult {
+    // SAFETY: the pointer and length describe readable memory for the call.
+    check(unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags | SEND_NOSIGNAL) })
+}
+
+/// `read` at the current position, or `pread` at `offset`.
+pub(crate) fn read(fd: RawFd, buf: &mut [MaybeUninit<u8>], offset: Option<u64>) -> SysResult {
+    let (ptr, len) = (buf.as_mut_ptr().cast(), buf.len());
+    // SAFETY: `ptr`/`len` describe writable memory we own for the call.
+    check(unsafe {
+        match offset {
+            None => libc::read(fd, ptr, len),
+            Some(off) => libc::pread(fd, ptr, len, off as libc::off_t),
+        }
+    })
+}
+
+/// `write` at the current position, or `pwrite` at `offset`.
+pub(crate) fn write(fd: RawFd, buf: &[u8], offset: Option<u64>) -> SysResult {
+    let (ptr, len) = (buf.as_ptr().cast(), buf.len());
+    // SAFETY: `ptr`/`len` describe readable memory for the call.
+    check(unsafe {
+        match offset {
+            None => libc::write(fd, ptr, len),
+            Some(off) => libc::pwrite(fd, ptr, len, off as libc::off_t),
+        }
+    })
+}
+
+/// The iovec list of a vectored call; built by the caller from buffers it
+/// owns and keeps alive across the call.
+pub(crate) type IoVecs = [libc::iovec];
+
+fn iov_count(iov: &IoVecs) -> libc::c_int {
+    iov.len().min(libc::c_int::MAX as usize) as libc::c_int
+}
+
+/// `readv`/`preadv`.
+pub(crate) fn readv(fd: RawFd, iov: &IoVecs, offset: Option<u64>) -> SysResult {
+    // SAFETY: every iovec addresses writable memory the caller owns and
+    // keeps alive for the call (see `IoVecs`).
+    check(unsafe {
+        match offset {
+            None => libc::readv(fd, iov.as_ptr(), iov_count(iov)),
+            Some(off) => libc::preadv(fd, iov.as_ptr(), iov_count(iov), off as libc::off_t),
+        }
+    })
+}
+
+/// `writev`/`pwritev`.
+pub(crate) fn writev(fd: RawFd, iov: &IoVecs, offset: Option<u64>) -> SysResult {
+    // SAFETY: every iovec addresses readable memory the caller keeps alive
+    // for the call.
+    check(unsafe {
+        match offset {
+            None => libc::writev(fd, iov.as_ptr(), iov_count(iov)),
+            Some(off) => libc::pwritev(fd, iov.as_ptr(), iov_count(iov), off as libc::off_t),
+        }
+    })
+}
+
+fn msghdr(iov: &IoVecs) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all-zero is "no address, no control".
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr().cast_mut();
+    msg.msg_iovlen = iov.len() as _;
+    msg
+}
+
+/// `recvmsg` over `iov` with `MSG_DONTWAIT | flags` (a socket's readv).
+pub(crate) fn recvmsg(fd: RawFd, iov: &IoVecs, flags: libc::c_int) -> SysResult {
+    let mut msg = msghdr(iov);
+    // SAFETY: `msg` points at the caller's live iovecs and nothing else.
+    check(unsafe { libc::recvmsg(fd, &mut msg, flags) })
+}
+
+/// `sendmsg` over `iov` with `MSG_NOSIGNAL | flags` (a socket's writev).
+pub(crate) fn sendmsg(fd: RawFd, iov: &IoVecs, flags: libc::c_int) -> SysResult {
+    let msg = msghdr(iov);
+    // SAFETY: `msg` points at the caller's live iovecs and nothing else.
+    check(unsafe { libc::sendmsg(fd, &msg, flags | SEND_NOSIGNAL) })
+}
+
+/// `poll(fd, events)` without waiting: the ready events, masked the way
+/// poll(2) reports them (`POLLERR`/`POLLHUP`/`POLLNVAL` always included).
+pub(crate) fn poll_now(fd: RawFd, events: i16) -> SysResult {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    check_int(unsafe { libc::poll(&mut pfd, 1, 0) })?;
+    Ok(pfd.revents as u16 as usize)
+}
+
+/// `close(fd)`.
+pub(crate) fn close(fd: RawFd) -> SysResult {
+    // SAFETY: closing an fd has no memory-safety preconditions; which fd to
+    // close is the user's explicit request (a Close operation).
+    check_int(unsafe { libc::close(fd) })
+}
+
+/// Whether `errno` means "not ready, try again after readiness".
+pub(crate) fn would_block(errno: i32) -> bool {
+    errno == libc::EAGAIN || errno == libc::EWOULDBLOCK
+}
+
+/// `CLOCK_MONOTONIC` now, as io_uring's absolute timeouts measure it.
+pub(crate) fn monotonic_now() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,128 @@
+//! Helpers shared by the ring tests.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use kqring::{Cqe, Mode, Ring};
+
+/// A descriptor number that is never open: closing a real descriptor to
+/// get a bad one races with tests in other threads that reuse the number.
+pub const BAD_FD: i32 = 1_000_000;
+
+/// A generous bound for anything that should happen "soon".
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One ring per driving mode.
+pub fn rings() -> Vec<Ring> {
+    [Mode::PollingThread, Mode::Inline]
+        .into_iter()
+        .map(|mode| {
+            Ring::builder()
+                .mode(mode)
+                .sq_entries(64)
+                .build()
+                .expect("ring")
+        })
+        .collect()
+}
+
+/// Runs `f` once on a ring of each mode.
+pub fn each_mode(f: impl Fn(&Ring)) {
+    for ring in rings() {
+        eprintln!("mode: {:?}", ring.mode());
+        f(&ring);
+    }
+}
+
+/// A connected pair of non-blocking Unix stream sockets.
+pub fn pair() -> (UnixStream, UnixStream) {
+    let (a, b) = UnixStream::pair().expect("socketpair");
+    a.set_nonblocking(true).expect("nonblocking");
+    b.set_nonblocking(true).expect("nonblocking");
+    (a, b)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub fn set_nonblocking(fd: &impl AsRawFd, on: bool) {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl with integer arguments on a descriptor the caller owns.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        assert!(fl >= 0);
+        let fl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, fl), 0);
+    }
+}
+
+/// A pipe whose both ends are non-blocking.
+pub fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
+    let (r, w) = std::io::pipe().expect("pipe");
+    let (r, w): (OwnedFd, OwnedFd) = (r.into(), w.into());
+    set_nonblocking(&r, true);
+    set_nonblocking(&w, true);
+    (r, w)
+}
+
+/// Pushes every entry and submits.
+pub fn submit_all(ring: &Ring, sqes: impl IntoIterator<Item = kqring::Sqe>) {
+    let sq = ring.submission();
+    for sqe in sqes {
+        sq.push(sqe).expect("submission queue full");
+    }
+    sq.submit().expect("submit");
+}
+
+/// Waits for `n` completions (bounded by `PATIENCE` each).
+pub fn wait_n(ring: &Ring, n: usize) -> Vec<Cqe> {
+    (0..n)
+        .map(|i| {
+            ring.completion()
+                .wait_timeout(PATIENCE)
+                .expect("wait")
+                .unwrap_or_else(|| panic!("completion {i} of {n} did not come"))
+        })
+        .collect()
+}
+
+/// Waits for `n` completions and sorts them by `user_data`.
+pub fn wait_sorted(ring: &Ring, n: usize) -> Vec<Cqe> {
+    let mut cqes = wait_n(ring, n);
+    cqes.sort_by_key(Cqe::user_data);
+    cqes
+}
+
+/// Asserts that no completion arrives within a short while: used to check
+/// that an operation really waits, never to synchronise.
+pub fn assert_quiet(ring: &Ring) {
+    let got = ring
+        .completion()
+        .wait_timeout(Duration::from_millis(50))
+        .expect("wait");
+    assert!(got.is_none(), "unexpected completion: {got:?}");
+}
+
+/// Raises the soft descriptor limit to the hard one (tests with thousands
+/// of sockets).
+pub fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit pointer.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    // `rlim_t` is u64 on some targets and not on others.
+    #[allow(clippy::unnecessary_cast)]
+    let cur = lim.rlim_cur as u64;
+    cur
+}

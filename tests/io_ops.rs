@@ -1,0 +1,523 @@
+//! Read, Write, Readv, Writev, Nop and Close: success, errors, cancel, and
+//! the buffer coming back every time.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::os::fd::{AsRawFd, IntoRawFd};
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use kqring::ops::{AsyncCancel, CancelTarget, Close, Nop, Read, Readv, Write, Writev};
+use kqring::{Buffer, Cqe};
+
+fn take_mut(cqe: &mut Cqe) -> BytesMut {
+    cqe.take_buf()
+        .and_then(Buffer::into_mut)
+        .expect("a BytesMut comes back")
+}
+
+#[test]
+fn nop_completes_with_zero_and_its_user_data() {
+    each_mode(|ring| {
+        submit_all(
+            ring,
+            [
+                Nop::new().build().user_data(7),
+                Nop::new().build().user_data(8),
+            ],
+        );
+        let cqes = wait_n(ring, 2);
+        assert_eq!(
+            cqes.iter()
+                .map(|c| (c.user_data(), c.res(), c.flags()))
+                .collect::<Vec<_>>(),
+            [(7, 0, 0), (8, 0, 0)]
+        );
+        assert!(!cqes[0].has_buf());
+    });
+}
+
+#[test]
+fn write_then_read_on_a_socket_pair() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        let payload = Bytes::from_static(b"hello, kqring");
+        submit_all(
+            ring,
+            [Write::new(a.as_raw_fd(), payload.clone())
+                .build()
+                .user_data(1)],
+        );
+        let mut w = wait_n(ring, 1).remove(0);
+        assert_eq!((w.user_data(), w.res()), (1, 13));
+        assert_eq!(w.take_buf().and_then(Buffer::into_bytes), Some(payload));
+
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(64))
+                .build()
+                .user_data(2)],
+        );
+        let mut r = wait_n(ring, 1).remove(0);
+        assert_eq!((r.user_data(), r.res()), (2, 13));
+        let buf = take_mut(&mut r);
+        assert_eq!(&buf[..], b"hello, kqring");
+        assert_eq!(buf.capacity(), 64);
+    });
+}
+
+#[test]
+fn read_appends_after_existing_bytes() {
+    each_mode(|ring| {
+        let (mut a, b) = pair();
+        a.write_all(b"world").unwrap();
+        let mut buf = BytesMut::with_capacity(32);
+        buf.extend_from_slice(b"hello ");
+        submit_all(ring, [Read::new(b.as_raw_fd(), buf).build().user_data(1)]);
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!(c.res(), 5);
+        assert_eq!(&take_mut(&mut c)[..], b"hello world");
+    });
+}
+
+#[test]
+fn read_waits_for_data() {
+    each_mode(|ring| {
+        let (mut a, b) = pair();
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(3)],
+        );
+        assert_quiet(ring);
+        a.write_all(b"late").unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (3, 4));
+        assert_eq!(&take_mut(&mut c)[..], b"late");
+    });
+}
+
+#[test]
+fn bad_fd_is_ebadf_with_the_buffer_back() {
+    each_mode(|ring| {
+        let fd = BAD_FD;
+        submit_all(
+            ring,
+            [
+                Read::new(fd, BytesMut::with_capacity(16))
+                    .build()
+                    .user_data(1),
+                Write::new(fd, Bytes::from_static(b"x"))
+                    .build()
+                    .user_data(2),
+                Readv::new(fd, vec![BytesMut::with_capacity(4)])
+                    .build()
+                    .user_data(3),
+                Writev::new(fd, vec![Bytes::from_static(b"y")])
+                    .build()
+                    .user_data(4),
+                Close::new(fd).build().user_data(5),
+            ],
+        );
+        let mut cqes = wait_sorted(ring, 5);
+        for c in &cqes {
+            assert_eq!(c.res(), -libc::EBADF, "user_data {}", c.user_data());
+        }
+        assert_eq!(take_mut(&mut cqes[0]).capacity(), 16);
+        assert_eq!(
+            cqes[1].take_buf().and_then(Buffer::into_bytes).as_deref(),
+            Some(&b"x"[..])
+        );
+        assert_eq!(
+            cqes[2]
+                .take_buf()
+                .and_then(Buffer::into_mut_vec)
+                .map(|v| v.len()),
+            Some(1)
+        );
+        assert_eq!(
+            cqes[3]
+                .take_buf()
+                .and_then(Buffer::into_shared_vec)
+                .map(|v| v.len()),
+            Some(1)
+        );
+        assert!(!cqes[4].has_buf());
+    });
+}
+
+#[test]
+fn read_of_a_closed_peer_is_eof() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        drop(a);
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(1)],
+        );
+        let c = wait_n(ring, 1).remove(0);
+        assert_eq!(c.res(), 0);
+    });
+}
+
+#[test]
+fn pending_read_sees_eof_when_the_peer_closes() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(1)],
+        );
+        assert_quiet(ring);
+        drop(a);
+        let c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (1, 0));
+    });
+}
+
+#[test]
+fn write_to_a_closed_peer_is_epipe_without_sigpipe() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        drop(b);
+        submit_all(
+            ring,
+            [Write::new(a.as_raw_fd(), Bytes::from_static(b"nobody"))
+                .build()
+                .user_data(1)],
+        );
+        let mut c = wait_n(ring, 1).remove(0);
+        // The process is still alive: MSG_NOSIGNAL kept SIGPIPE away.
+        assert_eq!(c.res(), -libc::EPIPE);
+        assert_eq!(
+            c.take_buf().and_then(Buffer::into_bytes).as_deref(),
+            Some(&b"nobody"[..])
+        );
+    });
+}
+
+#[test]
+fn cancel_a_pending_read_returns_its_buffer() {
+    each_mode(|ring| {
+        let (_a, b) = pair();
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(100))
+                .build()
+                .user_data(10)],
+        );
+        assert_quiet(ring);
+        submit_all(ring, [AsyncCancel::new(10).build().user_data(11)]);
+        let mut cqes = wait_sorted(ring, 2);
+        assert_eq!((cqes[0].user_data(), cqes[0].res()), (10, -libc::ECANCELED));
+        assert_eq!((cqes[1].user_data(), cqes[1].res()), (11, 0));
+        let buf = take_mut(&mut cqes[0]);
+        assert_eq!((buf.len(), buf.capacity()), (0, 100));
+    });
+}
+
+#[test]
+fn cancel_of_nothing_is_enoent() {
+    each_mode(|ring| {
+        submit_all(ring, [AsyncCancel::new(12345).build().user_data(1)]);
+        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
+    });
+}
+
+#[test]
+fn cancel_all_by_fd_counts_what_it_cancelled() {
+    each_mode(|ring| {
+        let (_a, b) = pair();
+        let (_c, d) = pair();
+        let fd = b.as_raw_fd();
+        submit_all(
+            ring,
+            (1..=3)
+                .map(|i| {
+                    Read::new(fd, BytesMut::with_capacity(4))
+                        .build()
+                        .user_data(i)
+                })
+                .chain([Read::new(d.as_raw_fd(), BytesMut::with_capacity(4))
+                    .build()
+                    .user_data(9)]),
+        );
+        assert_quiet(ring);
+        submit_all(
+            ring,
+            [AsyncCancel::matching(CancelTarget::Fd(fd))
+                .all(true)
+                .build()
+                .user_data(100)],
+        );
+        let cqes = wait_sorted(ring, 4);
+        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+        assert_eq!(
+            got,
+            [
+                (1, -libc::ECANCELED),
+                (2, -libc::ECANCELED),
+                (3, -libc::ECANCELED),
+                (100, 3)
+            ]
+        );
+        // The read on the other socket is untouched.
+        submit_all(ring, [AsyncCancel::new(9).build().user_data(101)]);
+        let cqes = wait_sorted(ring, 2);
+        assert_eq!((cqes[0].user_data(), cqes[0].res()), (9, -libc::ECANCELED));
+        assert_eq!((cqes[1].user_data(), cqes[1].res()), (101, 0));
+    });
+}
+
+#[test]
+fn reads_and_writes_on_one_socket_complete_in_submission_order() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        // Four reads wait; then one write of 16 bytes feeds them in order.
+        submit_all(
+            ring,
+            (0..4).map(|i| {
+                Read::new(b.as_raw_fd(), BytesMut::with_capacity(4))
+                    .build()
+                    .user_data(i)
+            }),
+        );
+        assert_quiet(ring);
+        submit_all(
+            ring,
+            [
+                Write::new(a.as_raw_fd(), Bytes::from_static(b"AAAABBBBCCCCDDDD"))
+                    .build()
+                    .user_data(10),
+            ],
+        );
+        let mut cqes = wait_n(ring, 5);
+        cqes.retain(|c| c.user_data() != 10);
+        let order: Vec<u64> = cqes.iter().map(Cqe::user_data).collect();
+        assert_eq!(order, [0, 1, 2, 3]);
+        let data: Vec<BytesMut> = cqes.iter_mut().map(take_mut).collect();
+        assert_eq!(data, [&b"AAAA"[..], b"BBBB", b"CCCC", b"DDDD"]);
+
+        // Several writes in a row land in order.
+        submit_all(
+            ring,
+            (0..4u8).map(|i| {
+                Write::new(a.as_raw_fd(), Bytes::from(vec![b'0' + i; 3]))
+                    .build()
+                    .user_data(20 + u64::from(i))
+            }),
+        );
+        let order: Vec<u64> = wait_n(ring, 4).iter().map(Cqe::user_data).collect();
+        assert_eq!(order, [20, 21, 22, 23]);
+        let mut got = [0u8; 12];
+        let mut b = &b;
+        common_read_exact(&mut b, &mut got);
+        assert_eq!(&got, b"000111222333");
+    });
+}
+
+fn common_read_exact(mut r: impl std::io::Read, buf: &mut [u8]) {
+    let mut off = 0;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while off < buf.len() {
+        match r.read(&mut buf[off..]) {
+            Ok(0) => panic!("eof"),
+            Ok(n) => off += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "data did not come");
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn a_writer_past_eagain_completes_when_the_reader_drains() {
+    each_mode(|ring| {
+        let (r, w) = nonblocking_pipe();
+        let mut wf = File::from(w.try_clone().unwrap());
+        let chunk = [7u8; 4096];
+        let mut filled = 0;
+        loop {
+            match wf.write(&chunk) {
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        submit_all(
+            ring,
+            [Write::new(w.as_raw_fd(), Bytes::from(vec![9u8; 1000]))
+                .build()
+                .user_data(5)],
+        );
+        assert_quiet(ring);
+        let mut rf = File::from(r);
+        let mut sink = vec![0u8; filled];
+        rf.read_exact(&mut sink).unwrap();
+        let c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (5, 1000));
+        let mut tail = vec![0u8; 1000];
+        rf.read_exact(&mut tail).unwrap();
+        assert!(tail.iter().all(|&b| b == 9));
+    });
+}
+
+#[test]
+fn readv_and_writev_spread_and_gather() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        let parts = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"defgh"),
+            Bytes::from_static(b"ij"),
+        ];
+        submit_all(
+            ring,
+            [Writev::new(a.as_raw_fd(), parts.clone())
+                .build()
+                .user_data(1)],
+        );
+        let mut w = wait_n(ring, 1).remove(0);
+        assert_eq!(w.res(), 10);
+        assert_eq!(w.take_buf().and_then(Buffer::into_shared_vec), Some(parts));
+
+        let bufs = vec![BytesMut::with_capacity(4), BytesMut::with_capacity(16)];
+        submit_all(ring, [Readv::new(b.as_raw_fd(), bufs).build().user_data(2)]);
+        let mut r = wait_n(ring, 1).remove(0);
+        assert_eq!(r.res(), 10);
+        let bufs = r.take_buf().and_then(Buffer::into_mut_vec).unwrap();
+        assert_eq!(&bufs[0][..], b"abcd");
+        assert_eq!(&bufs[1][..], b"efghij");
+    });
+}
+
+#[test]
+fn regular_files_use_offsets_on_the_blocking_pool() {
+    each_mode(|ring| {
+        let path = std::env::temp_dir().join(format!(
+            "kqring-io-{}-{:?}",
+            std::process::id(),
+            ring.mode()
+        ));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let fd = file.as_raw_fd();
+        submit_all(
+            ring,
+            [Write::new(fd, Bytes::from_static(b"hello world"))
+                .offset(0)
+                .build()
+                .user_data(1)],
+        );
+        assert_eq!(wait_n(ring, 1)[0].res(), 11);
+        submit_all(
+            ring,
+            [Write::new(fd, Bytes::from_static(b"W"))
+                .offset(6)
+                .build()
+                .user_data(2)],
+        );
+        assert_eq!(wait_n(ring, 1)[0].res(), 1);
+        submit_all(
+            ring,
+            [Read::new(fd, BytesMut::with_capacity(5))
+                .offset(6)
+                .build()
+                .user_data(3)],
+        );
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!(c.res(), 5);
+        assert_eq!(&take_mut(&mut c)[..], b"World");
+        // Reading past the end is a zero-length success.
+        submit_all(
+            ring,
+            [Read::new(fd, BytesMut::with_capacity(5))
+                .offset(100)
+                .build()
+                .user_data(4)],
+        );
+        assert_eq!(wait_n(ring, 1)[0].res(), 0);
+        // The current position: a fresh descriptor starts at 0 and advances.
+        let f2 = File::open(&path).unwrap();
+        for expect in [&b"hello"[..], b" Worl"] {
+            submit_all(
+                ring,
+                [Read::new(f2.as_raw_fd(), BytesMut::with_capacity(5))
+                    .offset(u64::MAX)
+                    .build()
+                    .user_data(5)],
+            );
+            let mut c = wait_n(ring, 1).remove(0);
+            assert_eq!(&take_mut(&mut c)[..], expect);
+        }
+        std::fs::remove_file(&path).unwrap();
+    });
+}
+
+#[test]
+fn close_closes_and_ends_waiters() {
+    each_mode(|ring| {
+        let (a, b) = pair();
+        let fd = b.into_raw_fd();
+        submit_all(
+            ring,
+            [Read::new(fd, BytesMut::with_capacity(8))
+                .build()
+                .user_data(1)],
+        );
+        assert_quiet(ring);
+        submit_all(ring, [Close::new(fd).build().user_data(2)]);
+        let cqes = wait_sorted(ring, 2);
+        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
+        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
+        // SAFETY: probing a descriptor number with F_GETFD has no effect.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) }, -1);
+        drop(a);
+    });
+}
+
+#[test]
+fn a_thousand_pending_reads_on_a_thousand_pairs_all_complete() {
+    let limit = raise_nofile();
+    let n = 1000.min((limit.saturating_sub(64) / 2) as usize);
+    assert!(n >= 500, "descriptor limit {limit} too low for this test");
+    each_mode(|ring| {
+        let pairs: Vec<_> = (0..n).map(|_| pair()).collect();
+        let sq = ring.submission();
+        for (i, (_, b)) in pairs.iter().enumerate() {
+            let mut sqe = Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(i as u64);
+            while let Err(back) = sq.push(sqe) {
+                sq.submit().unwrap();
+                sqe = back;
+                std::thread::yield_now();
+            }
+        }
+        sq.submit().unwrap();
+        assert_quiet(ring);
+        for (i, (a, _)) in pairs.iter().enumerate() {
+            let mut a = a;
+            a.write_all(&(i as u32).to_le_bytes()).unwrap();
+        }
+        let mut cqes = wait_sorted(ring, n);
+        for (i, c) in cqes.iter_mut().enumerate() {
+            assert_eq!((c.user_data(), c.res()), (i as u64, 4));
+            assert_eq!(&take_mut(c)[..], &(i as u32).to_le_bytes());
+        }
+    });
+}

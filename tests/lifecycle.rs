@@ -1,0 +1,235 @@
+//! The ring's life: dropping it mid-flight, a full completion queue, a full
+//! submission queue, and the need-wakeup handshake.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::*;
+use kqring::ops::{Nop, Read, Timeout};
+use kqring::{Buffer, Mode, Ring};
+
+#[test]
+fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
+    for mode in [Mode::PollingThread, Mode::Inline] {
+        let ring = Ring::builder().mode(mode).build().unwrap();
+        let (_a, b) = pair();
+        submit_all(
+            &ring,
+            (0..5)
+                .map(|i| {
+                    Read::new(b.as_raw_fd(), BytesMut::with_capacity(32))
+                        .build()
+                        .user_data(i)
+                })
+                .chain([Timeout::new(Duration::from_secs(3600)).build().user_data(5)]),
+        );
+        assert_quiet(&ring);
+        let (sq, cq) = ring.split();
+        drop(ring);
+        let mut cqes: Vec<_> = cq.drain().collect();
+        cqes.sort_by_key(|c| c.user_data());
+        assert_eq!(cqes.len(), 6, "{mode:?}: every op completes exactly once");
+        for (i, c) in cqes.iter_mut().enumerate() {
+            assert_eq!((c.user_data(), c.res()), (i as u64, -libc::ECANCELED));
+            if i < 5 {
+                let buf = c
+                    .take_buf()
+                    .and_then(Buffer::into_mut)
+                    .expect("buffer back");
+                assert_eq!(buf.capacity(), 32);
+            }
+        }
+        // The queues outlive the ring but accept nothing more.
+        let back = sq
+            .push(Nop::new().build().user_data(77))
+            .expect_err("ring is gone");
+        assert_eq!(back.get_user_data(), 77);
+        assert_eq!(
+            sq.submit().unwrap_err().raw_os_error(),
+            Some(libc::ESHUTDOWN)
+        );
+    }
+}
+
+#[test]
+fn a_full_submission_queue_hands_the_entry_back() {
+    // Inline: nothing takes entries until the caller drives.
+    let ring = Ring::builder().inline().sq_entries(4).build().unwrap();
+    let sq = ring.submission();
+    for i in 0..4 {
+        sq.push(Nop::new().build().user_data(i)).unwrap();
+    }
+    let back = sq
+        .push(Nop::new().build().user_data(4))
+        .expect_err("queue is full");
+    assert_eq!(back.get_user_data(), 4);
+    sq.submit_and_wait(4).unwrap();
+    sq.push(back).unwrap();
+    sq.submit_and_wait(5).unwrap();
+    let got: Vec<u64> = ring.completion().drain().map(|c| c.user_data()).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_full_completion_queue_overflows_without_loss_and_refuses_submissions() {
+    let ring = Ring::builder()
+        .inline()
+        .sq_entries(16)
+        .cq_entries(4)
+        .build()
+        .unwrap();
+    let sq = ring.submission();
+    for i in 0..10 {
+        sq.push(Nop::new().build().user_data(i)).unwrap();
+    }
+    sq.submit().unwrap();
+    assert_eq!(ring.completion().len(), 4);
+    assert_eq!(sq.submit().unwrap_err().raw_os_error(), Some(libc::EBUSY));
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let c = ring
+            .completion()
+            .wait_timeout(PATIENCE)
+            .unwrap()
+            .expect("completion");
+        got.push(c.user_data());
+    }
+    assert_eq!(got, (0..10).collect::<Vec<_>>());
+    assert_eq!(ring.stats().overflowed, 6);
+    sq.submit().unwrap();
+}
+
+#[test]
+fn a_slow_consumer_of_a_tiny_cq_gets_a_thousand_completions_in_order() {
+    for mode in [Mode::PollingThread, Mode::Inline] {
+        let ring = Ring::builder()
+            .mode(mode)
+            .sq_entries(64)
+            .cq_entries(8)
+            .build()
+            .unwrap();
+        let (sq, cq) = ring.split();
+        let producer = std::thread::spawn(move || {
+            for i in 0..1000u64 {
+                let mut sqe = Nop::new().build().user_data(i);
+                loop {
+                    match sq.push(sqe) {
+                        Ok(()) => break,
+                        Err(back) => {
+                            sqe = back;
+                            // EBUSY while the CQ overflows: the consumer
+                            // will drain it.
+                            let _ = sq.submit();
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            }
+            let _ = sq.submit();
+        });
+        let mut next = 0;
+        while next < 1000 {
+            let c = cq
+                .wait_timeout(PATIENCE)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{mode:?}: stuck at {next}"));
+            assert_eq!(c.user_data(), next, "{mode:?}: order kept");
+            next += 1;
+            if next % 100 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert!(cq.pop().is_none());
+    }
+}
+
+#[test]
+fn a_parked_poller_is_woken_by_a_submission() {
+    let ring = Ring::builder().sq_idle(Duration::ZERO).build().unwrap();
+    // Let it park: with no spinning it parks at once; wait until it has.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while ring.stats().parks == 0 {
+        assert!(std::time::Instant::now() < deadline, "poller never parked");
+        std::thread::yield_now();
+    }
+    let before = ring.stats().wakeups;
+    submit_all(&ring, [Nop::new().build().user_data(1)]);
+    assert_eq!(wait_n(&ring, 1)[0].user_data(), 1);
+    assert!(
+        ring.stats().wakeups > before,
+        "a parked poller needs one wakeup"
+    );
+}
+
+#[test]
+fn a_spinning_poller_needs_no_wakeup() {
+    let ring = Ring::builder()
+        .sq_idle(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        submit_all(&ring, [Nop::new().build().user_data(i)]);
+        assert_eq!(wait_n(&ring, 1)[0].user_data(), i);
+    }
+    assert_eq!(ring.stats().wakeups, 0, "{:?}", ring.stats());
+}
+
+#[test]
+fn a_parked_poller_always_wakes_for_the_ring_drop() {
+    // The drop's wakeup must reach the poller even when the poller parks
+    // at the very moment it is sent: a wakeup swallowed by the waking
+    // call itself would leave the join hanging. Many rounds make every
+    // interleaving likely; a watchdog turns a hang into a failure.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for round in 0..300 {
+            let ring = Ring::builder().sq_idle(Duration::ZERO).build().unwrap();
+            if round % 2 == 0 {
+                submit_all(&ring, [Nop::new().build().user_data(round)]);
+                assert_eq!(wait_n(&ring, 1)[0].user_data(), round);
+            }
+            drop(ring);
+        }
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(PATIENCE * 3)
+        .expect("a dropped ring's poller did not wake");
+}
+
+#[test]
+fn an_overflowing_inline_ring_drains_when_the_caller_submits_again() {
+    // An inline ring has no thread of its own to move the overflow list
+    // into the CQ: the next submit must do it once the consumer has
+    // reaped, and then take entries again.
+    let ring = Ring::builder()
+        .inline()
+        .sq_entries(8)
+        .cq_entries(2)
+        .build()
+        .unwrap();
+    let sq = ring.submission();
+    for i in 0..6 {
+        sq.push(Nop::new().build().user_data(i)).unwrap();
+    }
+    sq.submit().unwrap();
+    assert_eq!(ring.completion().len(), 2);
+    sq.push(Nop::new().build().user_data(6)).unwrap();
+    assert_eq!(sq.submit().unwrap_err().raw_os_error(), Some(libc::EBUSY));
+    let mut got: Vec<u64> = ring.completion().drain().map(|c| c.user_data()).collect();
+    // Reaped two; the overflow list still holds four, so submit moves two
+    // in and still answers EBUSY until it is empty.
+    for _ in 0..100 {
+        if got.len() == 7 {
+            break;
+        }
+        let _ = sq.submit();
+        got.extend(ring.completion().drain().map(|c| c.user_data()));
+    }
+    assert_eq!(got, (0..7).collect::<Vec<_>>());
+    sq.submit().unwrap();
+}
