@@ -295,7 +295,7 @@ fn zeroed() -> raw::kevent {
 /// ```
 /// use kqring::sys::{Change, Filter, Flags};
 /// let c = Change::new(3, Filter::READ, Flags::ADD | Flags::CLEAR).token(7);
-/// assert_eq!((c.ident(), c.filter(), c.token()), (3, Filter::READ, 7));
+/// assert_eq!((c.ident(), c.filter(), c.get_token()), (3, Filter::READ, 7));
 /// ```
 #[derive(Clone, Copy)]
 #[repr(transparent)]
