@@ -230,14 +230,89 @@ fn pipe_ping_pong(c: &mut Criterion) {
     g.finish();
 }
 
+/// A subscriber that enables every span and does nothing with it: what
+/// the driver's spans cost when something listens, without the cost of a
+/// real formatter or exporter.
+struct Listening(std::sync::atomic::AtomicU64);
+
+impl tracing::Subscriber for Listening {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let id = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id + 1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The per-operation span with nobody listening (the default), and with a
+/// listening subscriber: the same batched NOP workload on an inline ring,
+/// whose driver runs on this thread and so sees the scoped subscriber.
+fn span_cost(c: &mut Criterion) {
+    let mut g = c.benchmark_group("span_cost");
+    let run = |name: &'static str, ring: &Ring, iters: u64| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            for i in 0..BATCH {
+                ring.submission()
+                    .push(Nop::new().build().user_data(i))
+                    .unwrap();
+            }
+            ring.submit_and_wait(BATCH as usize).unwrap();
+            assert_eq!(ring.completion().drain().count() as u64, BATCH);
+        }
+        record("span_cost", name, iters * BATCH, start.elapsed())
+    };
+    let ring = Ring::builder().mode(Mode::Inline).build().unwrap();
+    g.bench_function("no-subscriber", |b| {
+        b.iter_custom(|iters| run("no-subscriber", &ring, iters))
+    });
+    // The span's whole life as the driver lives it (made, entered,
+    // result recorded, dropped), alone and with nobody listening: the
+    // absolute cost per operation of the instrumentation left in.
+    g.bench_function("span-alone", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                let span = tracing::trace_span!(
+                    "op",
+                    op = "nop",
+                    user_data = i,
+                    fd = -1,
+                    res = tracing::field::Empty
+                );
+                let entered = span.clone().entered();
+                span.record("res", 0);
+                drop(entered);
+                std::hint::black_box(span);
+            }
+            record("span_cost", "span-alone", iters, start.elapsed())
+        })
+    });
+    let listening = std::sync::Arc::new(Listening(std::sync::atomic::AtomicU64::new(0)));
+    g.bench_function("listening", |b| {
+        b.iter_custom(|iters| {
+            tracing::subscriber::with_default(listening.clone(), || run("listening", &ring, iters))
+        })
+    });
+    g.finish();
+}
+
 fn print_ratios() {
     let results = RESULTS.lock().unwrap();
     println!(
         "\n{:<18} {:>14} {:>12} {:>18}",
-        "workload", "system", "ns/op", "ratio to io_uring"
+        "workload", "system", "ns/op", "ratio to baseline"
     );
     for ((workload, system), ns) in results.iter() {
-        let base = results.get(&(workload, "io_uring"));
+        let base = results
+            .get(&(workload, "io_uring"))
+            .or_else(|| results.get(&(workload, "no-subscriber")));
         let ratio = base.map_or("-".to_string(), |b| format!("{:.2}x", ns / b));
         println!("{workload:<18} {system:>14} {ns:>12.1} {ratio:>18}");
     }
@@ -251,6 +326,7 @@ fn main() {
     nop_round_trip(&mut c);
     nop_batched(&mut c);
     pipe_ping_pong(&mut c);
+    span_cost(&mut c);
     c.final_summary();
     print_ratios();
 }

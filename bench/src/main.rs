@@ -1,0 +1,5 @@
+//! The benchmark program (being built).
+
+fn main() {
+    println!("kqring-bench: no workloads yet");
+}
