@@ -1,1 +1,152 @@
-//! The conformance tool (being built).
+//! Runs one SQE program on kqring and on Linux's io_uring, and compares the
+//! completions.
+//!
+//! A [`Program`] names the descriptors it needs ([`Resource`]s: a socket
+//! pair, a pipe, a temporary file, a number that is never open), then lists
+//! [`Step`]s: submit a batch of entries, write to or close a descriptor
+//! from the outside, wait for completions. Every run creates the resources
+//! afresh, so the same program gives each backend the same start.
+//!
+//! [`run_kqring`] runs it on a kqring [`Ring`](kqring::Ring) in either
+//! driving [`Mode`](kqring::Mode); [`run_io_uring`] runs it on the kernel's
+//! io_uring (Linux only; elsewhere, or where `io_uring_setup` is refused,
+//! it reports [`RunError::Unavailable`]). Both give the completions as
+//! [`CqeRecord`]s — `user_data`, `res`, the compared flags and, for reads,
+//! the bytes read — and [`diff`] shows two sequences side by side.
+//!
+//! [`scenarios`] holds the built-in programs and the differences between
+//! kqring and io_uring that are known and documented; [`check`] runs one
+//! scenario on every backend and classifies the outcome.
+//!
+//! # The text format
+//!
+//! [`Program::parse`] reads a program written one line at a time
+//! (`#` starts a comment; `"..."` strings take `\n`, `\t`, `\\`, `\"` and
+//! `\xNN` escapes):
+//!
+//! ```text
+//! order user_data          # compare each wait's CQEs sorted by user_data
+//! pair p                   # a socket pair: p.a, p.b
+//! pipe q                   # a pipe: q.r, q.w
+//! file f "hello world"     # a temporary regular file: f
+//! bad x                    # a descriptor number that is never open: x
+//!
+//! read fd=p.b len=16 ud=1 flags=link
+//! nop ud=2
+//! write-peer p.a "hi"      # ends the batch above, then writes from outside
+//! wait 2
+//! ```
+//!
+//! Directives:
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `order exact` / `order user_data` | how CQEs are compared (default `exact`; `user_data` sorts each wait's CQEs, stable) |
+//! | `pair NAME [blocking]` | a connected `AF_UNIX` stream pair, ends `NAME.a`, `NAME.b`, non-blocking unless `blocking` |
+//! | `pipe NAME [blocking]` | a pipe, ends `NAME.r`, `NAME.w`, non-blocking unless `blocking` |
+//! | `file NAME "contents"` | an unlinked temporary file opened read-write at position 0 |
+//! | `bad NAME` | a descriptor number that is never open |
+//! | `submit` | ends the current batch (entries in a row form one batch) |
+//! | `write-peer FD "bytes"` | writes the bytes to `FD` from outside the ring |
+//! | `close-peer FD` | closes `FD` from outside the ring |
+//! | `wait N` | waits for `N` completions (at most [`PATIENCE`]) |
+//!
+//! Any other line is one entry: an opcode, its arguments, and the common
+//! `ud=N` (user_data, default 0) and `flags=a|b` (`link`, `hardlink`,
+//! `drain`, `async`, `skip_success`). The opcodes and their arguments
+//! (defaults in brackets):
+//!
+//! | opcode | arguments |
+//! |---|---|
+//! | `nop` | |
+//! | `read` | `fd=FD len=N [off=0]`; `off=cur` reads at the file position |
+//! | `write` | `fd=FD data="..." [off=0]` |
+//! | `readv` | `fd=FD lens=N,N,.. [off=0]` |
+//! | `writev` | `fd=FD data="..." data="..." .. [off=0]` |
+//! | `poll` | `fd=FD events=in\|out\|pri\|err\|hup\|N [multi]` |
+//! | `poll-remove` | `target=UD` |
+//! | `timeout` | `ms=N [count=0] [abs]`; `abs` means `ms` after the submission, given as an absolute `CLOCK_MONOTONIC` time |
+//! | `timeout-remove` | `target=UD` |
+//! | `timeout-update` | `target=UD ms=N [abs]` |
+//! | `link-timeout` | `ms=N [abs]` |
+//! | `cancel` | `target=UD` or `target=fd:FD` or `target=any`, `[all]` |
+//! | `close` | `fd=FD` |
+//!
+//! After the last step, completions that still arrive within the
+//! program's settle time (default [`SETTLE`]) are recorded too, so an
+//! extra completion shows up as a difference. Give every read its own
+//! `user_data`: a completion names its entry only by `user_data`, so the
+//! bytes of a read that shares it with another entry are left out of the
+//! comparison (`data` is `None` on every backend).
+//!
+//! ```
+//! use kqring_conformance::{Program, run_kqring};
+//! let program = Program::parse("demo", "pair p\nwrite fd=p.a data=\"hi\" ud=1\nread fd=p.b len=2 ud=2\nwait 2\n")?;
+//! let cqes = run_kqring(&program, kqring::Mode::Inline)?;
+//! assert_eq!(cqes[1].data.as_deref(), Some(&b"hi"[..]));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Adding an opcode
+//!
+//! Add a line to the `ops!` table (its name in the text format and its
+//! arguments, which then parse and print by themselves), an arm in the
+//! kqring translation and an arm in the io_uring translation.
+//!
+//! # Compared flags
+//!
+//! Only `IORING_CQE_F_BUFFER` (with the buffer id above it) and
+//! `IORING_CQE_F_MORE` are compared; the io_uring flags kqring does not
+//! model (`F_SOCK_NONEMPTY`, `F_NOTIF`, `F_BUF_MORE`, ...) are masked out
+//! (see [`COMPARED_FLAGS`]).
+
+#![warn(missing_docs)]
+
+mod diff;
+mod model;
+mod resources;
+mod run;
+mod run_kqring;
+#[cfg(target_os = "linux")]
+mod run_uring;
+pub mod scenarios;
+mod suite;
+mod text;
+
+use std::time::Duration;
+
+pub use diff::{diff, render_res};
+pub use model::{
+    CancelTarget, Entry, FdRef, Flags, Offset, Op, Order, PollMask, Program, Resource,
+    ResourceKind, Step,
+};
+pub use run::{COMPARED_FLAGS, CqeRecord, RunError, Unavailable, normalize_flags};
+pub use run_kqring::run_kqring;
+pub use suite::{Outcome, Verdict, check, check_program, summary_line};
+pub use text::ParseError;
+
+/// How long a `wait` step waits for its completions before it gives up and
+/// the run goes on (what is missing then shows in the comparison).
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// How long a run keeps collecting completions after its last step, so
+/// that an extra one is seen.
+pub const SETTLE: Duration = Duration::from_millis(25);
+
+/// Runs `program` on Linux's io_uring.
+///
+/// Fails with [`RunError::Unavailable`] where there is no io_uring: not
+/// Linux, or `io_uring_setup` refused (`ENOSYS`, `EPERM`, `EACCES`).
+pub fn run_io_uring(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
+    #[cfg(target_os = "linux")]
+    {
+        run_uring::run(program)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = program;
+        Err(RunError::Unavailable(Unavailable {
+            reason: "io_uring: not Linux".into(),
+        }))
+    }
+}

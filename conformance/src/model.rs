@@ -1,0 +1,517 @@
+//! The model of an SQE program: resources, entries, steps.
+
+use std::fmt;
+use std::ops::BitOr;
+use std::time::Duration;
+
+use crate::SETTLE;
+
+/// Declares [`Op`]: one variant per opcode, with its name in the text
+/// format and its arguments. Parsing and printing come from the argument
+/// types (`text::Arg`), so a new opcode needs only its line here plus its
+/// two translations (kqring, io_uring). An argument without a default is
+/// required, except `bool`s (absent means false).
+macro_rules! ops {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $kw:literal {
+            $( $(#[$fdoc:meta])* $field:ident : $ty:ty $(= $default:expr)? ),* $(,)?
+        }
+    ),* $(,)?) => {
+        /// One operation of an entry, with its arguments.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Op {
+            $( $(#[$doc])* $variant { $( $(#[$fdoc])* $field: $ty ),* } ),*
+        }
+
+        impl Op {
+            /// Every opcode's name in the text format.
+            pub const KEYWORDS: &'static [&'static str] = &[$($kw),*];
+
+            /// The opcode's name in the text format (`"read"`, `"poll"`…).
+            pub fn keyword(&self) -> &'static str {
+                match self { $( Op::$variant { .. } => $kw ),* }
+            }
+
+            /// Builds the opcode named `kw` from its arguments; `Ok(None)`
+            /// when `kw` is no opcode.
+            pub(crate) fn parse_args(
+                kw: &str,
+                args: &mut crate::text::Args,
+            ) -> Result<Option<Op>, String> {
+                match kw {
+                    $( $kw => Ok(Some(Op::$variant {
+                        $( $field: crate::text::Arg::take(
+                            args,
+                            stringify!($field),
+                            ops!(@default $($default)?),
+                        )? ),*
+                    })), )*
+                    _ => Ok(None),
+                }
+            }
+
+            /// Appends the arguments in the text format.
+            pub(crate) fn write_args(&self, out: &mut String) {
+                match self {
+                    $( Op::$variant { $($field),* } => {
+                        $( crate::text::Arg::put($field, stringify!($field), out); )*
+                    } )*
+                }
+            }
+
+            /// The descriptors the operation names.
+            pub fn fd_refs(&self) -> Vec<&FdRef> {
+                #[allow(unused_mut)]
+                let mut out = Vec::new();
+                match self {
+                    $( Op::$variant { $($field),* } => {
+                        $( crate::text::Arg::fd_refs($field, &mut out); )*
+                    } )*
+                }
+                out
+            }
+        }
+    };
+    (@default) => { None };
+    (@default $e:expr) => { Some($e) };
+}
+
+ops! {
+    /// `IORING_OP_NOP`.
+    Nop = "nop" {},
+    /// `IORING_OP_READ` of `len` bytes.
+    Read = "read" {
+        /// The descriptor.
+        fd: FdRef,
+        /// How many bytes to ask for.
+        len: u32,
+        /// Where to read.
+        off: Offset = Offset::At(0),
+    },
+    /// `IORING_OP_WRITE` of `data`.
+    Write = "write" {
+        /// The descriptor.
+        fd: FdRef,
+        /// The bytes to write.
+        data: Vec<u8>,
+        /// Where to write.
+        off: Offset = Offset::At(0),
+    },
+    /// `IORING_OP_READV` into buffers of the given lengths.
+    Readv = "readv" {
+        /// The descriptor.
+        fd: FdRef,
+        /// Each buffer's length.
+        lens: Vec<u32>,
+        /// Where to read.
+        off: Offset = Offset::At(0),
+    },
+    /// `IORING_OP_WRITEV` of the buffers, in order.
+    Writev = "writev" {
+        /// The descriptor.
+        fd: FdRef,
+        /// The buffers (`data=` repeated in the text format).
+        data: Vec<Vec<u8>>,
+        /// Where to write.
+        off: Offset = Offset::At(0),
+    },
+    /// `IORING_OP_POLL_ADD`, one-shot or multishot.
+    PollAdd = "poll" {
+        /// The descriptor.
+        fd: FdRef,
+        /// The `poll(2)` events to wait for.
+        events: PollMask,
+        /// `IORING_POLL_ADD_MULTI`.
+        multi: bool,
+    },
+    /// `IORING_OP_POLL_REMOVE` of the poll with `user_data == target`.
+    PollRemove = "poll-remove" {
+        /// The poll's `user_data`.
+        target: u64,
+    },
+    /// `IORING_OP_TIMEOUT`.
+    Timeout = "timeout" {
+        /// Milliseconds from the submission.
+        ms: u64,
+        /// Completes with 0 after this many other completions (0: never).
+        count: u32 = 0,
+        /// Passes the time as an absolute `CLOCK_MONOTONIC` time
+        /// (`IORING_TIMEOUT_ABS`), `ms` after the submission.
+        abs: bool,
+    },
+    /// `IORING_OP_TIMEOUT_REMOVE`.
+    TimeoutRemove = "timeout-remove" {
+        /// The timeout's `user_data`.
+        target: u64,
+    },
+    /// `IORING_OP_TIMEOUT_REMOVE` with `IORING_TIMEOUT_UPDATE`.
+    TimeoutUpdate = "timeout-update" {
+        /// The timeout's `user_data`.
+        target: u64,
+        /// The new time, in milliseconds from this submission.
+        ms: u64,
+        /// As an absolute time.
+        abs: bool,
+    },
+    /// `IORING_OP_LINK_TIMEOUT` for the entry linked before it.
+    LinkTimeout = "link-timeout" {
+        /// Milliseconds from when the bounded entry starts.
+        ms: u64,
+        /// As an absolute time.
+        abs: bool,
+    },
+    /// `IORING_OP_ASYNC_CANCEL`.
+    AsyncCancel = "cancel" {
+        /// What to cancel.
+        target: CancelTarget,
+        /// Every match rather than the first (`IORING_ASYNC_CANCEL_ALL`).
+        all: bool,
+    },
+    /// `IORING_OP_CLOSE`.
+    Close = "close" {
+        /// The descriptor to close.
+        fd: FdRef,
+    },
+}
+
+impl Op {
+    /// Whether the operation reads into a buffer (its CQE carries the
+    /// bytes read).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Read { .. } | Op::Readv { .. })
+    }
+}
+
+/// A descriptor of a program's resource, by name: `p.a`, `q.w`, `f`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FdRef(pub String);
+
+impl FdRef {
+    /// Names a descriptor.
+    pub fn new(name: impl Into<String>) -> FdRef {
+        FdRef(name.into())
+    }
+}
+
+impl fmt::Display for FdRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A read's or write's file offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    /// This offset (ignored by sockets and pipes).
+    At(u64),
+    /// The file's current position, advanced by the transfer (io_uring's
+    /// `-1`; kqring's `u64::MAX`).
+    Current,
+}
+
+impl Offset {
+    /// The value both backends take: `u64::MAX` for the current position.
+    pub fn raw(self) -> u64 {
+        match self {
+            Offset::At(n) => n,
+            Offset::Current => u64::MAX,
+        }
+    }
+}
+
+/// A `poll(2)` event mask (`POLLIN`, `POLLOUT`…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollMask(pub u32);
+
+/// What an [`Op::AsyncCancel`] matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelTarget {
+    /// Entries with this `user_data`.
+    UserData(u64),
+    /// Entries on this descriptor (`IORING_ASYNC_CANCEL_FD`).
+    Fd(FdRef),
+    /// Any entry (`IORING_ASYNC_CANCEL_ANY`).
+    Any,
+}
+
+/// Submission flags, with io_uring's `IOSQE_*` bit values.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Flags(pub u8);
+
+impl Flags {
+    /// No flag.
+    pub const NONE: Flags = Flags(0);
+    /// `IOSQE_IO_DRAIN`.
+    pub const DRAIN: Flags = Flags(1 << 1);
+    /// `IOSQE_IO_LINK`.
+    pub const LINK: Flags = Flags(1 << 2);
+    /// `IOSQE_IO_HARDLINK`.
+    pub const HARDLINK: Flags = Flags(1 << 3);
+    /// `IOSQE_ASYNC`.
+    pub const ASYNC: Flags = Flags(1 << 4);
+    /// `IOSQE_CQE_SKIP_SUCCESS`.
+    pub const SKIP_SUCCESS: Flags = Flags(1 << 6);
+
+    /// Each flag with its name in the text format.
+    pub const NAMES: &'static [(Flags, &'static str)] = &[
+        (Flags::LINK, "link"),
+        (Flags::HARDLINK, "hardlink"),
+        (Flags::DRAIN, "drain"),
+        (Flags::ASYNC, "async"),
+        (Flags::SKIP_SUCCESS, "skip_success"),
+    ];
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Flags::NAMES
+            .iter()
+            .filter(|(fl, _)| self.contains(*fl))
+            .map(|(_, n)| *n)
+            .collect();
+        write!(f, "Flags({})", names.join("|"))
+    }
+}
+
+/// One submission queue entry: an operation, its `user_data`, its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The operation.
+    pub op: Op,
+    /// The value its completions carry.
+    pub user_data: u64,
+    /// Its submission flags.
+    pub flags: Flags,
+}
+
+impl Entry {
+    /// `op` with `user_data` 0 and no flag.
+    pub fn new(op: Op) -> Entry {
+        Entry {
+            op,
+            user_data: 0,
+            flags: Flags::NONE,
+        }
+    }
+
+    /// Sets the `user_data`.
+    #[must_use]
+    pub fn ud(mut self, user_data: u64) -> Entry {
+        self.user_data = user_data;
+        self
+    }
+
+    /// Sets the flags.
+    #[must_use]
+    pub fn flags(mut self, flags: Flags) -> Entry {
+        self.flags = flags;
+        self
+    }
+}
+
+/// What a program declares it needs; created afresh for every run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// A connected `AF_UNIX` stream socket pair: ends `NAME.a`, `NAME.b`.
+    SocketPair {
+        /// Leave the ends blocking (default: `O_NONBLOCK`).
+        blocking: bool,
+    },
+    /// A pipe: ends `NAME.r`, `NAME.w`.
+    Pipe {
+        /// Leave the ends blocking (default: `O_NONBLOCK`).
+        blocking: bool,
+    },
+    /// An unlinked temporary regular file with these contents, open
+    /// read-write at position 0: `NAME`.
+    File {
+        /// The initial contents.
+        contents: Vec<u8>,
+    },
+    /// A descriptor number that is never open: `NAME`.
+    BadFd,
+}
+
+/// A named resource of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Its name; its descriptors are named after it.
+    pub name: String,
+    /// What it is.
+    pub kind: ResourceKind,
+}
+
+impl Resource {
+    /// The names of its descriptors (`p.a`, `p.b`; `f`).
+    pub fn ends(&self) -> Vec<String> {
+        match self.kind {
+            ResourceKind::SocketPair { .. } => {
+                vec![format!("{}.a", self.name), format!("{}.b", self.name)]
+            }
+            ResourceKind::Pipe { .. } => {
+                vec![format!("{}.r", self.name), format!("{}.w", self.name)]
+            }
+            ResourceKind::File { .. } | ResourceKind::BadFd => vec![self.name.clone()],
+        }
+    }
+}
+
+/// One step of a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Pushes the entries in order, then submits them as one batch.
+    Submit(Vec<Entry>),
+    /// Writes the bytes to a descriptor from outside the ring.
+    WritePeer {
+        /// Where to write.
+        fd: FdRef,
+        /// What to write.
+        data: Vec<u8>,
+    },
+    /// Closes a descriptor from outside the ring.
+    ClosePeer {
+        /// What to close.
+        fd: FdRef,
+    },
+    /// Waits for this many completions (at most [`PATIENCE`](crate::PATIENCE)).
+    Wait(usize),
+}
+
+/// How two runs' completions are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// In the order they were posted: io_uring defines it.
+    Exact,
+    /// Each `wait`'s completions sorted by `user_data` (stable, so a
+    /// multishot's completions keep their order): io_uring leaves the order
+    /// open, e.g. between a canceller and what it cancels.
+    ByUserData,
+}
+
+/// An SQE program: its resources and its steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Its name (a scenario's name, or a file's).
+    pub name: String,
+    /// How its runs' completions are compared.
+    pub order: Order,
+    /// How long completions are still collected after the last step.
+    pub settle: Duration,
+    /// The descriptors it needs.
+    pub resources: Vec<Resource>,
+    /// What it does.
+    pub steps: Vec<Step>,
+}
+
+impl Program {
+    /// An empty program: exact order, no resource, no step.
+    pub fn new(name: impl Into<String>) -> Program {
+        Program {
+            name: name.into(),
+            order: Order::Exact,
+            settle: SETTLE,
+            resources: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Sets the comparison order.
+    #[must_use]
+    pub fn order(mut self, order: Order) -> Program {
+        self.order = order;
+        self
+    }
+
+    /// Declares a resource.
+    #[must_use]
+    pub fn resource(mut self, name: impl Into<String>, kind: ResourceKind) -> Program {
+        self.resources.push(Resource {
+            name: name.into(),
+            kind,
+        });
+        self
+    }
+
+    /// Adds a step.
+    #[must_use]
+    pub fn step(mut self, step: Step) -> Program {
+        self.steps.push(step);
+        self
+    }
+
+    /// Adds a batch of entries.
+    #[must_use]
+    pub fn submit(self, entries: impl IntoIterator<Item = Entry>) -> Program {
+        self.step(Step::Submit(entries.into_iter().collect()))
+    }
+
+    /// Adds a wait for `n` completions.
+    #[must_use]
+    pub fn wait(self, n: usize) -> Program {
+        self.step(Step::Wait(n))
+    }
+
+    /// Checks that resource names are unique and well formed and that every
+    /// descriptor named exists.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut ends: Vec<String> = Vec::new();
+        for r in &self.resources {
+            let ok = !r.name.is_empty()
+                && r.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err(format!("bad resource name {:?}", r.name));
+            }
+            for end in r.ends() {
+                if ends.contains(&end) {
+                    return Err(format!("resource {end} declared twice"));
+                }
+                ends.push(end);
+            }
+        }
+        let known = |fd: &FdRef| {
+            if ends.contains(&fd.0) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no descriptor named {fd} (have: {})",
+                    ends.join(", ")
+                ))
+            }
+        };
+        for step in &self.steps {
+            match step {
+                Step::Submit(entries) => {
+                    for e in entries {
+                        e.op.fd_refs().into_iter().try_for_each(known)?;
+                    }
+                }
+                Step::WritePeer { fd, .. } | Step::ClosePeer { fd } => known(fd)?,
+                Step::Wait(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry, in submission order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.steps.iter().flat_map(|s| match s {
+            Step::Submit(entries) => entries.as_slice(),
+            _ => &[],
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! What a run gives, and the step interpreter both backends share.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::time::Instant;
+
+use crate::PATIENCE;
+use crate::model::{Entry, Op, Order, Program, Step};
+use crate::resources::Fds;
+
+/// One completion as the comparison sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CqeRecord {
+    /// The entry's `user_data`.
+    pub user_data: u64,
+    /// The result: `>= 0`, or `-errno`.
+    pub res: i32,
+    /// The compared flags ([`normalize_flags`]).
+    pub flags: u32,
+    /// For a successful read, the bytes it read.
+    pub data: Option<Vec<u8>>,
+}
+
+/// `IORING_CQE_F_BUFFER`.
+const F_BUFFER: u32 = 1 << 0;
+/// `IORING_CQE_F_MORE`.
+const F_MORE: u32 = 1 << 1;
+/// Where a provided buffer's id starts (`IORING_CQE_BUFFER_SHIFT`).
+const BUFFER_SHIFT: u32 = 16;
+
+/// The flag bits compared: `F_BUFFER` and `F_MORE`, plus the buffer id when
+/// `F_BUFFER` is set. io_uring's other bits (`F_SOCK_NONEMPTY`, `F_NOTIF`,
+/// `F_BUF_MORE`…) describe things kqring does not model.
+pub const COMPARED_FLAGS: u32 = F_BUFFER | F_MORE;
+
+/// Keeps the compared bits of a CQE's flags (see [`COMPARED_FLAGS`]).
+pub fn normalize_flags(flags: u32) -> u32 {
+    let id = if flags & F_BUFFER != 0 {
+        flags & (0xffff << BUFFER_SHIFT)
+    } else {
+        0
+    };
+    (flags & COMPARED_FLAGS) | id
+}
+
+impl fmt::Display for CqeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ud={} res={}",
+            self.user_data,
+            crate::diff::render_res(self.res)
+        )?;
+        if self.flags & F_MORE != 0 {
+            f.write_str(" MORE")?;
+        }
+        if self.flags & F_BUFFER != 0 {
+            write!(f, " BUFFER({})", self.flags >> BUFFER_SHIFT)?;
+        }
+        if let Some(data) = &self.data {
+            write!(f, " data={}", crate::text::quote(data))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why io_uring could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The reason, as printed (`io_uring: not Linux`…).
+    pub reason: String,
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Why a run could not be made.
+#[derive(Debug)]
+pub enum RunError {
+    /// The backend does not exist here (io_uring off Linux, or refused).
+    Unavailable(Unavailable),
+    /// The program is not valid (an unknown descriptor…).
+    Invalid(String),
+    /// A resource or the ring could not be set up, or the ring failed.
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: io::Error,
+    },
+}
+
+impl RunError {
+    pub(crate) fn io(what: impl Into<String>, error: io::Error) -> RunError {
+        RunError::Io {
+            what: what.into(),
+            error,
+        }
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Unavailable(u) => write!(f, "{u}"),
+            RunError::Invalid(m) => write!(f, "invalid program: {m}"),
+            RunError::Io { what, error } => write!(f, "{what}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// What the step interpreter needs of a backend.
+pub(crate) trait Backend {
+    /// Pushes `entries` in order and submits them as one batch.
+    fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError>;
+    /// The next completion, waiting until `deadline` at most.
+    fn next(&mut self, deadline: Instant) -> Result<Option<CqeRecord>, RunError>;
+    /// Ends the run: whatever is still in flight is stopped, not recorded.
+    fn finish(self);
+}
+
+/// Runs `program`'s steps on `backend` over freshly made resources, and
+/// gives the completions, each wait's sorted when the program says so.
+pub(crate) fn drive<B: Backend>(
+    program: &Program,
+    make: impl FnOnce() -> Result<B, RunError>,
+) -> Result<Vec<CqeRecord>, RunError> {
+    program.validate().map_err(RunError::Invalid)?;
+    let mut fds = Fds::create(&program.resources)?;
+    let mut backend = make()?;
+    let mut groups: Vec<Vec<CqeRecord>> = Vec::new();
+    let result = (|| {
+        for step in &program.steps {
+            match step {
+                Step::Submit(entries) => backend.submit(entries, &fds)?,
+                Step::WritePeer { fd, data } => fds.write_peer(fd, data)?,
+                Step::ClosePeer { fd } => fds.close_peer(fd),
+                Step::Wait(n) => {
+                    let deadline = Instant::now() + PATIENCE;
+                    let mut group = Vec::with_capacity(*n);
+                    while group.len() < *n {
+                        match backend.next(deadline)? {
+                            Some(c) => group.push(c),
+                            None => break,
+                        }
+                    }
+                    groups.push(group);
+                }
+            }
+        }
+        let deadline = Instant::now() + program.settle;
+        let mut extra = Vec::new();
+        while let Some(c) = backend.next(deadline)? {
+            extra.push(c);
+        }
+        groups.push(extra);
+        Ok(())
+    })();
+    // A descriptor a Close entry closed is no longer ours: closing its
+    // number again could close an unrelated descriptor.
+    for e in program.entries() {
+        if let Op::Close { fd } = &e.op {
+            let failed = groups
+                .iter()
+                .flatten()
+                .any(|c| c.user_data == e.user_data && c.res < 0);
+            if !failed {
+                fds.forget(fd);
+            }
+        }
+    }
+    fds.unblock();
+    backend.finish();
+    drop(fds);
+    result?;
+    // A completion names its entry only by user_data: the bytes of a read
+    // that shares its user_data cannot be told apart, and are left out on
+    // every backend alike.
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for e in program.entries() {
+        *count.entry(e.user_data).or_default() += 1;
+    }
+    for c in groups.iter_mut().flatten() {
+        if count.get(&c.user_data).is_some_and(|&n| n > 1) {
+            c.data = None;
+        }
+    }
+    if program.order == Order::ByUserData {
+        for g in &mut groups {
+            g.sort_by_key(|c| c.user_data);
+        }
+    }
+    Ok(groups.into_iter().flatten().collect())
+}

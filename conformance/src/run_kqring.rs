@@ -1,0 +1,144 @@
+//! Runs a program on a kqring ring.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kqring::{Buffer, Mode, Ring, Sqe, SqeFlags, ops};
+
+use crate::model::{CancelTarget, Entry, Flags, Op, Program};
+use crate::resources::Fds;
+use crate::run::{Backend, CqeRecord, RunError, drive, normalize_flags};
+
+/// Runs `program` on a kqring ring driven in `mode`, and gives its
+/// completions (each wait's sorted by `user_data` when the program's
+/// order says so).
+pub fn run_kqring(program: &Program, mode: Mode) -> Result<Vec<CqeRecord>, RunError> {
+    drive(program, || {
+        let ring = Ring::builder()
+            .mode(mode)
+            .sq_entries(128)
+            .workers(2)
+            .build()
+            .map_err(|e| RunError::io("building the kqring ring", e))?;
+        Ok(Kqring { ring })
+    })
+}
+
+struct Kqring {
+    ring: Ring,
+}
+
+/// The kqring entry for `entry`.
+fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
+    let time = |ms: u64, abs: bool| {
+        let d = Duration::from_millis(ms);
+        if abs { ops::monotonic_now() + d } else { d }
+    };
+    let sqe = match &entry.op {
+        Op::Nop {} => ops::Nop::new().build(),
+        Op::Read { fd, len, off } => {
+            ops::Read::new(fds.get(fd)?, BytesMut::with_capacity(*len as usize))
+                .offset(off.raw())
+                .build()
+        }
+        Op::Write { fd, data, off } => ops::Write::new(fds.get(fd)?, Bytes::from(data.clone()))
+            .offset(off.raw())
+            .build(),
+        Op::Readv { fd, lens, off } => {
+            let bufs = lens
+                .iter()
+                .map(|&l| BytesMut::with_capacity(l as usize))
+                .collect();
+            ops::Readv::new(fds.get(fd)?, bufs)
+                .offset(off.raw())
+                .build()
+        }
+        Op::Writev { fd, data, off } => {
+            let bufs = data.iter().map(|d| Bytes::from(d.clone())).collect();
+            ops::Writev::new(fds.get(fd)?, bufs)
+                .offset(off.raw())
+                .build()
+        }
+        Op::PollAdd { fd, events, multi } => ops::PollAdd::new(fds.get(fd)?, events.0)
+            .multishot(*multi)
+            .build(),
+        Op::PollRemove { target } => ops::PollRemove::new(*target).build(),
+        Op::Timeout { ms, count, abs } => ops::Timeout::new(time(*ms, *abs))
+            .count(*count)
+            .absolute(*abs)
+            .build(),
+        Op::TimeoutRemove { target } => ops::TimeoutRemove::new(*target).build(),
+        Op::TimeoutUpdate { target, ms, abs } => ops::TimeoutUpdate::new(*target, time(*ms, *abs))
+            .absolute(*abs)
+            .build(),
+        Op::LinkTimeout { ms, abs } => ops::LinkTimeout::new(time(*ms, *abs))
+            .absolute(*abs)
+            .build(),
+        Op::AsyncCancel { target, all } => {
+            let target = match target {
+                CancelTarget::UserData(ud) => ops::CancelTarget::UserData(*ud),
+                CancelTarget::Fd(fd) => ops::CancelTarget::Fd(fds.get(fd)?),
+                CancelTarget::Any => ops::CancelTarget::Any,
+            };
+            ops::AsyncCancel::matching(target).all(*all).build()
+        }
+        Op::Close { fd } => ops::Close::new(fds.get(fd)?).build(),
+    };
+    Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
+}
+
+fn flags(f: Flags) -> SqeFlags {
+    [
+        (Flags::LINK, SqeFlags::IO_LINK),
+        (Flags::HARDLINK, SqeFlags::IO_HARDLINK),
+        (Flags::DRAIN, SqeFlags::IO_DRAIN),
+        (Flags::ASYNC, SqeFlags::ASYNC),
+        (Flags::SKIP_SUCCESS, SqeFlags::CQE_SKIP_SUCCESS),
+    ]
+    .into_iter()
+    .filter(|(ours, _)| f.contains(*ours))
+    .fold(SqeFlags::NONE, |acc, (_, theirs)| acc | theirs)
+}
+
+impl Backend for Kqring {
+    fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
+        let sq = self.ring.submission();
+        for e in entries {
+            if sq.push(translate(e, fds)?).is_err() {
+                return Err(RunError::Invalid(
+                    "more entries in one batch than the submission queue holds (128)".into(),
+                ));
+            }
+        }
+        sq.submit()
+            .map_err(|e| RunError::io("submitting to kqring", e))
+    }
+
+    fn next(&mut self, deadline: Instant) -> Result<Option<CqeRecord>, RunError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let cqe = self
+            .ring
+            .completion()
+            .wait_timeout(left)
+            .map_err(|e| RunError::io("waiting for a kqring completion", e))?;
+        Ok(cqe.map(|mut c| {
+            // The bytes of a successful read ride back in its buffer.
+            let data = match c.take_buf() {
+                Some(Buffer::Mut(b)) if c.res() >= 0 => Some(b.to_vec()),
+                Some(Buffer::MutVec(v)) if c.res() >= 0 => Some(v.concat()),
+                _ => None,
+            };
+            CqeRecord {
+                user_data: c.user_data(),
+                res: c.res(),
+                flags: normalize_flags(c.flags()),
+                data,
+            }
+        }))
+    }
+
+    fn finish(self) {
+        // Dropping the ring cancels what is in flight and joins its threads.
+        drop(self.ring);
+    }
+}
