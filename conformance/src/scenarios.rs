@@ -130,7 +130,7 @@ pub static ALL: &[Scenario] = &[
         "a waiting read returns 0 when the peer closes",
         "pair p\nread fd=p.b len=8 ud=1\nclose-peer p.a\nwait 1",
     ),
-    differs(
+    same(
         "read-zero-length",
         "a zero-length read of an empty socket returns 0 at once",
         r#"order user_data
@@ -138,12 +138,6 @@ pub static ALL: &[Scenario] = &[
         read fd=p.b len=0 ud=1 flags=link
         link-timeout ms=100 ud=2
         wait 2"#,
-        Difference::Open(
-            "io_uring's read of 0 bytes from a socket returns 0 at once (read(2) \
-             semantics); kqring reads sockets with recv(2), which Linux answers with \
-             EAGAIN on an empty socket even for 0 bytes, so the read waits for data \
-             (here until its LinkTimeout fires)",
-        ),
     ),
     same(
         "read-bad-fd",
@@ -317,14 +311,10 @@ pub static ALL: &[Scenario] = &[
         "a poll for input completes when data arrives",
         "pair p\npoll fd=p.b events=in ud=1\nwrite-peer p.a \"x\"\nwait 1",
     ),
-    differs(
+    same(
         "poll-hup-socket",
         "a poll for input sees the peer's close",
         "pair p\npoll fd=p.b events=in ud=1\nclose-peer p.a\nwait 1",
-        Difference::Open(
-            "io_uring always adds POLLRDHUP to the events it reports (besides \
-             POLLERR and POLLHUP); kqring reports POLLIN|POLLHUP without POLLRDHUP",
-        ),
     ),
     same(
         "poll-hup-pipe",
@@ -364,7 +354,7 @@ pub static ALL: &[Scenario] = &[
         cancel target=1 ud=2
         wait 2"#,
     ),
-    differs(
+    same(
         "poll-multishot-ready-at-arm",
         "a multishot poll armed on a socket that already has data",
         r#"order user_data
@@ -374,11 +364,6 @@ pub static ALL: &[Scenario] = &[
         wait 1
         poll-remove target=1 ud=2
         wait 2"#,
-        Difference::Open(
-            "io_uring posts one F_MORE completion for data already there when the poll \
-             is armed; kqring posts two: one from its immediate check, one from the \
-             edge-triggered registration it adds next, which reports the same data",
-        ),
     ),
     same(
         "poll-remove",
@@ -616,7 +601,7 @@ pub static ALL: &[Scenario] = &[
         nop ud=3
         wait 3"#,
     ),
-    differs(
+    same(
         "skip-success-failed-head",
         "a failed link head with CQE_SKIP_SUCCESS: the members it cancels post nothing",
         r#"bad x
@@ -624,11 +609,6 @@ pub static ALL: &[Scenario] = &[
         nop ud=2
         nop ud=3
         wait 1"#,
-        Difference::Open(
-            "when the entry that fails a chain carries CQE_SKIP_SUCCESS, io_uring posts \
-             no completion for the members it cancels (REQ_F_SKIP_LINK_CQES); kqring \
-             posts -ECANCELED for each",
-        ),
     ),
     // --- ASYNC ---
     same(
@@ -641,7 +621,7 @@ pub static ALL: &[Scenario] = &[
         "an ASYNC read of an empty blocking socket completes when data arrives",
         "pair p blocking\nread fd=p.b len=4 ud=1 flags=async\nwrite-peer p.a \"late\"\nwait 1",
     ),
-    differs(
+    same(
         "async-read-empty-socket",
         "an ASYNC read of an empty non-blocking socket waits for data",
         r#"order user_data
@@ -649,11 +629,6 @@ pub static ALL: &[Scenario] = &[
         read fd=p.b len=4 ud=1 flags=async|link
         link-timeout ms=100 ud=2
         wait 2"#,
-        Difference::Open(
-            "io_uring's ASYNC read of an empty socket waits for data (here until its \
-             LinkTimeout fires); kqring's blocking pool calls recv(2) on the O_NONBLOCK \
-             socket, which fails at once with -EAGAIN",
-        ),
     ),
     same(
         "async-write",
@@ -726,7 +701,7 @@ pub static ALL: &[Scenario] = &[
         cancel target=any all ud=4
         wait 4"#,
     ),
-    differs(
+    same(
         "cancel-any",
         "AsyncCancel of any, without all",
         r#"order user_data
@@ -735,11 +710,6 @@ pub static ALL: &[Scenario] = &[
         read fd=p.b len=4 ud=1
         timeout ms=600000 ud=2
         cancel target=any ud=3"#,
-        Difference::Open(
-            "io_uring's IORING_ASYNC_CANCEL_ANY implies ALL: it cancels every entry in \
-             flight and answers how many; kqring's CancelTarget::Any without all \
-             cancels the first match only and answers 0",
-        ),
     ),
     same(
         "cancel-chain-head",
@@ -751,7 +721,7 @@ pub static ALL: &[Scenario] = &[
         cancel target=1 ud=3
         wait 3"#,
     ),
-    differs(
+    same(
         "cancel-unstarted-link-member",
         "AsyncCancel of a link member that has not started yet",
         r#"order user_data
@@ -762,10 +732,6 @@ pub static ALL: &[Scenario] = &[
         wait 1
         write-peer p.a "ok"
         wait 2"#,
-        Difference::Open(
-            "io_uring cannot find a linked entry that has not started (-ENOENT; it runs \
-             later); kqring cancels it (-ECANCELED, the canceller 0)",
-        ),
     ),
     differs(
         "cancel-running-async",

@@ -134,6 +134,11 @@ fn socket_call(op: &mut Op, flags: libc::c_int) -> SysResult {
             let Some(buf) = r.buf.as_mut() else {
                 return Err(libc::EINVAL);
             };
+            // read(2) of nothing returns 0 at once; recv(2) of nothing on
+            // an empty socket would say EAGAIN.
+            if buf.capacity() == buf.len() {
+                return Ok(0);
+            }
             let n = sys::recv(r.fd, buf.spare_capacity_mut(), flags)?;
             filled(buf, n);
             Ok(n)
@@ -148,6 +153,9 @@ fn socket_call(op: &mut Op, flags: libc::c_int) -> SysResult {
             let Some(bufs) = r.bufs.as_mut() else {
                 return Err(libc::EINVAL);
             };
+            if bufs.iter().all(|b| b.capacity() == b.len()) {
+                return Ok(0);
+            }
             let iov = spare_iovecs(bufs);
             let n = sys::recvmsg(r.fd, &iov, flags)?;
             filled_vec(bufs, n);
@@ -229,14 +237,15 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
 
 /// A poll's ready events now: `Ok(mask)` (0 when not ready) or `Err(res)`.
 pub(crate) fn poll_ready(fd: i32, events: u32) -> Result<u32, i32> {
-    match sys::poll_now(fd, events as i16) {
+    match sys::poll_now(fd, events as i16 | sys::POLL_RDHUP) {
         Ok(revents) => {
             let revents = revents as u32;
             if revents & libc::POLLNVAL as u32 != 0 {
                 return Err(-libc::EBADF);
             }
-            // poll(2) always reports errors and hang-ups; io_uring does too.
-            let always = (libc::POLLERR | libc::POLLHUP) as u32;
+            // poll(2) always reports errors and hang-ups; io_uring also
+            // always reports a peer's shutdown (POLLRDHUP, where it exists).
+            let always = (libc::POLLERR | libc::POLLHUP | sys::POLL_RDHUP) as u16 as u32;
             Ok(revents & (events | always))
         }
         Err(e) => Err(-e),

@@ -62,6 +62,8 @@ enum OpenLink {
     /// failed (and was not a hard link).
     Finished {
         failed: bool,
+        /// The failure cancels the rest without CQEs (see `Entry::quiet`).
+        quiet: bool,
     },
 }
 
@@ -88,6 +90,12 @@ struct Entry {
     bounds: Option<(usize, u64)>,
     /// When a timeout falls due (heap entries with another time are stale).
     deadline: Option<Instant>,
+    /// Cancelled by a failed link member that carried `CQE_SKIP_SUCCESS`:
+    /// completes without a CQE, as io_uring does.
+    quiet: bool,
+    /// Cancelled because an earlier link member failed: the decision to
+    /// post the rest of the chain was that member's, not this one's.
+    chain_cancelled: bool,
 }
 
 /// A timeout's count condition: completes once `posted` reaches `target`.
@@ -331,6 +339,8 @@ impl Driver {
             link_timeout: None,
             bounds: None,
             deadline: None,
+            quiet: false,
+            chain_cancelled: false,
         });
         if flags.contains(SqeFlags::IO_DRAIN) {
             self.drain_op = Some((id, seq));
@@ -346,10 +356,15 @@ impl Driver {
                 self.ops[id].state = State::Linked;
                 false
             }
-            OpenLink::Finished { failed: true } => {
+            OpenLink::Finished {
+                failed: true,
+                quiet,
+            } => {
                 if links_on {
                     self.open_link = OpenLink::InFlight(id, seq);
                 }
+                self.ops[id].quiet = quiet;
+                self.ops[id].chain_cancelled = true;
                 return self.complete(id, -libc::ECANCELED);
             }
             _ => true,
@@ -379,17 +394,21 @@ impl Driver {
                     self.open_link = pred;
                 }
             }
-            OpenLink::Finished { failed } => {
+            OpenLink::Finished { failed, quiet } => {
                 // The operation it would bound has already finished.
+                self.ops[id].quiet = quiet && failed;
                 self.complete(id, -libc::ECANCELED);
                 if links_on {
-                    self.open_link = OpenLink::Finished { failed };
+                    self.open_link = OpenLink::Finished { failed, quiet };
                 }
             }
             _ => {
                 self.complete(id, -libc::EINVAL);
                 if links_on {
-                    self.open_link = OpenLink::Finished { failed: true };
+                    self.open_link = OpenLink::Finished {
+                        failed: true,
+                        quiet: false,
+                    };
                 }
             }
         }
@@ -492,7 +511,19 @@ impl Driver {
             Err(res) => return self.complete(id, res),
             Ok(0) => {}
             Ok(mask) if !multishot => return self.complete(id, mask as i32),
-            Ok(mask) => self.post_more(id, mask as i32),
+            // A new registration reports the readiness already there as
+            // its first event, which posts then: posting now as well would
+            // report the same readiness twice. Only registrations that
+            // exist already (and won't fire for old news) need it now.
+            Ok(mask) => {
+                let registered = exec::poll_dirs(events)
+                    .into_iter()
+                    .flatten()
+                    .all(|dir| self.fds.is_registered(fd, dir));
+                if registered {
+                    self.post_more(id, mask as i32);
+                }
+            }
         }
         for dir in exec::poll_dirs(events).into_iter().flatten() {
             self.fds.push_poll(fd, dir, id);
@@ -552,7 +583,18 @@ impl Driver {
         while let Ok(done) = self.pool.done.try_recv() {
             any = true;
             if self.ops.get(done.id).is_some_and(|e| e.seq == done.seq) {
-                self.ops[done.id].op = done.op;
+                let entry = &mut self.ops[done.id];
+                entry.op = done.op;
+                // An ASYNC operation on a non-blocking descriptor that was
+                // not ready waits for readiness like any other, as
+                // io_uring's worker punts it to poll.
+                if crate::sys::io::would_block(-done.res)
+                    && let (Some(fd), Some(dir)) = (entry.fd, exec::direction(&entry.op))
+                {
+                    entry.state = State::Waiting;
+                    self.fds.push_io(fd, dir, done.id);
+                    continue;
+                }
                 self.complete(done.id, done.res);
             }
         }
@@ -708,11 +750,16 @@ impl Driver {
     /// Cancels what `target` matches (not `canceller` itself). Returns the
     /// AsyncCancel's `res`.
     fn cancel(&mut self, canceller: usize, target: CancelTarget, all: bool) -> i32 {
+        // io_uring: IORING_ASYNC_CANCEL_ANY implies ALL.
+        let all = all || target == CancelTarget::Any;
         let matches: Vec<(usize, u64)> = self
             .ops
             .iter()
             .filter(|(id, e)| {
+                // A link member that has not started is in no list io_uring
+                // searches: it can only go with its chain.
                 *id != canceller
+                    && e.state != State::Linked
                     && match target {
                         CancelTarget::UserData(ud) => e.user_data == ud,
                         CancelTarget::Fd(fd) => e.fd == Some(fd),
@@ -796,7 +843,7 @@ impl Driver {
         entry.span.record("res", res);
         let counts = !matches!(entry.op, Op::Timeout(_) | Op::LinkTimeout(_));
         let buf = entry.op.take_buffer();
-        if res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS) {
+        if !entry.quiet && (res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)) {
             self.post(
                 Cqe {
                     user_data: entry.user_data,
@@ -810,23 +857,38 @@ impl Driver {
         // io_uring fails a link on an error, and on a short read or write.
         let short = res >= 0 && entry.want.is_some_and(|w| (res as usize) < w);
         let failed = (res < 0 || short) && !entry.flags.contains(SqeFlags::IO_HARDLINK);
+        // A failure of an entry with CQE_SKIP_SUCCESS posts its own CQE
+        // but none for the members it cancels (io_uring's
+        // REQ_F_SKIP_LINK_CQES); a quiet member passes that on.
+        let quiet_rest = failed
+            && if entry.chain_cancelled {
+                entry.quiet
+            } else {
+                entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)
+            };
         if let Some((lt, lseq)) = entry.link_timeout
             && self.is_live(lt, lseq)
         {
             // The operation finished before its LinkTimeout.
+            self.ops[lt].quiet |= entry.quiet;
             self.complete(lt, -libc::ECANCELED);
         }
         if let Some((next, nseq)) = entry.next
             && self.is_live(next, nseq)
         {
             if failed {
+                self.ops[next].quiet |= quiet_rest;
+                self.ops[next].chain_cancelled = true;
                 self.complete(next, -libc::ECANCELED)
             } else {
                 self.start(next)
             }
         }
         if self.open_link == OpenLink::InFlight(id, entry.seq) {
-            self.open_link = OpenLink::Finished { failed };
+            self.open_link = OpenLink::Finished {
+                failed,
+                quiet: quiet_rest,
+            };
         }
     }
 

@@ -179,6 +179,15 @@ pub(crate) fn poll_now(fd: RawFd, events: i16) -> SysResult {
     Ok(pfd.revents as u16 as usize)
 }
 
+/// `POLLRDHUP` (the peer shut its writing side down) where poll(2) has it;
+/// 0 elsewhere.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const POLL_RDHUP: i16 = libc::POLLRDHUP;
+/// `POLLRDHUP` (the peer shut its writing side down) where poll(2) has it;
+/// 0 elsewhere.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const POLL_RDHUP: i16 = 0;
+
 /// `close(fd)`.
 pub(crate) fn close(fd: RawFd) -> SysResult {
     // SAFETY: closing an fd has no memory-safety preconditions; which fd to
