@@ -1,5 +1,53 @@
-//! The benchmark program (being built).
+//! `kqring-bench`: kqring beside io_uring, tokio and blocking syscalls.
+//! See `kqring-bench --help`.
 
-fn main() {
-    println!("kqring-bench: no workloads yet");
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use kqring_bench::cli::Args;
+use kqring_bench::report::Machine;
+use kqring_bench::{plot, suite, trace};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let started = Instant::now();
+    let machine = Machine::detect();
+    let span_cost = if args.trace {
+        Some(trace::span_cost(
+            &args.kqring_modes(),
+            args.tuning(),
+            args.duration,
+        ))
+    } else {
+        trace::install_from_env();
+        None
+    };
+    let mut report = suite::run(&args, machine, span_cost);
+    report.wall_time = started.elapsed();
+    if let Some(path) = &args.plot {
+        match std::fs::write(path, plot::svg(&report.latency)) {
+            Ok(()) => eprintln!("plot written to {}", path.display()),
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", path.display());
+                report.errors.push(format!("plot: {e}"));
+            }
+        }
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&report.to_json()) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: JSON: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.table());
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

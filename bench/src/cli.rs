@@ -1,0 +1,322 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// kqring beside io_uring, tokio (epoll) and blocking syscalls.
+///
+/// With no arguments, runs the default suite (every workload, both kqring
+/// modes) and prints one table. Figures are only comparable within one run
+/// on one machine.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "kqring-bench",
+    version,
+    about,
+    long_about = None,
+    after_help = "RUST_LOG=kqring=trace prints every kqring operation's span with its time.busy and \
+                  time.idle on stderr (keep the run short). With RUST_LOG unset, no subscriber is \
+                  installed unless --trace."
+)]
+pub struct Args {
+    /// Workloads to run (default: all).
+    #[arg(long = "workload", value_enum, num_args = 1.., value_delimiter = ',')]
+    pub workloads: Vec<WorkloadArg>,
+
+    /// Measured seconds per workload and system (a short warm-up comes
+    /// before it).
+    #[arg(long, default_value = "1", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Connection counts for TCP echo; latency percentiles are reported for
+    /// the smallest.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "1,16,256",
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub connections: Vec<u32>,
+
+    /// Message size in bytes for TCP echo and pipe ping-pong.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub msg_size: u32,
+
+    /// Systems to run (default: all); the others show "-".
+    #[arg(long = "system", value_enum, num_args = 1.., value_delimiter = ',')]
+    pub systems: Vec<SystemArg>,
+
+    /// Which kqring driving modes to run.
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    pub mode: ModeArg,
+
+    /// Measures the cost of kqring's per-operation spans (NOP batched with
+    /// no subscriber, then with an enabled one), then runs the suite with
+    /// that subscriber installed.
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Prints machine-readable results (JSON) on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Writes an SVG chart of the round-trip latency distributions.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Timers armed at once by the timeouts workload.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub timers: u32,
+
+    /// Size of the temporary file for random reads, in MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub file_mib: u32,
+
+    /// kqring's polling-thread spin time before it parks, in µs (default:
+    /// the library's, 1000).
+    #[arg(long, value_name = "US")]
+    pub sq_idle_us: Option<u64>,
+
+    /// Threads in kqring's blocking pool (default: the library's, 4).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+
+    /// Reads in flight in the random-read workload.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub queue_depth: u32,
+}
+
+/// A workload, or a group of them, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadArg {
+    /// Every workload.
+    All,
+    /// `nop-batched` and `nop-rtt`.
+    Nop,
+    /// NOP throughput, 64 per submit.
+    NopBatched,
+    /// NOP round trip, one in flight.
+    NopRtt,
+    /// Pipe ping-pong with a partner thread.
+    Pipe,
+    /// TCP echo over loopback: latency and throughput per connection count.
+    Tcp,
+    /// 4 KiB random reads from a warm file.
+    File,
+    /// Many timers armed at once.
+    Timeouts,
+}
+
+/// A system, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SystemArg {
+    /// kqring, in the modes `--mode` selects.
+    Kqring,
+    /// Linux's io_uring.
+    IoUring,
+    /// tokio.
+    Tokio,
+    /// Blocking syscalls.
+    Blocking,
+}
+
+/// The kqring modes to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// The dedicated polling thread (io_uring's SQPOLL).
+    Poller,
+    /// The caller's thread drives the ring.
+    Inline,
+    /// Both, side by side.
+    Both,
+}
+
+/// One workload to run, after groups are expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workload {
+    /// NOP throughput, 64 per submit.
+    NopBatched,
+    /// NOP round trip.
+    NopRtt,
+    /// Pipe ping-pong.
+    Pipe,
+    /// TCP echo.
+    Tcp,
+    /// Random file reads.
+    File,
+    /// Timers.
+    Timeouts,
+}
+
+impl Workload {
+    /// Every workload, in table order.
+    pub const ALL: [Workload; 6] = [
+        Workload::NopBatched,
+        Workload::NopRtt,
+        Workload::Pipe,
+        Workload::Tcp,
+        Workload::File,
+        Workload::Timeouts,
+    ];
+
+    /// The name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::NopBatched => "nop-batched",
+            Workload::NopRtt => "nop-rtt",
+            Workload::Pipe => "pipe",
+            Workload::Tcp => "tcp",
+            Workload::File => "file",
+            Workload::Timeouts => "timeouts",
+        }
+    }
+}
+
+impl Args {
+    /// The workloads to run, in table order, without repeats.
+    pub fn selected(&self) -> Vec<Workload> {
+        if self.workloads.is_empty() {
+            return Workload::ALL.to_vec();
+        }
+        let mut out: Vec<Workload> = self
+            .workloads
+            .iter()
+            .flat_map(|w| match w {
+                WorkloadArg::All => Workload::ALL.to_vec(),
+                WorkloadArg::Nop => vec![Workload::NopBatched, Workload::NopRtt],
+                WorkloadArg::NopBatched => vec![Workload::NopBatched],
+                WorkloadArg::NopRtt => vec![Workload::NopRtt],
+                WorkloadArg::Pipe => vec![Workload::Pipe],
+                WorkloadArg::Tcp => vec![Workload::Tcp],
+                WorkloadArg::File => vec![Workload::File],
+                WorkloadArg::Timeouts => vec![Workload::Timeouts],
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The connection counts, ascending, without repeats.
+    pub fn connection_counts(&self) -> Vec<usize> {
+        let mut c: Vec<usize> = self.connections.iter().map(|&n| n as usize).collect();
+        c.sort_unstable();
+        c.dedup();
+        c
+    }
+
+    /// Whether `system` is to run.
+    pub fn runs(&self, system: SystemArg) -> bool {
+        self.systems.is_empty() || self.systems.contains(&system)
+    }
+
+    /// kqring's builder settings from the command line.
+    pub fn tuning(&self) -> crate::systems::kqring::Tuning {
+        crate::systems::kqring::Tuning {
+            sq_idle: self.sq_idle_us.map(Duration::from_micros),
+            workers: self.workers.map(|n| n as usize),
+        }
+    }
+
+    /// kqring's builder settings, in words, marking the library's defaults.
+    pub fn kqring_settings(&self) -> String {
+        let idle = match self.sq_idle_us {
+            Some(us) => format!("sq_idle {us} µs"),
+            None => "sq_idle 1 ms (default)".into(),
+        };
+        let workers = match self.workers {
+            Some(n) => format!("{n} workers"),
+            None => "4 workers (default)".into(),
+        };
+        format!("{idle}, {workers}")
+    }
+
+    /// The kqring modes to run (none if kqring is not selected).
+    pub fn kqring_modes(&self) -> Vec<kqring::Mode> {
+        if !self.runs(SystemArg::Kqring) {
+            return Vec::new();
+        }
+        match self.mode {
+            ModeArg::Poller => vec![kqring::Mode::PollingThread],
+            ModeArg::Inline => vec![kqring::Mode::Inline],
+            ModeArg::Both => vec![kqring::Mode::PollingThread, kqring::Mode::Inline],
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("{s} s is out of range (0, 3600]"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("kqring-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_select_everything() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.selected(), Workload::ALL.to_vec());
+        assert_eq!(a.connection_counts(), vec![1, 16, 256]);
+        assert_eq!(a.msg_size, 64);
+        assert_eq!(a.kqring_modes().len(), 2);
+        assert!(!a.json && !a.trace && a.plot.is_none());
+    }
+
+    #[test]
+    fn groups_expand_in_table_order() {
+        let a = parse(&["--workload", "timeouts", "nop", "--workload", "nop-rtt"]).unwrap();
+        assert_eq!(
+            a.selected(),
+            vec![Workload::NopBatched, Workload::NopRtt, Workload::Timeouts]
+        );
+        let a = parse(&["--workload", "tcp,pipe"]).unwrap();
+        assert_eq!(a.selected(), vec![Workload::Pipe, Workload::Tcp]);
+    }
+
+    #[test]
+    fn numbers_are_validated() {
+        let a = parse(&["--duration", "0.25", "--connections", "16,1,16"]).unwrap();
+        assert_eq!(a.duration, Duration::from_millis(250));
+        assert_eq!(a.connection_counts(), vec![1, 16]);
+        assert!(parse(&["--duration", "0"]).is_err());
+        assert!(parse(&["--duration", "soon"]).is_err());
+        assert!(parse(&["--connections", "0"]).is_err());
+        assert!(parse(&["--msg-size", "0"]).is_err());
+        assert!(parse(&["--workload", "bogus"]).is_err());
+        assert!(parse(&["--mode", "sideways"]).is_err());
+    }
+
+    #[test]
+    fn systems_filter_columns() {
+        let a = parse(&["--system", "io-uring,tokio"]).unwrap();
+        assert!(a.runs(SystemArg::IoUring) && a.runs(SystemArg::Tokio));
+        assert!(!a.runs(SystemArg::Blocking));
+        assert!(a.kqring_modes().is_empty());
+        let a = parse(&[]).unwrap();
+        assert!(a.runs(SystemArg::Blocking));
+    }
+
+    #[test]
+    fn mode_selects_columns() {
+        let a = parse(&["--mode", "inline"]).unwrap();
+        assert_eq!(a.kqring_modes(), vec![kqring::Mode::Inline]);
+        let a = parse(&["--mode", "poller", "--json", "--plot", "x.svg", "--trace"]).unwrap();
+        assert_eq!(a.kqring_modes(), vec![kqring::Mode::PollingThread]);
+        assert!(a.json && a.trace);
+        assert_eq!(a.plot.as_deref(), Some(std::path::Path::new("x.svg")));
+    }
+}

@@ -1,0 +1,354 @@
+//! What the workloads run against, the same for every system: pipes with an
+//! echoing partner thread, loopback TCP connections, a warm file, messages
+//! to check echoes against, and timer durations.
+
+use std::fs::File;
+use std::io::{self, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::{Result, ensure};
+
+/// Bytes per random read.
+pub const BLOCK: usize = 4096;
+
+/// Message variants a client cycles through, so an echo of the wrong round
+/// (or of stale bytes) does not compare equal.
+const VARIANTS: usize = 16;
+
+/// The messages of one workload: `VARIANTS` different payloads of one size.
+#[derive(Debug, Clone)]
+pub struct Messages {
+    variants: Vec<Bytes>,
+}
+
+impl Messages {
+    /// Payloads of `size` bytes.
+    pub fn new(size: usize) -> Messages {
+        let variants = (0..VARIANTS)
+            .map(|k| {
+                (0..size)
+                    .map(|i| (k * 31 + i * 7 + 1) as u8)
+                    .collect::<Vec<u8>>()
+                    .into()
+            })
+            .collect();
+        Messages { variants }
+    }
+
+    /// The payload of round `round`.
+    pub fn get(&self, round: u64) -> &Bytes {
+        &self.variants[round as usize % VARIANTS]
+    }
+
+    /// The message size.
+    pub fn size(&self) -> usize {
+        self.variants[0].len()
+    }
+
+    /// Checks that `got` is the payload of round `round`.
+    pub fn check(&self, round: u64, got: &[u8]) -> Result<()> {
+        ensure!(
+            got == &self.get(round)[..],
+            "echo of round {round} differs from what was sent ({} bytes back)",
+            got.len()
+        );
+        Ok(())
+    }
+}
+
+/// Turns on `O_NONBLOCK` on one open file description.
+pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl with integer arguments on a descriptor the caller holds.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Two pipes and a partner thread that echoes whatever arrives on the first
+/// into the second, with blocking calls. The workload's ends are `ping`
+/// (write) and `pong` (read); closing `ping` stops the partner.
+#[derive(Debug)]
+pub struct PipePartner {
+    /// Where the workload writes.
+    pub ping: OwnedFd,
+    /// Where the workload reads the echo.
+    pub pong: OwnedFd,
+    /// The echoing thread.
+    pub partner: Partner,
+}
+
+/// The thread behind a [`PipePartner`].
+#[derive(Debug)]
+pub struct Partner(JoinHandle<()>);
+
+impl Partner {
+    /// Waits for the partner to stop (once the workload's ends are closed).
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+impl PipePartner {
+    /// Spawns the partner; the workload's two ends are made non-blocking if
+    /// asked (the partner's ends are separate open files and stay blocking).
+    pub fn spawn(nonblocking: bool) -> io::Result<PipePartner> {
+        let (ping_r, ping_w) = io::pipe()?;
+        let (pong_r, pong_w) = io::pipe()?;
+        let partner = std::thread::Builder::new()
+            .name("pipe-partner".into())
+            .spawn(move || {
+                let (mut r, mut w) = (ping_r, pong_w);
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = r.read(&mut buf) {
+                    if w.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        let (ping, pong): (OwnedFd, OwnedFd) = (ping_w.into(), pong_r.into());
+        if nonblocking {
+            set_nonblocking(&ping)?;
+            set_nonblocking(&pong)?;
+        }
+        Ok(PipePartner {
+            ping,
+            pong,
+            partner: Partner(partner),
+        })
+    }
+
+    /// Closes the workload's ends and joins the partner.
+    pub fn finish(self) {
+        drop(self.ping);
+        drop(self.pong);
+        self.partner.join();
+    }
+}
+
+/// A loopback TCP connection: the client end and the server's accepted end.
+#[derive(Debug)]
+pub struct TcpPair {
+    /// The connecting side.
+    pub client: TcpStream,
+    /// The accepted side.
+    pub server: TcpStream,
+}
+
+/// `n` loopback connections, accepted with std from a listener on an
+/// ephemeral port, `TCP_NODELAY` on both ends, blocking.
+///
+/// Set-up is not measured. When kqring gains `Accept`, a workload that
+/// wants to time it replaces this with a listener driven by the ring.
+pub fn tcp_pairs(n: usize) -> io::Result<Vec<TcpPair>> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let client = TcpStream::connect(addr)?;
+        let (server, peer) = listener.accept()?;
+        // One connect at a time, so the accepted one is ours; checked.
+        if peer != client.local_addr()? {
+            return Err(io::Error::other("accepted a connection from a stranger"));
+        }
+        client.set_nodelay(true)?;
+        server.set_nodelay(true)?;
+        pairs.push(TcpPair { client, server });
+    }
+    Ok(pairs)
+}
+
+/// A temporary file of 4 KiB blocks, each starting with its index (u64 LE)
+/// so a read at the wrong offset is caught. Removed on drop.
+#[derive(Debug)]
+pub struct TestFile {
+    path: PathBuf,
+    file: File,
+    blocks: u64,
+}
+
+impl TestFile {
+    /// Creates a file of `mib` MiB in the temp directory and reads it back
+    /// once, so its pages are in the cache.
+    pub fn create(mib: u32) -> io::Result<TestFile> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kqring-bench-{}-{n}.dat", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let blocks = u64::from(mib) * 1024 * 1024 / BLOCK as u64;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let guard = TestFile {
+            path,
+            file: file.try_clone()?,
+            blocks,
+        };
+        let mut chunk = vec![0u8; 256 * BLOCK];
+        let mut block = 0u64;
+        while block < blocks {
+            let n = (blocks - block).min(256) as usize;
+            for (i, b) in chunk.chunks_mut(BLOCK).take(n).enumerate() {
+                b[..8].copy_from_slice(&(block + i as u64).to_le_bytes());
+                b[8..].fill((block as usize + i) as u8);
+            }
+            file.write_all(&chunk[..n * BLOCK])?;
+            block += n as u64;
+        }
+        file.sync_data()?;
+        let mut warm = vec![0u8; 1 << 20];
+        let mut off = 0;
+        while off < blocks * BLOCK as u64 {
+            off += file.read_at(&mut warm, off)?.max(1) as u64;
+        }
+        Ok(guard)
+    }
+
+    /// The open file (read-write).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// How many 4 KiB blocks it has.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// Checks a read of block `block`: `res` bytes into `buf`.
+    pub fn check(&self, block: u64, res: i64, buf: &[u8]) -> Result<()> {
+        check_block(block, res, buf)
+    }
+}
+
+/// Checks a read of block `block` of a [`TestFile`]: `res` bytes into `buf`.
+pub fn check_block(block: u64, res: i64, buf: &[u8]) -> Result<()> {
+    ensure!(
+        res == BLOCK as i64,
+        "read of block {block} returned {res}, want {BLOCK}"
+    );
+    ensure!(
+        buf.len() >= 8 && buf[..8] == block.to_le_bytes(),
+        "read of block {block} brought another block's bytes"
+    );
+    Ok(())
+}
+
+impl Drop for TestFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A small xorshift generator: random offsets without a dependency, the
+/// same sequence for every system.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// The shortest and longest timer of the timeouts workload.
+pub const TIMER_RANGE: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_millis(100));
+
+/// `n` timer durations spread over [`TIMER_RANGE`] at microsecond steps, in
+/// shuffled order, so timer structures see inserts all over their range.
+pub fn timer_durations(n: usize) -> Vec<Duration> {
+    let (lo, hi) = TIMER_RANGE;
+    let span = (hi - lo).as_micros() as u64;
+    let mut rng = Rng::new(7);
+    (0..n)
+        .map(|_| lo + Duration::from_micros(rng.below(span + 1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_differ_by_round() {
+        let m = Messages::new(64);
+        assert_eq!(m.size(), 64);
+        assert!(m.check(3, m.get(3)).is_ok());
+        assert!(m.check(4, m.get(3)).is_err());
+        assert!(m.check(3, &m.get(3)[..63]).is_err());
+    }
+
+    #[test]
+    fn timers_stay_in_range() {
+        let d = timer_durations(1000);
+        assert!(
+            d.iter()
+                .all(|d| (TIMER_RANGE.0..=TIMER_RANGE.1).contains(d))
+        );
+        assert!(d.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn pipe_partner_echoes() {
+        let p = PipePartner::spawn(false).unwrap();
+        let mut w = File::from(p.ping.try_clone().unwrap());
+        let mut r = File::from(p.pong.try_clone().unwrap());
+        w.write_all(b"hello").unwrap();
+        drop(w);
+        let mut got = [0u8; 5];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        drop(r);
+        p.finish();
+    }
+
+    #[test]
+    fn tcp_pairs_connect() {
+        let mut pairs = tcp_pairs(3).unwrap();
+        let p = &mut pairs[2];
+        p.client.write_all(b"x").unwrap();
+        let mut b = [0u8; 1];
+        p.server.read_exact(&mut b).unwrap();
+        assert_eq!(&b, b"x");
+    }
+
+    #[test]
+    fn test_file_blocks_are_tagged() {
+        let f = TestFile::create(1).unwrap();
+        assert_eq!(f.blocks(), 256);
+        let mut buf = vec![0u8; BLOCK];
+        let n = f.file().read_at(&mut buf, 17 * BLOCK as u64).unwrap();
+        assert!(f.check(17, n as i64, &buf).is_ok());
+        assert!(f.check(16, n as i64, &buf).is_err());
+    }
+}

@@ -1,0 +1,569 @@
+//! Results: rows of figures per system, printed as a table or as JSON.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::stats::Samples;
+
+/// The columns, in table order.
+pub const COLUMNS: [&str; 5] = [
+    "kqring-poller",
+    "kqring-inline",
+    "io_uring",
+    "tokio",
+    "blocking",
+];
+
+/// The kqring columns (the ratio takes the better of them).
+pub const KQRING: [&str; 2] = ["kqring-poller", "kqring-inline"];
+
+/// Which way a figure improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Throughput.
+    Higher,
+    /// Time.
+    Lower,
+}
+
+/// One system's figure in one row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// The figure, in the row's base unit.
+    Value(f64),
+    /// The workload means nothing for this system (a NOP for tokio).
+    NotApplicable,
+    /// This column was not selected (`--mode`).
+    NotRun,
+    /// The system could not be set up on this machine.
+    Unavailable,
+    /// The workload failed; the message says why.
+    Failed(String),
+}
+
+impl Cell {
+    fn value(&self) -> Option<f64> {
+        match self {
+            Cell::Value(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            Cell::Value(v) => json!(v),
+            Cell::NotApplicable => json!("n/a"),
+            Cell::NotRun => json!("not run"),
+            Cell::Unavailable => json!("unavailable"),
+            Cell::Failed(e) => json!(format!("error: {e}")),
+        }
+    }
+}
+
+/// One line of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The workload's command-line name.
+    pub workload: &'static str,
+    /// What the row shows, with the display unit (`"NOP batched ×64, M ops/s"`).
+    pub label: String,
+    /// The base unit of the values (`"ops/s"`, `"ns"`).
+    pub unit: &'static str,
+    /// Display value = base value × `scale`.
+    pub scale: f64,
+    /// Which way is better.
+    pub better: Better,
+    /// One cell per column of [`COLUMNS`], in order.
+    pub cells: Vec<Cell>,
+}
+
+impl Row {
+    fn cell(&self, column: &str) -> &Cell {
+        let i = COLUMNS
+            .iter()
+            .position(|c| *c == column)
+            .expect("a known column");
+        &self.cells[i]
+    }
+
+    /// The better kqring mode's figure over io_uring's, and which mode.
+    pub fn ratio(&self) -> Option<(f64, &'static str)> {
+        let base = self.cell("io_uring").value()?;
+        let best = KQRING
+            .iter()
+            .filter_map(|m| self.cell(m).value().map(|v| (v, *m)))
+            .reduce(|a, b| match self.better {
+                Better::Higher if b.0 > a.0 => b,
+                Better::Lower if b.0 < a.0 => b,
+                _ => a,
+            })?;
+        (base > 0.0).then(|| (best.0 / base, best.1))
+    }
+}
+
+/// The latency samples of one workload, per system that has them.
+#[derive(Debug, Clone)]
+pub struct LatencySet {
+    /// Short key (`"pipe"`, `"tcp-1"`).
+    pub key: String,
+    /// Title for charts.
+    pub title: String,
+    /// (column, samples), in column order.
+    pub series: Vec<(&'static str, Samples)>,
+}
+
+/// The span-cost measurement of `--trace`.
+#[derive(Debug, Clone)]
+pub struct SpanCost {
+    /// The subscriber that was on.
+    pub subscriber: String,
+    /// (column, its figures).
+    pub rows: Vec<(&'static str, OffOn)>,
+}
+
+/// NOPs/s with no subscriber and with one, or why it failed.
+pub type OffOn = Result<(f64, f64), String>;
+
+/// Where the run happened.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs available.
+    pub cpus: usize,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// OS and kernel release.
+    pub os: String,
+    /// The 1-minute load average when the run started (it still counts
+    /// work that ended up to a minute before).
+    pub load: Option<f64>,
+    /// The share of all CPUs busy in the 200 ms before the run (Linux):
+    /// other work skews every figure, spinning threads' most.
+    pub busy: Option<f64>,
+}
+
+impl Machine {
+    /// This machine.
+    pub fn detect() -> Machine {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, m)| m.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpus,
+            cpu_model,
+            os: uname(),
+            load: load_average(),
+            busy: busy_share(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// (busy, total) jiffies of all CPUs so far, from `/proc/stat`.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+fn busy_share(over: Duration) -> Option<f64> {
+    let (b0, t0) = cpu_jiffies()?;
+    std::thread::sleep(over);
+    let (b1, t1) = cpu_jiffies()?;
+    (t1 > t0).then(|| (b1 - b0) as f64 / (t1 - t0) as f64)
+}
+
+fn load_average() -> Option<f64> {
+    let mut avg = [0f64; 1];
+    // SAFETY: getloadavg writes at most `nelem` doubles into the array.
+    let n = unsafe { libc::getloadavg(avg.as_mut_ptr(), 1) };
+    (n == 1).then_some(avg[0])
+}
+
+fn uname() -> String {
+    // SAFETY: utsname is plain bytes; uname fills it or fails.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return std::env::consts::OS.into();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!("{} {}", field(&u.sysname), field(&u.release))
+}
+
+/// Everything one run found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// Measured time per workload and system.
+    pub duration: Duration,
+    /// Message size of TCP echo and pipe ping-pong.
+    pub msg_size: usize,
+    /// kqring's builder settings, as a note (`"sq_idle 1 ms, 4 workers"`).
+    pub kqring_settings: String,
+    /// Workloads run (command-line names).
+    pub workloads: Vec<&'static str>,
+    /// Systems that could not run, and why.
+    pub unavailable: Vec<(&'static str, String)>,
+    /// The table.
+    pub rows: Vec<Row>,
+    /// Latency samples behind the percentile rows and the plot.
+    pub latency: Vec<LatencySet>,
+    /// `--trace`'s measurement.
+    pub span_cost: Option<SpanCost>,
+    /// Failures, as "workload / system: message".
+    pub errors: Vec<String>,
+    /// How long the whole run took.
+    pub wall_time: Duration,
+}
+
+/// How each TCP echo is built, stated with the results.
+pub const TCP_SETUP: &str = "TCP echo: client and server ends both driven by the system under test \
+(kqring, io_uring: one ring; tokio: one task per end; blocking: one thread per end), \
+one message in flight per connection, connections made with std before timing";
+
+/// The measurement notes printed under the table.
+const NOTES: &[&str] = &[
+    "↑ higher is better, ↓ lower is better; kqring/io_uring divides the figures as shown, \
+     taking the better kqring mode (named)",
+    "kqring: read/write ops on non-blocking sockets and pipes (no Recv/Send/Accept yet); \
+     file reads on its blocking pool",
+    "io_uring: no SQPOLL, Recv/Send on blocking sockets, Read/Write on blocking pipes and the file",
+    "tokio: default multi-thread runtime; file reads via spawn_blocking pread, one task per slot",
+    "blocking: one thread per waiting end; file reads are one pread at a time (queue depth 1)",
+    "pipe: a partner thread echoes with blocking calls; timers: durations spread over 1–100 ms, \
+     lateness = seen done − (asked + duration)",
+];
+
+fn fmt_value(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn fmt_cell(c: &Cell, scale: f64) -> String {
+    match c {
+        Cell::Value(v) => fmt_value(v * scale),
+        Cell::Failed(_) => "ERR".into(),
+        _ => "-".into(),
+    }
+}
+
+fn short_mode(column: &str) -> &str {
+    column.strip_prefix("kqring-").unwrap_or(column)
+}
+
+/// Lays out a markdown table with padded columns.
+fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].chars().count(), 3])
+            .max()
+            .unwrap_or(3)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |cells: &[String]| {
+        let mut s = String::from("|");
+        for (i, c) in cells.iter().enumerate() {
+            let pad = widths[i] - c.chars().count();
+            if i == 0 {
+                let _ = write!(s, " {c}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(s, " {}{c} |", " ".repeat(pad));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(header);
+    out.push('|');
+    for (i, w) in widths.iter().enumerate() {
+        out.push_str(&if i == 0 {
+            format!("{}|", "-".repeat(w + 2))
+        } else {
+            format!("{}:|", "-".repeat(w + 1))
+        });
+    }
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out
+}
+
+impl Report {
+    /// The human-readable table, with its header and notes.
+    pub fn table(&self) -> String {
+        let m = &self.machine;
+        let mut out = format!(
+            "kqring-bench: {} CPUs, {}, {}; {:.2} s measured per cell, {}-byte messages\n",
+            m.cpus,
+            m.cpu_model,
+            m.os,
+            self.duration.as_secs_f64(),
+            self.msg_size
+        );
+        match (m.busy, m.load) {
+            (Some(busy), load) => {
+                let load = load.map_or(String::new(), |l| format!(", 1-min load average {l:.2}"));
+                let _ = writeln!(out, "CPUs busy before the run: {:.0}%{load}", busy * 100.0);
+                if busy >= 0.2 {
+                    let _ = writeln!(
+                        out,
+                        "warning: the machine is busy; every figure is skewed, the polling thread's most"
+                    );
+                }
+            }
+            (None, Some(load)) => {
+                let _ = writeln!(out, "1-min load average at start: {load:.2}");
+            }
+            (None, None) => {}
+        }
+        if let Some(s) = &self.span_cost {
+            let _ = writeln!(out, "spans on for every figure below: {}", s.subscriber);
+        }
+        for (sys, why) in &self.unavailable {
+            let _ = writeln!(out, "{sys} unavailable: {why}");
+        }
+        out.push('\n');
+        let mut header = vec!["workload".to_string()];
+        header.extend(COLUMNS.iter().map(|c| c.to_string()));
+        header.push("kqring/io_uring".into());
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let mut line = vec![r.label.clone()];
+                line.extend(r.cells.iter().map(|c| fmt_cell(c, r.scale)));
+                line.push(
+                    r.ratio()
+                        .map_or("-".into(), |(x, m)| format!("{x:.2}x ({})", short_mode(m))),
+                );
+                line
+            })
+            .collect();
+        out.push_str(&markdown(&header, &rows));
+        out.push('\n');
+        if self.workloads.contains(&"tcp") {
+            let _ = writeln!(out, "{TCP_SETUP}.");
+        }
+        let _ = writeln!(out, "kqring settings: {}.", self.kqring_settings);
+        for n in NOTES {
+            let _ = writeln!(out, "{n}.");
+        }
+        if let Some(s) = self.span_cost.as_ref().filter(|s| !s.rows.is_empty()) {
+            let _ = write!(
+                out,
+                "\nSpan cost: kqring NOP batched ×64, M ops/s, with no subscriber vs {}\n\n",
+                s.subscriber
+            );
+            let rows: Vec<Vec<String>> = s
+                .rows
+                .iter()
+                .map(|(col, r)| match r {
+                    Ok((off, on)) => vec![
+                        col.to_string(),
+                        fmt_value(off * 1e-6),
+                        fmt_value(on * 1e-6),
+                        format!("{:.2}", on / off),
+                    ],
+                    Err(_) => vec![col.to_string(), "ERR".into(), "ERR".into(), "-".into()],
+                })
+                .collect();
+            let header = ["mode", "spans off", "spans on", "on/off"].map(String::from);
+            out.push_str(&markdown(&header, &rows));
+        }
+        if !self.errors.is_empty() {
+            out.push_str("\nErrors:\n");
+            for e in &self.errors {
+                let _ = writeln!(out, "  {e}");
+            }
+        }
+        let _ = writeln!(out, "\nwall time: {:.1} s", self.wall_time.as_secs_f64());
+        out
+    }
+
+    /// The results as JSON: figures in base units, with the latency
+    /// percentiles behind them.
+    pub fn to_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let values: serde_json::Map<String, Value> = COLUMNS
+                    .iter()
+                    .zip(&r.cells)
+                    .map(|(c, v)| (c.to_string(), v.json()))
+                    .collect();
+                let (ratio, mode) = r.ratio().map_or((None, None), |(x, m)| (Some(x), Some(m)));
+                json!({
+                    "workload": r.workload,
+                    "metric": r.label,
+                    "unit": r.unit,
+                    "better": match r.better { Better::Higher => "higher", Better::Lower => "lower" },
+                    "values": values,
+                    "kqring_over_io_uring": ratio,
+                    "ratio_mode": mode,
+                })
+            })
+            .collect();
+        let latency: serde_json::Map<String, Value> = self
+            .latency
+            .iter()
+            .map(|set| {
+                let per: serde_json::Map<String, Value> = set
+                    .series
+                    .iter()
+                    .map(|(col, s)| {
+                        let q = |q| s.quantile(q);
+                        (
+                            col.to_string(),
+                            json!({
+                                "count": s.len(),
+                                "mean_ns": s.mean(),
+                                "p50_ns": q(0.5),
+                                "p90_ns": q(0.9),
+                                "p99_ns": q(0.99),
+                                "p99_9_ns": q(0.999),
+                                "max_ns": s.max(),
+                            }),
+                        )
+                    })
+                    .collect();
+                (
+                    set.key.clone(),
+                    json!({ "title": set.title, "systems": per }),
+                )
+            })
+            .collect();
+        let span_cost = self.span_cost.as_ref().map(|s| {
+            let modes: serde_json::Map<String, Value> = s
+                .rows
+                .iter()
+                .map(|(col, r)| {
+                    let v = match r {
+                        Ok((off, on)) => json!({
+                            "off_ops_per_s": off, "on_ops_per_s": on, "on_over_off": on / off,
+                        }),
+                        Err(e) => json!({ "error": e }),
+                    };
+                    (col.to_string(), v)
+                })
+                .collect();
+            json!({ "subscriber": s.subscriber, "modes": modes })
+        });
+        json!({
+            "machine": {
+                "cpus": self.machine.cpus,
+                "cpu_model": self.machine.cpu_model,
+                "os": self.machine.os,
+                "load_average": self.machine.load,
+                "busy_before": self.machine.busy,
+            },
+            "config": {
+                "duration_s": self.duration.as_secs_f64(),
+                "msg_size": self.msg_size,
+                "kqring_settings": self.kqring_settings,
+                "workloads": self.workloads,
+                "tcp_setup": TCP_SETUP,
+            },
+            "columns": COLUMNS,
+            "unavailable": self.unavailable.iter().map(|(s, w)| (s.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "rows": rows,
+            "latency": latency,
+            "span_cost": span_cost,
+            "errors": self.errors,
+            "wall_time_s": self.wall_time.as_secs_f64(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(better: Better, cells: [Cell; 5]) -> Row {
+        Row {
+            workload: "x",
+            label: "x".into(),
+            unit: "ns",
+            scale: 1.0,
+            better,
+            cells: cells.to_vec(),
+        }
+    }
+
+    #[test]
+    fn ratio_takes_the_better_mode() {
+        use Cell::*;
+        let r = row(
+            Better::Higher,
+            [Value(2.0), Value(3.0), Value(4.0), NotApplicable, NotRun],
+        );
+        assert_eq!(r.ratio(), Some((0.75, "kqring-inline")));
+        let r = row(
+            Better::Lower,
+            [Value(2.0), Value(3.0), Value(4.0), NotApplicable, NotRun],
+        );
+        assert_eq!(r.ratio(), Some((0.5, "kqring-poller")));
+        let r = row(
+            Better::Lower,
+            [NotRun, Value(3.0), Unavailable, NotApplicable, NotRun],
+        );
+        assert_eq!(r.ratio(), None);
+    }
+
+    #[test]
+    fn values_keep_three_digits() {
+        assert_eq!(fmt_value(1234.5), "1234");
+        assert_eq!(fmt_value(12.345), "12.3");
+        assert_eq!(fmt_value(1.2345), "1.23");
+        assert_eq!(fmt_value(0.12345), "0.123");
+    }
+
+    #[test]
+    fn table_is_aligned_markdown() {
+        let t = markdown(
+            &["a".into(), "bb".into()],
+            &[vec!["long name".into(), "1".into()]],
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
+        assert!(lines[1].ends_with(":|"));
+    }
+}

@@ -1,0 +1,325 @@
+//! Runs the selected workloads on every system and gathers the report.
+
+use std::io::IsTerminal as _;
+use std::time::Instant;
+
+use crate::cli::{Args, SystemArg, Workload};
+use crate::fixtures::{TIMER_RANGE, TestFile};
+use crate::report::{Better, COLUMNS, Cell, LatencySet, Machine, Report, Row, SpanCost};
+use crate::stats::Measurement;
+use crate::systems::blocking::Blocking;
+use crate::systems::kqring::Kqring;
+use crate::systems::tokio::Tokio;
+use crate::systems::{self, Outcome, Params, System};
+
+/// A progress line on stderr, rewritten in place; only on a terminal.
+#[derive(Debug)]
+pub struct Progress {
+    on: bool,
+    total: usize,
+    done: usize,
+    start: Instant,
+}
+
+impl Progress {
+    /// A progress line for `total` steps.
+    pub fn new(total: usize) -> Progress {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            total,
+            done: 0,
+            start: Instant::now(),
+        }
+    }
+
+    fn show(&self, what: &str, system: &str) {
+        if self.on {
+            eprint!(
+                "\r\x1b[K[{}/{}] {:5.1} s  {what} · {system}",
+                (self.done + 1).min(self.total),
+                self.total,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    /// Clears the line (before other output, and at the end).
+    pub fn clear(&self) {
+        if self.on {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// A column: a system to run, or the cell it shows instead.
+enum Slot {
+    Ready(Box<dyn System>),
+    Absent(Cell),
+}
+
+/// What one system gave for one workload run.
+type Got = Result<Measurement, Cell>;
+
+struct Runner {
+    slots: Vec<Slot>,
+    progress: Progress,
+    errors: Vec<String>,
+}
+
+impl Runner {
+    /// Runs `f` on every column's system, in column order.
+    fn each(&mut self, what: &str, mut f: impl FnMut(&mut dyn System) -> Outcome) -> Vec<Got> {
+        let mut out = Vec::with_capacity(self.slots.len());
+        for slot in &mut self.slots {
+            let got = match slot {
+                Slot::Absent(cell) => Err(cell.clone()),
+                Slot::Ready(sys) => {
+                    self.progress.show(what, sys.name());
+                    let got = match f(sys.as_mut()) {
+                        None => Err(Cell::NotApplicable),
+                        Some(Ok(m)) if m.ops == 0 => Err(Cell::Failed(
+                            "nothing completed in the measured window".into(),
+                        )),
+                        Some(Ok(m)) => Ok(m),
+                        Some(Err(e)) => Err(Cell::Failed(e.to_string())),
+                    };
+                    if let Err(Cell::Failed(e)) = &got {
+                        self.progress.clear();
+                        let msg = format!("{what} / {}: {e}", sys.name());
+                        eprintln!("error: {msg}");
+                        self.errors.push(msg);
+                    }
+                    self.progress.done += 1;
+                    got
+                }
+            };
+            out.push(got);
+        }
+        out
+    }
+
+    /// Every column fails with `e` (a fixture could not be made).
+    fn fail_all(&mut self, what: &str, e: &str) -> Vec<Got> {
+        self.errors.push(format!("{what}: {e}"));
+        self.slots
+            .iter()
+            .map(|s| match s {
+                Slot::Absent(c) => Err(c.clone()),
+                Slot::Ready(_) => Err(Cell::Failed(e.to_string())),
+            })
+            .collect()
+    }
+}
+
+/// A row from one figure of each measurement.
+fn row(
+    workload: Workload,
+    label: String,
+    (unit, scale, better): (&'static str, f64, Better),
+    got: &[Got],
+    metric: impl Fn(&Measurement) -> Option<f64>,
+) -> Row {
+    let cells = got
+        .iter()
+        .map(|g| match g {
+            Ok(m) => metric(m).map_or_else(|| Cell::Failed("no samples".into()), Cell::Value),
+            Err(c) => c.clone(),
+        })
+        .collect();
+    Row {
+        workload: workload.name(),
+        label,
+        unit,
+        scale,
+        better,
+        cells,
+    }
+}
+
+fn latency_set(key: String, title: String, got: &[Got]) -> LatencySet {
+    let series = COLUMNS
+        .iter()
+        .zip(got)
+        .filter_map(|(col, g)| Some((*col, g.as_ref().ok()?.latency.clone()?)))
+        .collect();
+    LatencySet { key, title, series }
+}
+
+fn quantile(q: f64) -> impl Fn(&Measurement) -> Option<f64> {
+    move |m| m.latency.as_ref()?.quantile(q).map(|v| v as f64)
+}
+
+const RATE_M: (&str, f64, Better) = ("ops/s", 1e-6, Better::Higher);
+const NS: (&str, f64, Better) = ("ns", 1.0, Better::Lower);
+const NS_AS_US: (&str, f64, Better) = ("ns", 1e-3, Better::Lower);
+const NS_AS_MS: (&str, f64, Better) = ("ns", 1e-6, Better::Lower);
+
+fn count_label(n: usize) -> String {
+    if n >= 1000 && n.is_multiple_of(1000) {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Runs what `args` selects on `machine` (detected before anything ran).
+/// `span_cost` is `--trace`'s measurement, made before (it has to run
+/// before any subscriber is installed).
+pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report {
+    let started = Instant::now();
+    let params = Params {
+        duration: args.duration,
+        msg_size: args.msg_size as usize,
+        queue_depth: args.queue_depth as usize,
+        timers: args.timers as usize,
+    };
+    let workloads = args.selected();
+    let conns = args.connection_counts();
+    let modes = args.kqring_modes();
+    let mut unavailable = Vec::new();
+    let kq = |m: kqring::Mode| {
+        if modes.contains(&m) {
+            Slot::Ready(Box::new(Kqring::tuned(m, args.tuning())))
+        } else {
+            Slot::Absent(Cell::NotRun)
+        }
+    };
+    let uring = if !args.runs(SystemArg::IoUring) {
+        Slot::Absent(Cell::NotRun)
+    } else {
+        match systems::io_uring() {
+            Ok(s) => Slot::Ready(s),
+            Err(why) => {
+                eprintln!("io_uring unavailable: {why}");
+                unavailable.push(("io_uring", why));
+                Slot::Absent(Cell::Unavailable)
+            }
+        }
+    };
+    let other = |which: SystemArg, sys: Box<dyn System>| {
+        if args.runs(which) {
+            Slot::Ready(sys)
+        } else {
+            Slot::Absent(Cell::NotRun)
+        }
+    };
+    let slots = vec![
+        kq(kqring::Mode::PollingThread),
+        kq(kqring::Mode::Inline),
+        uring,
+        other(SystemArg::Tokio, Box::new(Tokio::new())),
+        other(SystemArg::Blocking, Box::new(Blocking::new())),
+    ];
+    let ready = slots.iter().filter(|s| matches!(s, Slot::Ready(_))).count();
+    let runs: usize = workloads
+        .iter()
+        .map(|w| if *w == Workload::Tcp { conns.len() } else { 1 })
+        .sum();
+    let mut r = Runner {
+        slots,
+        progress: Progress::new(runs * ready),
+        errors: Vec::new(),
+    };
+    let mut rows = Vec::new();
+    let mut latency = Vec::new();
+    let p = &params;
+    for &w in &workloads {
+        match w {
+            Workload::NopBatched => {
+                let got = r.each("NOP batched", |s| s.nop_batched(p));
+                rows.push(row(
+                    w,
+                    "NOP batched ×64, M ops/s ↑".into(),
+                    RATE_M,
+                    &got,
+                    |m| Some(m.rate()),
+                ));
+            }
+            Workload::NopRtt => {
+                let got = r.each("NOP round trip", |s| s.nop_rtt(p));
+                rows.push(row(w, "NOP round trip, ns ↓".into(), NS, &got, |m| {
+                    Some(m.mean_ns())
+                }));
+            }
+            Workload::Pipe => {
+                let got = r.each("pipe ping-pong", |s| s.pipe(p));
+                for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                    let label = format!("pipe ping-pong RTT {name}, µs ↓");
+                    rows.push(row(w, label, NS_AS_US, &got, quantile(q)));
+                }
+                let title = format!("pipe ping-pong round trip ({} B)", p.msg_size);
+                latency.push(latency_set("pipe".into(), title, &got));
+            }
+            Workload::Tcp => {
+                let mut throughput = Vec::new();
+                for (i, &n) in conns.iter().enumerate() {
+                    let what = format!("TCP echo, {n} conn");
+                    let got = r.each(&what, |s| s.tcp_echo(p, n));
+                    // Latency rows for the smallest count: one connection
+                    // by default, the unloaded round trip.
+                    if i == 0 {
+                        for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                            let label = format!("TCP echo {n} conn RTT {name}, µs ↓");
+                            rows.push(row(w, label, NS_AS_US, &got, quantile(q)));
+                        }
+                    }
+                    let label = format!("TCP echo {n} conn, k msg/s ↑");
+                    let unit = ("msg/s", 1e-3, Better::Higher);
+                    throughput.push(row(w, label, unit, &got, |m| Some(m.rate())));
+                    let title = format!("TCP echo round trip, {n} conn ({} B)", p.msg_size);
+                    latency.push(latency_set(format!("tcp-{n}"), title, &got));
+                }
+                rows.extend(throughput);
+            }
+            Workload::File => {
+                let what = "random reads";
+                let got = match TestFile::create(args.file_mib) {
+                    Ok(file) => r.each(what, |s| s.file_read(p, &file)),
+                    Err(e) => r.fail_all(what, &format!("temporary file: {e}")),
+                };
+                let label = format!("4 KiB random read QD{}, k reads/s ↑", p.queue_depth);
+                let unit = ("reads/s", 1e-3, Better::Higher);
+                rows.push(row(w, label, unit, &got, |m| Some(m.rate())));
+            }
+            Workload::Timeouts => {
+                let got = r.each("timers", |s| s.timeouts(p));
+                let (lo, hi) = TIMER_RANGE;
+                let n = count_label(p.timers);
+                let label = format!(
+                    "{n} timers ({}–{} ms): all fired, ms ↓",
+                    lo.as_millis(),
+                    hi.as_millis()
+                );
+                rows.push(row(w, label, NS_AS_MS, &got, |m| {
+                    Some(m.elapsed.as_nanos() as f64)
+                }));
+                for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
+                    let label = format!("timer lateness {name}, ms ↓");
+                    rows.push(row(w, label, NS_AS_MS, &got, quantile(q)));
+                }
+            }
+        }
+    }
+    r.progress.clear();
+    let mut errors = r.errors;
+    if let Some(s) = &span_cost {
+        for (col, res) in &s.rows {
+            if let Err(e) = res {
+                errors.push(format!("span cost / {col}: {e}"));
+            }
+        }
+    }
+    Report {
+        machine,
+        duration: args.duration,
+        msg_size: p.msg_size,
+        kqring_settings: args.kqring_settings(),
+        workloads: workloads.iter().map(|w| w.name()).collect(),
+        unavailable,
+        rows,
+        latency,
+        span_cost,
+        errors,
+        wall_time: started.elapsed(),
+    }
+}

@@ -1,0 +1,527 @@
+//! kqring, with its polling thread or driven inline, at the library's
+//! default settings (`sq_idle` 1 ms, 4 blocking workers) unless
+//! `--sq-idle-us`/`--workers` say otherwise.
+
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use kqring::ops::{Nop, Read, Timeout, Write, WriteBuf};
+use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
+
+use super::{BATCH, Outcome, Params, System};
+use crate::fixtures::{
+    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
+};
+use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
+use crate::{Result, ensure};
+
+/// kqring in one driving mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Kqring {
+    mode: Mode,
+    tuning: Tuning,
+}
+
+/// Builder settings that override the library's defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tuning {
+    /// The polling thread's spin time before it parks.
+    pub sq_idle: Option<Duration>,
+    /// Threads in the blocking pool.
+    pub workers: Option<usize>,
+}
+
+impl Kqring {
+    /// kqring driven by `mode`, with the library's defaults.
+    pub fn new(mode: Mode) -> Kqring {
+        Kqring::tuned(mode, Tuning::default())
+    }
+
+    /// kqring driven by `mode`, with `tuning` over the defaults.
+    pub fn tuned(mode: Mode, tuning: Tuning) -> Kqring {
+        Kqring { mode, tuning }
+    }
+
+    /// The column name of a mode.
+    pub fn column(mode: Mode) -> &'static str {
+        match mode {
+            Mode::PollingThread => "kqring-poller",
+            Mode::Inline => "kqring-inline",
+        }
+    }
+
+    fn builder(&self) -> Builder {
+        let mut b = Ring::builder().mode(self.mode);
+        if let Some(idle) = self.tuning.sq_idle {
+            b = b.sq_idle(idle);
+        }
+        if let Some(n) = self.tuning.workers {
+            b = b.workers(n);
+        }
+        b
+    }
+
+    fn ring(&self, sq_entries: usize) -> io::Result<Ring> {
+        self.builder().sq_entries(sq_entries).build()
+    }
+
+    /// NOPs in batches of [`BATCH`] (also the span-cost measurement).
+    pub fn run_nop_batched(&self, duration: Duration) -> Result<Measurement> {
+        let ring = self.ring(2 * BATCH as usize)?;
+        let (sq, cq) = (ring.submission(), ring.completion());
+        let mut rec = Recorder::counting(Window::new(duration));
+        let mut start = Instant::now();
+        loop {
+            for i in 0..BATCH {
+                push(sq, Nop::new().build().user_data(i))?;
+            }
+            sq.submit_and_wait(BATCH as usize)?;
+            let mut n = 0;
+            for cqe in cq.drain() {
+                ensure!(
+                    cqe.res() == 0 && cqe.user_data() < BATCH,
+                    "NOP completed with {cqe:?}"
+                );
+                n += 1;
+            }
+            ensure!(n == BATCH, "{n} NOP completions for a batch of {BATCH}");
+            let now = Instant::now();
+            if !rec.record(BATCH, start, now) {
+                return Ok(rec.finish());
+            }
+            start = now;
+        }
+    }
+}
+
+/// Queues `sqe` in a queue sized so that it cannot be full.
+fn push(sq: &SubmissionQueue, sqe: Sqe) -> Result<()> {
+    sq.push(sqe)
+        .map_err(|sqe| format!("submission queue full at {sqe:?}").into())
+}
+
+/// `submit`, where `EBUSY` (completions held back in the overflow list)
+/// only means "reap first".
+fn submit_or_busy(sq: &SubmissionQueue) -> io::Result<()> {
+    match sq.submit() {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+        r => r,
+    }
+}
+
+/// The result of a read or write: bytes moved, or the error.
+fn io_res(cqe: &Cqe, what: &str) -> Result<usize> {
+    ensure!(
+        cqe.res() >= 0,
+        "{what} failed: {}",
+        io::Error::from_raw_os_error(-cqe.res())
+    );
+    Ok(cqe.res() as usize)
+}
+
+/// The buffer a read or a `BytesMut` write hands back.
+fn take_mut(cqe: &mut Cqe) -> Result<BytesMut> {
+    cqe.take_buf()
+        .and_then(Buffer::into_mut)
+        .ok_or_else(|| "completion without its buffer".into())
+}
+
+// The two ops TCP echo uses on a socket. kqring has no Recv/Send yet: Read
+// and Write try `recv`/`send` with MSG_DONTWAIT first and wait for
+// readiness on EAGAIN. Switching to Recv/Send is a change to these two.
+
+/// Receives into `buf`'s spare capacity.
+fn recv(fd: RawFd, buf: BytesMut) -> Sqe {
+    Read::new(fd, buf).build()
+}
+
+/// Sends `buf`.
+fn send(fd: RawFd, buf: impl Into<WriteBuf>) -> Sqe {
+    Write::new(fd, buf).build()
+}
+
+impl System for Kqring {
+    fn name(&self) -> &'static str {
+        Kqring::column(self.mode)
+    }
+
+    fn nop_batched(&mut self, p: &Params) -> Outcome {
+        Some(self.run_nop_batched(p.duration))
+    }
+
+    fn nop_rtt(&mut self, p: &Params) -> Outcome {
+        Some((|| {
+            let ring = self.ring(8)?;
+            let (sq, cq) = (ring.submission(), ring.completion());
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            let mut start = Instant::now();
+            for i in 0.. {
+                push(sq, Nop::new().build().user_data(i))?;
+                sq.submit_and_wait(1)?;
+                let cqe = cq.pop().ok_or("no completion after submit_and_wait(1)")?;
+                ensure!(
+                    cqe.res() == 0 && cqe.user_data() == i,
+                    "NOP {i} completed with {cqe:?}"
+                );
+                let now = Instant::now();
+                if !rec.record(1, start, now) {
+                    break;
+                }
+                start = now;
+            }
+            Ok(rec.finish())
+        })())
+    }
+
+    fn pipe(&mut self, p: &Params) -> Outcome {
+        Some((|| {
+            // kqring polls pipes that are non-blocking and sends blocking
+            // ones to its pool, so the workload's ends are non-blocking.
+            let pipes = PipePartner::spawn(true)?;
+            let r = pipe_ping_pong(self, p, pipes.ping.as_raw_fd(), pipes.pong.as_raw_fd());
+            pipes.finish();
+            r
+        })())
+    }
+
+    fn tcp_echo(&mut self, p: &Params, conns: usize) -> Outcome {
+        Some((|| {
+            let pairs = tcp_pairs(conns)?;
+            for pair in &pairs {
+                pair.client.set_nonblocking(true)?;
+                pair.server.set_nonblocking(true)?;
+            }
+            // At most three ops per connection are in flight (client send
+            // and receive, one server op), so neither queue can fill.
+            let ring = self.ring(4 * conns + 16)?;
+            Echo::new(&ring, pairs, p).run()
+        })())
+    }
+
+    fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
+        Some((|| {
+            let qd = p.queue_depth;
+            let ring = self.ring(2 * qd)?;
+            let (sq, cq) = (ring.submission(), ring.completion());
+            let fd = file.file().as_raw_fd();
+            let mut rng = Rng::new(1);
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            // Per slot: the block it reads and when the read was queued.
+            let mut slots = vec![(0u64, Instant::now()); qd];
+            let issue =
+                |slot: usize, buf: BytesMut, rng: &mut Rng, slots: &mut [(u64, Instant)]| {
+                    let block = rng.below(file.blocks());
+                    slots[slot] = (block, Instant::now());
+                    let sqe = Read::new(fd, buf).offset(block * BLOCK as u64).build();
+                    push(sq, sqe.user_data(slot as u64))
+                };
+            for slot in 0..qd {
+                issue(slot, BytesMut::with_capacity(BLOCK), &mut rng, &mut slots)?;
+            }
+            let mut in_flight = qd;
+            let mut going = true;
+            while in_flight > 0 {
+                sq.submit_and_wait(1)?;
+                for mut cqe in cq.drain() {
+                    let slot = cqe.user_data() as usize;
+                    let (block, start) = slots[slot];
+                    let mut buf = take_mut(&mut cqe)?;
+                    file.check(block, cqe.res().into(), &buf)?;
+                    going &= rec.record(1, start, Instant::now());
+                    if going {
+                        buf.clear();
+                        issue(slot, buf, &mut rng, &mut slots)?;
+                    } else {
+                        in_flight -= 1;
+                    }
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
+
+    fn timeouts(&mut self, p: &Params) -> Outcome {
+        Some((|| {
+            let durations = timer_durations(p.timers);
+            let ring = self.builder().sq_entries(4096).cq_entries(16384).build()?;
+            let (sq, cq) = (ring.submission(), ring.completion());
+            let mut due = Vec::with_capacity(durations.len());
+            let mut lateness = Vec::with_capacity(durations.len());
+            let reap = |due: &[Instant], lateness: &mut Vec<u64>| -> Result<()> {
+                for cqe in cq.drain() {
+                    ensure!(
+                        cqe.res() == -kqring::sys::ETIME,
+                        "timer {} completed with {}, want -ETIME",
+                        cqe.user_data(),
+                        cqe.res()
+                    );
+                    lateness.push(lateness_ns(due[cqe.user_data() as usize], Instant::now())?);
+                }
+                Ok(())
+            };
+            let t0 = Instant::now();
+            for (i, &d) in durations.iter().enumerate() {
+                due.push(Instant::now() + d);
+                let mut sqe = Timeout::new(d).build().user_data(i as u64);
+                while let Err(back) = sq.push(sqe) {
+                    sqe = back;
+                    submit_or_busy(sq)?;
+                    reap(&due, &mut lateness)?;
+                    std::thread::yield_now();
+                }
+            }
+            while lateness.len() < durations.len() {
+                match sq.submit_and_wait(1) {
+                    Err(e) if e.raw_os_error() != Some(libc::EBUSY) => return Err(e.into()),
+                    _ => reap(&due, &mut lateness)?,
+                }
+            }
+            Ok(Measurement {
+                ops: durations.len() as u64,
+                elapsed: t0.elapsed(),
+                latency: Some(Samples::new(lateness)),
+            })
+        })())
+    }
+}
+
+fn pipe_ping_pong(kq: &Kqring, p: &Params, ping: RawFd, pong: RawFd) -> Result<Measurement> {
+    const WRITE: u64 = 0;
+    const READ: u64 = 1;
+    let ring = kq.ring(16)?;
+    let (sq, cq) = (ring.submission(), ring.completion());
+    let msgs = Messages::new(p.msg_size);
+    let size = msgs.size();
+    let mut rec = Recorder::sampling(Window::new(p.duration));
+    let mut rbuf = Some(BytesMut::with_capacity(size));
+    for round in 0.. {
+        let start = Instant::now();
+        let msg = msgs.get(round).clone();
+        push(sq, Write::new(ping, msg.clone()).build().user_data(WRITE))?;
+        let mut buf = rbuf.take().ok_or("read buffer lost")?;
+        buf.clear();
+        push(sq, Read::new(pong, buf).build().user_data(READ))?;
+        let mut written = 0;
+        while written < size || rbuf.is_none() {
+            sq.submit_and_wait(1)?;
+            for mut cqe in cq.drain() {
+                if cqe.user_data() == WRITE {
+                    written += io_res(&cqe, "pipe write")?;
+                    if written < size {
+                        push(
+                            sq,
+                            Write::new(ping, msg.slice(written..))
+                                .build()
+                                .user_data(WRITE),
+                        )?;
+                    }
+                } else {
+                    ensure!(io_res(&cqe, "pipe read")? > 0, "pipe closed by the partner");
+                    let buf = take_mut(&mut cqe)?;
+                    if buf.len() < size {
+                        push(sq, Read::new(pong, buf).build().user_data(READ))?;
+                    } else {
+                        msgs.check(round, &buf)?;
+                        rbuf = Some(buf);
+                    }
+                }
+            }
+        }
+        if !rec.record(1, start, Instant::now()) {
+            break;
+        }
+    }
+    Ok(rec.finish())
+}
+
+/// Op kinds of TCP echo, in the low bits of `user_data`.
+const CLIENT_SEND: u64 = 0;
+const CLIENT_RECV: u64 = 1;
+const SERVER_RECV: u64 = 2;
+const SERVER_SEND: u64 = 3;
+
+fn tag(conn: usize, kind: u64) -> u64 {
+    ((conn as u64) << 2) | kind
+}
+
+/// One connection of TCP echo, both ends.
+struct Conn {
+    pair: TcpPair,
+    round: u64,
+    start: Instant,
+    /// Bytes of this round's message the client has sent.
+    sent: usize,
+    /// The client's receive buffer, while no receive holds it.
+    rbuf: Option<BytesMut>,
+    /// The client's receive of this round has its whole echo.
+    echoed: bool,
+    client_done: bool,
+    server_done: bool,
+}
+
+/// TCP echo on one ring: every connection's client and server ends are ops
+/// on it, so the one thread that reaps also runs both sides' logic.
+struct Echo<'r> {
+    sq: &'r SubmissionQueue,
+    ring: &'r Ring,
+    conns: Vec<Conn>,
+    msgs: Messages,
+    rec: Recorder,
+    in_flight: usize,
+}
+
+impl<'r> Echo<'r> {
+    fn new(ring: &'r Ring, pairs: Vec<TcpPair>, p: &Params) -> Echo<'r> {
+        let size = p.msg_size;
+        Echo {
+            sq: ring.submission(),
+            ring,
+            conns: pairs
+                .into_iter()
+                .map(|pair| Conn {
+                    pair,
+                    round: 0,
+                    start: Instant::now(),
+                    sent: 0,
+                    rbuf: Some(BytesMut::with_capacity(size)),
+                    echoed: false,
+                    client_done: false,
+                    server_done: false,
+                })
+                .collect(),
+            msgs: Messages::new(size),
+            rec: Recorder::sampling(Window::new(p.duration)),
+            in_flight: 0,
+        }
+    }
+
+    fn push(&mut self, sqe: Sqe) -> Result<()> {
+        push(self.sq, sqe)?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn client_fd(&self, c: usize) -> RawFd {
+        self.conns[c].pair.client.as_raw_fd()
+    }
+
+    fn server_fd(&self, c: usize) -> RawFd {
+        self.conns[c].pair.server.as_raw_fd()
+    }
+
+    /// Sends this round's message and posts the receive for its echo.
+    fn start_round(&mut self, c: usize) -> Result<()> {
+        let fd = self.client_fd(c);
+        let conn = &mut self.conns[c];
+        conn.start = Instant::now();
+        conn.sent = 0;
+        conn.echoed = false;
+        let msg = self.msgs.get(conn.round).clone();
+        let mut buf = conn.rbuf.take().ok_or("client buffer lost")?;
+        buf.clear();
+        self.push(send(fd, msg).user_data(tag(c, CLIENT_SEND)))?;
+        self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)))
+    }
+
+    fn server_recv(&mut self, c: usize, mut buf: BytesMut) -> Result<()> {
+        buf.clear();
+        buf.reserve(self.msgs.size());
+        let fd = self.server_fd(c);
+        self.push(recv(fd, buf).user_data(tag(c, SERVER_RECV)))
+    }
+
+    fn round_done(&mut self, c: usize) -> Result<()> {
+        let conn = &mut self.conns[c];
+        if self.rec.record(1, conn.start, Instant::now()) {
+            conn.round += 1;
+            self.start_round(c)
+        } else {
+            // The server's receive sees the end of the stream and stops.
+            conn.client_done = true;
+            conn.pair.client.shutdown(Shutdown::Write)?;
+            Ok(())
+        }
+    }
+
+    fn on_completion(&mut self, mut cqe: Cqe) -> Result<()> {
+        self.in_flight -= 1;
+        let c = (cqe.user_data() >> 2) as usize;
+        let size = self.msgs.size();
+        match cqe.user_data() & 3 {
+            CLIENT_SEND => {
+                let conn = &mut self.conns[c];
+                conn.sent += io_res(&cqe, "client send")?;
+                if conn.sent < size {
+                    let rest = self.msgs.get(conn.round).slice(conn.sent..);
+                    let fd = self.client_fd(c);
+                    self.push(send(fd, rest).user_data(tag(c, CLIENT_SEND)))?;
+                } else if conn.echoed {
+                    self.round_done(c)?;
+                }
+            }
+            CLIENT_RECV => {
+                ensure!(
+                    io_res(&cqe, "client receive")? > 0,
+                    "server closed connection {c}"
+                );
+                let buf = take_mut(&mut cqe)?;
+                if buf.len() < size {
+                    let fd = self.client_fd(c);
+                    return self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)));
+                }
+                let conn = &mut self.conns[c];
+                self.msgs.check(conn.round, &buf)?;
+                conn.rbuf = Some(buf);
+                conn.echoed = true;
+                if conn.sent == size {
+                    self.round_done(c)?;
+                }
+            }
+            SERVER_RECV => {
+                let n = io_res(&cqe, "server receive")?;
+                let buf = take_mut(&mut cqe)?;
+                if n == 0 {
+                    self.conns[c].server_done = true;
+                } else {
+                    let fd = self.server_fd(c);
+                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                }
+            }
+            _ => {
+                let n = io_res(&cqe, "server send")?;
+                let mut buf = take_mut(&mut cqe)?;
+                if n < buf.len() {
+                    buf.advance(n);
+                    let fd = self.server_fd(c);
+                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                } else {
+                    self.server_recv(c, buf)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run(mut self) -> Result<Measurement> {
+        let size = self.msgs.size();
+        for c in 0..self.conns.len() {
+            self.server_recv(c, BytesMut::with_capacity(size))?;
+            self.start_round(c)?;
+        }
+        let cq = self.ring.completion();
+        while self.conns.iter().any(|c| !(c.client_done && c.server_done)) {
+            ensure!(
+                self.in_flight > 0,
+                "TCP echo stalled with nothing in flight"
+            );
+            self.sq.submit_and_wait(1)?;
+            while let Some(cqe) = cq.pop() {
+                self.on_completion(cqe)?;
+            }
+        }
+        Ok(self.rec.finish())
+    }
+}

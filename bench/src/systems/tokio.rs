@@ -1,0 +1,207 @@
+//! tokio (epoll on Linux, kqueue on the BSDs): its default multi-thread
+//! runtime, one worker per CPU, a fresh runtime per workload.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::unix::pipe;
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+
+use super::{Outcome, Params, System};
+use crate::fixtures::{
+    BLOCK, Messages, PipePartner, Rng, TestFile, check_block, tcp_pairs, timer_durations,
+};
+use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
+use crate::{Error, Result};
+
+/// The tokio system.
+#[derive(Debug, Default)]
+pub struct Tokio(());
+
+impl Tokio {
+    /// tokio with its default runtime.
+    pub fn new() -> Tokio {
+        Tokio(())
+    }
+}
+
+fn runtime() -> io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Runs `fut` as a task (not on the blocking caller's thread, which is not
+/// a worker) and waits for it.
+fn run<T: Send + 'static>(fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+    let rt = runtime()?;
+    let r = rt.block_on(async move { tokio::spawn(fut).await });
+    // Let the blocking pool's idle threads go before the next workload.
+    rt.shutdown_background();
+    r?
+}
+
+impl System for Tokio {
+    fn name(&self) -> &'static str {
+        "tokio"
+    }
+
+    fn pipe(&mut self, p: &Params) -> Outcome {
+        let p = p.clone();
+        Some((|| {
+            let PipePartner {
+                ping,
+                pong,
+                partner,
+            } = PipePartner::spawn(false)?;
+            let r = run(async move {
+                // Both ends are made non-blocking and registered here.
+                let mut tx = pipe::Sender::from_owned_fd(ping)?;
+                let mut rx = pipe::Receiver::from_owned_fd(pong)?;
+                let msgs = Messages::new(p.msg_size);
+                let mut buf = vec![0u8; msgs.size()];
+                let mut rec = Recorder::sampling(Window::new(p.duration));
+                for round in 0.. {
+                    let start = Instant::now();
+                    tx.write_all(msgs.get(round)).await?;
+                    rx.read_exact(&mut buf).await?;
+                    msgs.check(round, &buf)?;
+                    if !rec.record(1, start, Instant::now()) {
+                        break;
+                    }
+                }
+                Ok(rec.finish())
+            });
+            partner.join();
+            r
+        })())
+    }
+
+    fn tcp_echo(&mut self, p: &Params, conns: usize) -> Outcome {
+        let p = p.clone();
+        Some((|| {
+            let pairs = tcp_pairs(conns)?;
+            run(async move {
+                let msgs = Messages::new(p.msg_size);
+                let window = Window::new(p.duration);
+                let mut servers = JoinSet::new();
+                let mut clients = JoinSet::new();
+                for pair in pairs {
+                    pair.client.set_nonblocking(true)?;
+                    pair.server.set_nonblocking(true)?;
+                    let server = TcpStream::from_std(pair.server)?;
+                    let client = TcpStream::from_std(pair.client)?;
+                    servers.spawn(echo_server(server, msgs.size()));
+                    clients.spawn(echo_client(client, msgs.clone(), window));
+                }
+                let mut rec = Recorder::sampling(window);
+                while let Some(r) = clients.join_next().await {
+                    rec.merge(r??);
+                }
+                while let Some(r) = servers.join_next().await {
+                    r??;
+                }
+                Ok(rec.finish())
+            })
+        })())
+    }
+
+    fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
+        let p = p.clone();
+        Some((|| {
+            // tokio has no asynchronous positional read; tokio::fs itself
+            // runs each call through spawn_blocking, as this does.
+            let f = Arc::new(file.file().try_clone()?);
+            let blocks = file.blocks();
+            let window = Window::new(p.duration);
+            run(async move {
+                let mut readers = JoinSet::new();
+                for q in 0..p.queue_depth {
+                    let f = Arc::clone(&f);
+                    readers.spawn(async move {
+                        let mut rng = Rng::new(q as u64 + 1);
+                        let mut rec = Recorder::counting(window);
+                        let mut buf = vec![0u8; BLOCK];
+                        loop {
+                            let block = rng.below(blocks);
+                            let start = Instant::now();
+                            let f = Arc::clone(&f);
+                            let (b, n) = tokio::task::spawn_blocking(move || {
+                                let n = f.read_at(&mut buf, block * BLOCK as u64);
+                                (buf, n)
+                            })
+                            .await?;
+                            buf = b;
+                            check_block(block, n? as i64, &buf)?;
+                            if !rec.record(1, start, Instant::now()) {
+                                return Ok::<_, Error>(rec);
+                            }
+                        }
+                    });
+                }
+                let mut rec = Recorder::counting(window);
+                while let Some(r) = readers.join_next().await {
+                    rec.merge(r??);
+                }
+                Ok(rec.finish())
+            })
+        })())
+    }
+
+    fn timeouts(&mut self, p: &Params) -> Outcome {
+        let durations = timer_durations(p.timers);
+        Some(run(async move {
+            let mut set = JoinSet::new();
+            let t0 = Instant::now();
+            for d in durations {
+                let due = Instant::now() + d;
+                set.spawn(async move {
+                    tokio::time::sleep(d).await;
+                    lateness_ns(due, Instant::now())
+                });
+            }
+            let mut lateness = Vec::with_capacity(set.len());
+            while let Some(r) = set.join_next().await {
+                lateness.push(r??);
+            }
+            Ok(Measurement {
+                ops: lateness.len() as u64,
+                elapsed: t0.elapsed(),
+                latency: Some(Samples::new(lateness)),
+            })
+        }))
+    }
+}
+
+async fn echo_server(mut s: TcpStream, size: usize) -> Result<()> {
+    let mut buf = vec![0u8; size];
+    loop {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        s.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn echo_client(mut c: TcpStream, msgs: Messages, window: Window) -> Result<Recorder> {
+    let mut rec = Recorder::sampling(window);
+    let mut buf = vec![0u8; msgs.size()];
+    for round in 0.. {
+        let start = Instant::now();
+        c.write_all(msgs.get(round)).await?;
+        c.read_exact(&mut buf).await?;
+        msgs.check(round, &buf)?;
+        if !rec.record(1, start, Instant::now()) {
+            break;
+        }
+    }
+    // The server sees the end of the stream and stops.
+    c.shutdown().await?;
+    Ok(rec)
+}
