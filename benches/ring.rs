@@ -77,23 +77,26 @@ fn nop_round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+/// `iters` batches of `BATCH` NOPs, each submitted and reaped at once.
+fn nop_batches(ring: &Ring, workload: &'static str, name: &'static str, iters: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        for i in 0..BATCH {
+            ring.submission()
+                .push(Nop::new().build().user_data(i))
+                .unwrap();
+        }
+        ring.submit_and_wait(BATCH as usize).unwrap();
+        assert_eq!(ring.completion().drain().count() as u64, BATCH);
+    }
+    record(workload, name, iters * BATCH, start.elapsed())
+}
+
 fn nop_batched(c: &mut Criterion) {
     let mut g = c.benchmark_group("nop_batched_64");
     for (name, ring) in kqring_rings() {
         g.bench_function(name, |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    for i in 0..BATCH {
-                        ring.submission()
-                            .push(Nop::new().build().user_data(i))
-                            .unwrap();
-                    }
-                    ring.submit_and_wait(BATCH as usize).unwrap();
-                    assert_eq!(ring.completion().drain().count() as u64, BATCH);
-                }
-                record("nop_batched_64", name, iters * BATCH, start.elapsed())
-            })
+            b.iter_custom(|iters| nop_batches(&ring, "nop_batched_64", name, iters))
         });
     }
     #[cfg(target_os = "linux")]
@@ -255,19 +258,7 @@ impl tracing::Subscriber for Listening {
 /// whose driver runs on this thread and so sees the scoped subscriber.
 fn span_cost(c: &mut Criterion) {
     let mut g = c.benchmark_group("span_cost");
-    let run = |name: &'static str, ring: &Ring, iters: u64| {
-        let start = Instant::now();
-        for _ in 0..iters {
-            for i in 0..BATCH {
-                ring.submission()
-                    .push(Nop::new().build().user_data(i))
-                    .unwrap();
-            }
-            ring.submit_and_wait(BATCH as usize).unwrap();
-            assert_eq!(ring.completion().drain().count() as u64, BATCH);
-        }
-        record("span_cost", name, iters * BATCH, start.elapsed())
-    };
+    let run = |name, ring: &Ring, iters| nop_batches(ring, "span_cost", name, iters);
     let ring = Ring::builder().mode(Mode::Inline).build().unwrap();
     g.bench_function("no-subscriber", |b| {
         b.iter_custom(|iters| run("no-subscriber", &ring, iters))

@@ -123,19 +123,7 @@ fn run(mode: Mode, actions: &[Action], drop_mid_flight: bool) {
         let Some(sqe) = sqe else { continue };
         next_ud += 1;
         t.expected.insert(ud, expect);
-        let mut sqe = sqe.user_data(ud);
-        loop {
-            match ring.submission().push(sqe) {
-                Ok(()) => break,
-                Err(back) => {
-                    sqe = back;
-                    let _ = ring.submission().submit();
-                    for mut c in ring.completion().drain() {
-                        t.check(&mut c);
-                    }
-                }
-            }
-        }
+        push_reaping(&ring, sqe.user_data(ud), &mut t);
         let _ = ring.submission().submit();
     }
 
@@ -149,22 +137,11 @@ fn run(mode: Mode, actions: &[Action], drop_mid_flight: bool) {
         // End everything still waiting, then collect until all are in.
         let ud = next_ud;
         t.expected.insert(ud, Expect::Nothing);
-        let mut sqe = AsyncCancel::matching(CancelTarget::Any)
+        let sqe = AsyncCancel::matching(CancelTarget::Any)
             .all(true)
             .build()
             .user_data(ud);
-        loop {
-            match ring.submission().push(sqe) {
-                Ok(()) => break,
-                Err(back) => {
-                    sqe = back;
-                    let _ = ring.submission().submit();
-                    for mut c in ring.completion().drain() {
-                        t.check(&mut c);
-                    }
-                }
-            }
-        }
+        push_reaping(&ring, sqe, &mut t);
         while t.seen.len() < t.expected.len() {
             let _ = ring.submission().submit();
             let mut c = ring
@@ -178,6 +155,23 @@ fn run(mode: Mode, actions: &[Action], drop_mid_flight: bool) {
     assert_eq!(t.missing(), Vec::<u64>::new(), "every entry completes");
     for (ud, n) in &t.seen {
         assert_eq!(*n, 1, "user_data {ud} completed {n} times");
+    }
+}
+
+/// Pushes `sqe`, reaping completions into `t` while the SQ is full (a full
+/// CQ stops the driver from taking entries).
+fn push_reaping(ring: &Ring, mut sqe: Sqe, t: &mut Tally) {
+    loop {
+        match ring.submission().push(sqe) {
+            Ok(()) => return,
+            Err(back) => {
+                sqe = back;
+                let _ = ring.submission().submit();
+                for mut c in ring.completion().drain() {
+                    t.check(&mut c);
+                }
+            }
+        }
     }
 }
 
