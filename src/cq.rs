@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::ring::Shared;
+use crate::sys::net::SockAddr;
 
 /// Completion flags, with io_uring's bit values.
 pub mod flags {
@@ -80,6 +81,9 @@ pub struct Cqe {
     pub(crate) res: i32,
     pub(crate) flags: u32,
     pub(crate) buf: Option<Buffer>,
+    /// The address an operation received: an accepted connection's peer,
+    /// a datagram's sender.
+    pub(crate) addr: Option<Box<SockAddr>>,
 }
 
 impl Cqe {
@@ -127,6 +131,23 @@ impl Cqe {
     pub fn has_buf(&self) -> bool {
         self.buf.is_some()
     }
+
+    /// The address that came with the completion: the peer of a
+    /// connection `Accept` took (when asked with `peer_addr`), the sender
+    /// of a message `RecvMsg` received.
+    pub fn addr(&self) -> Option<&SockAddr> {
+        self.addr.as_deref()
+    }
+
+    /// [`addr`](Self::addr) as an IP socket address, when it is one.
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        self.addr.as_ref().and_then(|a| a.as_socket())
+    }
+
+    /// Takes the address; `None` after the first call.
+    pub fn take_addr(&mut self) -> Option<SockAddr> {
+        self.addr.take().map(|a| *a)
+    }
 }
 
 impl fmt::Debug for Cqe {
@@ -136,6 +157,7 @@ impl fmt::Debug for Cqe {
             .field("res", &self.res)
             .field("flags", &format_args!("{:#x}", self.flags))
             .field("buf", &self.buf.as_ref().map(|_| ".."))
+            .field("addr", &self.addr)
             .finish()
     }
 }

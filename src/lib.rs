@@ -42,3 +42,4 @@ pub mod sys;
 pub use cq::{Buffer, CompletionQueue, Cqe, Drain, flags as cqe_flags};
 pub use ring::{Builder, Mode, Ring, Stats};
 pub use sq::{Sqe, SqeFlags, SubmissionQueue};
+pub use sys::net::SockAddr;

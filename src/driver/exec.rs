@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use bytes::BytesMut;
 
 use crate::driver::fds::Dir;
+use crate::driver::net;
 use crate::ops::Op;
 use crate::ops::io::CURRENT_POSITION;
 use crate::sys::io::{self as sys, FdKind, SysResult};
@@ -21,7 +22,7 @@ pub(crate) enum Attempt {
     Offload,
 }
 
-fn res(r: SysResult) -> i32 {
+pub(super) fn res(r: SysResult) -> i32 {
     match r {
         Ok(n) => n.min(i32::MAX as usize) as i32,
         Err(e) => -e,
@@ -34,7 +35,7 @@ fn offset(offset: u64, kind: FdKind) -> Option<u64> {
 }
 
 /// Grows `buf` by `n` bytes the kernel wrote into its spare capacity.
-fn filled(buf: &mut BytesMut, n: usize) {
+pub(super) fn filled(buf: &mut BytesMut, n: usize) {
     let n = n.min(buf.capacity() - buf.len());
     // SAFETY: the syscall initialised the first `n` bytes of the spare
     // capacity it was given, and `n` is clamped to that capacity.
@@ -42,7 +43,7 @@ fn filled(buf: &mut BytesMut, n: usize) {
 }
 
 /// Spreads `n` bytes over `bufs` in order, as a vectored read filled them.
-fn filled_vec(bufs: &mut [BytesMut], mut n: usize) {
+pub(super) fn filled_vec(bufs: &mut [BytesMut], mut n: usize) {
     for buf in bufs {
         let take = n.min(buf.capacity() - buf.len());
         filled(buf, take);
@@ -51,7 +52,7 @@ fn filled_vec(bufs: &mut [BytesMut], mut n: usize) {
 }
 
 /// The iovecs of the spare capacity of `bufs`.
-fn spare_iovecs(bufs: &mut [BytesMut]) -> Vec<libc::iovec> {
+pub(super) fn spare_iovecs(bufs: &mut [BytesMut]) -> Vec<libc::iovec> {
     bufs.iter_mut()
         .map(|b| {
             let spare = b.spare_capacity_mut();
@@ -64,7 +65,7 @@ fn spare_iovecs(bufs: &mut [BytesMut]) -> Vec<libc::iovec> {
 }
 
 /// The iovecs of `bufs`' bytes (the kernel only reads through them).
-fn iovecs(bufs: &[bytes::Bytes]) -> Vec<libc::iovec> {
+pub(super) fn iovecs(bufs: &[bytes::Bytes]) -> Vec<libc::iovec> {
     bufs.iter()
         .map(|b| libc::iovec {
             iov_base: b.as_ptr().cast_mut().cast(),
@@ -76,8 +77,12 @@ fn iovecs(bufs: &[bytes::Bytes]) -> Vec<libc::iovec> {
 /// Which way an operation waits, if it is an I/O operation.
 pub(crate) fn direction(op: &Op) -> Option<Dir> {
     match op {
-        Op::Read(_) | Op::Readv(_) => Some(Dir::Read),
-        Op::Write(_) | Op::Writev(_) => Some(Dir::Write),
+        Op::Read(_) | Op::Readv(_) | Op::Accept(_) | Op::Recv(_) | Op::RecvMsg(_) => {
+            Some(Dir::Read)
+        }
+        Op::Write(_) | Op::Writev(_) | Op::Connect(_) | Op::Send(_) | Op::SendMsg(_) => {
+            Some(Dir::Write)
+        }
         _ => None,
     }
 }
@@ -86,6 +91,9 @@ pub(crate) fn direction(op: &Op) -> Option<Dir> {
 /// descriptor is once known: sockets are tried directly (`MSG_DONTWAIT`
 /// needs no knowledge), everything else is classified on `ENOTSOCK`.
 pub(crate) fn attempt(op: &mut Op, kind: &mut Option<FdKind>) -> Attempt {
+    if let Some(attempt) = net::attempt(op) {
+        return attempt;
+    }
     let fd = match op.fd() {
         Some(fd) => fd,
         None => return Attempt::Done(-libc::EINVAL),
@@ -214,6 +222,7 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
 pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
     match op {
         Op::Close(c) => res(sys::close(c.fd)),
+        Op::Connect(c) => net::connect_blocking(c),
         Op::Read(_) | Op::Write(_) | Op::Readv(_) | Op::Writev(_) => {
             let Some(fd) = op.fd() else {
                 return -libc::EINVAL;

@@ -8,8 +8,10 @@
 //! serves the events. There is no `cfg` here: every platform difference is
 //! below, in `sys`.
 
+mod bufs;
 mod exec;
 mod fds;
+mod net;
 mod pool;
 
 use std::cmp::Reverse;
@@ -81,7 +83,7 @@ struct Entry {
     state: State,
     kind: Option<FdKind>,
     /// The bytes a read or write asks for (a short transfer fails a link).
-    want: Option<usize>,
+    want: Option<u32>,
     /// The next entry of its link chain.
     next: Option<(usize, u64)>,
     /// The LinkTimeout bounding this operation.
@@ -128,6 +130,8 @@ pub(crate) struct Driver {
     deferred: VecDeque<Sqe>,
     /// A drain entry in flight: later entries wait for it.
     drain_op: Option<(usize, u64)>,
+    /// Provided buffer groups.
+    bufs: bufs::BufGroups,
 }
 
 impl Driver {
@@ -163,6 +167,7 @@ impl Driver {
             open_link: OpenLink::None,
             deferred: VecDeque::new(),
             drain_op: None,
+            bufs: bufs::BufGroups::default(),
         })
     }
 
@@ -316,7 +321,8 @@ impl Driver {
             flags,
         } = sqe;
         let fd = op.fd();
-        let want = op.wanted_len();
+        // A result is an i32: a request past it is short whatever happens.
+        let want = op.wanted_len().map(|w| w.min(u32::MAX as usize) as u32);
         let span = tracing::trace_span!(
             "op",
             op = op.name(),
@@ -437,9 +443,35 @@ impl Driver {
         }
         let entry = &mut self.ops[id];
         let _enter = entry.span.clone().entered();
+        let select = entry.flags.contains(SqeFlags::BUFFER_SELECT);
+        let checked = if select {
+            entry.op.enable_select()
+        } else {
+            Ok(())
+        };
+        if let Err(res) = checked.and_then(|()| entry.op.validate(select)) {
+            return self.complete(id, res);
+        }
         match &entry.op {
             Op::Nop(_) => self.complete(id, 0),
-            Op::Read(_) | Op::Write(_) | Op::Readv(_) | Op::Writev(_) => self.start_io(id),
+            Op::Read(_)
+            | Op::Write(_)
+            | Op::Readv(_)
+            | Op::Writev(_)
+            | Op::Accept(_)
+            | Op::Connect(_)
+            | Op::Recv(_)
+            | Op::Send(_)
+            | Op::RecvMsg(_)
+            | Op::SendMsg(_) => self.start_io(id),
+            Op::Socket(_) | Op::Bind(_) | Op::Listen(_) | Op::Shutdown(_) => {
+                let res = net::direct(&entry.op);
+                self.complete(id, res);
+            }
+            Op::ProvideBuffers(_) | Op::RemoveBuffers(_) => {
+                let res = self.run_buffers_op(id);
+                self.complete(id, res);
+            }
             Op::PollAdd(p) => {
                 let p = *p;
                 self.start_poll(id, p.fd, p.events, p.multishot);
@@ -490,7 +522,8 @@ impl Driver {
             return self.complete(id, -libc::EINVAL);
         };
         let fd = entry.op.fd().unwrap_or(-1);
-        if entry.flags.contains(SqeFlags::ASYNC) {
+        // Network operations are always evented.
+        if entry.flags.contains(SqeFlags::ASYNC) && !entry.op.is_net() {
             return self.offload(id);
         }
         // Queue behind earlier operations on the same (fd, direction) so
@@ -499,10 +532,105 @@ impl Driver {
             self.fds.push_io(fd, dir, id);
             return;
         }
-        match exec::attempt(&mut entry.op, &mut entry.kind) {
-            Attempt::Done(res) => self.complete(id, res),
-            Attempt::Wait(dir) => self.fds.push_io(fd, dir, id),
-            Attempt::Offload => self.offload(id),
+        if let Some(dir) = self.attempt_until_wait(id, fd, false, 0) {
+            self.fds.push_io(fd, dir, id);
+        }
+    }
+
+    /// Tries operation `id` once without blocking. One that selects a
+    /// provided buffer takes it first, and puts it back unless the attempt
+    /// used it: nothing was ready, or the call failed (or, for a receive,
+    /// saw the end of the stream, as io_uring recycles the buffer then).
+    fn try_io(&mut self, id: usize) -> Attempt {
+        let entry = &mut self.ops[id];
+        let _enter = entry.span.enter();
+        if let Err(res) = self.bufs.pick(&mut entry.op) {
+            return Attempt::Done(res);
+        }
+        let attempt = exec::attempt(&mut entry.op, &mut entry.kind);
+        let unused = match attempt {
+            Attempt::Wait(_) => true,
+            Attempt::Done(res) => {
+                res < 0 || (res == 0 && matches!(entry.op, Op::Recv(_) | Op::RecvMsg(_)))
+            }
+            Attempt::Offload => false,
+        };
+        if unused {
+            self.bufs.unpick(&mut entry.op);
+        }
+        attempt
+    }
+
+    /// Tries operation `id` until it has to wait — returns the direction
+    /// it waits in — or has finished. A multishot operation posts a
+    /// completion with `F_MORE` for each success and tries again.
+    /// `queued`: `id` is at the head of `fd`'s waiters, and leaves them
+    /// when it finishes. `eof_error`: the socket error the readiness event
+    /// carried, the result of a read that sees the end of the stream.
+    fn attempt_until_wait(
+        &mut self,
+        id: usize,
+        fd: i32,
+        queued: bool,
+        eof_error: i32,
+    ) -> Option<Dir> {
+        loop {
+            match self.try_io(id) {
+                // A connect in progress whose socket failed: the error came
+                // with the event (the compat has read, and so cleared,
+                // SO_ERROR).
+                Attempt::Wait(_)
+                    if eof_error != 0
+                        && matches!(&self.ops[id].op, Op::Connect(c) if c.started) =>
+                {
+                    if queued {
+                        self.fds.remove(fd, id);
+                    }
+                    self.complete(id, -eof_error);
+                    return None;
+                }
+                Attempt::Wait(dir) => return Some(dir),
+                Attempt::Offload => {
+                    if queued {
+                        self.fds.remove(fd, id);
+                    }
+                    self.offload(id);
+                    return None;
+                }
+                Attempt::Done(res) => {
+                    let op = &self.ops[id].op;
+                    let res = if res == 0 && eof_error != 0 && op.zero_is_eof() {
+                        -eof_error
+                    } else {
+                        res
+                    };
+                    if op.continues(res) {
+                        self.post_shot(id, res);
+                        continue;
+                    }
+                    if queued {
+                        self.fds.remove(fd, id);
+                    }
+                    self.complete(id, res);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Runs a `ProvideBuffers` or `RemoveBuffers`; returns its `res`.
+    fn run_buffers_op(&mut self, id: usize) -> i32 {
+        match &mut self.ops[id].op {
+            Op::ProvideBuffers(p) => self.bufs.provide(p.group, p.bid, &mut p.bufs),
+            Op::RemoveBuffers(r) => match self.bufs.remove(r.group, r.n) {
+                Ok(removed) => {
+                    let n = removed.len() as i32;
+                    r.removed = Some(removed);
+                    n
+                }
+                Err(res) => res,
+            },
+            _ => -libc::EINVAL,
         }
     }
 
@@ -563,6 +691,11 @@ impl Driver {
 
     fn offload(&mut self, id: usize) {
         let entry = &mut self.ops[id];
+        // A read that selects a buffer takes it now: the pool is where its
+        // data is ready.
+        if let Err(res) = self.bufs.pick(&mut entry.op) {
+            return self.complete(id, res);
+        }
         entry.state = State::Running;
         let op = std::mem::replace(&mut entry.op, Op::Nop(crate::ops::Nop::new()));
         let job = pool::Job {
@@ -719,30 +852,8 @@ impl Driver {
 
     fn serve_io(&mut self, fd: i32, dir: Dir, eof_error: i32) {
         while let Some(&id) = self.fds.waiters(fd, dir).and_then(|w| w.io.front()) {
-            let entry = &mut self.ops[id];
-            let attempt = {
-                let _enter = entry.span.enter();
-                exec::attempt(&mut entry.op, &mut entry.kind)
-            };
-            match attempt {
-                Attempt::Wait(_) => break,
-                Attempt::Done(res) => {
-                    if let Some(w) = self.fds.waiters(fd, dir) {
-                        w.io.pop_front();
-                    }
-                    let res = if res == 0 && eof_error != 0 && dir == Dir::Read {
-                        -eof_error
-                    } else {
-                        res
-                    };
-                    self.complete(id, res);
-                }
-                Attempt::Offload => {
-                    if let Some(w) = self.fds.waiters(fd, dir) {
-                        w.io.pop_front();
-                    }
-                    self.offload(id);
-                }
+            if self.attempt_until_wait(id, fd, true, eof_error).is_some() {
+                break;
             }
         }
     }
@@ -831,6 +942,22 @@ impl Driver {
             res,
             flags: cqe_flags::MORE,
             buf: None,
+            addr: None,
+        };
+        self.post(cqe, true);
+    }
+
+    /// Posts a multishot network operation's completion with `F_MORE`,
+    /// with the buffer and address of this shot.
+    fn post_shot(&mut self, id: usize, res: i32) {
+        let entry = &mut self.ops[id];
+        let flags = cqe_flags::MORE | bufs::held_flags(&mut entry.op);
+        let cqe = Cqe {
+            user_data: entry.user_data,
+            res,
+            flags,
+            buf: entry.op.take_buffer(),
+            addr: entry.op.take_addr(),
         };
         self.post(cqe, true);
     }
@@ -842,20 +969,27 @@ impl Driver {
         let mut entry = self.ops.remove(id);
         entry.span.record("res", res);
         let counts = !matches!(entry.op, Op::Timeout(_) | Op::LinkTimeout(_));
+        // A failed operation's provided buffer goes back to its group.
+        if res < 0 {
+            self.bufs.unpick(&mut entry.op);
+        }
+        let flags = bufs::held_flags(&mut entry.op);
         let buf = entry.op.take_buffer();
+        let addr = entry.op.take_addr();
         if !entry.quiet && (res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)) {
             self.post(
                 Cqe {
                     user_data: entry.user_data,
                     res,
-                    flags: 0,
+                    flags,
                     buf,
+                    addr,
                 },
                 counts,
             );
         }
         // io_uring fails a link on an error, and on a short read or write.
-        let short = res >= 0 && entry.want.is_some_and(|w| (res as usize) < w);
+        let short = res >= 0 && entry.want.is_some_and(|w| (res as u32) < w);
         let failed = (res < 0 || short) && !entry.flags.contains(SqeFlags::IO_HARDLINK);
         // A failure of an entry with CQE_SKIP_SUCCESS posts its own CQE
         // but none for the members it cancels (io_uring's
@@ -957,6 +1091,7 @@ impl Driver {
                 res: -libc::ECANCELED,
                 flags: 0,
                 buf,
+                addr: None,
             },
             true,
         );

@@ -64,11 +64,12 @@ impl Pool {
         })
     }
 
-    /// Queues a job; gives it back if the pool is shut down.
-    pub(crate) fn submit(&self, job: Job) -> Result<(), Job> {
+    /// Queues a job; gives it back (boxed: only the rare failure pays for
+    /// the move) if the pool is shut down.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Box<Job>> {
         match &self.jobs {
-            Some(tx) => tx.send(job).map_err(|e| e.into_inner()),
-            None => Err(job),
+            Some(tx) => tx.send(job).map_err(|e| Box::new(e.into_inner())),
+            None => Err(Box::new(job)),
         }
     }
 

@@ -10,7 +10,8 @@ use bytes::{Bytes, BytesMut};
 
 use crate::cq::Buffer;
 use crate::ops::Op;
-use crate::sq::Sqe;
+use crate::ops::bufs::Pick;
+use crate::sq::{Sqe, SqeFlags};
 
 /// The offset that means "the file's current position" (io_uring's -1).
 pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
@@ -18,11 +19,15 @@ pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 /// `IORING_OP_READ`: reads into the spare capacity of a `BytesMut` (after
 /// its current length), and gives the buffer back with its length grown by
 /// the bytes read (`res`).
+///
+/// With [`Read::select`] the buffer is taken from a provided group when
+/// the data is ready (`SqeFlags::BUFFER_SELECT`).
 #[derive(Debug)]
 pub struct Read {
     pub(crate) fd: RawFd,
     pub(crate) buf: Option<BytesMut>,
     pub(crate) offset: u64,
+    pub(crate) pick: Pick,
 }
 
 impl Read {
@@ -32,6 +37,22 @@ impl Read {
             fd,
             buf: Some(buf),
             offset: 0,
+            pick: Pick::default(),
+        }
+    }
+
+    /// Reads from `fd` into a buffer of provided group `group`, taken when
+    /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`; keep it
+    /// when replacing the entry's flags.
+    pub fn select(fd: RawFd, group: u16) -> Read {
+        Read {
+            fd,
+            buf: None,
+            offset: 0,
+            pick: Pick {
+                group,
+                ..Pick::default()
+            },
         }
     }
 
@@ -45,7 +66,13 @@ impl Read {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Read(self))
+        let select = self.buf.is_none();
+        let sqe = Sqe::new(Op::Read(self));
+        if select {
+            sqe.flags(SqeFlags::BUFFER_SELECT)
+        } else {
+            sqe
+        }
     }
 }
 

@@ -13,17 +13,21 @@
 //!
 //! [`Sqe`]: crate::Sqe
 
+pub(crate) mod bufs;
 mod cancel;
 mod fs;
 pub(crate) mod io;
 mod misc;
+pub(crate) mod net;
 mod poll;
 pub(crate) mod time;
 
+pub use bufs::{ProvideBuffers, RemoveBuffers};
 pub use cancel::{AsyncCancel, CancelTarget};
 pub use fs::Close;
 pub use io::{Read, Readv, Write, WriteBuf, Writev};
 pub use misc::Nop;
+pub use net::{Accept, Bind, Connect, Listen, Recv, RecvMsg, Send, SendMsg, Shutdown, Socket};
 pub use poll::{PollAdd, PollRemove};
 pub use time::{LinkTimeout, Timeout, TimeoutRemove, TimeoutUpdate, monotonic_now};
 
@@ -42,6 +46,18 @@ pub(crate) enum Op {
     LinkTimeout(LinkTimeout),
     AsyncCancel(AsyncCancel),
     Close(Close),
+    Socket(Socket),
+    Bind(Bind),
+    Listen(Listen),
+    Accept(Accept),
+    Connect(Connect),
+    Recv(Recv),
+    Send(Send),
+    RecvMsg(RecvMsg),
+    SendMsg(SendMsg),
+    Shutdown(Shutdown),
+    ProvideBuffers(ProvideBuffers),
+    RemoveBuffers(RemoveBuffers),
 }
 
 impl Op {
@@ -61,6 +77,18 @@ impl Op {
             Op::LinkTimeout(_) => "LinkTimeout",
             Op::AsyncCancel(_) => "AsyncCancel",
             Op::Close(_) => "Close",
+            Op::Socket(_) => "Socket",
+            Op::Bind(_) => "Bind",
+            Op::Listen(_) => "Listen",
+            Op::Accept(_) => "Accept",
+            Op::Connect(_) => "Connect",
+            Op::Recv(_) => "Recv",
+            Op::Send(_) => "Send",
+            Op::RecvMsg(_) => "RecvMsg",
+            Op::SendMsg(_) => "SendMsg",
+            Op::Shutdown(_) => "Shutdown",
+            Op::ProvideBuffers(_) => "ProvideBuffers",
+            Op::RemoveBuffers(_) => "RemoveBuffers",
         }
     }
 
@@ -73,6 +101,15 @@ impl Op {
             Op::Writev(op) => Some(op.fd),
             Op::PollAdd(op) => Some(op.fd),
             Op::Close(op) => Some(op.fd),
+            Op::Bind(op) => Some(op.fd),
+            Op::Listen(op) => Some(op.fd),
+            Op::Accept(op) => Some(op.fd),
+            Op::Connect(op) => Some(op.fd),
+            Op::Recv(op) => Some(op.fd),
+            Op::Send(op) => Some(op.fd),
+            Op::RecvMsg(op) => Some(op.fd),
+            Op::SendMsg(op) => Some(op.fd),
+            Op::Shutdown(op) => Some(op.fd),
             _ => None,
         }
     }
@@ -88,6 +125,12 @@ impl Op {
                 .as_ref()
                 .map(|v| v.iter().map(|b| b.capacity() - b.len()).sum()),
             Op::Writev(op) => op.bufs.as_ref().map(|v| v.iter().map(|b| b.len()).sum()),
+            // Only MSG_WAITALL makes a short receive a failure, as in
+            // io_uring.
+            Op::Recv(op) if op.flags & libc::MSG_WAITALL != 0 => op
+                .buf
+                .as_ref()
+                .map(|b| net_limit(b.capacity() - b.len(), op.len)),
             _ => None,
         }
     }
@@ -95,11 +138,122 @@ impl Op {
     /// Hands the operation's buffer back, for its completion.
     pub(crate) fn take_buffer(&mut self) -> Option<crate::Buffer> {
         match self {
-            Op::Read(op) => op.buf.take().map(crate::Buffer::Mut),
+            Op::Read(op) => {
+                op.pick.bid = None;
+                op.buf.take().map(crate::Buffer::Mut)
+            }
             Op::Write(op) => op.buf.take().map(WriteBuf::into_buffer),
             Op::Readv(op) => op.bufs.take().map(crate::Buffer::MutVec),
             Op::Writev(op) => op.bufs.take().map(crate::Buffer::SharedVec),
+            Op::Recv(op) => {
+                op.pick.bid = None;
+                op.buf.take().map(crate::Buffer::Mut)
+            }
+            Op::Send(op) => op.buf.take().map(WriteBuf::into_buffer),
+            Op::RecvMsg(op) => {
+                op.pick.bid = None;
+                op.take_buffer()
+            }
+            Op::SendMsg(op) => op.msg.bufs.take().map(crate::Buffer::SharedVec),
+            Op::ProvideBuffers(op) => op.bufs.take().map(crate::Buffer::MutVec),
+            Op::RemoveBuffers(op) => op.removed.take().map(crate::Buffer::MutVec),
             _ => None,
         }
+    }
+
+    /// Hands the address the operation received (a peer's, a sender's)
+    /// back, for its completion.
+    pub(crate) fn take_addr(&mut self) -> Option<Box<crate::sys::net::SockAddr>> {
+        match self {
+            Op::Accept(op) => op.addr.take(),
+            Op::RecvMsg(op) => op.msg.from.take(),
+            _ => None,
+        }
+    }
+
+    /// The buffer selection state and the slot a provided buffer goes in,
+    /// for the operations that can select one.
+    pub(crate) fn pick_mut(&mut self) -> Option<(&mut bufs::Pick, &mut Option<bytes::BytesMut>)> {
+        match self {
+            Op::Read(op) => Some((&mut op.pick, &mut op.buf)),
+            Op::Recv(op) => Some((&mut op.pick, &mut op.buf)),
+            Op::RecvMsg(op) => Some((&mut op.pick, &mut op.msg.picked)),
+            _ => None,
+        }
+    }
+
+    /// Turns buffer selection on (the entry carries `BUFFER_SELECT`):
+    /// `-EOPNOTSUPP` for an operation that can't select, as io_uring
+    /// answers, `-EINVAL` for one that brought its own buffer.
+    pub(crate) fn enable_select(&mut self) -> Result<(), i32> {
+        let own = match self {
+            Op::Read(op) => op.buf.is_some(),
+            Op::Recv(op) => op.buf.is_some() || op.flags & libc::MSG_WAITALL != 0,
+            Op::RecvMsg(op) => op.msg.bufs.is_some(),
+            _ => return Err(-libc::EOPNOTSUPP),
+        };
+        if own {
+            return Err(-libc::EINVAL);
+        }
+        if let Some((pick, _)) = self.pick_mut() {
+            pick.on = true;
+        }
+        Ok(())
+    }
+
+    /// Checks what can be checked before the operation starts (beyond
+    /// buffer selection): `Err(res)` to complete it with at once.
+    pub(crate) fn validate(&self, select: bool) -> Result<(), i32> {
+        match self {
+            // io_uring: multishot receives need a provided buffer group and
+            // can't wait for all.
+            Op::Recv(op) if op.multishot && (!select || op.flags & libc::MSG_WAITALL != 0) => {
+                Err(-libc::EINVAL)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this is a multishot operation that goes on after a
+    /// completion with `res`: a receive until end of stream or an error,
+    /// an accept until an error.
+    pub(crate) fn continues(&self, res: i32) -> bool {
+        match self {
+            Op::Accept(op) => op.multishot && res >= 0,
+            Op::Recv(op) => op.multishot && res > 0,
+            _ => false,
+        }
+    }
+
+    /// Whether `res == 0` means end of stream (so a socket error that the
+    /// readiness event carried is the better answer).
+    pub(crate) fn zero_is_eof(&self) -> bool {
+        matches!(
+            self,
+            Op::Read(_) | Op::Readv(_) | Op::Recv(_) | Op::RecvMsg(_)
+        )
+    }
+
+    /// Whether the operation is a network one (always evented: `ASYNC`
+    /// doesn't move it to the pool).
+    pub(crate) fn is_net(&self) -> bool {
+        matches!(
+            self,
+            Op::Accept(_)
+                | Op::Connect(_)
+                | Op::Recv(_)
+                | Op::Send(_)
+                | Op::RecvMsg(_)
+                | Op::SendMsg(_)
+        )
+    }
+}
+
+/// The bytes a receive may take: the room, capped by a non-zero `len`.
+pub(crate) fn net_limit(room: usize, len: u32) -> usize {
+    if len == 0 {
+        room
+    } else {
+        room.min(len as usize)
     }
 }

@@ -19,6 +19,7 @@
 
 mod event;
 pub(crate) mod io;
+pub(crate) mod net;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
 
@@ -74,6 +75,24 @@ pub const ETIME: i32 = libc::ETIME;
 /// `ETIMEDOUT` there.
 #[cfg(not(any(target_os = "linux", target_vendor = "apple", target_os = "netbsd")))]
 pub const ETIME: i32 = libc::ETIMEDOUT;
+
+/// The bytes kqring's kevent layer keeps in user space per descriptor with
+/// a read or write registration: the compat's table slot on Linux; none
+/// with a kernel kqueue or libkqueue (which keep their own).
+#[cfg(test)]
+#[cfg(kq_compat)]
+pub(crate) fn registration_bytes() -> usize {
+    compat::registration_bytes()
+}
+
+/// The bytes kqring's kevent layer keeps in user space per descriptor with
+/// a read or write registration: the compat's table slot on Linux; none
+/// with a kernel kqueue or libkqueue (which keep their own).
+#[cfg(test)]
+#[cfg(not(kq_compat))]
+pub(crate) fn registration_bytes() -> usize {
+    0
+}
 
 /// The name of the backend serving [`Kqueue`] in this build, for logs and
 /// benchmark tables.

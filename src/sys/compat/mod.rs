@@ -964,3 +964,10 @@ const _: () = {
 
 #[cfg(test)]
 mod tests;
+
+/// The bytes the compat keeps per descriptor with an `EVFILT_READ` or
+/// `EVFILT_WRITE` registration (both directions share it).
+#[cfg(test)]
+pub(crate) fn registration_bytes() -> usize {
+    readiness::slot_bytes()
+}

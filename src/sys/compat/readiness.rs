@@ -111,8 +111,9 @@ struct Dir {
 #[derive(Debug)]
 struct FdKnote {
     reg: Registration,
-    /// Set for a file epoll refuses (regular file, directory).
-    file: Option<File>,
+    /// Set for a file epoll refuses (regular file, directory). Boxed:
+    /// rare, and it would double the size of every socket's slot.
+    file: Option<Box<File>>,
 }
 
 /// What one descriptor number is known to be.
@@ -306,6 +307,13 @@ fn disarm(ep: RawFd, entry: &mut Entry, fd: RawFd) -> Result<(), Errno> {
     os::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, 0, 0)
 }
 
+/// The bytes the compat keeps per descriptor with read or write
+/// registrations: its slot in the descriptor-indexed table.
+#[cfg(test)]
+pub(super) fn slot_bytes() -> usize {
+    std::mem::size_of::<Slot>()
+}
+
 /// The most entries one inner `epoll_wait` returns.
 const MAX_READY: usize = 1024;
 
@@ -400,7 +408,7 @@ impl Readiness {
             let events = events(dir, reg.flags);
             match arm(ep, &mut entry, &mut generation, fd, events, true) {
                 Ok(made) => fresh = made,
-                Err(libc::EPERM) => file = Some(File::open(fd)?),
+                Err(libc::EPERM) => file = Some(Box::new(File::open(fd)?)),
                 Err(errno) => {
                     if let Some(d) = self.dir_mut(fd, dir) {
                         d.entry = entry;
@@ -480,7 +488,7 @@ impl Readiness {
             }
             Err(libc::EPERM) if adding => {
                 // The number now names a file epoll refuses.
-                knote.file = Some(File::open(fd)?);
+                knote.file = Some(Box::new(File::open(fd)?));
                 self.files.push((fd, dir));
                 Ok(true)
             }

@@ -7,7 +7,7 @@
 //! get the lowest free numbers, never reopen them behind its back.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::Kqueue;
@@ -344,15 +344,24 @@ fn regular_files_follow_the_vnode_read_and_write_filters() {
     assert_eq!(read(&file, 1), 1);
     assert_eq!(one(&kq).data(), 7);
 
-    drop(file);
+    // Close the file by putting another one in its place with dup2, which
+    // is atomic: a bare close would let a test on another thread take the
+    // number, and what this checks would depend on that race.
+    let other = open(&CString::new("/dev/null").unwrap(), libc::O_RDONLY);
+    // SAFETY: dup2 onto a number we own; `file` forgets it below.
+    assert_eq!(unsafe { libc::dup2(other.as_raw_fd(), fd) }, fd);
+    let file = file.into_raw_fd();
     // SAFETY: unlinks our temp file.
     unsafe { libc::unlink(path.as_ptr()) };
-    // Closed: the registration went with it.
+    // The file is gone and the registration with it; the number now names
+    // another file, for which kqueue has no registration.
     quiet(&kq);
     assert_eq!(
         result(&kq, Change::read(fd, Flags::DELETE)),
-        i64::from(libc::EBADF)
+        i64::from(libc::ENOENT)
     );
+    // SAFETY: the number is ours (it holds the dup of /dev/null).
+    unsafe { libc::close(file) };
 }
 
 #[test]

@@ -1,0 +1,474 @@
+//! A proactor echo server: one multishot accept, one multishot receive
+//! per connection over a provided buffer group, and a send of each
+//! received buffer, whose completion hands the buffer back to the group.
+//! Idle connections hold no buffer.
+//!
+//! ```sh
+//! cargo run --release --example echo_server -- --port 0      # prints the address
+//! nc 127.0.0.1 <port>
+//! ```
+//!
+//! Options: `--host ADDR` (default 127.0.0.1), `--port N` (default 0: any
+//! free port), `--buffers N` and `--buffer-size B` (the group, default 256
+//! of 4096 bytes), `--max-conns N` (exit after N connections have closed).
+//! Ctrl-C (SIGINT) or SIGTERM exits cleanly: the ring is dropped, which
+//! cancels what is in flight and returns every buffer.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use kqring::ops::{
+    Accept, AsyncCancel, Bind, Close, Listen, ProvideBuffers, Read, Recv, Send, Socket,
+};
+use kqring::{Buffer, Cqe, Ring, Sqe};
+
+const GROUP: u16 = 1;
+
+/// What a completion belongs to: the kind in the top byte of `user_data`,
+/// a buffer id in the next 16 bits, the descriptor in the low 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Close = 4,
+    Provide = 5,
+    Stop = 6,
+    Setup = 7,
+    /// The rest of a short send, in a buffer of its own.
+    SendRest = 8,
+}
+
+fn ud(kind: Kind, bid: u16, fd: RawFd) -> u64 {
+    (kind as u64) << 56 | u64::from(bid) << 32 | u64::from(fd as u32)
+}
+
+fn parse_ud(ud: u64) -> (Option<Kind>, u16, RawFd) {
+    let kind = match ud >> 56 {
+        1 => Some(Kind::Accept),
+        2 => Some(Kind::Recv),
+        3 => Some(Kind::Send),
+        4 => Some(Kind::Close),
+        5 => Some(Kind::Provide),
+        6 => Some(Kind::Stop),
+        7 => Some(Kind::Setup),
+        8 => Some(Kind::SendRest),
+        _ => None,
+    };
+    (kind, (ud >> 32) as u16, ud as u32 as RawFd)
+}
+
+struct Options {
+    addr: SocketAddr,
+    buffers: u16,
+    buffer_size: usize,
+    max_conns: Option<u64>,
+}
+
+fn options() -> Result<Options, String> {
+    let mut host: IpAddr = [127, 0, 0, 1].into();
+    let mut port = 0u16;
+    let mut buffers = 256u16;
+    let mut buffer_size = 4096usize;
+    let mut max_conns = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--host" => {
+                host = value("--host")?
+                    .parse()
+                    .map_err(|e| format!("--host: {e}"))?
+            }
+            "--port" => {
+                port = value("--port")?
+                    .parse()
+                    .map_err(|e| format!("--port: {e}"))?
+            }
+            "--buffers" => {
+                buffers = value("--buffers")?
+                    .parse()
+                    .map_err(|e| format!("--buffers: {e}"))?;
+            }
+            "--buffer-size" => {
+                buffer_size = value("--buffer-size")?
+                    .parse()
+                    .map_err(|e| format!("--buffer-size: {e}"))?;
+            }
+            "--max-conns" => {
+                max_conns = Some(
+                    value("--max-conns")?
+                        .parse()
+                        .map_err(|e| format!("--max-conns: {e}"))?,
+                );
+            }
+            "-h" | "--help" => {
+                return Err("usage: echo_server [--host ADDR] [--port N] [--buffers N] \
+                            [--buffer-size B] [--max-conns N]"
+                    .into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if buffers == 0 || buffer_size == 0 {
+        return Err("--buffers and --buffer-size must be positive".into());
+    }
+    Ok(Options {
+        addr: SocketAddr::new(host, port),
+        buffers,
+        buffer_size,
+        max_conns,
+    })
+}
+
+/// The write end of the self-pipe SIGINT and SIGTERM write to.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    // SAFETY: write(2) is async-signal-safe; one byte from a static.
+    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+}
+
+/// A non-blocking pipe whose read end becomes readable on SIGINT/SIGTERM.
+fn signal_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = std::io::pipe()?;
+    let (r, w): (OwnedFd, OwnedFd) = (r.into(), w.into());
+    for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+        // SAFETY: fcntl with integer arguments on descriptors we own.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    SIGNAL_PIPE.store(w.as_raw_fd(), Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only makes an async-signal-safe
+        // write.
+        if unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) }
+            == libc::SIG_ERR
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((r, w))
+}
+
+/// Pushes an entry, submitting and reaping into `backlog` while the queue
+/// is full.
+fn push(ring: &Ring, mut sqe: Sqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+    loop {
+        match ring.submission().push(sqe) {
+            Ok(()) => return Ok(()),
+            Err(back) => {
+                sqe = back;
+                match ring.submission().submit() {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                    Err(e) => return Err(e),
+                }
+                backlog.extend(ring.completion().drain());
+            }
+        }
+    }
+}
+
+/// Runs one setup operation and checks its result.
+fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
+    ring.submission()
+        .push(sqe.user_data(ud(Kind::Setup, 0, 0)))
+        .map_err(|_| io::Error::other("submission queue full"))?;
+    ring.submit_and_wait(1)?;
+    let cqe = ring.completion().wait()?;
+    cqe.result()
+        .map(|v| v as i32)
+        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: u64,
+    closed: u64,
+    bytes: u64,
+}
+
+struct Server {
+    ring: Ring,
+    conns: HashMap<RawFd, OwnedFd>,
+    /// Connections whose receive ended with ENOBUFS: re-armed when a
+    /// buffer comes back.
+    starved: Vec<RawFd>,
+    accepting: bool,
+    stopping: bool,
+    listener: RawFd,
+    counters: Counters,
+    max_conns: Option<u64>,
+}
+
+impl Server {
+    fn arm_accept(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        self.accepting = true;
+        let sqe = Accept::new(self.listener)
+            .multishot(true)
+            .peer_addr(true)
+            .build()
+            .user_data(ud(Kind::Accept, 0, self.listener));
+        push(&self.ring, sqe, backlog)
+    }
+
+    fn arm_recv(&mut self, fd: RawFd, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let sqe = Recv::select(fd, GROUP)
+            .multishot(true)
+            .build()
+            .user_data(ud(Kind::Recv, 0, fd));
+        push(&self.ring, sqe, backlog)
+    }
+
+    fn give_back(&mut self, buf: BytesMut, bid: u16, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let sqe = ProvideBuffers::one(GROUP, buf, bid)
+            .build()
+            .user_data(ud(Kind::Provide, bid, 0));
+        push(&self.ring, sqe, backlog)?;
+        // A buffer is back: a starved connection may receive again.
+        if let Some(fd) = self.starved.pop() {
+            self.arm_recv(fd, backlog)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, fd: RawFd, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if let Some(owned) = self.conns.remove(&fd) {
+            // The Close operation closes it: kqring ends what still waits
+            // on it first.
+            let raw = std::os::fd::IntoRawFd::into_raw_fd(owned);
+            push(
+                &self.ring,
+                Close::new(raw).build().user_data(ud(Kind::Close, 0, raw)),
+                backlog,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn on_cqe(&mut self, mut cqe: Cqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let (kind, bid, fd) = parse_ud(cqe.user_data());
+        match kind {
+            Some(Kind::Accept) => {
+                if cqe.res() >= 0 {
+                    self.counters.accepted += 1;
+                    // SAFETY: the accepted descriptor is ours alone.
+                    let conn = unsafe { OwnedFd::from_raw_fd(cqe.res()) };
+                    let fd = conn.as_raw_fd();
+                    if let Some(peer) = cqe.socket_addr() {
+                        println!("accepted {peer} (fd {fd})");
+                    }
+                    self.conns.insert(fd, conn);
+                    if self.stopping {
+                        self.close(fd, backlog)?;
+                    } else {
+                        self.arm_recv(fd, backlog)?;
+                    }
+                } else if cqe.res() != -libc::ECANCELED {
+                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.res()));
+                }
+                if !cqe.is_more() {
+                    self.accepting = false;
+                    // EMFILE and friends end a multishot accept: start
+                    // again, unless shutting down.
+                    if !self.stopping && cqe.res() != -libc::ECANCELED {
+                        self.arm_accept(backlog)?;
+                    }
+                }
+            }
+            Some(Kind::Recv) => {
+                if cqe.res() > 0 {
+                    self.counters.bytes += cqe.res() as u64;
+                    let buf = cqe.take_buf().and_then(Buffer::into_mut);
+                    if let (Some(buf), Some(bid)) = (buf, cqe.buffer_id()) {
+                        let sqe = Send::new(fd, buf)
+                            .build()
+                            .user_data(ud(Kind::Send, bid, fd));
+                        push(&self.ring, sqe, backlog)?;
+                    }
+                }
+                if !cqe.is_more() {
+                    match cqe.res() {
+                        r if r == -libc::ENOBUFS && !self.stopping => self.starved.push(fd),
+                        r if r > 0 && !self.stopping => self.arm_recv(fd, backlog)?,
+                        _ => self.close(fd, backlog)?,
+                    }
+                }
+            }
+            Some(Kind::Send) => {
+                let Some(buf) = cqe.take_buf().and_then(Buffer::into_mut) else {
+                    return Ok(());
+                };
+                let sent = cqe.res();
+                if sent >= 0 && (sent as usize) < buf.len() && self.conns.contains_key(&fd) {
+                    // A short send (rare): the rest goes in a copy, so the
+                    // group gets its whole buffer back now. Sends on one
+                    // socket complete in order.
+                    let rest = Bytes::copy_from_slice(&buf[sent as usize..]);
+                    let sqe = Send::new(fd, rest)
+                        .build()
+                        .user_data(ud(Kind::SendRest, 0, fd));
+                    push(&self.ring, sqe, backlog)?;
+                } else if sent < 0 {
+                    self.close(fd, backlog)?;
+                }
+                self.give_back(buf, bid, backlog)?;
+            }
+            Some(Kind::SendRest) => {
+                let sent = cqe.res();
+                let rest = cqe
+                    .take_buf()
+                    .and_then(Buffer::into_bytes)
+                    .unwrap_or_default();
+                if sent < 0 {
+                    self.close(fd, backlog)?;
+                } else if (sent as usize) < rest.len() && self.conns.contains_key(&fd) {
+                    let sqe = Send::new(fd, rest.slice(sent as usize..))
+                        .build()
+                        .user_data(ud(Kind::SendRest, 0, fd));
+                    push(&self.ring, sqe, backlog)?;
+                }
+            }
+            Some(Kind::Close) => {
+                self.counters.closed += 1;
+                self.starved.retain(|&s| s != fd);
+                if self.max_conns.is_some_and(|m| self.counters.closed >= m) {
+                    self.stop(backlog)?;
+                }
+            }
+            Some(Kind::Provide) => {
+                if cqe.res() < 0 {
+                    eprintln!(
+                        "provide buffers: {}",
+                        io::Error::from_raw_os_error(-cqe.res())
+                    );
+                }
+            }
+            Some(Kind::Stop) => self.stop(backlog)?,
+            Some(Kind::Setup) | None => {}
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if self.stopping {
+            return Ok(());
+        }
+        self.stopping = true;
+        if self.accepting {
+            let sqe = AsyncCancel::new(ud(Kind::Accept, 0, self.listener))
+                .build()
+                .user_data(ud(Kind::Setup, 0, 0));
+            push(&self.ring, sqe, backlog)?;
+        }
+        let fds: Vec<RawFd> = self.conns.keys().copied().collect();
+        for fd in fds {
+            self.close(fd, backlog)?;
+        }
+        Ok(())
+    }
+
+    /// Whether anything is still to come back before exiting: the accept,
+    /// or a connection not yet closed.
+    fn busy(&self) -> bool {
+        self.accepting || !self.conns.is_empty()
+    }
+}
+
+fn main() -> io::Result<()> {
+    let opts = match options() {
+        Ok(o) => o,
+        Err(msg) => {
+            eprintln!("{msg}");
+            std::process::exit(2);
+        }
+    };
+    let ring = Ring::builder().sq_entries(1024).build()?;
+    let (signals, _signals_w) = signal_pipe()?;
+
+    let domain = if opts.addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let lfd = setup(
+        &ring,
+        Socket::new(domain, libc::SOCK_STREAM, 0).build(),
+        "socket",
+    )?;
+    // SAFETY: the Socket operation made it for us alone.
+    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(lfd) });
+    let one: libc::c_int = 1;
+    // SAFETY: a pointer to a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            lfd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    setup(&ring, Bind::new(lfd, opts.addr).build(), "bind")?;
+    setup(&ring, Listen::new(lfd, 1024).build(), "listen")?;
+    let bufs = (0..opts.buffers)
+        .map(|_| BytesMut::with_capacity(opts.buffer_size))
+        .collect();
+    setup(
+        &ring,
+        ProvideBuffers::new(GROUP, bufs, 0).build(),
+        "provide buffers",
+    )?;
+    println!("echo server listening on {}", listener.local_addr()?);
+
+    let mut server = Server {
+        ring,
+        conns: HashMap::new(),
+        starved: Vec::new(),
+        accepting: false,
+        stopping: false,
+        listener: lfd,
+        counters: Counters::default(),
+        max_conns: opts.max_conns,
+    };
+    let mut backlog = Vec::new();
+    server.arm_accept(&mut backlog)?;
+    let stop = Read::new(signals.as_raw_fd(), BytesMut::with_capacity(8))
+        .build()
+        .user_data(ud(Kind::Stop, 0, signals.as_raw_fd()));
+    push(&server.ring, stop, &mut backlog)?;
+
+    loop {
+        match server.ring.submission().submit_and_wait(1) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(e),
+        }
+        let mut cqes = std::mem::take(&mut backlog);
+        cqes.extend(server.ring.completion().drain());
+        for cqe in cqes {
+            server.on_cqe(cqe, &mut backlog)?;
+        }
+        if server.stopping && !server.busy() && backlog.is_empty() {
+            break;
+        }
+    }
+    let c = &server.counters;
+    println!(
+        "echo server done: {} connections, {} bytes echoed",
+        c.accepted, c.bytes
+    );
+    // Dropping the ring cancels the signal read and returns its buffer.
+    drop(server);
+    Ok(())
+}

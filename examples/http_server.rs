@@ -1,0 +1,420 @@
+//! A minimal HTTP/1.1 keep-alive server, proactor style: a multishot
+//! accept, and per connection one owned receive buffer that goes into each
+//! `Recv` and comes back with its completion. Every request gets the same
+//! fixed body; pipelined requests are answered in one send.
+//!
+//! ```sh
+//! cargo run --release --example http_server -- --port 8080
+//! wrk -t2 -c100 -d10s http://127.0.0.1:8080/
+//! ```
+//!
+//! Options: `--host ADDR` (default 127.0.0.1), `--port N` (default 0: any
+//! free port, printed), `--inline` (drive the ring on this thread instead
+//! of a polling thread). Ctrl-C (SIGINT) or SIGTERM exits cleanly.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use bytes::{Buf, Bytes, BytesMut};
+use kqring::ops::{Accept, AsyncCancel, Bind, Close, Listen, Read, Recv, Send, Socket};
+use kqring::{Buffer, Cqe, Mode, Ring, Sqe};
+
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
+Server: kqring\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 13\r\n\
+\r\n\
+Hello, world!";
+
+/// A connection's receive buffer, and the most a request head may take.
+const BUF_SIZE: usize = 8192;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Accept = 1,
+    Recv = 2,
+    Send = 3,
+    Close = 4,
+    Stop = 5,
+    Setup = 6,
+}
+
+fn ud(kind: Kind, fd: RawFd) -> u64 {
+    (kind as u64) << 56 | u64::from(fd as u32)
+}
+
+fn parse_ud(ud: u64) -> (Option<Kind>, RawFd) {
+    let kind = match ud >> 56 {
+        1 => Some(Kind::Accept),
+        2 => Some(Kind::Recv),
+        3 => Some(Kind::Send),
+        4 => Some(Kind::Close),
+        5 => Some(Kind::Stop),
+        6 => Some(Kind::Setup),
+        _ => None,
+    };
+    (kind, ud as u32 as RawFd)
+}
+
+/// The complete request heads at the front of `buf`: how many, how many
+/// bytes they take, and whether one asked to close the connection.
+fn requests(buf: &[u8]) -> (usize, usize, bool) {
+    let (mut n, mut used, mut close) = (0, 0, false);
+    while let Some(end) = buf[used..].windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = &buf[used..used + end];
+        close |= head
+            .split(|&b| b == b'\n')
+            .any(|line| line.to_ascii_lowercase().starts_with(b"connection: close"));
+        n += 1;
+        used += end + 4;
+    }
+    (n, used, close)
+}
+
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    // SAFETY: write(2) is async-signal-safe; one byte from a static.
+    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+}
+
+/// A non-blocking pipe whose read end becomes readable on SIGINT/SIGTERM.
+fn signal_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = std::io::pipe()?;
+    let (r, w): (OwnedFd, OwnedFd) = (r.into(), w.into());
+    for fd in [r.as_raw_fd(), w.as_raw_fd()] {
+        // SAFETY: fcntl with integer arguments on descriptors we own.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    SIGNAL_PIPE.store(w.as_raw_fd(), Ordering::Relaxed);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only makes an async-signal-safe
+        // write.
+        let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        if prev == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((r, w))
+}
+
+fn push(ring: &Ring, mut sqe: Sqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+    loop {
+        match ring.submission().push(sqe) {
+            Ok(()) => return Ok(()),
+            Err(back) => {
+                sqe = back;
+                match ring.submission().submit() {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                    Err(e) => return Err(e),
+                }
+                backlog.extend(ring.completion().drain());
+            }
+        }
+    }
+}
+
+fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
+    ring.submission()
+        .push(sqe.user_data(ud(Kind::Setup, 0)))
+        .map_err(|_| io::Error::other("submission queue full"))?;
+    ring.submit_and_wait(1)?;
+    let cqe = ring.completion().wait()?;
+    cqe.result()
+        .map(|v| v as i32)
+        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+struct Conn {
+    fd: OwnedFd,
+    /// Close once the responses in flight are sent.
+    closing: bool,
+    /// A send is in flight: one at a time, so a short send's rest goes out
+    /// before anything later.
+    sending: bool,
+    /// Responses owed once the send in flight is done.
+    queued: usize,
+}
+
+struct Server {
+    ring: Ring,
+    conns: HashMap<RawFd, Conn>,
+    listener: RawFd,
+    accepting: bool,
+    stopping: bool,
+    requests: u64,
+    /// `RESPONSE` repeated, sliced for a batch of pipelined requests.
+    responses: Bytes,
+}
+
+impl Server {
+    fn arm_accept(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        self.accepting = true;
+        let sqe = Accept::new(self.listener)
+            .multishot(true)
+            .build()
+            .user_data(ud(Kind::Accept, self.listener));
+        push(&self.ring, sqe, backlog)
+    }
+
+    fn recv(&mut self, fd: RawFd, buf: BytesMut, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        push(
+            &self.ring,
+            Recv::new(fd, buf).build().user_data(ud(Kind::Recv, fd)),
+            backlog,
+        )
+    }
+
+    fn close(&mut self, fd: RawFd, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if let Some(conn) = self.conns.remove(&fd) {
+            let raw = conn.fd.into_raw_fd();
+            push(
+                &self.ring,
+                Close::new(raw).build().user_data(ud(Kind::Close, raw)),
+                backlog,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn on_cqe(&mut self, mut cqe: Cqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let (kind, fd) = parse_ud(cqe.user_data());
+        match kind {
+            Some(Kind::Accept) => {
+                if cqe.res() >= 0 {
+                    // SAFETY: the accepted descriptor is ours alone.
+                    let conn = unsafe { OwnedFd::from_raw_fd(cqe.res()) };
+                    let fd = conn.as_raw_fd();
+                    self.conns.insert(
+                        fd,
+                        Conn {
+                            fd: conn,
+                            closing: false,
+                            sending: false,
+                            queued: 0,
+                        },
+                    );
+                    if self.stopping {
+                        self.close(fd, backlog)?;
+                    } else {
+                        self.recv(fd, BytesMut::with_capacity(BUF_SIZE), backlog)?;
+                    }
+                } else if cqe.res() != -libc::ECANCELED {
+                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.res()));
+                }
+                if !cqe.is_more() {
+                    self.accepting = false;
+                    if !self.stopping && cqe.res() != -libc::ECANCELED {
+                        self.arm_accept(backlog)?;
+                    }
+                }
+            }
+            Some(Kind::Recv) => {
+                let buf = cqe.take_buf().and_then(Buffer::into_mut);
+                let (Some(mut buf), true) = (buf, cqe.res() > 0) else {
+                    // End of stream, an error, or cancelled: done.
+                    return self.close(fd, backlog);
+                };
+                let (n, used, close) = requests(&buf);
+                buf.advance(used);
+                if n > 0 {
+                    self.requests += n as u64;
+                    self.respond(fd, n, backlog)?;
+                }
+                if close || self.stopping {
+                    match self.conns.get_mut(&fd) {
+                        Some(c) if c.sending => c.closing = true,
+                        _ => self.close(fd, backlog)?,
+                    }
+                    return Ok(());
+                }
+                if buf.capacity() - buf.len() < BUF_SIZE / 4 {
+                    if buf.len() > BUF_SIZE / 2 {
+                        // A request head that does not fit: give up on it.
+                        return self.close(fd, backlog);
+                    }
+                    // Move the partial request to a fresh buffer.
+                    let mut fresh = BytesMut::with_capacity(BUF_SIZE);
+                    fresh.extend_from_slice(&buf);
+                    buf = fresh;
+                }
+                self.recv(fd, buf, backlog)?;
+            }
+            Some(Kind::Send) => {
+                let sent = cqe.res();
+                let body = cqe
+                    .take_buf()
+                    .and_then(Buffer::into_bytes)
+                    .unwrap_or_default();
+                let Some(c) = self.conns.get_mut(&fd) else {
+                    return Ok(());
+                };
+                if sent < 0 {
+                    return self.close(fd, backlog);
+                }
+                if (sent as usize) < body.len() {
+                    // A short send: the rest, before anything later.
+                    let sqe = Send::new(fd, body.slice(sent as usize..))
+                        .build()
+                        .user_data(ud(Kind::Send, fd));
+                    return push(&self.ring, sqe, backlog);
+                }
+                c.sending = false;
+                let queued = std::mem::take(&mut c.queued);
+                if queued > 0 {
+                    self.respond(fd, queued, backlog)?;
+                } else if c.closing {
+                    self.close(fd, backlog)?;
+                }
+            }
+            Some(Kind::Stop) => self.stop(backlog)?,
+            Some(Kind::Close) | Some(Kind::Setup) | None => {}
+        }
+        Ok(())
+    }
+
+    /// Sends `n` responses, or owes them until the send in flight is done.
+    fn respond(&mut self, fd: RawFd, n: usize, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let Some(c) = self.conns.get_mut(&fd) else {
+            return Ok(());
+        };
+        if c.sending {
+            c.queued += n;
+            return Ok(());
+        }
+        c.sending = true;
+        let body = self.batch(n);
+        push(
+            &self.ring,
+            Send::new(fd, body).build().user_data(ud(Kind::Send, fd)),
+            backlog,
+        )
+    }
+
+    /// `n` responses in one buffer, sharing the prepared copies.
+    fn batch(&mut self, n: usize) -> Bytes {
+        let want = n * RESPONSE.len();
+        if want > self.responses.len() {
+            self.responses = Bytes::from(RESPONSE.repeat(n.next_power_of_two()));
+        }
+        self.responses.slice(..want)
+    }
+
+    fn stop(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if self.stopping {
+            return Ok(());
+        }
+        self.stopping = true;
+        if self.accepting {
+            let sqe = AsyncCancel::new(ud(Kind::Accept, self.listener))
+                .build()
+                .user_data(ud(Kind::Setup, 0));
+            push(&self.ring, sqe, backlog)?;
+        }
+        let fds: Vec<RawFd> = self.conns.keys().copied().collect();
+        for fd in fds {
+            self.close(fd, backlog)?;
+        }
+        Ok(())
+    }
+}
+
+fn main() -> io::Result<()> {
+    let mut host: IpAddr = [127, 0, 0, 1].into();
+    let mut port = 0u16;
+    let mut mode = Mode::PollingThread;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let parsed = match arg.as_str() {
+            "--host" => args.next().and_then(|v| v.parse().ok()).map(|v| host = v),
+            "--port" => args.next().and_then(|v| v.parse().ok()).map(|v| port = v),
+            "--inline" => {
+                mode = Mode::Inline;
+                Some(())
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            eprintln!("usage: http_server [--host ADDR] [--port N] [--inline]");
+            std::process::exit(2);
+        }
+    }
+    let addr = SocketAddr::new(host, port);
+    let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
+    let (signals, _signals_w) = signal_pipe()?;
+
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let lfd = setup(
+        &ring,
+        Socket::new(domain, libc::SOCK_STREAM, 0).build(),
+        "socket",
+    )?;
+    // SAFETY: the Socket operation made it for us alone.
+    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(lfd) });
+    let one: libc::c_int = 1;
+    // SAFETY: a pointer to a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            lfd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    setup(&ring, Bind::new(lfd, addr).build(), "bind")?;
+    setup(&ring, Listen::new(lfd, 4096).build(), "listen")?;
+    println!(
+        "http server listening on http://{}/",
+        listener.local_addr()?
+    );
+
+    let mut server = Server {
+        ring,
+        conns: HashMap::new(),
+        listener: lfd,
+        accepting: false,
+        stopping: false,
+        requests: 0,
+        responses: Bytes::from_static(RESPONSE),
+    };
+    let mut backlog = Vec::new();
+    server.arm_accept(&mut backlog)?;
+    let stop = Read::new(signals.as_raw_fd(), BytesMut::with_capacity(8))
+        .build()
+        .user_data(ud(Kind::Stop, signals.as_raw_fd()));
+    push(&server.ring, stop, &mut backlog)?;
+
+    loop {
+        match server.ring.submission().submit_and_wait(1) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(e),
+        }
+        let mut cqes = std::mem::take(&mut backlog);
+        cqes.extend(server.ring.completion().drain());
+        for cqe in cqes {
+            server.on_cqe(cqe, &mut backlog)?;
+        }
+        if server.stopping && !server.accepting && server.conns.is_empty() && backlog.is_empty() {
+            break;
+        }
+    }
+    println!("http server done: {} requests answered", server.requests);
+    drop(server);
+    Ok(())
+}
