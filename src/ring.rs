@@ -65,6 +65,9 @@ pub(crate) struct Shared {
     parked: AtomicBool,
     /// Completions wait in the overflow list: submissions are refused.
     pub(crate) overflowing: AtomicBool,
+    /// `submit` calls so far: entries pushed between two calls form one
+    /// submission.
+    pub(crate) submissions: AtomicU64,
     shutdown: AtomicBool,
     pub(crate) stats: Counters,
     mode: Mode,
@@ -108,6 +111,8 @@ impl Shared {
         if self.shutdown.load(Ordering::Acquire) {
             return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
         }
+        // Entries pushed from now on belong to the next submission.
+        self.submissions.fetch_add(1, Ordering::AcqRel);
         let was_overflowing = self.overflowing.load(Ordering::SeqCst);
         match self.mode {
             Mode::PollingThread => self.wake(),
@@ -317,6 +322,7 @@ impl Builder {
             kq: Kqueue::new()?,
             parked: AtomicBool::new(false),
             overflowing: AtomicBool::new(false),
+            submissions: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             stats: Counters::default(),
             mode: self.mode,

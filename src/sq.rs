@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::ops::BitOr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::ops::Op;
 use crate::ring::Shared;
@@ -59,6 +60,9 @@ pub struct Sqe {
     pub(crate) op: Op,
     pub(crate) user_data: u64,
     pub(crate) flags: SqeFlags,
+    /// The submission it belongs to (stamped by `push`): a link chain
+    /// ends with its submission, as io_uring_enter(2) ends it.
+    pub(crate) batch: u64,
 }
 
 impl Sqe {
@@ -67,6 +71,7 @@ impl Sqe {
             op,
             user_data: 0,
             flags: SqeFlags::NONE,
+            batch: 0,
         }
     }
 
@@ -121,7 +126,7 @@ impl SubmissionQueue {
     /// Queues `sqe`. When the queue is full the entry is handed back: this
     /// never blocks and never drops.
     /// After the ring is dropped every entry is handed back.
-    pub fn push(&self, sqe: Sqe) -> Result<(), Sqe> {
+    pub fn push(&self, mut sqe: Sqe) -> Result<(), Sqe> {
         // Held across the send: the driver's final look at the queue comes
         // after it closes the queue under the write lock, so no accepted
         // entry can slip in unseen.
@@ -133,6 +138,7 @@ impl SubmissionQueue {
         if !*open {
             return Err(sqe);
         }
+        sqe.batch = self.shared.submissions.load(Ordering::Acquire);
         self.shared.sq_tx.try_send(sqe).map_err(|e| e.into_inner())
     }
 

@@ -126,6 +126,8 @@ pub(crate) struct Driver {
     overflow_len: usize,
     pool: pool::Pool,
     open_link: OpenLink,
+    /// The submission the open link's entries came in.
+    open_link_batch: u64,
     /// Entries held back by IO_DRAIN, in order.
     deferred: VecDeque<Sqe>,
     /// A drain entry in flight: later entries wait for it.
@@ -165,6 +167,7 @@ impl Driver {
             overflow_len: 0,
             pool: pool::Pool::new(workers, shared)?,
             open_link: OpenLink::None,
+            open_link_batch: 0,
             deferred: VecDeque::new(),
             drain_op: None,
             bufs: bufs::BufGroups::default(),
@@ -319,6 +322,7 @@ impl Driver {
             op,
             user_data,
             flags,
+            batch,
         } = sqe;
         let fd = op.fd();
         // A result is an i32: a request past it is short whatever happens.
@@ -352,7 +356,12 @@ impl Driver {
             self.drain_op = Some((id, seq));
         }
         let links_on = flags.contains(SqeFlags::IO_LINK) || flags.contains(SqeFlags::IO_HARDLINK);
-        let pred = std::mem::replace(&mut self.open_link, OpenLink::None);
+        let mut pred = std::mem::replace(&mut self.open_link, OpenLink::None);
+        // A chain left open at the end of a submission ends there.
+        if batch != self.open_link_batch {
+            pred = OpenLink::None;
+        }
+        self.open_link_batch = batch;
         if is_link_timeout {
             return self.attach_link_timeout(id, seq, pred, links_on);
         }
