@@ -12,11 +12,14 @@
 //! free port, printed), `--inline` (drive the ring on this thread instead
 //! of a polling thread). Ctrl-C (SIGINT) or SIGTERM exits cleanly.
 
+mod common;
+
+use common::{push, signal_pipe};
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kqring::ops::{Accept, AsyncCancel, Bind, Close, Listen, Read, Recv, Send, Socket};
@@ -74,65 +77,9 @@ fn requests(buf: &[u8]) -> (usize, usize, bool) {
     (n, used, close)
 }
 
-static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
-    // SAFETY: write(2) is async-signal-safe; one byte from a static.
-    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
-}
-
-/// A non-blocking pipe whose read end becomes readable on SIGINT/SIGTERM.
-fn signal_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (r, w) = std::io::pipe()?;
-    let (r, w): (OwnedFd, OwnedFd) = (r.into(), w.into());
-    for fd in [r.as_raw_fd(), w.as_raw_fd()] {
-        // SAFETY: fcntl with integer arguments on descriptors we own.
-        unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-    }
-    SIGNAL_PIPE.store(w.as_raw_fd(), Ordering::Relaxed);
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: installs a handler that only makes an async-signal-safe
-        // write.
-        let prev = unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-        if prev == libc::SIG_ERR {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok((r, w))
-}
-
-fn push(ring: &Ring, mut sqe: Sqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
-    loop {
-        match ring.submission().push(sqe) {
-            Ok(()) => return Ok(()),
-            Err(back) => {
-                sqe = back;
-                match ring.submission().submit() {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-                    Err(e) => return Err(e),
-                }
-                backlog.extend(ring.completion().drain());
-            }
-        }
-    }
-}
-
+/// Runs one setup operation and checks its result.
 fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
-    ring.submission()
-        .push(sqe.user_data(ud(Kind::Setup, 0)))
-        .map_err(|_| io::Error::other("submission queue full"))?;
-    ring.submit_and_wait(1)?;
-    let cqe = ring.completion().wait()?;
-    cqe.result()
-        .map(|v| v as i32)
-        .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
+    common::setup(ring, sqe.user_data(ud(Kind::Setup, 0)), what)
 }
 
 struct Conn {
