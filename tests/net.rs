@@ -31,6 +31,25 @@ fn take_mut(cqe: &mut Cqe) -> BytesMut {
         .expect("a BytesMut comes back")
 }
 
+/// Sends `msg` on `from` (user_data `ud`) and receives it on `to`
+/// (`ud + 1`), byte for byte.
+fn send_then_recv(ring: &Ring, from: RawFd, to: RawFd, msg: &'static [u8], ud: u64) {
+    let c = run1(
+        ring,
+        Send::new(from, Bytes::from_static(msg))
+            .build()
+            .user_data(ud),
+    );
+    assert_eq!(c.res(), msg.len() as i32);
+    let mut c = run1(
+        ring,
+        Recv::new(to, BytesMut::with_capacity(8))
+            .build()
+            .user_data(ud + 1),
+    );
+    assert_eq!(&take_mut(&mut c)[..], msg);
+}
+
 fn localhost() -> SocketAddr {
     (Ipv4Addr::LOCALHOST, 0).into()
 }
@@ -659,20 +678,7 @@ fn udp_sendmsg_and_recvmsg_carry_addresses() {
 
         // Connected UDP: plain Send and Recv.
         a.connect(b_addr).unwrap();
-        let c = run1(
-            ring,
-            Send::new(a.as_raw_fd(), Bytes::from_static(b"hi"))
-                .build()
-                .user_data(3),
-        );
-        assert_eq!(c.res(), 2);
-        let mut c = run1(
-            ring,
-            Recv::new(b.as_raw_fd(), BytesMut::with_capacity(8))
-                .build()
-                .user_data(4),
-        );
-        assert_eq!(&take_mut(&mut c)[..], b"hi");
+        send_then_recv(ring, a.as_raw_fd(), b.as_raw_fd(), b"hi", 3);
         // An unconnected send with no address has nowhere to go.
         let c = run1(
             ring,
@@ -712,20 +718,7 @@ fn ipv6_loopback_accept_connect_send_recv() {
         assert_eq!(peer, client.local_addr().unwrap());
         // SAFETY: ours alone.
         let server = TcpStream::from(unsafe { OwnedFd::from_raw_fd(cqes[0].res()) });
-        let c = run1(
-            ring,
-            Send::new(client.as_raw_fd(), Bytes::from_static(b"six"))
-                .build()
-                .user_data(3),
-        );
-        assert_eq!(c.res(), 3);
-        let mut c = run1(
-            ring,
-            Recv::new(server.as_raw_fd(), BytesMut::with_capacity(8))
-                .build()
-                .user_data(4),
-        );
-        assert_eq!(&take_mut(&mut c)[..], b"six");
+        send_then_recv(ring, client.as_raw_fd(), server.as_raw_fd(), b"six", 3);
 
         // UDP over IPv6 with addresses.
         let a = UdpSocket::bind("[::1]:0").unwrap();
@@ -785,20 +778,7 @@ fn unix_stream_bind_listen_accept_connect() {
         assert!(peer.is_unnamed(), "{peer:?}");
         // SAFETY: ours alone.
         let server = unsafe { OwnedFd::from_raw_fd(cqes[0].res()) };
-        let c = run1(
-            ring,
-            Send::new(cfd.as_raw_fd(), Bytes::from_static(b"unix"))
-                .build()
-                .user_data(5),
-        );
-        assert_eq!(c.res(), 4);
-        let mut c = run1(
-            ring,
-            Recv::new(server.as_raw_fd(), BytesMut::with_capacity(8))
-                .build()
-                .user_data(6),
-        );
-        assert_eq!(&take_mut(&mut c)[..], b"unix");
+        send_then_recv(ring, cfd.as_raw_fd(), server.as_raw_fd(), b"unix", 5);
         // A std client bound nowhere, accepted by std: same path seen.
         let l = UnixListener::from(lfd);
         assert_eq!(l.local_addr().unwrap().as_pathname(), addr.as_unix_path());
