@@ -524,11 +524,13 @@ pub fn drain(fd: &OwnedFd) -> usize {
     }
 }
 
-/// A descriptor number that was open and has been closed, chosen high so
-/// that tests running in parallel (which get the lowest free numbers) do
-/// not reopen it behind our back.
+/// A descriptor number that was open and has been closed. Each call gets
+/// its own number, chosen high: tests running in parallel get the lowest
+/// free numbers, and two callers sharing one number would reopen it behind
+/// each other's back.
 #[track_caller]
 pub fn closed_fd() -> RawFd {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -537,19 +539,17 @@ pub fn closed_fd() -> RawFd {
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
     assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
     let floor = (lim.rlim_cur.min(4096) * 3 / 4) as libc::c_int;
+    let number = floor + NEXT.fetch_add(1, Ordering::Relaxed) as libc::c_int;
     assert!(
-        floor >= 64,
+        floor >= 64 && (number as libc::rlim_t) < lim.rlim_cur,
         "RLIMIT_NOFILE too low for this test: {}",
         lim.rlim_cur
     );
     let (r, _w) = pipe();
-    // SAFETY: fcntl on a descriptor we own; the duplicate is closed below.
-    let fd = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
-    assert!(
-        fd >= floor,
-        "F_DUPFD_CLOEXEC: {}",
-        io::Error::last_os_error()
-    );
+    // SAFETY: dup2 onto a number no other caller is given; nothing else in
+    // the process opens descriptors this high. The duplicate is closed below.
+    let fd = unsafe { libc::dup2(r.as_raw_fd(), number) };
+    assert_eq!(fd, number, "dup2: {}", io::Error::last_os_error());
     // SAFETY: `fd` is the duplicate we just made and own.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
     fd
