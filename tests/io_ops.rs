@@ -490,6 +490,51 @@ fn close_closes_and_ends_waiters() {
     });
 }
 
+/// A descriptor closed outside kqring and whose number then names another
+/// file: a read on the new file waits on the new file, whatever kqring
+/// kept for the old one (its registration outlives its last waiter), and
+/// the old file, kept open through a duplicate, wakes nothing.
+#[test]
+fn a_reused_descriptor_number_waits_on_its_new_file() {
+    each_mode(|ring| {
+        let (mut old_peer, old) = pair();
+        let number = old.as_raw_fd();
+        let read = |ud| {
+            Read::new(number, BytesMut::with_capacity(16))
+                .build()
+                .user_data(ud)
+        };
+        submit_all(ring, [read(1)]);
+        assert_quiet(ring);
+        old_peer.write_all(b"old").unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (1, 3));
+        assert_eq!(&take_mut(&mut c)[..], b"old");
+
+        // The old file stays open through a duplicate; the number is
+        // closed and reopened on a new socket by dup2.
+        let keep_old = old.try_clone().unwrap();
+        let (mut new_peer, new) = pair();
+        // SAFETY: dup2 onto `number`, which `old` owns: the descriptor
+        // behind `old` is replaced, so `old` is forgotten, not closed.
+        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), number) }, number);
+        let _ = old.into_raw_fd();
+        drop(new);
+
+        submit_all(ring, [read(2)]);
+        assert_quiet(ring);
+        old_peer.write_all(b"stale").unwrap();
+        assert_quiet(ring);
+        new_peer.write_all(b"new").unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (2, 3));
+        assert_eq!(&take_mut(&mut c)[..], b"new");
+        // SAFETY: `number` is the duplicate of the new socket, owned here.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(number) });
+        drop(keep_old);
+    });
+}
+
 #[test]
 fn a_thousand_pending_reads_on_a_thousand_pairs_all_complete() {
     let limit = raise_nofile();

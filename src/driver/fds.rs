@@ -3,16 +3,30 @@
 //! Operations waiting on one (fd, direction) queue in submission order;
 //! however many there are, they share one registration, `EV_ADD |
 //! EV_CLEAR`. Edge-triggered is right here because a waiter retries its
-//! syscall until EAGAIN before waiting again, so no readiness goes unused,
-//! and it costs no change per event: a busy descriptor's registration stays
-//! put while waiters come and go. When a direction has no waiter left at the
-//! end of a turn its registration is deleted, so nothing stays behind for a
-//! descriptor kqring is done with.
+//! syscall until EAGAIN before waiting again, so no readiness goes unused.
+//!
+//! A registration outlives its last waiter for a while ("idle"): servers
+//! wait on the same descriptors over and over, and deleting and re-adding
+//! costs two changes per wait (on the Linux compat, two `epoll_ctl` calls).
+//! An idle registration is not trusted, though: the owner may have closed
+//! the descriptor and opened another file under the same number, which
+//! kqueue's `close()` and epoll's file release silently unregister. So the
+//! first waiter after an idle spell re-adds it, one change that kqueue
+//! applies to whatever file the number names now (the compat: one
+//! `EPOLL_CTL_MOD`), and that reports the readiness already there as a new
+//! registration would. Idle registrations are deleted by a sweep once they
+//! have stayed idle a whole [`IDLE_SWEEP`] period, at a `Close`, and at
+//! shutdown, so nothing stays behind for a descriptor kqring is done with.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use crate::sys::{Change, Filter, Flags};
+
+/// How often idle registrations are swept; one idle through a whole
+/// period is deleted.
+pub(crate) const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
 /// A readiness direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +36,8 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
+    const BOTH: [Dir; 2] = [Dir::Read, Dir::Write];
+
     pub(crate) fn filter(self) -> Filter {
         match self {
             Dir::Read => Filter::READ,
@@ -38,6 +54,19 @@ impl Dir {
     }
 }
 
+/// What the kqueue holds for one direction of one descriptor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Reg {
+    /// Nothing.
+    #[default]
+    Off,
+    /// A registration that waiters rely on.
+    Active,
+    /// A registration kept after its last waiter left; re-added before
+    /// anyone relies on it again.
+    Idle,
+}
+
 /// The waiters of one direction of one descriptor.
 #[derive(Default, Debug)]
 pub(crate) struct Waiters {
@@ -45,8 +74,11 @@ pub(crate) struct Waiters {
     pub(crate) io: VecDeque<usize>,
     /// Poll operations: every one of them hears every readiness event.
     pub(crate) polls: Vec<usize>,
-    /// Whether the kqueue holds a registration for this direction.
-    registered: bool,
+    reg: Reg,
+    /// In the sweep list.
+    listed: bool,
+    /// The sweep period in which it last became idle.
+    idle_since: u32,
 }
 
 impl Waiters {
@@ -67,63 +99,114 @@ impl Waiters {
     }
 }
 
-/// Every descriptor with waiters, and the registrations to reconcile.
-#[derive(Default)]
+/// Every descriptor's waiters, indexed by descriptor number, and the
+/// registrations to reconcile.
 pub(crate) struct FdTable {
-    fds: HashMap<RawFd, [Waiters; 2]>,
+    slots: Vec<[Waiters; 2]>,
     /// Descriptors whose waiters changed since the last reconcile.
     dirty: Vec<RawFd>,
+    /// Directions that may be idle, for the sweep.
+    idle: Vec<(RawFd, Dir)>,
+    /// The current sweep period.
+    period: u32,
+    next_sweep: Instant,
+    /// Directions with an active registration.
+    active: usize,
+}
+
+impl Default for FdTable {
+    fn default() -> FdTable {
+        FdTable {
+            slots: Vec::new(),
+            dirty: Vec::new(),
+            idle: Vec::new(),
+            period: 0,
+            next_sweep: Instant::now() + IDLE_SWEEP,
+            active: 0,
+        }
+    }
 }
 
 impl FdTable {
+    fn slot(&self, fd: RawFd) -> Option<&[Waiters; 2]> {
+        self.slots.get(usize::try_from(fd).ok()?)
+    }
+
+    fn slot_mut(&mut self, fd: RawFd) -> Option<&mut [Waiters; 2]> {
+        self.slots.get_mut(usize::try_from(fd).ok()?)
+    }
+
     pub(crate) fn waiters(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
-        self.fds.get_mut(&fd).map(|w| &mut w[dir as usize])
+        self.slot_mut(fd).map(|w| &mut w[dir as usize])
     }
 
     /// Whether operations already wait on (fd, dir): a new one must queue
     /// behind them rather than try its syscall, to keep submission order.
     pub(crate) fn has_io_waiters(&self, fd: RawFd, dir: Dir) -> bool {
-        self.fds
-            .get(&fd)
+        self.slot(fd)
             .is_some_and(|w| !w[dir as usize].io.is_empty())
     }
 
+    /// Queues an I/O operation. A descriptor number that is not one
+    /// (negative) never gets here: its syscall fails first.
     pub(crate) fn push_io(&mut self, fd: RawFd, dir: Dir, id: usize) {
-        self.entry(fd)[dir as usize].io.push_back(id);
+        if let Some(w) = self.entry(fd, dir) {
+            w.io.push_back(id);
+        }
     }
 
     pub(crate) fn push_poll(&mut self, fd: RawFd, dir: Dir, id: usize) {
-        self.entry(fd)[dir as usize].polls.push(id);
+        if let Some(w) = self.entry(fd, dir) {
+            w.polls.push(id);
+        }
     }
 
-    fn entry(&mut self, fd: RawFd) -> &mut [Waiters; 2] {
-        self.mark(fd);
-        self.fds.entry(fd).or_default()
+    fn entry(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
+        let index = usize::try_from(fd).ok()?;
+        if index >= self.slots.len() {
+            self.slots.resize_with(index + 1, Default::default);
+        }
+        let w = &mut self.slots[index][dir as usize];
+        if w.reg != Reg::Active {
+            self.dirty.push(fd);
+        }
+        Some(w)
     }
 
-    /// Notes that (fd)'s waiters changed; `reconcile` looks at it.
-    pub(crate) fn mark(&mut self, fd: RawFd) {
-        self.dirty.push(fd);
-    }
-
-    /// Removes `id` from wherever it waits on `fd`.
+    /// Removes `id` from wherever it waits on `fd`. A registration left
+    /// without waiters goes idle.
     pub(crate) fn remove(&mut self, fd: RawFd, id: usize) -> bool {
-        let Some(dirs) = self.fds.get_mut(&fd) else {
+        let period = self.period;
+        let Some(dirs) = self.slot_mut(fd) else {
             return false;
         };
-        let found = dirs
-            .iter_mut()
-            .map(|w| w.remove(id))
-            .fold(false, |a, b| a | b);
-        if found {
-            self.dirty.push(fd);
+        let mut found = false;
+        let mut went_idle = [false; 2];
+        let mut to_list = [false; 2];
+        for (i, w) in dirs.iter_mut().enumerate() {
+            if w.remove(id) {
+                found = true;
+                if w.is_empty() && w.reg == Reg::Active {
+                    w.reg = Reg::Idle;
+                    w.idle_since = period;
+                    went_idle[i] = true;
+                    to_list[i] = !std::mem::replace(&mut w.listed, true);
+                }
+            }
+        }
+        for dir in Dir::BOTH {
+            self.active -= usize::from(went_idle[dir as usize]);
+            if to_list[dir as usize] {
+                self.idle.push((fd, dir));
+            }
         }
         found
     }
 
-    /// Takes every waiter of `fd`, both directions, for a close.
+    /// Takes every waiter of `fd`, both directions, for a close: its
+    /// registrations are deleted at the next reconcile.
     pub(crate) fn take_all(&mut self, fd: RawFd) -> Vec<usize> {
-        let Some(dirs) = self.fds.get_mut(&fd) else {
+        let Some(dirs) = self.slot_mut(fd) else {
             return Vec::new();
         };
         let mut ids = Vec::new();
@@ -138,46 +221,226 @@ impl FdTable {
     /// Whether (fd, dir) is registered: an event for an unregistered pair
     /// is stale and ignored.
     pub(crate) fn is_registered(&self, fd: RawFd, dir: Dir) -> bool {
-        self.fds
-            .get(&fd)
-            .is_some_and(|w| w[dir as usize].registered)
+        self.slot(fd)
+            .is_some_and(|w| w[dir as usize].reg != Reg::Off)
+    }
+
+    /// Whether (fd, dir) has a registration that stays as it is: one that
+    /// won't report readiness that is already there.
+    pub(crate) fn is_active(&self, fd: RawFd, dir: Dir) -> bool {
+        self.slot(fd)
+            .is_some_and(|w| w[dir as usize].reg == Reg::Active)
     }
 
     /// A registration failed to be added: it is not there.
     pub(crate) fn unregister(&mut self, fd: RawFd, dir: Dir) {
-        if let Some(w) = self.fds.get_mut(&fd) {
-            w[dir as usize].registered = false;
+        if let Some(w) = self.waiters(fd, dir) {
+            let was = std::mem::take(&mut w.reg);
+            self.active -= usize::from(was == Reg::Active);
             self.dirty.push(fd);
         }
     }
 
-    /// Adds the registrations that waiters need and deletes those nobody
-    /// needs any more, as changes for the next `kevent` call.
+    /// Adds the registrations that waiters need, re-adds idle ones that
+    /// have waiters again, and deletes those of a closed descriptor, as
+    /// changes for the next `kevent` call.
     pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>) {
         for fd in self.dirty.drain(..) {
-            let Some(dirs) = self.fds.get_mut(&fd) else {
+            let Some(dirs) = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)) else {
                 continue;
             };
-            for (dir, w) in [Dir::Read, Dir::Write].into_iter().zip(dirs.iter_mut()) {
+            for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
                 let wanted = !w.is_empty();
-                if wanted != w.registered {
-                    let flags = if wanted {
+                let flags = match (wanted, w.reg) {
+                    (true, Reg::Active) => continue,
+                    (true, _) => {
+                        self.active += 1;
                         Flags::ADD | Flags::CLEAR
-                    } else {
+                    }
+                    // Emptied by `take_all`: the descriptor is closing.
+                    (false, Reg::Active) => {
+                        self.active -= 1;
                         Flags::DELETE
-                    };
-                    changes.push(Change::new(fd as usize, dir.filter(), flags).token(fd as u64));
-                    w.registered = wanted;
-                }
-            }
-            if dirs.iter().all(|w| w.is_empty() && !w.registered) {
-                self.fds.remove(&fd);
+                    }
+                    (false, _) => continue,
+                };
+                w.reg = if wanted { Reg::Active } else { Reg::Off };
+                changes.push(Change::new(fd as usize, dir.filter(), flags).token(fd as u64));
             }
         }
     }
 
-    /// Descriptors with waiters (for shutdown).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.fds.is_empty()
+    /// Once per [`IDLE_SWEEP`]: deletes the registrations that stayed idle
+    /// through the whole last period.
+    pub(crate) fn sweep(&mut self, now: Instant, changes: &mut Vec<Change>) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + IDLE_SWEEP;
+        let period = self.period;
+        self.period = period.wrapping_add(1);
+        let mut idle = std::mem::take(&mut self.idle);
+        idle.retain(|&(fd, dir)| {
+            let Some(w) = self.waiters(fd, dir) else {
+                return false;
+            };
+            if w.reg == Reg::Idle && w.idle_since == period {
+                // Went idle during the last period: give it the next one.
+                return true;
+            }
+            if w.reg == Reg::Idle {
+                w.reg = Reg::Off;
+                changes
+                    .push(Change::new(fd as usize, dir.filter(), Flags::DELETE).token(fd as u64));
+            }
+            w.listed = false;
+            false
+        });
+        self.idle = idle;
+    }
+
+    /// Deletes every registration, for shutdown.
+    pub(crate) fn release_all(&mut self, changes: &mut Vec<Change>) {
+        self.dirty.clear();
+        for (fd, dirs) in self.slots.iter_mut().enumerate() {
+            for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
+                if std::mem::take(&mut w.reg) != Reg::Off {
+                    changes.push(Change::new(fd, dir.filter(), Flags::DELETE).token(fd as u64));
+                }
+            }
+        }
+        self.active = 0;
+        self.idle.clear();
+    }
+
+    /// Whether some waiter relies on a registration.
+    pub(crate) fn has_active(&self) -> bool {
+        self.active > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add() -> Flags {
+        Flags::ADD | Flags::CLEAR
+    }
+
+    fn changes(table: &mut FdTable) -> Vec<(usize, Filter, Flags)> {
+        let mut out = Vec::new();
+        table.reconcile(&mut out);
+        out.iter()
+            .map(|c| (c.ident(), c.filter(), c.flags()))
+            .collect()
+    }
+
+    #[test]
+    fn first_waiter_adds_and_later_waiters_share_it() {
+        let mut t = FdTable::default();
+        t.push_io(7, Dir::Read, 1);
+        t.push_io(7, Dir::Read, 2);
+        assert_eq!(changes(&mut t), [(7, Filter::READ, add())]);
+        assert!(t.is_active(7, Dir::Read) && t.has_active());
+        t.push_io(7, Dir::Read, 3);
+        assert_eq!(changes(&mut t), []);
+        assert!(!t.is_registered(7, Dir::Write));
+    }
+
+    #[test]
+    fn an_idle_registration_stays_and_is_re_added_for_the_next_waiter() {
+        let mut t = FdTable::default();
+        t.push_io(5, Dir::Write, 1);
+        changes(&mut t);
+        assert!(t.remove(5, 1));
+        assert_eq!(changes(&mut t), [], "no delete when the queue empties");
+        assert!(
+            t.is_registered(5, Dir::Write),
+            "events of it are still its own"
+        );
+        assert!(!t.is_active(5, Dir::Write) && !t.has_active());
+        // The number may name another file by now: re-added, not trusted.
+        t.push_io(5, Dir::Write, 2);
+        assert_eq!(changes(&mut t), [(5, Filter::WRITE, add())]);
+        assert!(t.is_active(5, Dir::Write));
+    }
+
+    #[test]
+    fn the_sweep_deletes_what_stayed_idle_for_a_whole_period() {
+        let mut t = FdTable::default();
+        let start = Instant::now();
+        for fd in [3, 4] {
+            t.push_io(fd, Dir::Read, fd as usize);
+        }
+        changes(&mut t);
+        t.remove(3, 3);
+        t.remove(4, 4);
+        let mut out = Vec::new();
+        t.sweep(start, &mut out);
+        assert!(out.is_empty(), "not before a period has passed");
+        // Idle since the period that just ended: kept one more period.
+        t.sweep(start + IDLE_SWEEP, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // Fd 4 works again in the meantime.
+        t.push_io(4, Dir::Read, 40);
+        changes(&mut t);
+        t.sweep(start + 2 * IDLE_SWEEP, &mut out);
+        let deleted: Vec<_> = out.iter().map(|c| (c.ident(), c.flags())).collect();
+        assert_eq!(deleted, [(3, Flags::DELETE)]);
+        assert!(!t.is_registered(3, Dir::Read));
+        assert!(t.is_active(4, Dir::Read));
+        // Idle again: listed again, and swept two periods later.
+        t.remove(4, 40);
+        out.clear();
+        t.sweep(start + 3 * IDLE_SWEEP, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        t.sweep(start + 4 * IDLE_SWEEP, &mut out);
+        let deleted: Vec<_> = out.iter().map(|c| c.ident()).collect();
+        assert_eq!(deleted, [4]);
+        assert!(t.idle.is_empty());
+    }
+
+    #[test]
+    fn a_close_deletes_at_once_and_shutdown_deletes_everything() {
+        let mut t = FdTable::default();
+        t.push_io(8, Dir::Read, 1);
+        t.push_poll(8, Dir::Write, 2);
+        t.push_io(9, Dir::Read, 3);
+        changes(&mut t);
+        t.remove(9, 3);
+        let mut taken = t.take_all(8);
+        taken.sort();
+        assert_eq!(taken, [1, 2]);
+        assert_eq!(
+            changes(&mut t),
+            [
+                (8, Filter::READ, Flags::DELETE),
+                (8, Filter::WRITE, Flags::DELETE)
+            ]
+        );
+        assert!(!t.has_active());
+        let mut out = Vec::new();
+        t.release_all(&mut out);
+        let deleted: Vec<_> = out.iter().map(|c| (c.ident(), c.flags())).collect();
+        assert_eq!(deleted, [(9, Flags::DELETE)]);
+    }
+
+    #[test]
+    fn a_failed_add_unregisters() {
+        let mut t = FdTable::default();
+        t.push_io(6, Dir::Read, 1);
+        changes(&mut t);
+        t.unregister(6, Dir::Read);
+        assert!(!t.is_registered(6, Dir::Read) && !t.has_active());
+        // Its waiter is still queued: the next reconcile tries again.
+        assert_eq!(changes(&mut t), [(6, Filter::READ, add())]);
+    }
+
+    #[test]
+    fn negative_descriptors_are_ignored() {
+        let mut t = FdTable::default();
+        t.push_io(-1, Dir::Read, 1);
+        assert_eq!(changes(&mut t), []);
+        assert!(!t.remove(-1, 1));
     }
 }

@@ -185,7 +185,7 @@ impl Driver {
     /// Whether waiting in the kernel could produce anything: registrations
     /// or timers are outstanding.
     fn awaits_kernel(&self) -> bool {
-        !self.fds.is_empty() || !self.timers.is_empty()
+        self.fds.has_active() || !self.timers.is_empty()
     }
 
     /// One turn. `timeout` bounds the wait in `kevent` (`None`: until
@@ -200,6 +200,7 @@ impl Driver {
         let now = Instant::now();
         work |= self.fire_timers(now);
         self.fds.reconcile(&mut self.changes);
+        self.fds.sweep(now, &mut self.changes);
 
         let mut wait = if work || !self.pending.is_empty() {
             Some(Duration::ZERO)
@@ -656,7 +657,7 @@ impl Driver {
                 let registered = exec::poll_dirs(events)
                     .into_iter()
                     .flatten()
-                    .all(|dir| self.fds.is_registered(fd, dir));
+                    .all(|dir| self.fds.is_active(fd, dir));
                 if registered {
                     self.post_more(id, mask as i32);
                 }
@@ -830,7 +831,6 @@ impl Driver {
         let eof_error = if ev.is_eof() { ev.fflags() as i32 } else { 0 };
         self.serve_polls(fd, dir);
         self.serve_io(fd, dir, eof_error);
-        self.fds.mark(fd);
         true
     }
 
@@ -1072,7 +1072,7 @@ impl Driver {
             self.remove_from_fds(id);
             self.complete(id, -libc::ECANCELED);
         }
-        self.fds.reconcile(&mut self.changes);
+        self.fds.release_all(&mut self.changes);
         if !self.changes.is_empty() {
             self.events.clear();
             // Best effort: the kqueue is about to close, which drops every

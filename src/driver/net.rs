@@ -234,8 +234,8 @@ mod tests {
 
     /// What kqring keeps per idle connection with one multishot receive
     /// waiting over a buffer group: the operation's entry in the driver's
-    /// table, the descriptor's waiter queues in the fd table (a hash map
-    /// entry: key, value and a control byte) with the heap of its read
+    /// table, the descriptor's waiter queues in the fd table (its slot in
+    /// the descriptor-indexed table) with the heap of its read
     /// queue (a `VecDeque<usize>` allocates room for 4 on its first push),
     /// and the kevent layer's registration (the compat's per-descriptor
     /// slot on Linux). No buffer: a receive takes one only when data is
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn idle_connection_footprint_is_under_512_bytes() {
         let entry = size_of::<slab_entry::Slot<Entry>>();
-        let waiters = size_of::<(i32, [Waiters; 2])>() + 1;
+        let waiters = size_of::<[Waiters; 2]>();
         let queue_heap = 4 * size_of::<usize>();
         let registration = crate::sys::registration_bytes();
         let total = entry + waiters + queue_heap + registration;
