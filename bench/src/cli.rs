@@ -30,6 +30,12 @@ pub struct Args {
     #[arg(long, default_value = "1", value_parser = parse_duration)]
     pub duration: Duration,
 
+    /// Runs of every cell, interleaved across systems; each cell shows its
+    /// median run (by throughput). Shared machines are noisy: several
+    /// rounds keep a burst of noise from deciding a ratio.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub rounds: u32,
+
     /// Connection counts for TCP echo; latency percentiles are reported for
     /// the smallest.
     #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "1,16,256",

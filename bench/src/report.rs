@@ -219,6 +219,8 @@ pub struct Report {
     pub machine: Machine,
     /// Measured time per workload and system.
     pub duration: Duration,
+    /// Runs per cell; a cell shows the median one.
+    pub rounds: usize,
     /// Message size of TCP echo and pipe ping-pong.
     pub msg_size: usize,
     /// kqring's builder settings, as a note (`"sq_idle 1 ms, 4 workers"`).
@@ -248,7 +250,7 @@ one message in flight per connection, connections made with std before timing";
 const NOTES: &[&str] = &[
     "↑ higher is better, ↓ lower is better; kqring/io_uring divides the figures as shown, \
      taking the better kqring mode (named)",
-    "kqring: read/write ops on non-blocking sockets and pipes (no Recv/Send/Accept yet); \
+    "kqring: Recv/Send on non-blocking sockets, Read/Write on non-blocking pipes; \
      file reads on its blocking pool",
     "io_uring: no SQPOLL, Recv/Send on blocking sockets, Read/Write on blocking pipes and the file",
     "tokio: default multi-thread runtime; file reads via spawn_blocking pread, one task per slot",
@@ -326,11 +328,16 @@ impl Report {
     pub fn table(&self) -> String {
         let m = &self.machine;
         let mut out = format!(
-            "kqring-bench: {} CPUs, {}, {}; {:.2} s measured per cell, {}-byte messages\n",
+            "kqring-bench: {} CPUs, {}, {}; {:.2} s measured per cell{}, {}-byte messages\n",
             m.cpus,
             m.cpu_model,
             m.os,
             self.duration.as_secs_f64(),
+            if self.rounds > 1 {
+                format!(" (median of {} interleaved runs)", self.rounds)
+            } else {
+                String::new()
+            },
             self.msg_size
         );
         match (m.busy, m.load) {
@@ -492,6 +499,7 @@ impl Report {
             },
             "config": {
                 "duration_s": self.duration.as_secs_f64(),
+                "rounds": self.rounds,
                 "msg_size": self.msg_size,
                 "kqring_settings": self.kqring_settings,
                 "workloads": self.workloads,

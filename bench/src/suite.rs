@@ -62,40 +62,50 @@ type Got = Result<Measurement, Cell>;
 
 struct Runner {
     slots: Vec<Slot>,
+    rounds: usize,
     progress: Progress,
     errors: Vec<String>,
 }
 
 impl Runner {
-    /// Runs `f` on every column's system, in column order.
+    /// Runs `f` on every column's system, in column order, `rounds` times
+    /// over (round by round, so that noise spreads over every column);
+    /// each column keeps its median run by rate. A failure in any round is
+    /// the column's result.
     fn each(&mut self, what: &str, mut f: impl FnMut(&mut dyn System) -> Outcome) -> Vec<Got> {
-        let mut out = Vec::with_capacity(self.slots.len());
-        for slot in &mut self.slots {
-            let got = match slot {
-                Slot::Absent(cell) => Err(cell.clone()),
-                Slot::Ready(sys) => {
-                    self.progress.show(what, sys.name());
-                    let got = match f(sys.as_mut()) {
-                        None => Err(Cell::NotApplicable),
-                        Some(Ok(m)) if m.ops == 0 => Err(Cell::Failed(
-                            "nothing completed in the measured window".into(),
-                        )),
-                        Some(Ok(m)) => Ok(m),
-                        Some(Err(e)) => Err(Cell::Failed(e.to_string())),
-                    };
-                    if let Err(Cell::Failed(e)) = &got {
-                        self.progress.clear();
-                        let msg = format!("{what} / {}: {e}", sys.name());
-                        eprintln!("error: {msg}");
-                        self.errors.push(msg);
-                    }
-                    self.progress.done += 1;
-                    got
+        let mut runs: Vec<Vec<Got>> = self.slots.iter().map(|_| Vec::new()).collect();
+        for _ in 0..self.rounds {
+            for (slot, runs) in self.slots.iter_mut().zip(&mut runs) {
+                let Slot::Ready(sys) = slot else {
+                    continue;
+                };
+                self.progress.show(what, sys.name());
+                let got = match f(sys.as_mut()) {
+                    None => Err(Cell::NotApplicable),
+                    Some(Ok(m)) if m.ops == 0 => Err(Cell::Failed(
+                        "nothing completed in the measured window".into(),
+                    )),
+                    Some(Ok(m)) => Ok(m),
+                    Some(Err(e)) => Err(Cell::Failed(e.to_string())),
+                };
+                if let Err(Cell::Failed(e)) = &got {
+                    self.progress.clear();
+                    let msg = format!("{what} / {}: {e}", sys.name());
+                    eprintln!("error: {msg}");
+                    self.errors.push(msg);
                 }
-            };
-            out.push(got);
+                self.progress.done += 1;
+                runs.push(got);
+            }
         }
-        out
+        self.slots
+            .iter()
+            .zip(runs)
+            .map(|(slot, runs)| match slot {
+                Slot::Absent(cell) => Err(cell.clone()),
+                Slot::Ready(_) => median_run(runs),
+            })
+            .collect()
     }
 
     /// Every column fails with `e` (a fixture could not be made).
@@ -109,6 +119,17 @@ impl Runner {
             })
             .collect()
     }
+}
+
+/// The run with the median rate, or the first failure.
+fn median_run(mut runs: Vec<Got>) -> Got {
+    if let Some(i) = runs.iter().position(Result::is_err) {
+        return runs.swap_remove(i);
+    }
+    let mut runs: Vec<Measurement> = runs.into_iter().flatten().collect();
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let mid = runs.len() / 2;
+    Ok(runs.swap_remove(mid))
 }
 
 /// A row from one figure of each measurement.
@@ -215,9 +236,11 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         .iter()
         .map(|w| if *w == Workload::Tcp { conns.len() } else { 1 })
         .sum();
+    let rounds = args.rounds as usize;
     let mut r = Runner {
         slots,
-        progress: Progress::new(runs * ready),
+        rounds,
+        progress: Progress::new(runs * ready * rounds),
         errors: Vec::new(),
     };
     let mut rows = Vec::new();
@@ -312,6 +335,7 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
     Report {
         machine,
         duration: args.duration,
+        rounds,
         msg_size: p.msg_size,
         kqring_settings: args.kqring_settings(),
         workloads: workloads.iter().map(|w| w.name()).collect(),
@@ -321,5 +345,28 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         span_cost,
         errors,
         wall_time: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn run(ops: u64) -> Got {
+        Ok(Measurement {
+            ops,
+            elapsed: Duration::from_secs(1),
+            latency: None,
+        })
+    }
+
+    #[test]
+    fn a_cell_keeps_its_median_run_or_its_failure() {
+        let got = median_run(vec![run(10), run(50), run(30)]);
+        assert_eq!(got.map(|m| m.ops).ok(), Some(30));
+        let got = median_run(vec![run(10), Err(Cell::Failed("x".into())), run(30)]);
+        assert!(matches!(got, Err(Cell::Failed(e)) if e == "x"));
     }
 }

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use kqring::ops::{Nop, Read, Timeout, Write, WriteBuf};
+use kqring::ops::{Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
 use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
 
 use super::{BATCH, Outcome, Params, System};
@@ -129,18 +129,17 @@ fn take_mut(cqe: &mut Cqe) -> Result<BytesMut> {
         .ok_or_else(|| "completion without its buffer".into())
 }
 
-// The two ops TCP echo uses on a socket. kqring has no Recv/Send yet: Read
-// and Write try `recv`/`send` with MSG_DONTWAIT first and wait for
-// readiness on EAGAIN. Switching to Recv/Send is a change to these two.
+// The two ops TCP echo uses on a socket: each tries `recv`/`send` with
+// MSG_DONTWAIT first and waits for readiness only on EAGAIN.
 
 /// Receives into `buf`'s spare capacity.
 fn recv(fd: RawFd, buf: BytesMut) -> Sqe {
-    Read::new(fd, buf).build()
+    Recv::new(fd, buf).build()
 }
 
 /// Sends `buf`.
 fn send(fd: RawFd, buf: impl Into<WriteBuf>) -> Sqe {
-    Write::new(fd, buf).build()
+    Send::new(fd, buf).build()
 }
 
 impl System for Kqring {
