@@ -319,7 +319,9 @@ impl Builder {
             sq_open: RwLock::new(true),
             cq: CqInner::new(cq_entries),
             cq_capacity: cq_entries,
-            kq: Kqueue::new()?,
+            // The driver never reads an event's `data`: it retries its
+            // syscall until EAGAIN.
+            kq: Kqueue::uncounted()?,
             parked: AtomicBool::new(false),
             overflowing: AtomicBool::new(false),
             submissions: AtomicU64::new(0),

@@ -331,9 +331,23 @@ impl Kqueue {
     /// Creates the emulated kqueue: the main epoll, an inner epoll per
     /// direction and the wake-up eventfd, all close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
+        Kqueue::create(true)
+    }
+
+    /// Creates a kqueue whose EVFILT_READ and EVFILT_WRITE events do not
+    /// count: their `data` is 1 while readable or writable instead of the
+    /// bytes readable or the room to write, which the compat learns with
+    /// one to two system calls per event. For callers that retry their I/O
+    /// until EAGAIN and never read `data`. A kernel kqueue counts for free;
+    /// there this is [`Kqueue::new`].
+    pub fn uncounted() -> io::Result<Kqueue> {
+        Kqueue::create(false)
+    }
+
+    fn create(counted: bool) -> io::Result<Kqueue> {
         let epoll = os::epoll_create().map_err(io::Error::from_raw_os_error)?;
         let main = epoll.as_raw_fd();
-        let fds = readiness::Readiness::new(main).map_err(io::Error::from_raw_os_error)?;
+        let fds = readiness::Readiness::new(main, counted).map_err(io::Error::from_raw_os_error)?;
         let wake = os::eventfd().map_err(io::Error::from_raw_os_error)?;
         os::epoll_ctl(
             main,

@@ -61,6 +61,14 @@
 //! the number still names the same file), so steady state costs one ioctl
 //! per read event and two calls per write event.
 //!
+//! A kqueue made with `Kqueue::uncounted` skips those calls: its events
+//! carry `data` 1 while readable or writable, and only
+//! the first write event of a file probes what it is. Without the calls an
+//! event is not checked against a closed number either: an `EV_CLEAR`
+//! entry whose file lives on in a duplicate after the number was closed
+//! can still report. The ring's driver, which never reads `data` and
+//! retries its syscall on every event, uses it.
+//!
 //! Regular files and directories cannot be in an epoll (EPERM). kqueue's
 //! vnode filters treat them as always writable and readable while the
 //! offset is before the end; the compat evaluates such registrations before
@@ -326,11 +334,14 @@ pub(super) struct Readiness {
     files: Vec<(RawFd, usize)>,
     /// Reused `epoll_wait` buffer; grows to the largest room seen.
     ready: Vec<libc::epoll_event>,
+    /// Whether events count bytes readable and room to write (see
+    /// `Kqueue::uncounted`).
+    counted: bool,
 }
 
 impl Readiness {
     /// Creates the two inner epolls and nests them in `main`.
-    pub(super) fn new(main: RawFd) -> Result<Readiness, Errno> {
+    pub(super) fn new(main: RawFd, counted: bool) -> Result<Readiness, Errno> {
         let read = os::epoll_create()?;
         let write = os::epoll_create()?;
         for (ep, token) in [(&read, TOKEN_READ), (&write, TOKEN_WRITE)] {
@@ -341,6 +352,7 @@ impl Readiness {
             slots: Vec::new(),
             files: Vec::new(),
             ready: Vec::new(),
+            counted,
         })
     }
 
@@ -566,10 +578,11 @@ impl Readiness {
         if d.generation != generation || !knote.reg.enabled || knote.file.is_some() {
             return;
         }
-        let state = if dir == READ {
-            facts.read_state(fd, bits)
-        } else {
-            facts.write_state(fd, bits)
+        let state = match (dir == READ, self.counted) {
+            (true, true) => facts.read_state(fd, bits),
+            (true, false) => Some(facts.read_flags(fd, bits)),
+            (false, true) => facts.write_state(fd, bits),
+            (false, false) => facts.write_flags(fd, bits),
         };
         let Some((eof, fflags, data)) = state else {
             // The number was closed: kqueue dropped the registration then.
@@ -710,6 +723,33 @@ impl Facts {
         let data = self.readable(fd, bits)?;
         let fflags = if eof { self.socket_error(fd, bits) } else { 0 };
         Some((eof, fflags, data))
+    }
+
+    /// EV_EOF, fflags and a `data` of 1 while readable: a read event of an
+    /// uncounted kqueue, which costs no call unless the socket has failed.
+    fn read_flags(&mut self, fd: RawFd, bits: u32) -> (bool, u32, i64) {
+        let eof = bits & (EPOLLRDHUP | EPOLLHUP) != 0;
+        let fflags = if eof { self.socket_error(fd, bits) } else { 0 };
+        (eof, fflags, i64::from(bits & EPOLLIN != 0))
+    }
+
+    /// EV_EOF, fflags and a `data` of 1 while writable: a write event of an
+    /// uncounted kqueue. What the file is (socket or pipe, which flag EOF
+    /// differently) is probed once, by the first event, counted.
+    fn write_flags(&mut self, fd: RawFd, bits: u32) -> Option<(bool, u32, i64)> {
+        let writable = i64::from(bits & EPOLLOUT != 0);
+        match self.room {
+            WriteRoom::Socket => {
+                let eof = bits & EPOLLHUP != 0;
+                let fflags = if eof { self.socket_error(fd, bits) } else { 0 };
+                Some((eof, fflags, writable))
+            }
+            WriteRoom::Pipe if bits & (EPOLLERR | EPOLLHUP) != 0 => Some((true, 0, 0)),
+            WriteRoom::Pipe => Some((false, 0, writable)),
+            WriteRoom::Unprobed | WriteRoom::Unknown => self
+                .write_state(fd, bits)
+                .map(|(eof, fflags, room)| (eof, fflags, room.min(writable))),
+        }
     }
 
     fn readable(&mut self, fd: RawFd, bits: u32) -> Option<i64> {

@@ -678,3 +678,76 @@ fn dropping_a_kqueue_closes_what_it_opened() {
     // SAFETY: unlinks our temp file.
     unsafe { libc::unlink(path.as_ptr()) };
 }
+
+/// An uncounted kqueue reports the same events with `data` 1, and still
+/// carries EOF and the socket error.
+#[test]
+fn uncounted_events_carry_flags_without_counts() {
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream};
+
+    let kq = Kqueue::uncounted().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let fd = server.as_raw_fd();
+    apply(
+        &kq,
+        &[
+            Change::read(fd, Flags::ADD | Flags::CLEAR).token(1),
+            Change::write(fd, Flags::ADD | Flags::CLEAR).token(2),
+        ],
+    );
+    let mut events = kevent(&kq, &[], WAIT);
+    events.sort_by_key(Event::token);
+    assert_eq!(events.len(), 1, "only writable so far: {events:?}");
+    assert_eq!((events[0].token(), events[0].data()), (2, 1));
+    assert!(!events[0].is_eof());
+
+    client.write_all(&[7; 100]).unwrap();
+    let ev = one(&kq);
+    assert_eq!((ev.token(), ev.data(), ev.is_eof()), (1, 1, false));
+
+    // A reset: EOF on both directions, with the error in fflags.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a `linger` of the given size.
+    let rc = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    check(rc, "SO_LINGER");
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    while seen.len() < 2 && Instant::now() < deadline {
+        seen.extend(kevent(&kq, &[], WAIT));
+        seen.sort_by_key(Event::token);
+        seen.dedup_by_key(|e| e.token());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for ev in &seen {
+        assert!(ev.is_eof(), "{ev:?}");
+        assert_eq!(ev.fflags(), libc::ECONNRESET as u32, "{ev:?}");
+    }
+    assert_eq!(seen[0].data(), 1, "still readable: the bytes and the EOF");
+
+    // A pipe whose reader is gone: EOF with no room.
+    let (r, w) = pipe();
+    apply(
+        &kq,
+        &[Change::write(w.as_raw_fd(), Flags::ADD | Flags::CLEAR).token(3)],
+    );
+    let ev = one(&kq);
+    assert_eq!((ev.token(), ev.data(), ev.is_eof()), (3, 1, false));
+    drop(r);
+    let ev = one(&kq);
+    assert_eq!((ev.token(), ev.data(), ev.is_eof()), (3, 0, true));
+}
