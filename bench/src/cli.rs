@@ -42,6 +42,14 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub connections: Vec<u32>,
 
+    /// Rings for the thread-per-core TCP echo row (at the largest
+    /// connection count): kqring and io_uring spread the connections over
+    /// this many rings, each driven by its own thread; tokio and blocking
+    /// run as in the other rows (they use every CPU already). 1 leaves the
+    /// row out. Default: the number of CPUs.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub rings: Option<u32>,
+
     /// Message size in bytes for TCP echo and pipe ping-pong.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub msg_size: u32,
@@ -207,6 +215,14 @@ impl Args {
         c.sort_unstable();
         c.dedup();
         c
+    }
+
+    /// Rings for the thread-per-core TCP echo row (1: no such row).
+    pub fn rings(&self) -> usize {
+        self.rings.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n as usize,
+        )
     }
 
     /// Whether `system` is to run.

@@ -244,7 +244,9 @@ pub struct Report {
 /// How each TCP echo is built, stated with the results.
 pub const TCP_SETUP: &str = "TCP echo: client and server ends both driven by the system under test \
 (kqring, io_uring: one ring; tokio: one task per end; blocking: one thread per end), \
-one message in flight per connection, connections made with std before timing";
+one message in flight per connection, connections made with std before timing; \
+the \"rings\" row spreads the connections of kqring and io_uring over that many rings, \
+each driven by its own thread, and runs tokio and blocking as in the other rows";
 
 /// The measurement notes printed under the table.
 const NOTES: &[&str] = &[

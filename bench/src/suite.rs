@@ -234,7 +234,10 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
     let ready = slots.iter().filter(|s| matches!(s, Slot::Ready(_))).count();
     let runs: usize = workloads
         .iter()
-        .map(|w| if *w == Workload::Tcp { conns.len() } else { 1 })
+        .map(|w| match w {
+            Workload::Tcp => conns.len() + usize::from(args.rings() > 1),
+            _ => 1,
+        })
         .sum();
     let rounds = args.rounds as usize;
     let mut r = Runner {
@@ -291,6 +294,14 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
                     throughput.push(row(w, label, unit, &got, |m| Some(m.rate())));
                     let title = format!("TCP echo round trip, {n} conn ({} B)", p.msg_size);
                     latency.push(latency_set(format!("tcp-{n}"), title, &got));
+                }
+                let rings = args.rings();
+                if let Some(&n) = conns.last().filter(|_| rings > 1) {
+                    let what = format!("TCP echo, {n} conn, {rings} rings");
+                    let got = r.each(&what, |s| s.tcp_echo_rings(p, n, rings));
+                    let label = format!("TCP echo {n} conn, {rings} rings, k msg/s ↑");
+                    let unit = ("msg/s", 1e-3, Better::Higher);
+                    throughput.push(row(w, label, unit, &got, |m| Some(m.rate())));
                 }
                 rows.extend(throughput);
             }

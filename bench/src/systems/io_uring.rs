@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
-use super::{BATCH, Outcome, Params, System};
+use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
     BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
 };
@@ -162,7 +162,16 @@ impl System for IoUringSystem {
         Some(
             tcp_pairs(conns)
                 .map_err(Into::into)
-                .and_then(|pairs| echo(p, pairs)),
+                .and_then(|pairs| echo(p, pairs, Window::new(p.duration)))
+                .map(Recorder::finish),
+        )
+    }
+
+    fn tcp_echo_rings(&mut self, p: &Params, conns: usize, rings: usize) -> Outcome {
+        Some(
+            tcp_pairs(conns)
+                .map_err(Into::into)
+                .and_then(|pairs| on_rings(p, pairs, rings, |share, w| echo(p, share, w))),
         )
     }
 
@@ -355,8 +364,9 @@ struct Conn {
     server_done: bool,
 }
 
-/// TCP echo on one ring, the same state machine as kqring's.
-fn echo(p: &Params, pairs: Vec<TcpPair>) -> Result<Measurement> {
+/// TCP echo on one ring, the same state machine as kqring's, counted in
+/// `window`.
+fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
     let msgs = Messages::new(p.msg_size);
     let size = msgs.size();
     let entries = (4 * pairs.len() + 16) as u32;
@@ -378,7 +388,7 @@ fn echo(p: &Params, pairs: Vec<TcpPair>) -> Result<Measurement> {
         .collect();
     // After the buffers, so that it drops (and cancels) before them.
     let mut u = Uring::new(entries)?;
-    let mut rec = Recorder::sampling(Window::new(p.duration));
+    let mut rec = Recorder::sampling(window);
     let mut in_flight = 0usize;
     // SAFETY (every push below): the buffers are boxed in `conns`, which
     // outlives the loop, and the loop ends only with nothing in flight.
@@ -483,5 +493,5 @@ fn echo(p: &Params, pairs: Vec<TcpPair>) -> Result<Measurement> {
             }
         }
     }
-    Ok(rec.finish())
+    Ok(rec)
 }

@@ -11,7 +11,7 @@ use bytes::{Buf, BytesMut};
 use kqring::ops::{Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
 use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
 
-use super::{BATCH, Outcome, Params, System};
+use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
     BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
 };
@@ -66,6 +66,18 @@ impl Kqring {
 
     fn ring(&self, sq_entries: usize) -> io::Result<Ring> {
         self.builder().sq_entries(sq_entries).build()
+    }
+
+    /// TCP echo on one ring over `pairs`, counted in `window`.
+    fn echo(&self, p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
+        for pair in &pairs {
+            pair.client.set_nonblocking(true)?;
+            pair.server.set_nonblocking(true)?;
+        }
+        // At most three ops per connection are in flight (client send and
+        // receive, one server op), so neither queue can fill.
+        let ring = self.ring(4 * pairs.len() + 16)?;
+        Echo::new(&ring, pairs, p, window).run()
     }
 
     /// NOPs in batches of [`BATCH`] (also the span-cost measurement).
@@ -189,15 +201,18 @@ impl System for Kqring {
     fn tcp_echo(&mut self, p: &Params, conns: usize) -> Outcome {
         Some((|| {
             let pairs = tcp_pairs(conns)?;
-            for pair in &pairs {
-                pair.client.set_nonblocking(true)?;
-                pair.server.set_nonblocking(true)?;
-            }
-            // At most three ops per connection are in flight (client send
-            // and receive, one server op), so neither queue can fill.
-            let ring = self.ring(4 * conns + 16)?;
-            Echo::new(&ring, pairs, p).run()
+            self.echo(p, pairs, Window::new(p.duration))
+                .map(Recorder::finish)
         })())
+    }
+
+    fn tcp_echo_rings(&mut self, p: &Params, conns: usize, rings: usize) -> Outcome {
+        let this = *self;
+        Some(
+            tcp_pairs(conns)
+                .map_err(Into::into)
+                .and_then(|pairs| on_rings(p, pairs, rings, |share, w| this.echo(p, share, w))),
+        )
     }
 
     fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
@@ -373,7 +388,7 @@ struct Echo<'r> {
 }
 
 impl<'r> Echo<'r> {
-    fn new(ring: &'r Ring, pairs: Vec<TcpPair>, p: &Params) -> Echo<'r> {
+    fn new(ring: &'r Ring, pairs: Vec<TcpPair>, p: &Params, window: Window) -> Echo<'r> {
         let size = p.msg_size;
         Echo {
             sq: ring.submission(),
@@ -392,7 +407,7 @@ impl<'r> Echo<'r> {
                 })
                 .collect(),
             msgs: Messages::new(size),
-            rec: Recorder::sampling(Window::new(p.duration)),
+            rec: Recorder::sampling(window),
             in_flight: 0,
         }
     }
@@ -504,7 +519,7 @@ impl<'r> Echo<'r> {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Measurement> {
+    fn run(mut self) -> Result<Recorder> {
         let size = self.msgs.size();
         for c in 0..self.conns.len() {
             self.server_recv(c, BytesMut::with_capacity(size))?;
@@ -521,6 +536,6 @@ impl<'r> Echo<'r> {
                 self.on_completion(cqe)?;
             }
         }
-        Ok(self.rec.finish())
+        Ok(self.rec)
     }
 }

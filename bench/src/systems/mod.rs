@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::fixtures::TestFile;
-use crate::stats::Measurement;
+use crate::fixtures::{TcpPair, TestFile};
+use crate::stats::{Measurement, Recorder, Window};
 
 pub mod blocking;
 #[cfg(target_os = "linux")]
@@ -70,6 +70,13 @@ pub trait System {
         None
     }
 
+    /// TCP echo over `conns` connections spread over `rings` rings, each
+    /// driven by its own thread (thread per core). Systems without rings
+    /// run [`System::tcp_echo`]: they spread over every CPU already.
+    fn tcp_echo_rings(&mut self, p: &Params, conns: usize, _rings: usize) -> Outcome {
+        self.tcp_echo(p, conns)
+    }
+
     /// 4 KiB reads at random block offsets of a warm file.
     fn file_read(&mut self, _p: &Params, _file: &TestFile) -> Outcome {
         None
@@ -79,6 +86,45 @@ pub trait System {
     fn timeouts(&mut self, _p: &Params) -> Outcome {
         None
     }
+}
+
+/// Runs `echo` on `rings` threads at once, each with its share of `pairs`
+/// (dealt round-robin) and the same measuring window, and adds up what
+/// they counted.
+pub fn on_rings<F>(p: &Params, pairs: Vec<TcpPair>, rings: usize, echo: F) -> Result<Measurement>
+where
+    F: Fn(Vec<TcpPair>, Window) -> Result<Recorder> + Sync,
+{
+    let mut shares: Vec<Vec<TcpPair>> = (0..rings.max(1)).map(|_| Vec::new()).collect();
+    let n = shares.len();
+    for (i, pair) in pairs.into_iter().enumerate() {
+        shares[i % n].push(pair);
+    }
+    let window = Window::new(p.duration);
+    let echo = &echo;
+    let results: Vec<Result<Recorder>> = std::thread::scope(|s| {
+        let threads: Vec<_> = shares
+            .into_iter()
+            .filter(|share| !share.is_empty())
+            .map(|share| s.spawn(move || echo(share, window)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("an echo thread panicked".into()))
+            })
+            .collect()
+    });
+    let mut total: Option<Recorder> = None;
+    for r in results {
+        let r = r?;
+        match &mut total {
+            Some(t) => t.merge(r),
+            None => total = Some(r),
+        }
+    }
+    Ok(total.ok_or("no connections")?.finish())
 }
 
 /// The io_uring system, or why there is none: the kernel may refuse
