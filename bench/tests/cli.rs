@@ -104,6 +104,8 @@ fn round_trips_fill_latency_and_plot() {
         "0.1",
         "--mode",
         "inline",
+        "--rings",
+        "2",
         "--json",
         "--plot",
         svg.to_str().unwrap(),
@@ -121,7 +123,16 @@ fn round_trips_fill_latency_and_plot() {
         );
     }
     let tcp = row(&v, "tcp");
-    assert_eq!(tcp.len(), 3, "p50, p99 and throughput rows");
+    assert_eq!(tcp.len(), 4, "p50, p99, throughput and two-ring rows");
+    let rings = &tcp[3];
+    assert!(
+        rings["metric"].as_str().unwrap().contains("2 rings"),
+        "{rings}"
+    );
+    assert!(
+        rings["values"]["kqring-inline"].as_f64().unwrap() > 0.0,
+        "{rings}"
+    );
     assert!(
         tcp.iter()
             .all(|r| r["values"]["kqring-poller"] == "not run")
