@@ -34,6 +34,7 @@
 
 mod cq;
 mod driver;
+mod fdmap;
 pub mod ops;
 mod ring;
 mod sq;

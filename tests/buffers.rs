@@ -8,7 +8,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write as _;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
@@ -546,6 +546,19 @@ fn sync(ring: &Ring, user_data: u64, sink: &mut Vec<Cqe>) {
     }
 }
 
+/// `sock` moved to the lowest free descriptor number at or above `floor`.
+fn above(sock: UnixStream, floor: i32) -> UnixStream {
+    // SAFETY: fcntl on a descriptor we own; the duplicate is owned below.
+    let fd = unsafe { libc::fcntl(sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor) };
+    assert!(
+        fd >= floor,
+        "F_DUPFD_CLOEXEC: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` is the duplicate just made, owned by nothing else.
+    UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 #[test]
 fn ten_thousand_idle_connections_pin_no_buffer() {
     let limit = raise_nofile();
@@ -578,7 +591,18 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
             .build()
             .unwrap();
         let mut rng = Rng(seed);
-        let pairs: Vec<(UnixStream, UnixStream)> = (0..n).map(|_| pair()).collect();
+        // A server's connections are its own descriptors only; here each
+        // also has a peer in the process. The peers are moved above the
+        // connections' numbers, so that what kqring keeps per descriptor
+        // number is counted for the connections alone.
+        let peers_from = limit as i32 - n as i32 - 50;
+        assert!(peers_from > n as i32 + 150, "descriptor limit {limit}");
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..n)
+            .map(|_| {
+                let (peer, conn) = pair();
+                (above(peer, peers_from), conn)
+            })
+            .collect();
         let mut stray = Vec::new();
         provide(&ring, GROUP, 64, 64, 0);
         sync(&ring, u64::MAX, &mut stray);
@@ -606,6 +630,7 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
             "{mode:?}: {n} idle multishot receives: {} bytes of heap, {per:.0} bytes per connection",
             after - before
         );
+        assert!(per < 512.0, "{per:.0} bytes of heap per idle connection");
         // All 64 buffers are still in the group: none is pinned.
         let (count, back) = remove(&ring, GROUP, 64);
         assert_eq!(count, 64, "buffers pinned by idle receives");

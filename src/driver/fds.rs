@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use crate::fdmap::FdMap;
 use crate::sys::{Change, Filter, Flags};
 
 /// How often idle registrations are swept; one idle through a whole
@@ -67,13 +68,81 @@ enum Reg {
     Idle,
 }
 
+/// The I/O operations waiting on one direction, head first. Most
+/// directions have at most one: it is kept inline, and only a second
+/// allocates.
+#[derive(Default, Debug)]
+enum Queue {
+    #[default]
+    Empty,
+    One(usize),
+    // Boxed so that the enum is two words, not four: it sits in every
+    // descriptor's slot, and a second waiter is rare.
+    #[allow(clippy::box_collection)]
+    Many(Box<VecDeque<usize>>),
+}
+
+impl Queue {
+    fn front(&self) -> Option<usize> {
+        match self {
+            Queue::Empty => None,
+            Queue::One(id) => Some(*id),
+            Queue::Many(q) => q.front().copied(),
+        }
+    }
+
+    fn push(&mut self, id: usize) {
+        match self {
+            Queue::Empty => *self = Queue::One(id),
+            Queue::One(first) => *self = Queue::Many(Box::new(VecDeque::from([*first, id]))),
+            Queue::Many(q) => q.push_back(id),
+        }
+    }
+
+    fn remove(&mut self, id: usize) -> bool {
+        match self {
+            Queue::Empty => false,
+            Queue::One(only) => {
+                let found = *only == id;
+                if found {
+                    *self = Queue::Empty;
+                }
+                found
+            }
+            Queue::Many(q) => {
+                let Some(i) = q.iter().position(|&w| w == id) else {
+                    return false;
+                };
+                q.remove(i);
+                match q.len() {
+                    0 => *self = Queue::Empty,
+                    1 => *self = Queue::One(q[0]),
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<usize> {
+        match std::mem::take(self) {
+            Queue::Empty => Vec::new(),
+            Queue::One(id) => vec![id],
+            Queue::Many(q) => Vec::from(*q),
+        }
+    }
+}
+
 /// The waiters of one direction of one descriptor.
 #[derive(Default, Debug)]
 pub(crate) struct Waiters {
     /// I/O operations, served head first so they complete in order.
-    pub(crate) io: VecDeque<usize>,
+    io: Queue,
     /// Poll operations: every one of them hears every readiness event.
-    pub(crate) polls: Vec<usize>,
+    /// Boxed (one word, not three): rare, and most descriptors never have
+    /// one.
+    #[allow(clippy::box_collection)]
+    polls: Option<Box<Vec<usize>>>,
     reg: Reg,
     /// In the sweep list.
     listed: bool,
@@ -83,26 +152,50 @@ pub(crate) struct Waiters {
 
 impl Waiters {
     fn is_empty(&self) -> bool {
-        self.io.is_empty() && self.polls.is_empty()
+        matches!(self.io, Queue::Empty) && self.polls.is_none()
+    }
+
+    /// The I/O operation served next.
+    pub(crate) fn first_io(&self) -> Option<usize> {
+        self.io.front()
+    }
+
+    /// The poll operations.
+    pub(crate) fn polls(&self) -> &[usize] {
+        self.polls.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Takes every waiter, I/O first.
+    pub(crate) fn take(&mut self) -> Vec<usize> {
+        let mut ids = self.io.take();
+        if let Some(polls) = self.polls.take() {
+            ids.extend(*polls);
+        }
+        ids
     }
 
     fn remove(&mut self, id: usize) -> bool {
-        if let Some(i) = self.io.iter().position(|&w| w == id) {
-            self.io.remove(i);
+        if self.io.remove(id) {
             return true;
         }
-        if let Some(i) = self.polls.iter().position(|&w| w == id) {
-            self.polls.swap_remove(i);
-            return true;
+        let Some(polls) = &mut self.polls else {
+            return false;
+        };
+        let Some(i) = polls.iter().position(|&w| w == id) else {
+            return false;
+        };
+        polls.swap_remove(i);
+        if polls.is_empty() {
+            self.polls = None;
         }
-        false
+        true
     }
 }
 
 /// Every descriptor's waiters, indexed by descriptor number, and the
 /// registrations to reconcile.
 pub(crate) struct FdTable {
-    slots: Vec<[Waiters; 2]>,
+    slots: FdMap<[Waiters; 2]>,
     /// Descriptors whose waiters changed since the last reconcile.
     dirty: Vec<RawFd>,
     /// Directions that may be idle, for the sweep.
@@ -117,7 +210,7 @@ pub(crate) struct FdTable {
 impl Default for FdTable {
     fn default() -> FdTable {
         FdTable {
-            slots: Vec::new(),
+            slots: FdMap::default(),
             dirty: Vec::new(),
             idle: Vec::new(),
             period: 0,
@@ -129,11 +222,11 @@ impl Default for FdTable {
 
 impl FdTable {
     fn slot(&self, fd: RawFd) -> Option<&[Waiters; 2]> {
-        self.slots.get(usize::try_from(fd).ok()?)
+        self.slots.get(fd)
     }
 
     fn slot_mut(&mut self, fd: RawFd) -> Option<&mut [Waiters; 2]> {
-        self.slots.get_mut(usize::try_from(fd).ok()?)
+        self.slots.get_mut(fd)
     }
 
     pub(crate) fn waiters(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
@@ -144,29 +237,25 @@ impl FdTable {
     /// behind them rather than try its syscall, to keep submission order.
     pub(crate) fn has_io_waiters(&self, fd: RawFd, dir: Dir) -> bool {
         self.slot(fd)
-            .is_some_and(|w| !w[dir as usize].io.is_empty())
+            .is_some_and(|w| w[dir as usize].io.front().is_some())
     }
 
     /// Queues an I/O operation. A descriptor number that is not one
     /// (negative) never gets here: its syscall fails first.
     pub(crate) fn push_io(&mut self, fd: RawFd, dir: Dir, id: usize) {
         if let Some(w) = self.entry(fd, dir) {
-            w.io.push_back(id);
+            w.io.push(id);
         }
     }
 
     pub(crate) fn push_poll(&mut self, fd: RawFd, dir: Dir, id: usize) {
         if let Some(w) = self.entry(fd, dir) {
-            w.polls.push(id);
+            w.polls.get_or_insert_default().push(id);
         }
     }
 
     fn entry(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
-        let index = usize::try_from(fd).ok()?;
-        if index >= self.slots.len() {
-            self.slots.resize_with(index + 1, Default::default);
-        }
-        let w = &mut self.slots[index][dir as usize];
+        let w = &mut self.slots.entry(fd)?[dir as usize];
         if w.reg != Reg::Active {
             self.dirty.push(fd);
         }
@@ -211,8 +300,7 @@ impl FdTable {
         };
         let mut ids = Vec::new();
         for w in dirs.iter_mut() {
-            ids.extend(w.io.drain(..));
-            ids.append(&mut w.polls);
+            ids.extend(w.take());
         }
         self.dirty.push(fd);
         ids
@@ -246,7 +334,7 @@ impl FdTable {
     /// changes for the next `kevent` call.
     pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>) {
         for fd in self.dirty.drain(..) {
-            let Some(dirs) = usize::try_from(fd).ok().and_then(|i| self.slots.get_mut(i)) else {
+            let Some(dirs) = self.slots.get_mut(fd) else {
                 continue;
             };
             for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
@@ -302,10 +390,12 @@ impl FdTable {
     /// Deletes every registration, for shutdown.
     pub(crate) fn release_all(&mut self, changes: &mut Vec<Change>) {
         self.dirty.clear();
-        for (fd, dirs) in self.slots.iter_mut().enumerate() {
+        for (fd, dirs) in self.slots.iter_mut() {
             for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
                 if std::mem::take(&mut w.reg) != Reg::Off {
-                    changes.push(Change::new(fd, dir.filter(), Flags::DELETE).token(fd as u64));
+                    changes.push(
+                        Change::new(fd as usize, dir.filter(), Flags::DELETE).token(fd as u64),
+                    );
                 }
             }
         }

@@ -84,6 +84,20 @@ struct Entry {
     kind: Option<FdKind>,
     /// The bytes a read or write asks for (a short transfer fails a link).
     want: Option<u32>,
+    /// Its links and timer, boxed: most entries have none, and an idle
+    /// connection's entry should stay small.
+    links: Option<Box<Links>>,
+    /// Cancelled by a failed link member that carried `CQE_SKIP_SUCCESS`:
+    /// completes without a CQE, as io_uring does.
+    quiet: bool,
+    /// Cancelled because an earlier link member failed: the decision to
+    /// post the rest of the chain was that member's, not this one's.
+    chain_cancelled: bool,
+}
+
+/// An entry's place in link chains and its timer.
+#[derive(Debug, Default)]
+struct Links {
     /// The next entry of its link chain.
     next: Option<(usize, u64)>,
     /// The LinkTimeout bounding this operation.
@@ -92,12 +106,23 @@ struct Entry {
     bounds: Option<(usize, u64)>,
     /// When a timeout falls due (heap entries with another time are stale).
     deadline: Option<Instant>,
-    /// Cancelled by a failed link member that carried `CQE_SKIP_SUCCESS`:
-    /// completes without a CQE, as io_uring does.
-    quiet: bool,
-    /// Cancelled because an earlier link member failed: the decision to
-    /// post the rest of the chain was that member's, not this one's.
-    chain_cancelled: bool,
+}
+
+const NO_LINKS: Links = Links {
+    next: None,
+    link_timeout: None,
+    bounds: None,
+    deadline: None,
+};
+
+impl Entry {
+    fn links(&self) -> &Links {
+        self.links.as_deref().unwrap_or(&NO_LINKS)
+    }
+
+    fn links_mut(&mut self) -> &mut Links {
+        self.links.get_or_insert_default()
+    }
 }
 
 /// A timeout's count condition: completes once `posted` reaches `target`.
@@ -346,10 +371,7 @@ impl Driver {
             state: State::Waiting,
             kind: None,
             want,
-            next: None,
-            link_timeout: None,
-            bounds: None,
-            deadline: None,
+            links: None,
             quiet: false,
             chain_cancelled: false,
         });
@@ -368,7 +390,7 @@ impl Driver {
         }
         let start_now = match pred {
             OpenLink::InFlight(pid, pseq) if self.is_live(pid, pseq) => {
-                self.ops[pid].next = Some((id, seq));
+                self.ops[pid].links_mut().next = Some((id, seq));
                 self.ops[id].state = State::Linked;
                 false
             }
@@ -401,8 +423,8 @@ impl Driver {
         self.ops[id].state = State::Timer;
         match pred {
             OpenLink::InFlight(pid, pseq) if self.is_live(pid, pseq) => {
-                self.ops[pid].link_timeout = Some((id, seq));
-                self.ops[id].bounds = Some((pid, pseq));
+                self.ops[pid].links_mut().link_timeout = Some((id, seq));
+                self.ops[id].links_mut().bounds = Some((pid, pseq));
                 if self.ops[pid].state != State::Linked {
                     self.arm_link_timeout(id);
                 }
@@ -433,8 +455,9 @@ impl Driver {
     fn arm_link_timeout(&mut self, id: usize) {
         let entry = &mut self.ops[id];
         if let Op::LinkTimeout(t) = entry.op {
-            entry.deadline = crate::ops::time::deadline(t.time, t.absolute, Instant::now());
-            if let Some(d) = entry.deadline {
+            entry.links_mut().deadline =
+                crate::ops::time::deadline(t.time, t.absolute, Instant::now());
+            if let Some(d) = entry.links().deadline {
                 self.timers.push(Reverse((d, entry.seq, id)));
             }
         }
@@ -443,11 +466,11 @@ impl Driver {
     fn start(&mut self, id: usize) {
         let entry = &mut self.ops[id];
         entry.state = State::Waiting;
-        if let Some((lt, lseq)) = entry.link_timeout
+        if let Some((lt, lseq)) = entry.links().link_timeout
             && self
                 .ops
                 .get(lt)
-                .is_some_and(|e| e.seq == lseq && e.deadline.is_none())
+                .is_some_and(|e| e.seq == lseq && e.links().deadline.is_none())
         {
             self.arm_link_timeout(lt);
         }
@@ -671,9 +694,9 @@ impl Driver {
     fn start_timeout(&mut self, id: usize, t: crate::ops::Timeout) {
         let entry = &mut self.ops[id];
         entry.state = State::Timer;
-        entry.deadline = crate::ops::time::deadline(t.time, t.absolute, Instant::now());
+        entry.links_mut().deadline = crate::ops::time::deadline(t.time, t.absolute, Instant::now());
         let seq = entry.seq;
-        if let Some(deadline) = entry.deadline {
+        if let Some(deadline) = entry.links().deadline {
             self.timers.push(Reverse((deadline, seq, id)));
         }
         if t.count > 0 {
@@ -692,8 +715,8 @@ impl Driver {
         let Some((id, entry)) = found else {
             return -libc::ENOENT;
         };
-        entry.deadline = crate::ops::time::deadline(u.time, u.absolute, Instant::now());
-        if let Some(d) = entry.deadline {
+        entry.links_mut().deadline = crate::ops::time::deadline(u.time, u.absolute, Instant::now());
+        if let Some(d) = entry.links().deadline {
             self.timers.push(Reverse((d, entry.seq, id)));
         }
         0
@@ -752,13 +775,13 @@ impl Driver {
             }
             self.timers.pop();
             let due = self.ops.get(id).is_some_and(|e| {
-                e.seq == seq && e.state == State::Timer && e.deadline == Some(deadline)
+                e.seq == seq && e.state == State::Timer && e.links().deadline == Some(deadline)
             });
             if !due {
                 continue;
             }
             any = true;
-            match self.ops[id].bounds {
+            match self.ops[id].links().bounds {
                 Some((target, tseq)) if self.is_live(target, tseq) => {
                     if self.ops[target].state == State::Running {
                         self.complete(id, -libc::EALREADY);
@@ -813,8 +836,7 @@ impl Driver {
                 self.fds.unregister(fd, dir);
                 let res = -err.raw_os_error().unwrap_or(libc::EIO);
                 if let Some(w) = self.fds.waiters(fd, dir) {
-                    let ids: Vec<usize> = w.io.drain(..).chain(w.polls.drain(..)).collect();
-                    for id in ids {
+                    for id in w.take() {
                         self.remove_from_fds(id);
                         self.complete(id, res);
                     }
@@ -838,7 +860,7 @@ impl Driver {
         let Some(w) = self.fds.waiters(fd, dir) else {
             return;
         };
-        let polls = w.polls.clone();
+        let polls = w.polls().to_vec();
         for id in polls {
             let Some(Op::PollAdd(p)) = self.ops.get(id).map(|e| &e.op) else {
                 continue;
@@ -860,7 +882,7 @@ impl Driver {
     }
 
     fn serve_io(&mut self, fd: i32, dir: Dir, eof_error: i32) {
-        while let Some(&id) = self.fds.waiters(fd, dir).and_then(|w| w.io.front()) {
+        while let Some(id) = self.fds.waiters(fd, dir).and_then(|w| w.first_io()) {
             if self.attempt_until_wait(id, fd, true, eof_error).is_some() {
                 break;
             }
@@ -1009,14 +1031,14 @@ impl Driver {
             } else {
                 entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)
             };
-        if let Some((lt, lseq)) = entry.link_timeout
+        if let Some((lt, lseq)) = entry.links().link_timeout
             && self.is_live(lt, lseq)
         {
             // The operation finished before its LinkTimeout.
             self.ops[lt].quiet |= entry.quiet;
             self.complete(lt, -libc::ECANCELED);
         }
-        if let Some((next, nseq)) = entry.next
+        if let Some((next, nseq)) = entry.links().next
             && self.is_live(next, nseq)
         {
             if failed {

@@ -235,20 +235,18 @@ mod tests {
     /// What kqring keeps per idle connection with one multishot receive
     /// waiting over a buffer group: the operation's entry in the driver's
     /// table, the descriptor's waiter queues in the fd table (its slot in
-    /// the descriptor-indexed table) with the heap of its read
-    /// queue (a `VecDeque<usize>` allocates room for 4 on its first push),
-    /// and the kevent layer's registration (the compat's per-descriptor
+    /// the descriptor-indexed table; a lone waiter is kept inline, without
+    /// a queue on the heap), and the kevent layer's registration (the compat's per-descriptor
     /// slot on Linux). No buffer: a receive takes one only when data is
     /// there.
     #[test]
     fn idle_connection_footprint_is_under_512_bytes() {
         let entry = size_of::<slab_entry::Slot<Entry>>();
         let waiters = size_of::<[Waiters; 2]>();
-        let queue_heap = 4 * size_of::<usize>();
         let registration = crate::sys::registration_bytes();
-        let total = entry + waiters + queue_heap + registration;
+        let total = entry + waiters + registration;
         println!(
-            "idle connection: entry {entry} + fd waiters {waiters} + read queue {queue_heap} \
+            "idle connection: entry {entry} + fd waiters {waiters} \
              + kevent registration {registration} = {total} bytes \
              (op {}, span {})",
             size_of::<crate::ops::Op>(),

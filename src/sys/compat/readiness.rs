@@ -78,6 +78,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::os::{self, Errno};
 use super::{After, EMPTY, Key, Out, Pending, Registration, TOKEN_READ, TOKEN_WRITE};
+use crate::fdmap::FdMap;
 use crate::sys::{Change, Event, Filter, Flags};
 
 const READ: usize = 0;
@@ -329,7 +330,7 @@ const MAX_READY: usize = 1024;
 #[derive(Debug)]
 pub(super) struct Readiness {
     epolls: [OwnedFd; 2],
-    slots: Vec<Slot>,
+    slots: FdMap<Slot>,
     /// Registrations on files epoll refuses, as (fd, direction).
     files: Vec<(RawFd, usize)>,
     /// Reused `epoll_wait` buffer; grows to the largest room seen.
@@ -349,7 +350,7 @@ impl Readiness {
         }
         Ok(Readiness {
             epolls: [read, write],
-            slots: Vec::new(),
+            slots: FdMap::default(),
             files: Vec::new(),
             ready: Vec::new(),
             counted,
@@ -357,23 +358,17 @@ impl Readiness {
     }
 
     fn dir(&self, fd: RawFd, dir: usize) -> Option<&Dir> {
-        let index = usize::try_from(fd).ok()?;
-        self.slots.get(index).map(|slot| &slot.dirs[dir])
+        self.slots.get(fd).map(|slot| &slot.dirs[dir])
     }
 
     fn dir_mut(&mut self, fd: RawFd, dir: usize) -> Option<&mut Dir> {
-        let index = usize::try_from(fd).ok()?;
-        self.slots.get_mut(index).map(|slot| &mut slot.dirs[dir])
+        self.slots.get_mut(fd).map(|slot| &mut slot.dirs[dir])
     }
 
     /// The slot of a descriptor the kernel just accepted (so the number is
     /// bounded by the descriptor table).
     fn slot_mut(&mut self, fd: RawFd) -> Option<&mut Slot> {
-        let index = usize::try_from(fd).ok()?;
-        if index >= self.slots.len() {
-            self.slots.resize_with(index + 1, Slot::default);
-        }
-        self.slots.get_mut(index)
+        self.slots.entry(fd)
     }
 
     /// Applies one READ or WRITE change. Returns whether a blocked caller
@@ -460,8 +455,10 @@ impl Readiness {
     ) -> Result<bool, Errno> {
         let adding = change.flags().contains(Flags::ADD);
         let ep = self.epolls[dir].as_raw_fd();
-        let index = usize::try_from(fd).map_err(|_| libc::EBADF)?;
-        let Some(slot) = self.slots.get_mut(index) else {
+        if fd < 0 {
+            return Err(libc::EBADF);
+        }
+        let Some(slot) = self.slots.get_mut(fd) else {
             return Err(libc::ENOENT);
         };
         let d = &mut slot.dirs[dir];
@@ -567,7 +564,7 @@ impl Readiness {
         let fd = data as u32 as RawFd;
         let generation = (data >> 32) as u32;
         let ep = self.epolls[dir].as_raw_fd();
-        let Some(slot) = self.slots.get_mut(data as u32 as usize) else {
+        let Some(slot) = self.slots.get_mut(fd) else {
             return;
         };
         let Slot { dirs, facts } = slot;
