@@ -66,6 +66,9 @@ enum Reg {
     /// A registration kept after its last waiter left; re-added before
     /// anyone relies on it again.
     Idle,
+    /// The descriptor is being closed: deleted at the next reconcile,
+    /// unless a new waiter wants it re-added.
+    Closing,
 }
 
 /// The I/O operations waiting on one direction, head first. Most
@@ -295,12 +298,16 @@ impl FdTable {
     /// Takes every waiter of `fd`, both directions, for a close: its
     /// registrations are deleted at the next reconcile.
     pub(crate) fn take_all(&mut self, fd: RawFd) -> Vec<usize> {
-        let Some(dirs) = self.slot_mut(fd) else {
+        let Some(dirs) = self.slots.get_mut(fd) else {
             return Vec::new();
         };
         let mut ids = Vec::new();
         for w in dirs.iter_mut() {
             ids.extend(w.take());
+            if w.reg != Reg::Off {
+                self.active -= usize::from(w.reg == Reg::Active);
+                w.reg = Reg::Closing;
+            }
         }
         self.dirty.push(fd);
         ids
@@ -330,7 +337,7 @@ impl FdTable {
     }
 
     /// Adds the registrations that waiters need, re-adds idle ones that
-    /// have waiters again, and deletes those of a closed descriptor, as
+    /// have waiters again, and deletes those of a closing descriptor, as
     /// changes for the next `kevent` call.
     pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>) {
         for fd in self.dirty.drain(..) {
@@ -345,11 +352,9 @@ impl FdTable {
                         self.active += 1;
                         Flags::ADD | Flags::CLEAR
                     }
-                    // Emptied by `take_all`: the descriptor is closing.
-                    (false, Reg::Active) => {
-                        self.active -= 1;
-                        Flags::DELETE
-                    }
+                    (false, Reg::Closing) => Flags::DELETE,
+                    // Idle, or never added; an active one without waiters
+                    // went idle when its last one left.
                     (false, _) => continue,
                 };
                 w.reg = if wanted { Reg::Active } else { Reg::Off };
@@ -496,8 +501,18 @@ mod tests {
         t.push_io(8, Dir::Read, 1);
         t.push_poll(8, Dir::Write, 2);
         t.push_io(9, Dir::Read, 3);
+        t.push_io(10, Dir::Read, 4);
         changes(&mut t);
         t.remove(9, 3);
+        t.remove(10, 4);
+        // An idle registration goes at its descriptor's close too.
+        assert_eq!(t.take_all(10), []);
+        assert_eq!(changes(&mut t), [(10, Filter::READ, Flags::DELETE)]);
+        // A waiter that comes before the reconcile re-adds it instead.
+        t.take_all(9);
+        t.push_io(9, Dir::Read, 5);
+        assert_eq!(changes(&mut t), [(9, Filter::READ, add())]);
+        t.remove(9, 5);
         let mut taken = t.take_all(8);
         taken.sort();
         assert_eq!(taken, [1, 2]);
