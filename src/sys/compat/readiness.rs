@@ -62,9 +62,9 @@
 //! per read event and two calls per write event.
 //!
 //! A kqueue made with `Kqueue::uncounted` skips those calls: its events
-//! carry `data` 1 while readable or writable, and only
-//! the first write event of a file probes what it is. Without the calls an
-//! event is not checked against a closed number either: an `EV_CLEAR`
+//! carry `data` 1 while readable or writable, and only the first write
+//! event of a file probes what it is. Without the calls an event is not
+//! checked against a closed number either: an `EV_CLEAR`
 //! entry whose file lives on in a duplicate after the number was closed
 //! can still report. The ring's driver, which never reads `data` and
 //! retries its syscall on every event, uses it.
