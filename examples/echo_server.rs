@@ -16,17 +16,15 @@
 
 mod common;
 
-use common::{push, signal_pipe};
+use common::{listen, push, signal_pipe};
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
-use kqring::ops::{
-    Accept, AsyncCancel, Bind, Close, Listen, ProvideBuffers, Read, Recv, Send, Socket,
-};
+use kqring::ops::{Accept, AsyncCancel, Close, ProvideBuffers, Read, Recv, Send};
 use kqring::{Buffer, Cqe, Ring, Sqe};
 
 const GROUP: u16 = 1;
@@ -338,31 +336,8 @@ fn main() -> io::Result<()> {
     let ring = Ring::builder().sq_entries(1024).build()?;
     let (signals, _signals_w) = signal_pipe()?;
 
-    let domain = if opts.addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let lfd = setup(
-        &ring,
-        Socket::new(domain, libc::SOCK_STREAM, 0).build(),
-        "socket",
-    )?;
-    // SAFETY: the Socket operation made it for us alone.
-    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(lfd) });
-    let one: libc::c_int = 1;
-    // SAFETY: a pointer to a live c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            lfd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    setup(&ring, Bind::new(lfd, opts.addr).build(), "bind")?;
-    setup(&ring, Listen::new(lfd, 1024).build(), "listen")?;
+    let listener = listen(&ring, opts.addr, 1024, ud(Kind::Setup, 0, 0))?;
+    let lfd = listener.as_raw_fd();
     let bufs = (0..opts.buffers)
         .map(|_| BytesMut::with_capacity(opts.buffer_size))
         .collect();

@@ -14,16 +14,16 @@
 
 mod common;
 
-use common::{push, signal_pipe};
+use common::{listen, push, signal_pipe};
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use bytes::{Buf, Bytes, BytesMut};
-use kqring::ops::{Accept, AsyncCancel, Bind, Close, Listen, Read, Recv, Send, Socket};
-use kqring::{Buffer, Cqe, Mode, Ring, Sqe};
+use kqring::ops::{Accept, AsyncCancel, Close, Read, Recv, Send};
+use kqring::{Buffer, Cqe, Mode, Ring};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: kqring\r\n\
@@ -75,11 +75,6 @@ fn requests(buf: &[u8]) -> (usize, usize, bool) {
         used += end + 4;
     }
     (n, used, close)
-}
-
-/// Runs one setup operation and checks its result.
-fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
-    common::setup(ring, sqe.user_data(ud(Kind::Setup, 0)), what)
 }
 
 struct Conn {
@@ -300,31 +295,8 @@ fn main() -> io::Result<()> {
     let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
     let (signals, _signals_w) = signal_pipe()?;
 
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let lfd = setup(
-        &ring,
-        Socket::new(domain, libc::SOCK_STREAM, 0).build(),
-        "socket",
-    )?;
-    // SAFETY: the Socket operation made it for us alone.
-    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(lfd) });
-    let one: libc::c_int = 1;
-    // SAFETY: a pointer to a live c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            lfd,
-            libc::SOL_SOCKET,
-            libc::SO_REUSEADDR,
-            (&raw const one).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    setup(&ring, Bind::new(lfd, addr).build(), "bind")?;
-    setup(&ring, Listen::new(lfd, 4096).build(), "listen")?;
+    let listener = listen(&ring, addr, 4096, ud(Kind::Setup, 0))?;
+    let lfd = listener.as_raw_fd();
     println!(
         "http server listening on http://{}/",
         listener.local_addr()?

@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use kqring::ops::{Bind, Listen, Socket};
 use kqring::{Cqe, Ring, Sqe};
 
 /// The write end of the self-pipe SIGINT and SIGTERM write to.
@@ -74,4 +76,38 @@ pub fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
     cqe.result()
         .map(|v| v as i32)
         .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
+}
+
+/// A listening TCP socket on `addr`, made through the ring (Socket, Bind,
+/// Listen) with SO_REUSEADDR so that a restart can rebind at once; each
+/// operation carries `user_data`.
+pub fn listen(
+    ring: &Ring,
+    addr: SocketAddr,
+    backlog: i32,
+    user_data: u64,
+) -> io::Result<TcpListener> {
+    let setup = |sqe: Sqe, what| setup(ring, sqe.user_data(user_data), what);
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let lfd = setup(Socket::new(domain, libc::SOCK_STREAM, 0).build(), "socket")?;
+    // SAFETY: the Socket operation made it for us alone.
+    let listener = TcpListener::from(unsafe { OwnedFd::from_raw_fd(lfd) });
+    let one: libc::c_int = 1;
+    // SAFETY: a pointer to a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            lfd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&raw const one).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    setup(Bind::new(lfd, addr).build(), "bind")?;
+    setup(Listen::new(lfd, backlog).build(), "listen")?;
+    Ok(listener)
 }
