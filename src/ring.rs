@@ -35,6 +35,7 @@ pub(crate) struct Counters {
     pub(crate) wakeups: AtomicU64,
     pub(crate) parks: AtomicU64,
     pub(crate) overflowed: AtomicU64,
+    pub(crate) would_block: AtomicU64,
 }
 
 /// A snapshot of a ring's counters.
@@ -50,6 +51,9 @@ pub struct Stats {
     pub parks: u64,
     /// Completions that went through the overflow list (the CQ was full).
     pub overflowed: u64,
+    /// Non-blocking attempts that found their descriptor not ready
+    /// (EAGAIN) and went on to wait for readiness.
+    pub would_block: u64,
 }
 
 /// What the queues, the driver and the workers share.
@@ -423,6 +427,7 @@ impl Ring {
             wakeups: c.wakeups.load(Ordering::Relaxed),
             parks: c.parks.load(Ordering::Relaxed),
             overflowed: c.overflowed.load(Ordering::Relaxed),
+            would_block: c.would_block.load(Ordering::Relaxed),
         }
     }
 }

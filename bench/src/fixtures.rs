@@ -52,6 +52,13 @@ impl Messages {
         self.variants[0].len()
     }
 
+    /// What a server end receives into: a server can't know how big the
+    /// next message is, so it reads into a page (or a message, if that is
+    /// bigger), as servers do. Every system gets the same.
+    pub fn server_buf(&self) -> usize {
+        self.size().max(4096)
+    }
+
     /// Checks that `got` is the payload of round `round`.
     pub fn check(&self, round: u64, got: &[u8]) -> Result<()> {
         ensure!(

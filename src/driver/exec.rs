@@ -87,6 +87,23 @@ pub(crate) fn direction(op: &Op) -> Option<Dir> {
     }
 }
 
+/// How many bytes a plain read asks for: one that returns fewer has
+/// emptied a byte stream. `None` for what is not such a read (`MSG_PEEK`
+/// leaves the data, `MSG_WAITALL` goes on after a short one, and
+/// `RecvMsg` is for datagrams and control data).
+pub(crate) fn read_request(op: &Op) -> Option<usize> {
+    let room = |b: &BytesMut| b.capacity() - b.len();
+    let asked = match op {
+        Op::Read(r) => room(r.buf.as_ref()?),
+        Op::Readv(r) => r.bufs.as_ref()?.iter().map(room).sum(),
+        Op::Recv(r) if r.flags & (libc::MSG_PEEK | libc::MSG_WAITALL) == 0 => {
+            crate::ops::net_limit(room(r.buf.as_ref()?), r.len)
+        }
+        _ => return None,
+    };
+    (asked > 0).then_some(asked)
+}
+
 /// Tries an I/O operation without blocking. `kind` caches what the
 /// descriptor is once known: sockets are tried directly (`MSG_DONTWAIT`
 /// needs no knowledge), everything else is classified on `ENOTSOCK`.

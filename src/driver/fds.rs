@@ -151,6 +151,20 @@ pub(crate) struct Waiters {
     listed: bool,
     /// The sweep period in which it last became idle.
     idle_since: u32,
+    /// Read side: the last read returned less than it asked of a byte
+    /// stream, so the descriptor was empty then.
+    drained: bool,
+    /// Read side: whether the descriptor is a byte stream, once asked.
+    stream: Stream,
+}
+
+/// Whether a descriptor reads as one stream of bytes, as far as known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Stream {
+    #[default]
+    Unknown,
+    Bytes,
+    Other,
 }
 
 impl Waiters {
@@ -175,6 +189,13 @@ impl Waiters {
             ids.extend(*polls);
         }
         ids
+    }
+
+    /// Forgets what was learnt about the descriptor: its number may name
+    /// another file next.
+    fn forget(&mut self) {
+        self.drained = false;
+        self.stream = Stream::Unknown;
     }
 
     fn remove(&mut self, id: usize) -> bool {
@@ -304,6 +325,7 @@ impl FdTable {
         let mut ids = Vec::new();
         for w in dirs.iter_mut() {
             ids.extend(w.take());
+            w.forget();
             if w.reg != Reg::Off {
                 self.active -= usize::from(w.reg == Reg::Active);
                 w.reg = Reg::Closing;
@@ -327,10 +349,46 @@ impl FdTable {
             .is_some_and(|w| w[dir as usize].reg == Reg::Active)
     }
 
+    /// Whether the last read of (fd, dir) emptied it.
+    pub(crate) fn is_drained(&self, fd: RawFd, dir: Dir) -> bool {
+        self.slot(fd).is_some_and(|w| w[dir as usize].drained)
+    }
+
+    /// Records whether the last read of (fd, dir) emptied it.
+    pub(crate) fn set_drained(&mut self, fd: RawFd, dir: Dir, drained: bool) {
+        let w = if drained {
+            self.slots.entry(fd)
+        } else {
+            self.slots.get_mut(fd)
+        };
+        if let Some(w) = w {
+            w[dir as usize].drained = drained;
+        }
+    }
+
+    /// Whether `fd` is a byte stream; `probe` asks the system the first
+    /// time, and the answer is kept until the descriptor's registrations
+    /// go.
+    pub(crate) fn is_byte_stream(&mut self, fd: RawFd, probe: impl FnOnce(RawFd) -> bool) -> bool {
+        let Some(dirs) = self.slots.entry(fd) else {
+            return false;
+        };
+        let w = &mut dirs[Dir::Read as usize];
+        if w.stream == Stream::Unknown {
+            w.stream = if probe(fd) {
+                Stream::Bytes
+            } else {
+                Stream::Other
+            };
+        }
+        w.stream == Stream::Bytes
+    }
+
     /// A registration failed to be added: it is not there.
     pub(crate) fn unregister(&mut self, fd: RawFd, dir: Dir) {
         if let Some(w) = self.waiters(fd, dir) {
             let was = std::mem::take(&mut w.reg);
+            w.forget();
             self.active -= usize::from(was == Reg::Active);
             self.dirty.push(fd);
         }
@@ -383,6 +441,7 @@ impl FdTable {
             }
             if w.reg == Reg::Idle {
                 w.reg = Reg::Off;
+                w.forget();
                 changes
                     .push(Change::new(fd as usize, dir.filter(), Flags::DELETE).token(fd as u64));
             }
@@ -539,6 +598,31 @@ mod tests {
         assert!(!t.is_registered(6, Dir::Read) && !t.has_active());
         // Its waiter is still queued: the next reconcile tries again.
         assert_eq!(changes(&mut t), [(6, Filter::READ, add())]);
+    }
+
+    #[test]
+    fn the_emptied_mark_and_the_stream_kind_go_with_the_registration() {
+        let mut t = FdTable::default();
+        assert!(!t.is_drained(4, Dir::Read));
+        t.set_drained(4, Dir::Read, true);
+        assert!(t.is_drained(4, Dir::Read) && !t.is_drained(4, Dir::Write));
+        t.set_drained(4, Dir::Read, false);
+        assert!(!t.is_drained(4, Dir::Read));
+        // Asked once, then remembered.
+        let mut asked = 0;
+        for _ in 0..3 {
+            assert!(t.is_byte_stream(4, |_| {
+                asked += 1;
+                true
+            }));
+        }
+        assert_eq!(asked, 1);
+        // A close forgets both: the number may name another file next.
+        t.set_drained(4, Dir::Read, true);
+        t.take_all(4);
+        assert!(!t.is_drained(4, Dir::Read));
+        assert!(!t.is_byte_stream(4, |_| false));
+        assert!(!t.is_byte_stream(-1, |_| true));
     }
 
     #[test]

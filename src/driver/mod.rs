@@ -28,6 +28,7 @@ use crate::cq::{Cqe, flags as cqe_flags};
 use crate::ops::{CancelTarget, Op};
 use crate::ring::Shared;
 use crate::sq::{Sqe, SqeFlags};
+use crate::sys;
 use crate::sys::io::FdKind;
 use crate::sys::{Change, Event, Flags, note};
 use exec::Attempt;
@@ -123,6 +124,17 @@ impl Entry {
     fn links_mut(&mut self) -> &mut Links {
         self.links.get_or_insert_default()
     }
+}
+
+/// A readiness event, as the operations it wakes see it.
+#[derive(Clone, Copy, Debug)]
+struct Readiness {
+    /// The peer finished (`EV_EOF`).
+    eof: bool,
+    /// With `eof`: the socket's pending error, the result of a read that
+    /// sees the end of the stream (on Linux reading `SO_ERROR` clears it,
+    /// so the compat carries it in the event).
+    error: i32,
 }
 
 /// A timeout's count condition: completes once `posted` reaches `target`.
@@ -561,13 +573,29 @@ impl Driver {
         }
         // Queue behind earlier operations on the same (fd, direction) so
         // they complete in submission order.
-        if self.fds.has_io_waiters(fd, dir) {
+        if self.fds.has_io_waiters(fd, dir) || self.may_skip_try(fd, dir, None) {
             self.fds.push_io(fd, dir, id);
             return;
         }
-        if let Some(dir) = self.attempt_until_wait(id, fd, false, 0) {
+        if let Some(dir) = self.attempt_until_wait(id, fd, None) {
             self.fds.push_io(fd, dir, id);
         }
+    }
+
+    /// Whether a read of (fd, dir) may wait without trying first, because
+    /// the last read emptied the descriptor and trying would only say
+    /// EAGAIN (a syscall saved per message in request-response traffic).
+    /// Whatever comes after that read brings a readiness event, which
+    /// clears the mark; but an end of stream already reported brings no
+    /// other. So either the wait (re-)adds the registration, which reports
+    /// the state already there, or (`ready`: serving an event) that event
+    /// did not carry the end of the stream.
+    fn may_skip_try(&self, fd: i32, dir: Dir, ready: Option<Readiness>) -> bool {
+        self.fds.is_drained(fd, dir)
+            && match ready {
+                None => !self.fds.is_active(fd, dir),
+                Some(r) => !r.eof,
+            }
     }
 
     /// Tries operation `id` once without blocking. One that selects a
@@ -580,7 +608,22 @@ impl Driver {
         if let Err(res) = self.bufs.pick(&mut entry.op) {
             return Attempt::Done(res);
         }
+        let asked = exec::read_request(&entry.op);
         let attempt = exec::attempt(&mut entry.op, &mut entry.kind);
+        if let Some(fd) = entry.op.fd()
+            && exec::direction(&entry.op) == Some(Dir::Read)
+        {
+            let short = matches!((attempt, asked), (Attempt::Done(n), Some(asked))
+                if n > 0 && (n as usize) < asked);
+            let drained = short && self.fds.is_byte_stream(fd, sys::io::is_byte_stream);
+            self.fds.set_drained(fd, Dir::Read, drained);
+        }
+        if matches!(attempt, Attempt::Wait(_)) {
+            self.shared
+                .stats
+                .would_block
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let unused = match attempt {
             Attempt::Wait(_) => true,
             Attempt::Done(res) => {
@@ -596,17 +639,13 @@ impl Driver {
 
     /// Tries operation `id` until it has to wait — returns the direction
     /// it waits in — or has finished. A multishot operation posts a
-    /// completion with `F_MORE` for each success and tries again.
-    /// `queued`: `id` is at the head of `fd`'s waiters, and leaves them
-    /// when it finishes. `eof_error`: the socket error the readiness event
-    /// carried, the result of a read that sees the end of the stream.
-    fn attempt_until_wait(
-        &mut self,
-        id: usize,
-        fd: i32,
-        queued: bool,
-        eof_error: i32,
-    ) -> Option<Dir> {
+    /// completion with `F_MORE` for each success and tries again, unless
+    /// that emptied the descriptor. `ready`: the readiness event being
+    /// served, `id` at the head of `fd`'s waiters (it leaves them when it
+    /// finishes); `None` for an operation just submitted.
+    fn attempt_until_wait(&mut self, id: usize, fd: i32, ready: Option<Readiness>) -> Option<Dir> {
+        let queued = ready.is_some();
+        let eof_error = ready.map_or(0, |r| r.error);
         loop {
             match self.try_io(id) {
                 // A connect in progress whose socket failed: the error came
@@ -639,6 +678,9 @@ impl Driver {
                     };
                     if op.continues(res) {
                         self.post_shot(id, res);
+                        if self.may_skip_try(fd, Dir::Read, ready) {
+                            return Some(Dir::Read);
+                        }
                         continue;
                     }
                     if queued {
@@ -847,12 +889,16 @@ impl Driver {
         if !self.fds.is_registered(fd, dir) {
             return false;
         }
-        // On Linux reading a socket's pending error clears it, so the
-        // compat carries it in the event; a read that then sees a plain
-        // EOF reports that error, as it would on BSD.
-        let eof_error = if ev.is_eof() { ev.fflags() as i32 } else { 0 };
+        // A read that sees a plain end of stream reports the error the
+        // event carried, as it would on BSD.
+        let ready = Readiness {
+            eof: ev.is_eof(),
+            error: if ev.is_eof() { ev.fflags() as i32 } else { 0 },
+        };
+        // New readiness: whatever the last read found is old news.
+        self.fds.set_drained(fd, dir, false);
         self.serve_polls(fd, dir);
-        self.serve_io(fd, dir, eof_error);
+        self.serve_io(fd, dir, ready);
         true
     }
 
@@ -881,9 +927,11 @@ impl Driver {
         }
     }
 
-    fn serve_io(&mut self, fd: i32, dir: Dir, eof_error: i32) {
+    fn serve_io(&mut self, fd: i32, dir: Dir, ready: Readiness) {
         while let Some(id) = self.fds.waiters(fd, dir).and_then(|w| w.first_io()) {
-            if self.attempt_until_wait(id, fd, true, eof_error).is_some() {
+            if self.attempt_until_wait(id, fd, Some(ready)).is_some()
+                || self.may_skip_try(fd, dir, Some(ready))
+            {
                 break;
             }
         }

@@ -75,6 +75,26 @@ pub(crate) fn classify(fd: RawFd) -> Result<FdKind, i32> {
     })
 }
 
+/// Whether `fd` reads as one stream of bytes: a stream socket, a pipe or a
+/// FIFO. There a read that returns less than it asked for has emptied the
+/// descriptor; a datagram socket's short read says nothing about the next
+/// datagram, nor does a terminal's about the next line.
+pub(crate) fn is_byte_stream(fd: RawFd) -> bool {
+    match super::net::socket_type(fd) {
+        Ok(ty) => ty == libc::SOCK_STREAM,
+        Err(libc::ENOTSOCK) => {
+            let mut st = MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: as in `classify`.
+            if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+                return false;
+            }
+            // SAFETY: fstat succeeded, so it initialised `st`.
+            unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFIFO
+        }
+        Err(_) => false,
+    }
+}
+
 /// `recv(fd, buf, MSG_DONTWAIT | flags)` into uninitialised memory.
 pub(crate) fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> SysResult {
     // SAFETY: the pointer and length describe writable memory we own for
@@ -209,4 +229,32 @@ pub(crate) fn monotonic_now() -> std::time::Duration {
     // SAFETY: clock_gettime writes one timespec into a valid pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+
+    use super::is_byte_stream;
+
+    #[test]
+    fn byte_streams_are_stream_sockets_pipes_and_fifos() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert!(is_byte_stream(a.as_raw_fd()));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        assert!(is_byte_stream(tcp.as_raw_fd()));
+        let (r, _w) = std::io::pipe().unwrap();
+        assert!(is_byte_stream(r.as_raw_fd()));
+
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(!is_byte_stream(udp.as_raw_fd()));
+        let (d, _e) = UnixDatagram::pair().unwrap();
+        assert!(!is_byte_stream(d.as_raw_fd()));
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        assert!(!is_byte_stream(file.as_raw_fd()));
+        assert!(!is_byte_stream(-1));
+    }
 }

@@ -504,21 +504,31 @@ pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> SysResult {
     check_int(unsafe { libc::shutdown(fd, how) })
 }
 
-/// The pending socket error (`SO_ERROR`), which reading clears.
-pub(crate) fn take_socket_error(fd: RawFd) -> Result<i32, i32> {
-    let mut err: libc::c_int = 0;
+/// An int-valued `SOL_SOCKET` option.
+fn socket_option(fd: RawFd, name: libc::c_int) -> Result<libc::c_int, i32> {
+    let mut value: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a pointer to a live c_int and its size.
     check_int(unsafe {
         libc::getsockopt(
             fd,
             libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut err).cast(),
+            name,
+            (&raw mut value).cast(),
             &mut len,
         )
     })?;
-    Ok(err)
+    Ok(value)
+}
+
+/// The pending socket error (`SO_ERROR`), which reading clears.
+pub(crate) fn take_socket_error(fd: RawFd) -> Result<i32, i32> {
+    socket_option(fd, libc::SO_ERROR)
+}
+
+/// The socket's type (`SO_TYPE`): `SOCK_STREAM`, `SOCK_DGRAM`, ...
+pub(crate) fn socket_type(fd: RawFd) -> Result<i32, i32> {
+    socket_option(fd, libc::SO_TYPE)
 }
 
 /// Whether the socket has a peer (`getpeername` succeeds): `Ok(false)` on

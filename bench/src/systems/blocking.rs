@@ -67,7 +67,7 @@ impl System for Blocking {
             let mut servers = Vec::with_capacity(conns);
             let mut clients = Vec::with_capacity(conns);
             for pair in tcp_pairs(conns)? {
-                let size = msgs.size();
+                let size = msgs.server_buf();
                 servers.push(
                     thread::Builder::new()
                         .stack_size(STACK)

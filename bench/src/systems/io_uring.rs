@@ -379,7 +379,7 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
             sent: 0,
             got: 0,
             rbuf: vec![0u8; size].into_boxed_slice(),
-            sbuf: vec![0u8; size].into_boxed_slice(),
+            sbuf: vec![0u8; msgs.server_buf()].into_boxed_slice(),
             held: 0,
             returned: 0,
             client_done: false,

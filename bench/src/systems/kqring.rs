@@ -442,7 +442,7 @@ impl<'r> Echo<'r> {
 
     fn server_recv(&mut self, c: usize, mut buf: BytesMut) -> Result<()> {
         buf.clear();
-        buf.reserve(self.msgs.size());
+        buf.reserve(self.msgs.server_buf());
         let fd = self.server_fd(c);
         self.push(recv(fd, buf).user_data(tag(c, SERVER_RECV)))
     }
@@ -520,9 +520,8 @@ impl<'r> Echo<'r> {
     }
 
     fn run(mut self) -> Result<Recorder> {
-        let size = self.msgs.size();
         for c in 0..self.conns.len() {
-            self.server_recv(c, BytesMut::with_capacity(size))?;
+            self.server_recv(c, BytesMut::new())?;
             self.start_round(c)?;
         }
         let cq = self.ring.completion();

@@ -96,7 +96,7 @@ impl System for Tokio {
                     pair.server.set_nonblocking(true)?;
                     let server = TcpStream::from_std(pair.server)?;
                     let client = TcpStream::from_std(pair.client)?;
-                    servers.spawn(echo_server(server, msgs.size()));
+                    servers.spawn(echo_server(server, msgs.server_buf()));
                     clients.spawn(echo_client(client, msgs.clone(), window));
                 }
                 let mut rec = Recorder::sampling(window);
