@@ -82,10 +82,18 @@ impl Sqe {
         self
     }
 
-    /// Sets the submission flags.
+    /// Adds submission flags to those the entry has (`build()` may have
+    /// set some: `BUFFER_SELECT`), as io_uring's `Entry::flags` does.
     #[must_use]
     pub fn flags(mut self, flags: SqeFlags) -> Sqe {
-        self.flags = flags;
+        self.flags = self.flags | flags;
+        self
+    }
+
+    /// Clears every submission flag.
+    #[must_use]
+    pub fn clear_flags(mut self) -> Sqe {
+        self.flags = SqeFlags::NONE;
         self
     }
 

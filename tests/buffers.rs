@@ -409,7 +409,7 @@ fn buffer_select_where_it_does_not_apply() {
             ring,
             Recv::select(b.as_raw_fd(), GROUP)
                 .build()
-                .flags(SqeFlags::NONE)
+                .clear_flags()
                 .user_data(5),
         );
         assert_eq!(c.res(), -libc::EINVAL);

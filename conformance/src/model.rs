@@ -173,13 +173,62 @@ ops! {
         /// The descriptor to close.
         fd: FdRef,
     },
+    /// `IORING_OP_RECV` of `len` bytes into a buffer of its own.
+    Recv = "recv" {
+        /// The socket.
+        fd: FdRef,
+        /// How many bytes to ask for.
+        len: u32,
+        /// `MSG_WAITALL`: wait for all `len` bytes.
+        waitall: bool,
+        /// `MSG_PEEK`: leave the bytes in the socket.
+        peek: bool,
+    },
+    /// `IORING_OP_RECV` with `IOSQE_BUFFER_SELECT`: into a buffer of
+    /// `group`, taken when the data is there; multishot with
+    /// `IORING_RECV_MULTISHOT`.
+    RecvSelect = "recv-select" {
+        /// The socket.
+        fd: FdRef,
+        /// The provided buffer group.
+        group: u32,
+        /// Keeps receiving (`IORING_RECV_MULTISHOT`).
+        multi: bool,
+    },
+    /// `IORING_OP_SEND` of `data`.
+    Send = "send" {
+        /// The socket.
+        fd: FdRef,
+        /// The bytes to send.
+        data: Vec<u8>,
+    },
+    /// `IORING_OP_PROVIDE_BUFFERS`: `count` buffers of `len` bytes to
+    /// `group`, with ids from `bid` up.
+    ProvideBuffers = "provide-buffers" {
+        /// The group.
+        group: u32,
+        /// How many buffers.
+        count: u32,
+        /// Each buffer's length.
+        len: u32,
+        /// The first buffer's id.
+        bid: u32 = 0,
+    },
+    /// `IORING_OP_REMOVE_BUFFERS`: up to `n` buffers of `group`.
+    RemoveBuffers = "remove-buffers" {
+        /// The group.
+        group: u32,
+        /// How many buffers at most.
+        n: u32,
+    },
 }
 
 impl Op {
-    /// Whether the operation reads into a buffer (its CQE carries the
-    /// bytes read).
+    /// Whether the operation reads into a buffer of its own (its final CQE
+    /// carries the bytes read; one that selects a provided buffer carries
+    /// them in each CQE with `F_BUFFER`).
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Read { .. } | Op::Readv { .. })
+        matches!(self, Op::Read { .. } | Op::Readv { .. } | Op::Recv { .. })
     }
 }
 

@@ -65,6 +65,28 @@ impl fmt::Display for CqeRecord {
     }
 }
 
+/// The `recv(2)` flags of a receive.
+pub(crate) fn recv_flags(waitall: bool, peek: bool) -> i32 {
+    let mut flags = 0;
+    if waitall {
+        flags |= libc::MSG_WAITALL;
+    }
+    if peek {
+        flags |= libc::MSG_PEEK;
+    }
+    flags
+}
+
+/// A buffer group id, which both backends take as 16 bits.
+pub(crate) fn group16(group: u32) -> Result<u16, RunError> {
+    u16::try_from(group).map_err(|_| RunError::Invalid(format!("group {group} is over 65535")))
+}
+
+/// A buffer id or count, 16 bits.
+pub(crate) fn bid16(n: u32) -> Result<u16, RunError> {
+    u16::try_from(n).map_err(|_| RunError::Invalid(format!("{n} is over 65535")))
+}
+
 /// Why io_uring could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unavailable {

@@ -1,5 +1,6 @@
 //! Runs a program on a kqring ring.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -7,7 +8,9 @@ use kqring::{Buffer, Mode, Ring, Sqe, SqeFlags, ops};
 
 use crate::model::{CancelTarget, Entry, Flags, Op, Program};
 use crate::resources::Fds;
-use crate::run::{Backend, CqeRecord, RunError, drive, normalize_flags};
+use crate::run::{
+    Backend, CqeRecord, RunError, bid16, drive, group16, normalize_flags, recv_flags,
+};
 
 /// Runs `program` on a kqring ring driven in `mode`, and gives its
 /// completions (each wait's sorted by `user_data` when the program's
@@ -20,12 +23,18 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Vec<CqeRecord>, RunEr
             .workers(2)
             .build()
             .map_err(|e| RunError::io("building the kqring ring", e))?;
-        Ok(Kqring { ring })
+        Ok(Kqring {
+            ring,
+            reads: HashSet::new(),
+        })
     })
 }
 
 struct Kqring {
     ring: Ring,
+    /// The `user_data` of entries whose completions carry bytes read (the
+    /// others may carry buffers too: a write's, removed buffers).
+    reads: HashSet<u64>,
 }
 
 /// The kqring entry for `entry`.
@@ -83,6 +92,32 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
             ops::AsyncCancel::matching(target).all(*all).build()
         }
         Op::Close { fd } => ops::Close::new(fds.get(fd)?).build(),
+        Op::Recv {
+            fd,
+            len,
+            waitall,
+            peek,
+        } => ops::Recv::new(fds.get(fd)?, BytesMut::with_capacity(*len as usize))
+            .flags(recv_flags(*waitall, *peek))
+            .build(),
+        Op::RecvSelect { fd, group, multi } => ops::Recv::select(fds.get(fd)?, group16(*group)?)
+            .multishot(*multi)
+            .build(),
+        Op::Send { fd, data } => ops::Send::new(fds.get(fd)?, Bytes::from(data.clone())).build(),
+        Op::ProvideBuffers {
+            group,
+            count,
+            len,
+            bid,
+        } => {
+            let bufs = (0..*count)
+                .map(|_| BytesMut::with_capacity(*len as usize))
+                .collect();
+            ops::ProvideBuffers::new(group16(*group)?, bufs, bid16(*bid)?).build()
+        }
+        Op::RemoveBuffers { group, n } => {
+            ops::RemoveBuffers::new(group16(*group)?, bid16(*n)?).build()
+        }
     };
     Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
 }
@@ -104,6 +139,9 @@ impl Backend for Kqring {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
         let sq = self.ring.submission();
         for e in entries {
+            if e.op.is_read() || matches!(e.op, Op::RecvSelect { .. }) {
+                self.reads.insert(e.user_data);
+            }
             if sq.push(translate(e, fds)?).is_err() {
                 return Err(RunError::Invalid(
                     "more entries in one batch than the submission queue holds (128)".into(),
@@ -123,9 +161,10 @@ impl Backend for Kqring {
             .map_err(|e| RunError::io("waiting for a kqring completion", e))?;
         Ok(cqe.map(|mut c| {
             // The bytes of a successful read ride back in its buffer.
+            let read = self.reads.contains(&c.user_data()) && c.res() >= 0;
             let data = match c.take_buf() {
-                Some(Buffer::Mut(b)) if c.res() >= 0 => Some(b.to_vec()),
-                Some(Buffer::MutVec(v)) if c.res() >= 0 => Some(v.concat()),
+                Some(Buffer::Mut(b)) if read => Some(b.to_vec()),
+                Some(Buffer::MutVec(v)) if read => Some(v.concat()),
                 _ => None,
             };
             CqeRecord {

@@ -9,7 +9,9 @@ use io_uring::{IoUring, opcode, squeue};
 
 use crate::model::{CancelTarget, Entry, Flags, Op, Program};
 use crate::resources::Fds;
-use crate::run::{Backend, CqeRecord, RunError, Unavailable, drive, normalize_flags};
+use crate::run::{
+    Backend, CqeRecord, RunError, Unavailable, bid16, drive, group16, normalize_flags, recv_flags,
+};
 
 /// How long the end of a run waits for cancelled entries to complete.
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(2);
@@ -29,6 +31,7 @@ pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
             submitted: Vec::new(),
             finished: HashMap::new(),
             cleanup,
+            provided: Vec::new(),
         })
     })
 }
@@ -66,6 +69,31 @@ enum Mem {
     Bufs(Vec<Vec<u8>>, #[allow(dead_code)] Vec<libc::iovec>),
     /// A timeout's timespec (read by the kernel only).
     Time(#[allow(dead_code)] Box<Timespec>),
+    /// Buffers given to a group: kept until the ring is gone.
+    Provided(Provided),
+}
+
+/// One `ProvideBuffers` entry's memory: `count` buffers of `len` bytes,
+/// ids from `bid` up, in one allocation.
+struct Provided {
+    group: u16,
+    bid: u16,
+    count: u16,
+    len: usize,
+    mem: Vec<u8>,
+}
+
+impl Provided {
+    /// The first `n` bytes of buffer `bid` of `group`, if it is one of
+    /// these.
+    fn bytes(&self, group: u16, bid: u16, n: usize) -> Option<&[u8]> {
+        let i = bid.checked_sub(self.bid)?;
+        if group != self.group || i >= self.count {
+            return None;
+        }
+        let start = usize::from(i) * self.len;
+        self.mem.get(start..start + n.min(self.len))
+    }
 }
 
 /// An entry submitted, with the memory the kernel may use until it
@@ -73,6 +101,8 @@ enum Mem {
 struct Tracked {
     user_data: u64,
     read: bool,
+    /// The buffer group it selects from.
+    group: Option<u16>,
     mem: Mem,
 }
 
@@ -87,6 +117,9 @@ struct Uring {
     /// all of them have finished.
     finished: HashMap<u64, usize>,
     cleanup: u64,
+    /// Memory given to buffer groups; the kernel may use it until the
+    /// ring is gone.
+    provided: Vec<Provided>,
 }
 
 fn timespec(ms: u64, abs: bool) -> Result<Box<Timespec>, RunError> {
@@ -203,6 +236,61 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             (opcode::AsyncCancel2::new(builder).build(), Mem::None)
         }
         Op::Close { fd } => (opcode::Close::new(Fd(fds.get(fd)?)).build(), Mem::None),
+        Op::Recv {
+            fd,
+            len,
+            waitall,
+            peek,
+        } => {
+            let mut buf = vec![0u8; *len as usize];
+            let sqe = opcode::Recv::new(Fd(fds.get(fd)?), buf.as_mut_ptr(), *len)
+                .flags(recv_flags(*waitall, *peek))
+                .build();
+            (sqe, Mem::Buf(buf))
+        }
+        Op::RecvSelect { fd, group, multi } => {
+            let (fd, group) = (Fd(fds.get(fd)?), group16(*group)?);
+            let sqe = if *multi {
+                opcode::RecvMulti::new(fd, group).build()
+            } else {
+                opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                    .buf_group(group)
+                    .build()
+                    .flags(squeue::Flags::BUFFER_SELECT)
+            };
+            (sqe, Mem::None)
+        }
+        Op::Send { fd, data } => {
+            let buf = data.clone();
+            let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+            let sqe = opcode::Send::new(Fd(fds.get(fd)?), buf.as_ptr(), len).build();
+            (sqe, Mem::Buf(buf))
+        }
+        Op::ProvideBuffers {
+            group,
+            count,
+            len,
+            bid,
+        } => {
+            let (group, count, bid) = (group16(*group)?, bid16(*count)?, bid16(*bid)?);
+            let len_i32 = i32::try_from(*len)
+                .map_err(|_| RunError::Invalid(format!("buffer length {len} is too big")))?;
+            let mut mem = vec![0u8; usize::from(count) * *len as usize];
+            let sqe =
+                opcode::ProvideBuffers::new(mem.as_mut_ptr(), len_i32, count, group, bid).build();
+            let provided = Provided {
+                group,
+                bid,
+                count,
+                len: *len as usize,
+                mem,
+            };
+            (sqe, Mem::Provided(provided))
+        }
+        Op::RemoveBuffers { group, n } => (
+            opcode::RemoveBuffers::new(bid16(*n)?, group16(*group)?).build(),
+            Mem::None,
+        ),
     };
     Ok((
         sqe.user_data(entry.user_data).flags(flags(entry.flags)),
@@ -259,6 +347,22 @@ impl Uring {
     /// one, and the kernel is done with the buffer.
     fn record(&mut self, user_data: u64, res: i32, flags: u32) -> CqeRecord {
         let mut data = None;
+        // A provided buffer is the program's again once its CQE is out.
+        if let Some(bid) = io_uring::cqueue::buffer_select(flags)
+            && let Some(group) = self
+                .submitted
+                .iter()
+                .find(|t| t.user_data == user_data)
+                .and_then(|t| t.group)
+        {
+            let n = res.max(0) as usize;
+            data = self
+                .provided
+                .iter()
+                .rev()
+                .find_map(|p| p.bytes(group, bid, n))
+                .map(<[u8]>::to_vec);
+        }
         if is_terminal(flags) {
             *self.finished.entry(user_data).or_default() += 1;
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
@@ -270,7 +374,7 @@ impl Uring {
                 let bufs: Vec<&Vec<u8>> = match &t.mem {
                     Mem::Buf(b) => vec![b],
                     Mem::Bufs(v, _) => v.iter().collect(),
-                    Mem::None | Mem::Time(_) => Vec::new(),
+                    Mem::None | Mem::Time(_) | Mem::Provided(_) => Vec::new(),
                 };
                 let mut bytes = Vec::with_capacity(left);
                 for b in bufs {
@@ -327,9 +431,21 @@ impl Backend for Uring {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
         for e in entries {
             let (sqe, mem) = translate(e, fds)?;
+            let mem = match mem {
+                Mem::Provided(p) => {
+                    self.provided.push(p);
+                    Mem::None
+                }
+                mem => mem,
+            };
+            let group = match &e.op {
+                Op::RecvSelect { group, .. } => Some(group16(*group)?),
+                _ => None,
+            };
             self.submitted.push(Tracked {
                 user_data: e.user_data,
                 read: e.op.is_read(),
+                group,
                 mem,
             });
             self.push(&sqe)?;
@@ -391,5 +507,7 @@ impl Backend for Uring {
             }
         }
         drop(self.ring);
+        // Only now is the kernel done with the buffers it was given.
+        drop(self.provided);
     }
 }

@@ -385,6 +385,190 @@ pub static ALL: &[Scenario] = &[
         poll-remove target=1 ud=2
         wait 1"#,
     ),
+    // --- receives and sends ---
+    same(
+        "recv-ready",
+        "a receive of a socket with data waiting returns it",
+        r#"pair p
+        write-peer p.a "hello"
+        recv fd=p.b len=16 ud=1
+        wait 1"#,
+    ),
+    same(
+        "recv-waits-for-data",
+        "a receive of an empty socket completes when data arrives",
+        r#"pair p
+        recv fd=p.b len=16 ud=1
+        write-peer p.a "hello"
+        wait 1"#,
+    ),
+    same(
+        "recv-after-an-emptying-recv",
+        "a receive after one that emptied the socket waits for the next data",
+        r#"pair p
+        recv fd=p.b len=16 ud=1
+        write-peer p.a "one"
+        wait 1
+        recv fd=p.b len=16 ud=2
+        write-peer p.a "two"
+        wait 1
+        write-peer p.a "three"
+        recv fd=p.b len=16 ud=3
+        wait 1"#,
+    ),
+    same(
+        "recv-eof",
+        "a receive after the peer closed returns 0",
+        "pair p
+close-peer p.a
+recv fd=p.b len=8 ud=1
+wait 1",
+    ),
+    same(
+        "recv-eof-while-waiting",
+        "a waiting receive returns 0 when the peer closes",
+        "pair p
+recv fd=p.b len=8 ud=1
+close-peer p.a
+wait 1",
+    ),
+    same(
+        "recv-peek",
+        "MSG_PEEK leaves the bytes for the next receive",
+        r#"pair p
+        write-peer p.a "abc"
+        recv fd=p.b len=8 peek ud=1
+        wait 1
+        recv fd=p.b len=8 ud=2
+        wait 1"#,
+    ),
+    same(
+        "recv-waitall",
+        "MSG_WAITALL waits for every byte asked for",
+        r#"pair p
+        recv fd=p.b len=6 waitall ud=1
+        write-peer p.a "abc"
+        write-peer p.a "def"
+        wait 1"#,
+    ),
+    same(
+        "recv-bad-fd",
+        "a receive on a descriptor that is not open is -EBADF",
+        "bad x
+recv fd=x len=4 ud=1
+wait 1",
+    ),
+    same(
+        "recv-not-a-socket",
+        "a receive on a pipe is -ENOTSOCK",
+        "pipe q
+recv fd=q.r len=4 ud=1
+wait 1",
+    ),
+    same(
+        "send-then-recv",
+        "a send and a receive of the other end, one batch",
+        r#"order user_data
+        pair p
+        send fd=p.a data="ping" ud=1
+        recv fd=p.b len=4 ud=2
+        wait 2"#,
+    ),
+    same(
+        "send-closed-peer",
+        "a send to a socket whose peer is closed is -EPIPE",
+        "pair p\nclose-peer p.b\nsend fd=p.a data=\"x\" ud=1\nwait 1",
+    ),
+    same(
+        "recv-cancel",
+        "AsyncCancel of a waiting receive: it -ECANCELED, the canceller 0",
+        "order user_data\npair p\nrecv fd=p.b len=4 ud=1\ncancel target=1 ud=2\nwait 2",
+    ),
+    // --- provided buffers ---
+    same(
+        "recv-select",
+        "a receive takes a provided buffer: F_BUFFER with its id",
+        r#"pair p
+        provide-buffers group=1 count=2 len=8 bid=5 ud=1
+        wait 1
+        write-peer p.a "hello"
+        recv-select fd=p.b group=1 ud=2
+        wait 1
+        write-peer p.a "again"
+        recv-select fd=p.b group=1 ud=3
+        wait 1"#,
+    ),
+    same(
+        "recv-select-empty-group",
+        "a receive from a group with no buffer is -ENOBUFS",
+        r#"pair p
+        write-peer p.a "hello"
+        recv-select fd=p.b group=3 ud=1
+        wait 1"#,
+    ),
+    same(
+        "recv-select-eof",
+        "a receive that sees the end of the stream takes no buffer",
+        r#"pair p
+        provide-buffers group=1 count=1 len=8 ud=1
+        wait 1
+        close-peer p.a
+        recv-select fd=p.b group=1 ud=2
+        wait 1
+        remove-buffers group=1 n=4 ud=3
+        wait 1"#,
+    ),
+    same(
+        "remove-buffers",
+        "RemoveBuffers removes what is there, then finds nothing: -ENOENT",
+        r#"provide-buffers group=2 count=3 len=4 ud=1
+        wait 1
+        remove-buffers group=2 n=2 ud=2
+        wait 1
+        remove-buffers group=2 n=5 ud=3
+        wait 1
+        remove-buffers group=2 n=1 ud=4
+        wait 1"#,
+    ),
+    same(
+        "recv-multishot",
+        "a multishot receive posts F_MORE per arrival and ends with 0 at the end of the stream",
+        r#"pair p
+        provide-buffers group=1 count=4 len=8 ud=1
+        wait 1
+        recv-select fd=p.b group=1 multi ud=2
+        write-peer p.a "one"
+        wait 1
+        write-peer p.a "two"
+        wait 1
+        close-peer p.a
+        wait 1"#,
+    ),
+    same(
+        "recv-multishot-runs-out-of-buffers",
+        "a multishot receive ends with -ENOBUFS when its group is empty",
+        r#"pair p
+        provide-buffers group=1 count=1 len=8 ud=1
+        wait 1
+        recv-select fd=p.b group=1 multi ud=2
+        write-peer p.a "one"
+        wait 1
+        write-peer p.a "two"
+        wait 1"#,
+    ),
+    same(
+        "recv-multishot-cancel",
+        "a multishot receive ended by AsyncCancel",
+        r#"order user_data
+        pair p
+        provide-buffers group=1 count=2 len=8 ud=1
+        wait 1
+        recv-select fd=p.b group=1 multi ud=2
+        write-peer p.a "one"
+        wait 1
+        cancel target=2 ud=3
+        wait 2"#,
+    ),
     // --- timeouts ---
     same(
         "timeout-expires",

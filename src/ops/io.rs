@@ -42,8 +42,7 @@ impl Read {
     }
 
     /// Reads from `fd` into a buffer of provided group `group`, taken when
-    /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`; keep it
-    /// when replacing the entry's flags.
+    /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
     pub fn select(fd: RawFd, group: u16) -> Read {
         Read {
             fd,

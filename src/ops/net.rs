@@ -264,8 +264,7 @@ impl Recv {
     }
 
     /// Receives from `fd` into a buffer of provided group `group`, taken
-    /// when the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`;
-    /// keep it when replacing the entry's flags.
+    /// when the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
     pub fn select(fd: RawFd, group: u16) -> Recv {
         Recv {
             buf: None,
