@@ -51,8 +51,8 @@ pub struct Stats {
     pub parks: u64,
     /// Completions that went through the overflow list (the CQ was full).
     pub overflowed: u64,
-    /// Non-blocking attempts that found their descriptor not ready
-    /// (EAGAIN) and went on to wait for readiness.
+    /// Non-blocking attempts that had to wait for readiness: EAGAIN, a
+    /// connect in progress, a `MSG_WAITALL` receive still short.
     pub would_block: u64,
 }
 

@@ -367,8 +367,10 @@ impl FdTable {
     }
 
     /// Whether `fd` is a byte stream; `probe` asks the system the first
-    /// time, and the answer is kept until the descriptor's registrations
-    /// go.
+    /// time, and the answer is kept until a `Close`, a failed
+    /// registration or the idle sweep forgets it. A stale answer (the
+    /// number closed behind the ring's back and reused) costs only time:
+    /// a read that waits needlessly is still woken.
     pub(crate) fn is_byte_stream(&mut self, fd: RawFd, probe: impl FnOnce(RawFd) -> bool) -> bool {
         let Some(dirs) = self.slots.entry(fd) else {
             return false;
