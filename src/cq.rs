@@ -37,6 +37,9 @@ pub enum Buffer {
     MutVec(Vec<BytesMut>),
     /// The buffers of a vectored write.
     SharedVec(Vec<Bytes>),
+    /// The descriptors of a `FilesUpdate`, with the slots it chose for
+    /// `FileSlot::Alloc` written in.
+    Fds(Vec<std::os::fd::RawFd>),
 }
 
 impl Buffer {
@@ -69,6 +72,14 @@ impl Buffer {
     pub fn into_shared_vec(self) -> Option<Vec<Bytes>> {
         match self {
             Buffer::SharedVec(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The descriptors of a `FilesUpdate`.
+    pub fn into_fds(self) -> Option<Vec<std::os::fd::RawFd>> {
+        match self {
+            Buffer::Fds(v) => Some(v),
             _ => None,
         }
     }

@@ -36,6 +36,7 @@ pub(crate) struct Counters {
     pub(crate) parks: AtomicU64,
     pub(crate) overflowed: AtomicU64,
     pub(crate) would_block: AtomicU64,
+    pub(crate) changes: AtomicU64,
 }
 
 /// A snapshot of a ring's counters.
@@ -54,6 +55,9 @@ pub struct Stats {
     /// Non-blocking attempts that had to wait for readiness: EAGAIN, a
     /// connect in progress, a `MSG_WAITALL` receive still short.
     pub would_block: u64,
+    /// kevent changes the driver submitted (registrations added, re-added,
+    /// deleted): on the Linux compat, each is an `epoll_ctl`.
+    pub changes: u64,
 }
 
 /// What the queues, the driver and the workers share.
@@ -254,6 +258,7 @@ pub struct Builder {
     sq_idle: Duration,
     workers: usize,
     mode: Mode,
+    files: u32,
 }
 
 impl Default for Builder {
@@ -264,6 +269,7 @@ impl Default for Builder {
             sq_idle: Duration::from_millis(1),
             workers: 4,
             mode: Mode::PollingThread,
+            files: 0,
         }
     }
 }
@@ -296,6 +302,17 @@ impl Builder {
     #[must_use]
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = n.max(1);
+        self
+    }
+
+    /// A file table of `n` empty slots for registered files (default: no
+    /// table), as io_uring's sparse registration makes right after setup.
+    /// [`ops::FilesUpdate`](crate::ops::FilesUpdate) and direct
+    /// `Accept`/`Socket` fill it; operations name a slot with
+    /// [`ops::Fixed`](crate::ops::Fixed).
+    #[must_use]
+    pub fn files(mut self, n: u32) -> Builder {
+        self.files = n;
         self
     }
 
@@ -334,7 +351,7 @@ impl Builder {
             mode: self.mode,
             inline: Mutex::new(None),
         });
-        let driver = Driver::new(&shared, sq_rx, self.workers)?;
+        let driver = Driver::new(&shared, sq_rx, self.workers, self.files)?;
         let thread = match self.mode {
             Mode::Inline => {
                 *shared.lock_inline() = Some(driver);
@@ -428,6 +445,7 @@ impl Ring {
             parks: c.parks.load(Ordering::Relaxed),
             overflowed: c.overflowed.load(Ordering::Relaxed),
             would_block: c.would_block.load(Ordering::Relaxed),
+            changes: c.changes.load(Ordering::Relaxed),
         }
     }
 }

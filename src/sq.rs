@@ -16,6 +16,9 @@ pub struct SqeFlags(u8);
 impl SqeFlags {
     /// No flag.
     pub const NONE: SqeFlags = SqeFlags(0);
+    /// `IOSQE_FIXED_FILE`: the entry's descriptor is a slot of the ring's
+    /// file table. Operations given a [`Fixed`](crate::ops::Fixed) set it.
+    pub const FIXED_FILE: SqeFlags = SqeFlags(1 << 0);
     /// `IOSQE_IO_DRAIN`: start only after every earlier entry completed.
     pub const IO_DRAIN: SqeFlags = SqeFlags(1 << 1);
     /// `IOSQE_IO_LINK`: the next entry starts only after this one succeeds.
@@ -67,10 +70,15 @@ pub struct Sqe {
 
 impl Sqe {
     pub(crate) fn new(op: Op) -> Sqe {
+        let flags = if op.uses_fixed_file() {
+            SqeFlags::FIXED_FILE
+        } else {
+            SqeFlags::NONE
+        };
         Sqe {
             op,
             user_data: 0,
-            flags: SqeFlags::NONE,
+            flags,
             batch: 0,
         }
     }

@@ -14,7 +14,10 @@
 //! first waiter after an idle spell re-adds it, one change that kqueue
 //! applies to whatever file the number names now (the compat: one
 //! `EPOLL_CTL_MOD`), and that reports the readiness already there as a new
-//! registration would. Idle registrations are deleted by a sweep once they
+//! registration would. The exception is a descriptor the ring owns (a
+//! registered file): nobody else can close it, so its idle registration
+//! is still its own and is taken back as it is. Idle registrations are
+//! deleted by a sweep once they
 //! have stayed idle a whole [`IDLE_SWEEP`] period, at a `Close`, and at
 //! shutdown, so nothing stays behind for a descriptor kqring is done with.
 
@@ -156,6 +159,13 @@ pub(crate) struct Waiters {
     drained: bool,
     /// Read side: whether the descriptor is a byte stream, once asked.
     stream: Stream,
+    /// The registration was added while the ring owned the descriptor (a
+    /// registered file): nobody else can close it, so it stays current
+    /// while idle and is taken back into use without a re-add.
+    trusted: bool,
+    /// An event of this registration carried the end of the stream, which
+    /// no later event reports again.
+    eof: bool,
 }
 
 /// Whether a descriptor reads as one stream of bytes, as far as known.
@@ -196,6 +206,8 @@ impl Waiters {
     fn forget(&mut self) {
         self.drained = false;
         self.stream = Stream::Unknown;
+        self.trusted = false;
+        self.eof = false;
     }
 
     fn remove(&mut self, id: usize) -> bool {
@@ -344,9 +356,32 @@ impl FdTable {
 
     /// Whether (fd, dir) has a registration that stays as it is: one that
     /// won't report readiness that is already there.
+    #[cfg(test)]
     pub(crate) fn is_active(&self, fd: RawFd, dir: Dir) -> bool {
         self.slot(fd)
             .is_some_and(|w| w[dir as usize].reg == Reg::Active)
+    }
+
+    /// Whether a waiter of (fd, dir) now would make the next reconcile
+    /// add its registration, which reports the readiness already there;
+    /// false when a registration in place is used as it is.
+    pub(crate) fn reports_current(&self, fd: RawFd, dir: Dir) -> bool {
+        self.slot(fd).is_none_or(|w| {
+            let w = &w[dir as usize];
+            !(w.reg == Reg::Active || (w.reg == Reg::Idle && w.trusted))
+        })
+    }
+
+    /// Whether an event of (fd, dir) has carried the end of the stream.
+    pub(crate) fn eof_seen(&self, fd: RawFd, dir: Dir) -> bool {
+        self.slot(fd).is_some_and(|w| w[dir as usize].eof)
+    }
+
+    /// Records that an event of (fd, dir) carried the end of the stream.
+    pub(crate) fn set_eof(&mut self, fd: RawFd, dir: Dir) {
+        if let Some(w) = self.waiters(fd, dir) {
+            w.eof = true;
+        }
     }
 
     /// Whether the last read of (fd, dir) emptied it.
@@ -386,6 +421,24 @@ impl FdTable {
         w.stream == Stream::Bytes
     }
 
+    /// Deletes the registrations of `fd`, which is closing, at once
+    /// rather than at the next reconcile: changes that carry `RECEIPT`, so
+    /// that the `kevent` call making them returns their receipts alone.
+    pub(crate) fn delete_now(&mut self, fd: RawFd, changes: &mut Vec<Change>) {
+        let Some(dirs) = self.slots.get_mut(fd) else {
+            return;
+        };
+        for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
+            if w.reg == Reg::Closing && w.is_empty() {
+                w.reg = Reg::Off;
+                changes.push(
+                    Change::new(fd as usize, dir.filter(), Flags::DELETE | Flags::RECEIPT)
+                        .token(fd as u64),
+                );
+            }
+        }
+    }
+
     /// A registration failed to be added: it is not there.
     pub(crate) fn unregister(&mut self, fd: RawFd, dir: Dir) {
         if let Some(w) = self.waiters(fd, dir) {
@@ -397,9 +450,10 @@ impl FdTable {
     }
 
     /// Adds the registrations that waiters need, re-adds idle ones that
-    /// have waiters again, and deletes those of a closing descriptor, as
-    /// changes for the next `kevent` call.
-    pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>) {
+    /// have waiters again (unless `owned` says the ring owns the
+    /// descriptor and had it when it added them), and deletes those of a
+    /// closing descriptor, as changes for the next `kevent` call.
+    pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>, owned: impl Fn(RawFd) -> bool) {
         for fd in self.dirty.drain(..) {
             let Some(dirs) = self.slots.get_mut(fd) else {
                 continue;
@@ -408,8 +462,14 @@ impl FdTable {
                 let wanted = !w.is_empty();
                 let flags = match (wanted, w.reg) {
                     (true, Reg::Active) => continue,
+                    (true, Reg::Idle) if w.trusted => {
+                        self.active += 1;
+                        w.reg = Reg::Active;
+                        continue;
+                    }
                     (true, _) => {
                         self.active += 1;
+                        w.trusted = owned(fd);
                         Flags::ADD | Flags::CLEAR
                     }
                     (false, Reg::Closing) => Flags::DELETE,
@@ -485,7 +545,7 @@ mod tests {
 
     fn changes(table: &mut FdTable) -> Vec<(usize, Filter, Flags)> {
         let mut out = Vec::new();
-        table.reconcile(&mut out);
+        table.reconcile(&mut out, |_| false);
         out.iter()
             .map(|c| (c.ident(), c.filter(), c.flags()))
             .collect()

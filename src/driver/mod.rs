@@ -11,12 +11,14 @@
 mod bufs;
 mod exec;
 mod fds;
+mod files;
 mod net;
 mod pool;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -78,8 +80,11 @@ struct Entry {
     seq: u64,
     op: Op,
     /// The operation's descriptor, kept here because `op` is out on the
-    /// pool while it runs there.
+    /// pool while it runs there (for a registered file: the descriptor
+    /// its slot held, once started).
     fd: Option<i32>,
+    /// `fd` is a registered file's descriptor, held until completion.
+    holds_file: bool,
     span: tracing::Span,
     state: State,
     kind: Option<FdKind>,
@@ -171,6 +176,11 @@ pub(crate) struct Driver {
     drain_op: Option<(usize, u64)>,
     /// Provided buffer groups.
     bufs: bufs::BufGroups,
+    /// Registered files.
+    files: files::Files,
+    /// Ring-owned descriptors done with: closed once the `kevent` call
+    /// that deletes their registrations has been made.
+    retired: Vec<OwnedFd>,
 }
 
 impl Driver {
@@ -178,6 +188,7 @@ impl Driver {
         shared: &Arc<Shared>,
         sq: Receiver<Sqe>,
         workers: usize,
+        files: u32,
     ) -> io::Result<Driver> {
         let mut events = Vec::with_capacity(256);
         let wake =
@@ -208,6 +219,8 @@ impl Driver {
             deferred: VecDeque::new(),
             drain_op: None,
             bufs: bufs::BufGroups::default(),
+            files: files::Files::new(files),
+            retired: Vec::new(),
         })
     }
 
@@ -236,7 +249,8 @@ impl Driver {
         work |= self.take_pool_results();
         let now = Instant::now();
         work |= self.fire_timers(now);
-        self.fds.reconcile(&mut self.changes);
+        let files = &self.files;
+        self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
         self.fds.sweep(now, &mut self.changes);
 
         let mut wait = if work || !self.pending.is_empty() {
@@ -250,7 +264,13 @@ impl Driver {
         }
         // Nothing registered, nothing to submit, and no wait asked for:
         // skip the syscall.
+        // Descriptors retired before the reconcile have their deletions
+        // in `changes`: they may close once those reach the kernel (on the
+        // Linux compat, a registration outlives a closed descriptor whose
+        // file is still open elsewhere).
+        let closing = std::mem::take(&mut self.retired);
         if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
+            drop(closing);
             self.flush();
             return Ok(work);
         }
@@ -258,9 +278,14 @@ impl Driver {
             .stats
             .kevent_calls
             .fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats
+            .changes
+            .fetch_add(self.changes.len() as u64, Ordering::Relaxed);
         self.events.clear();
         let result = self.shared.kq.kevent(&self.changes, &mut self.events, wait);
         self.changes.clear();
+        drop(closing);
         result?;
         let events = std::mem::take(&mut self.events);
         for ev in &events {
@@ -272,8 +297,37 @@ impl Driver {
         if self.pending.is_empty() {
             work |= self.release_deferred();
         }
+        if !self.retired.is_empty() {
+            self.close_retired();
+        }
         self.flush();
         Ok(work)
+    }
+
+    /// Closes the ring-owned descriptors retired since this turn's
+    /// `kevent` call, deleting their registrations first in a call of
+    /// their own: waiting for the next turn's would keep them open until
+    /// an inline ring's owner calls again.
+    fn close_retired(&mut self) {
+        let mut deletes = Vec::new();
+        for fd in &self.retired {
+            self.fds.delete_now(fd.as_raw_fd(), &mut deletes);
+        }
+        if !deletes.is_empty() {
+            let stats = &self.shared.stats;
+            stats.kevent_calls.fetch_add(1, Ordering::Relaxed);
+            stats
+                .changes
+                .fetch_add(deletes.len() as u64, Ordering::Relaxed);
+            let mut receipts = Vec::with_capacity(deletes.len());
+            // Deletions only: one that fails (the registration is gone
+            // already) needs nothing, as in `on_event`.
+            let _ = self
+                .shared
+                .kq
+                .kevent(&deletes, &mut receipts, Some(Duration::ZERO));
+        }
+        self.retired.clear();
     }
 
     /// Moves this turn's completions into the CQ; what does not fit stays
@@ -381,6 +435,7 @@ impl Driver {
             fd,
             span,
             state: State::Waiting,
+            holds_file: false,
             kind: None,
             want,
             links: None,
@@ -497,6 +552,12 @@ impl Driver {
         if let Err(res) = checked.and_then(|()| entry.op.validate(select)) {
             return self.complete(id, res);
         }
+        if entry.flags.contains(SqeFlags::FIXED_FILE)
+            && let Err(res) = self.take_fixed_file(id)
+        {
+            return self.complete(id, res);
+        }
+        let entry = &mut self.ops[id];
         match &entry.op {
             Op::Nop(_) => self.complete(id, 0),
             Op::Read(_)
@@ -511,6 +572,18 @@ impl Driver {
             | Op::SendMsg(_) => self.start_io(id),
             Op::Socket(_) | Op::Bind(_) | Op::Listen(_) | Op::Shutdown(_) => {
                 let res = net::direct(&entry.op);
+                let res = self.install_direct(id, res);
+                self.complete(id, res);
+            }
+            Op::FilesUpdate(_) => {
+                let mut retired = Vec::new();
+                let res = match &mut self.ops[id].op {
+                    Op::FilesUpdate(u) => self.files.update(u, &mut retired),
+                    _ => -libc::EINVAL,
+                };
+                for fd in retired {
+                    self.retire(fd);
+                }
                 self.complete(id, res);
             }
             Op::ProvideBuffers(_) | Op::RemoveBuffers(_) => {
@@ -549,6 +622,18 @@ impl Driver {
                 let res = self.cancel(id, c.target, c.all);
                 self.complete(id, res);
             }
+            Op::Close(c) if c.fixed => {
+                let res = match self.files.remove(c.fd as u32) {
+                    Ok(last) => {
+                        if let Some(fd) = last {
+                            self.retire(fd);
+                        }
+                        0
+                    }
+                    Err(res) => res,
+                };
+                self.complete(id, res);
+            }
             Op::Close(c) => {
                 let fd = c.fd;
                 // kqueue drops a descriptor's registrations when it closes,
@@ -559,6 +644,58 @@ impl Driver {
                 self.offload(id);
             }
         }
+    }
+
+    /// Puts the descriptor that the entry's slot holds in place of the
+    /// slot index, held until the operation completes. A `Close` names a
+    /// slot its own way: the flag on one is `-EBADF`, as in io_uring.
+    fn take_fixed_file(&mut self, id: usize) -> Result<(), i32> {
+        let entry = &mut self.ops[id];
+        if matches!(entry.op, Op::Close(_)) {
+            return Err(-libc::EBADF);
+        }
+        let Some(fd) = entry.op.fd_mut() else {
+            // io_uring ignores the flag on an operation without a file.
+            return Ok(());
+        };
+        let held = self.files.hold(*fd as u32)?;
+        *fd = held;
+        entry.fd = Some(held);
+        entry.holds_file = true;
+        Ok(())
+    }
+
+    /// A descriptor that a direct `Accept` or `Socket` made (`res`) goes
+    /// into the file table; returns the operation's `res` then.
+    fn install_direct(&mut self, id: usize, res: i32) -> i32 {
+        let Some(slot) = self.ops[id].op.direct_slot() else {
+            return res;
+        };
+        if res < 0 {
+            return res;
+        }
+        // SAFETY: `res` is the descriptor the operation's syscall just
+        // made; nothing else knows of it.
+        let fd = unsafe { OwnedFd::from_raw_fd(res) };
+        match self.files.install(slot, fd) {
+            Ok((res, replaced)) => {
+                if let Some(old) = replaced {
+                    self.retire(old);
+                }
+                res
+            }
+            Err(res) => res,
+        }
+    }
+
+    /// A ring-owned descriptor is done with: its registrations go at the
+    /// next reconcile, and it closes after that `kevent` call.
+    fn retire(&mut self, fd: OwnedFd) {
+        for waiter in self.fds.take_all(fd.as_raw_fd()) {
+            self.remove_from_fds(waiter);
+            self.complete(waiter, -libc::ECANCELED);
+        }
+        self.retired.push(fd);
     }
 
     fn start_io(&mut self, id: usize) {
@@ -573,7 +710,7 @@ impl Driver {
         }
         // Queue behind earlier operations on the same (fd, direction) so
         // they complete in submission order.
-        if self.fds.has_io_waiters(fd, dir) || self.may_skip_try(fd, dir, None) {
+        if self.fds.has_io_waiters(fd, dir) || self.may_skip_try(fd, dir) {
             self.fds.push_io(fd, dir, id);
             return;
         }
@@ -587,15 +724,12 @@ impl Driver {
     /// EAGAIN (a syscall saved per message in request-response traffic).
     /// Whatever comes after that read brings a readiness event, which
     /// clears the mark; but an end of stream already reported brings no
-    /// other. So either the wait (re-)adds the registration, which reports
-    /// the state already there, or (`ready`: serving an event) that event
-    /// did not carry the end of the stream.
-    fn may_skip_try(&self, fd: i32, dir: Dir, ready: Option<Readiness>) -> bool {
+    /// other. So either the wait adds the registration, which reports the
+    /// state already there, or no event of the registration in place has
+    /// carried the end of the stream.
+    fn may_skip_try(&self, fd: i32, dir: Dir) -> bool {
         self.fds.is_drained(fd, dir)
-            && match ready {
-                None => !self.fds.is_active(fd, dir),
-                Some(r) => !r.eof,
-            }
+            && (self.fds.reports_current(fd, dir) || !self.fds.eof_seen(fd, dir))
     }
 
     /// Tries operation `id` once without blocking. One that selects a
@@ -670,6 +804,7 @@ impl Driver {
                     return None;
                 }
                 Attempt::Done(res) => {
+                    let res = self.install_direct(id, res);
                     let op = &self.ops[id].op;
                     let res = if res == 0 && eof_error != 0 && op.zero_is_eof() {
                         -eof_error
@@ -678,7 +813,7 @@ impl Driver {
                     };
                     if op.continues(res) {
                         self.post_shot(id, res);
-                        if self.may_skip_try(fd, Dir::Read, ready) {
+                        if self.may_skip_try(fd, Dir::Read) {
                             return Some(Dir::Read);
                         }
                         continue;
@@ -722,7 +857,7 @@ impl Driver {
                 let registered = exec::poll_dirs(events)
                     .into_iter()
                     .flatten()
-                    .all(|dir| self.fds.is_active(fd, dir));
+                    .all(|dir| !self.fds.reports_current(fd, dir));
                 if registered {
                     self.post_more(id, mask as i32);
                 }
@@ -803,7 +938,8 @@ impl Driver {
                     self.fds.push_io(fd, dir, done.id);
                     continue;
                 }
-                self.complete(done.id, done.res);
+                let res = self.install_direct(done.id, done.res);
+                self.complete(done.id, res);
             }
         }
         any
@@ -897,6 +1033,9 @@ impl Driver {
         };
         // New readiness: whatever the last read found is old news.
         self.fds.set_drained(fd, dir, false);
+        if ready.eof {
+            self.fds.set_eof(fd, dir);
+        }
         self.serve_polls(fd, dir);
         self.serve_io(fd, dir, ready);
         true
@@ -929,8 +1068,7 @@ impl Driver {
 
     fn serve_io(&mut self, fd: i32, dir: Dir, ready: Readiness) {
         while let Some(id) = self.fds.waiters(fd, dir).and_then(|w| w.first_io()) {
-            if self.attempt_until_wait(id, fd, Some(ready)).is_some()
-                || self.may_skip_try(fd, dir, Some(ready))
+            if self.attempt_until_wait(id, fd, Some(ready)).is_some() || self.may_skip_try(fd, dir)
             {
                 break;
             }
@@ -942,6 +1080,13 @@ impl Driver {
     fn cancel(&mut self, canceller: usize, target: CancelTarget, all: bool) -> i32 {
         // io_uring: IORING_ASYNC_CANCEL_ANY implies ALL.
         let all = all || target == CancelTarget::Any;
+        let target = match target {
+            CancelTarget::Fixed(slot) => match self.files.lookup(slot) {
+                Ok(fd) => CancelTarget::Fd(fd),
+                Err(res) => return res,
+            },
+            t => t,
+        };
         let matches: Vec<(usize, u64)> = self
             .ops
             .iter()
@@ -954,6 +1099,7 @@ impl Driver {
                         CancelTarget::UserData(ud) => e.user_data == ud,
                         CancelTarget::Fd(fd) => e.fd == Some(fd),
                         CancelTarget::Any => true,
+                        CancelTarget::Fixed(_) => false,
                     }
             })
             .map(|(id, e)| (id, e.seq))
@@ -1047,6 +1193,12 @@ impl Driver {
     fn complete(&mut self, id: usize, res: i32) {
         let mut entry = self.ops.remove(id);
         entry.span.record("res", res);
+        if entry.holds_file
+            && let Some(fd) = entry.fd
+            && let Some(last) = self.files.release(fd)
+        {
+            self.retire(last);
+        }
         let counts = !matches!(entry.op, Op::Timeout(_) | Op::LinkTimeout(_));
         // A failed operation's provided buffer goes back to its group.
         if res < 0 {
@@ -1153,6 +1305,9 @@ impl Driver {
                 .kevent(&self.changes, &mut self.events, Some(Duration::ZERO));
             self.changes.clear();
         }
+        // Registrations are gone: the ring's own descriptors may close.
+        self.retired.clear();
+        drop(self.files.take_all());
         // No turn follows to drain an overflow list: hand everything over.
         self.shared.cq.post_all(&mut self.pending);
     }

@@ -12,12 +12,14 @@ use crate::sys::net::{self as netsys, SockAddr};
 /// Runs an operation that can't block, on the driver's thread.
 pub(crate) fn direct(op: &Op) -> i32 {
     match op {
+        // A descriptor for the file table is the ring's: never inherited,
+        // never blocking.
         Op::Socket(s) => res(netsys::socket(
             s.domain,
             s.ty,
             s.protocol,
-            s.cloexec,
-            s.nonblocking,
+            s.cloexec || s.direct.is_some(),
+            s.nonblocking || s.direct.is_some(),
         )),
         Op::Bind(b) => res(netsys::bind(b.fd, &b.addr)),
         Op::Listen(l) => res(netsys::listen(l.fd, l.backlog)),
@@ -92,7 +94,13 @@ fn accept(op: &mut Op) -> Attempt {
             }
         }
         let mut addr = a.want_addr.then(SockAddr::empty);
-        match netsys::accept(a.fd, addr.as_mut(), a.cloexec, a.nonblocking) {
+        let ring_owned = a.direct.is_some();
+        match netsys::accept(
+            a.fd,
+            addr.as_mut(),
+            a.cloexec || ring_owned,
+            a.nonblocking || ring_owned,
+        ) {
             Ok(fd) => {
                 a.addr = addr.map(Box::new);
                 return Attempt::Done(res(Ok(fd)));

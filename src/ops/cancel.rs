@@ -12,6 +12,9 @@ pub enum CancelTarget {
     UserData(u64),
     /// The operation(s) on this descriptor (`IORING_ASYNC_CANCEL_FD`).
     Fd(RawFd),
+    /// The operation(s) on the file in this slot of the ring's file table
+    /// (`IORING_ASYNC_CANCEL_FD_FIXED`); `-EBADF` for an empty slot.
+    Fixed(u32),
     /// Any operation (`IORING_ASYNC_CANCEL_ANY`).
     Any,
 }

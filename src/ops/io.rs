@@ -9,8 +9,8 @@ use std::os::fd::RawFd;
 use bytes::{Bytes, BytesMut};
 
 use crate::cq::Buffer;
-use crate::ops::Op;
 use crate::ops::bufs::Pick;
+use crate::ops::{Fd, Op};
 use crate::sq::{Sqe, SqeFlags};
 
 /// The offset that means "the file's current position" (io_uring's -1).
@@ -25,6 +25,7 @@ pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct Read {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) buf: Option<BytesMut>,
     pub(crate) offset: u64,
     pub(crate) pick: Pick,
@@ -32,9 +33,11 @@ pub struct Read {
 
 impl Read {
     /// Reads from `fd` into `buf`'s spare capacity, at offset 0.
-    pub fn new(fd: RawFd, buf: BytesMut) -> Read {
+    pub fn new(fd: impl Into<Fd>, buf: BytesMut) -> Read {
+        let (fd, fixed) = fd.into().split();
         Read {
             fd,
+            fixed,
             buf: Some(buf),
             offset: 0,
             pick: Pick::default(),
@@ -43,9 +46,11 @@ impl Read {
 
     /// Reads from `fd` into a buffer of provided group `group`, taken when
     /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: RawFd, group: u16) -> Read {
+    pub fn select(fd: impl Into<Fd>, group: u16) -> Read {
+        let (fd, fixed) = fd.into().split();
         Read {
             fd,
+            fixed,
             buf: None,
             offset: 0,
             pick: Pick {
@@ -123,15 +128,18 @@ impl From<&'static [u8]> for WriteBuf {
 #[derive(Debug)]
 pub struct Write {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) buf: Option<WriteBuf>,
     pub(crate) offset: u64,
 }
 
 impl Write {
     /// Writes `buf` (`Bytes` or `BytesMut`) to `fd` at offset 0.
-    pub fn new(fd: RawFd, buf: impl Into<WriteBuf>) -> Write {
+    pub fn new(fd: impl Into<Fd>, buf: impl Into<WriteBuf>) -> Write {
+        let (fd, fixed) = fd.into().split();
         Write {
             fd,
+            fixed,
             buf: Some(buf.into()),
             offset: 0,
         }
@@ -156,15 +164,18 @@ impl Write {
 #[derive(Debug)]
 pub struct Readv {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) bufs: Option<Vec<BytesMut>>,
     pub(crate) offset: u64,
 }
 
 impl Readv {
     /// Reads from `fd` into `bufs`, at offset 0.
-    pub fn new(fd: RawFd, bufs: Vec<BytesMut>) -> Readv {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<BytesMut>) -> Readv {
+        let (fd, fixed) = fd.into().split();
         Readv {
             fd,
+            fixed,
             bufs: Some(bufs),
             offset: 0,
         }
@@ -187,15 +198,18 @@ impl Readv {
 #[derive(Debug)]
 pub struct Writev {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) bufs: Option<Vec<Bytes>>,
     pub(crate) offset: u64,
 }
 
 impl Writev {
     /// Writes `bufs` to `fd` at offset 0.
-    pub fn new(fd: RawFd, bufs: Vec<Bytes>) -> Writev {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<Bytes>) -> Writev {
+        let (fd, fixed) = fd.into().split();
         Writev {
             fd,
+            fixed,
             bufs: Some(bufs),
             offset: 0,
         }

@@ -15,6 +15,7 @@
 
 pub(crate) mod bufs;
 mod cancel;
+mod files;
 mod fs;
 pub(crate) mod io;
 mod misc;
@@ -24,6 +25,7 @@ pub(crate) mod time;
 
 pub use bufs::{ProvideBuffers, RemoveBuffers};
 pub use cancel::{AsyncCancel, CancelTarget};
+pub use files::{Fd, FileSlot, FilesUpdate, Fixed};
 pub use fs::Close;
 pub use io::{Read, Readv, Write, WriteBuf, Writev};
 pub use misc::Nop;
@@ -58,6 +60,7 @@ pub(crate) enum Op {
     Shutdown(Shutdown),
     ProvideBuffers(ProvideBuffers),
     RemoveBuffers(RemoveBuffers),
+    FilesUpdate(FilesUpdate),
 }
 
 impl Op {
@@ -89,27 +92,72 @@ impl Op {
             Op::Shutdown(_) => "Shutdown",
             Op::ProvideBuffers(_) => "ProvideBuffers",
             Op::RemoveBuffers(_) => "RemoveBuffers",
+            Op::FilesUpdate(_) => "FilesUpdate",
         }
     }
 
-    /// The descriptor the operation works on, if any.
+    /// The descriptor the operation works on, if any: a slot index while
+    /// the entry carries `FIXED_FILE` and the driver has not resolved it.
     pub(crate) fn fd(&self) -> Option<i32> {
+        self.file().map(|(fd, _)| fd)
+    }
+
+    /// The descriptor and whether the builder was given a registered file.
+    fn file(&self) -> Option<(i32, bool)> {
         match self {
-            Op::Read(op) => Some(op.fd),
-            Op::Write(op) => Some(op.fd),
-            Op::Readv(op) => Some(op.fd),
-            Op::Writev(op) => Some(op.fd),
-            Op::PollAdd(op) => Some(op.fd),
-            Op::Close(op) => Some(op.fd),
-            Op::Bind(op) => Some(op.fd),
-            Op::Listen(op) => Some(op.fd),
-            Op::Accept(op) => Some(op.fd),
-            Op::Connect(op) => Some(op.fd),
-            Op::Recv(op) => Some(op.fd),
-            Op::Send(op) => Some(op.fd),
-            Op::RecvMsg(op) => Some(op.fd),
-            Op::SendMsg(op) => Some(op.fd),
-            Op::Shutdown(op) => Some(op.fd),
+            Op::Read(op) => Some((op.fd, op.fixed)),
+            Op::Write(op) => Some((op.fd, op.fixed)),
+            Op::Readv(op) => Some((op.fd, op.fixed)),
+            Op::Writev(op) => Some((op.fd, op.fixed)),
+            Op::PollAdd(op) => Some((op.fd, op.fixed)),
+            Op::Close(op) => Some((op.fd, op.fixed)),
+            Op::Bind(op) => Some((op.fd, op.fixed)),
+            Op::Listen(op) => Some((op.fd, op.fixed)),
+            Op::Accept(op) => Some((op.fd, op.fixed)),
+            Op::Connect(op) => Some((op.fd, op.fixed)),
+            Op::Recv(op) => Some((op.fd, op.fixed)),
+            Op::Send(op) => Some((op.fd, op.fixed)),
+            Op::RecvMsg(op) => Some((op.fd, op.fixed)),
+            Op::SendMsg(op) => Some((op.fd, op.fixed)),
+            Op::Shutdown(op) => Some((op.fd, op.fixed)),
+            _ => None,
+        }
+    }
+
+    /// The descriptor, to put the one a slot holds in place of the slot
+    /// index.
+    pub(crate) fn fd_mut(&mut self) -> Option<&mut i32> {
+        match self {
+            Op::Read(op) => Some(&mut op.fd),
+            Op::Write(op) => Some(&mut op.fd),
+            Op::Readv(op) => Some(&mut op.fd),
+            Op::Writev(op) => Some(&mut op.fd),
+            Op::PollAdd(op) => Some(&mut op.fd),
+            Op::Bind(op) => Some(&mut op.fd),
+            Op::Listen(op) => Some(&mut op.fd),
+            Op::Accept(op) => Some(&mut op.fd),
+            Op::Connect(op) => Some(&mut op.fd),
+            Op::Recv(op) => Some(&mut op.fd),
+            Op::Send(op) => Some(&mut op.fd),
+            Op::RecvMsg(op) => Some(&mut op.fd),
+            Op::SendMsg(op) => Some(&mut op.fd),
+            Op::Shutdown(op) => Some(&mut op.fd),
+            _ => None,
+        }
+    }
+
+    /// Whether the entry names its file by slot (`IOSQE_FIXED_FILE`). A
+    /// `Close` of a slot says so in its own field, as io_uring's
+    /// `file_index` does: the flag on a `Close` is an error there.
+    pub(crate) fn uses_fixed_file(&self) -> bool {
+        !matches!(self, Op::Close(_)) && self.file().is_some_and(|(_, fixed)| fixed)
+    }
+
+    /// Where a descriptor the operation makes goes in the file table.
+    pub(crate) fn direct_slot(&self) -> Option<FileSlot> {
+        match self {
+            Op::Accept(op) => op.direct,
+            Op::Socket(op) => op.direct,
             _ => None,
         }
     }
@@ -157,6 +205,7 @@ impl Op {
             Op::SendMsg(op) => op.msg.bufs.take().map(crate::Buffer::SharedVec),
             Op::ProvideBuffers(op) => op.bufs.take().map(crate::Buffer::MutVec),
             Op::RemoveBuffers(op) => op.removed.take().map(crate::Buffer::MutVec),
+            Op::FilesUpdate(op) => op.fds.take().map(crate::Buffer::Fds),
             _ => None,
         }
     }
@@ -208,6 +257,11 @@ impl Op {
             // io_uring: multishot receives need a provided buffer group and
             // can't wait for all.
             Op::Recv(op) if op.multishot && (!select || op.flags & libc::MSG_WAITALL != 0) => {
+                Err(-libc::EINVAL)
+            }
+            // io_uring: a multishot accept into the table must let it
+            // choose the slots.
+            Op::Accept(op) if op.multishot && matches!(op.direct, Some(FileSlot::Index(_))) => {
                 Err(-libc::EINVAL)
             }
             _ => Ok(()),

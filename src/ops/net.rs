@@ -32,9 +32,9 @@ use std::os::fd::RawFd;
 use bytes::{Bytes, BytesMut};
 
 use crate::cq::Buffer;
-use crate::ops::Op;
 use crate::ops::bufs::Pick;
 use crate::ops::io::WriteBuf;
+use crate::ops::{Fd, FileSlot, Op};
 use crate::sq::{Sqe, SqeFlags};
 use crate::sys::net::SockAddr;
 
@@ -51,6 +51,8 @@ pub struct Socket {
     pub(crate) protocol: i32,
     pub(crate) cloexec: bool,
     pub(crate) nonblocking: bool,
+    /// Where in the file table the socket goes, if it goes there.
+    pub(crate) direct: Option<FileSlot>,
 }
 
 impl Socket {
@@ -62,6 +64,7 @@ impl Socket {
             protocol,
             cloexec: true,
             nonblocking: true,
+            direct: None,
         }
     }
 
@@ -79,6 +82,16 @@ impl Socket {
         self
     }
 
+    /// Puts the socket into the ring's file table rather than the
+    /// process's: `res` is 0 for [`FileSlot::Index`], the slot chosen for
+    /// [`FileSlot::Alloc`]. The socket is the ring's, close-on-exec and
+    /// non-blocking.
+    #[must_use]
+    pub fn file_index(mut self, slot: FileSlot) -> Socket {
+        self.direct = Some(slot);
+        self
+    }
+
     /// The entry to push.
     pub fn build(self) -> Sqe {
         Sqe::new(Op::Socket(self))
@@ -89,14 +102,17 @@ impl Socket {
 #[derive(Debug)]
 pub struct Bind {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) addr: Box<SockAddr>,
 }
 
 impl Bind {
     /// Binds `fd` to `addr` (a [`SockAddr`], or a `std::net::SocketAddr`).
-    pub fn new(fd: RawFd, addr: impl Into<SockAddr>) -> Bind {
+    pub fn new(fd: impl Into<Fd>, addr: impl Into<SockAddr>) -> Bind {
+        let (fd, fixed) = fd.into().split();
         Bind {
             fd,
+            fixed,
             addr: Box::new(addr.into()),
         }
     }
@@ -111,13 +127,15 @@ impl Bind {
 #[derive(Debug, Clone, Copy)]
 pub struct Listen {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) backlog: i32,
 }
 
 impl Listen {
     /// Listens on `fd` with room for `backlog` pending connections.
-    pub fn new(fd: RawFd, backlog: i32) -> Listen {
-        Listen { fd, backlog }
+    pub fn new(fd: impl Into<Fd>, backlog: i32) -> Listen {
+        let (fd, fixed) = fd.into().split();
+        Listen { fd, fixed, backlog }
     }
 
     /// The entry to push.
@@ -140,6 +158,7 @@ impl Listen {
 #[derive(Debug)]
 pub struct Accept {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) multishot: bool,
     pub(crate) want_addr: bool,
     pub(crate) cloexec: bool,
@@ -148,19 +167,24 @@ pub struct Accept {
     pub(crate) blocking: Option<bool>,
     /// The peer's address of the connection just accepted.
     pub(crate) addr: Option<Box<SockAddr>>,
+    /// Where in the file table the new socket goes, if it goes there.
+    pub(crate) direct: Option<FileSlot>,
 }
 
 impl Accept {
     /// Accepts one connection on `fd`; the new socket is close-on-exec.
-    pub fn new(fd: RawFd) -> Accept {
+    pub fn new(fd: impl Into<Fd>) -> Accept {
+        let (fd, fixed) = fd.into().split();
         Accept {
             fd,
+            fixed,
             multishot: false,
             want_addr: false,
             cloexec: true,
             nonblocking: false,
             blocking: None,
             addr: None,
+            direct: None,
         }
     }
 
@@ -192,6 +216,19 @@ impl Accept {
         self
     }
 
+    /// Puts the new socket into the ring's file table rather than the
+    /// process's (io_uring's direct accept): the completion's `res` is 0
+    /// for [`FileSlot::Index`], the slot chosen for [`FileSlot::Alloc`].
+    /// The socket is the ring's, so close-on-exec and non-blocking
+    /// whatever [`cloexec`](Accept::cloexec) and
+    /// [`nonblocking`](Accept::nonblocking) say. A multishot accept needs
+    /// `Alloc` (`-EINVAL` otherwise), as in io_uring.
+    #[must_use]
+    pub fn file_index(mut self, slot: FileSlot) -> Accept {
+        self.direct = Some(slot);
+        self
+    }
+
     /// The entry to push.
     pub fn build(self) -> Sqe {
         Sqe::new(Op::Accept(self))
@@ -208,6 +245,7 @@ impl Accept {
 #[derive(Debug)]
 pub struct Connect {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) addr: Box<SockAddr>,
     /// The connect is in progress: the next attempt reads its outcome.
     pub(crate) started: bool,
@@ -215,9 +253,11 @@ pub struct Connect {
 
 impl Connect {
     /// Connects `fd` to `addr` (a [`SockAddr`] or `std::net::SocketAddr`).
-    pub fn new(fd: RawFd, addr: impl Into<SockAddr>) -> Connect {
+    pub fn new(fd: impl Into<Fd>, addr: impl Into<SockAddr>) -> Connect {
+        let (fd, fixed) = fd.into().split();
         Connect {
             fd,
+            fixed,
             addr: Box::new(addr.into()),
             started: false,
         }
@@ -240,6 +280,7 @@ impl Connect {
 #[derive(Debug)]
 pub struct Recv {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) buf: Option<BytesMut>,
     pub(crate) flags: i32,
     pub(crate) len: u32,
@@ -251,9 +292,11 @@ pub struct Recv {
 
 impl Recv {
     /// Receives from `fd` into `buf`'s spare capacity.
-    pub fn new(fd: RawFd, buf: BytesMut) -> Recv {
+    pub fn new(fd: impl Into<Fd>, buf: BytesMut) -> Recv {
+        let (fd, fixed) = fd.into().split();
         Recv {
             fd,
+            fixed,
             buf: Some(buf),
             flags: 0,
             len: 0,
@@ -265,7 +308,7 @@ impl Recv {
 
     /// Receives from `fd` into a buffer of provided group `group`, taken
     /// when the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: RawFd, group: u16) -> Recv {
+    pub fn select(fd: impl Into<Fd>, group: u16) -> Recv {
         Recv {
             buf: None,
             pick: Pick {
@@ -318,15 +361,18 @@ impl Recv {
 #[derive(Debug)]
 pub struct Send {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) buf: Option<WriteBuf>,
     pub(crate) flags: i32,
 }
 
 impl Send {
     /// Sends `buf` (`Bytes` or `BytesMut`) on `fd`.
-    pub fn new(fd: RawFd, buf: impl Into<WriteBuf>) -> Send {
+    pub fn new(fd: impl Into<Fd>, buf: impl Into<WriteBuf>) -> Send {
+        let (fd, fixed) = fd.into().split();
         Send {
             fd,
+            fixed,
             buf: Some(buf.into()),
             flags: 0,
         }
@@ -365,15 +411,18 @@ pub(crate) struct RecvMsgState {
 #[derive(Debug)]
 pub struct RecvMsg {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) msg: Box<RecvMsgState>,
     pub(crate) pick: Pick,
 }
 
 impl RecvMsg {
     /// Receives from `fd` into `bufs`.
-    pub fn new(fd: RawFd, bufs: Vec<BytesMut>) -> RecvMsg {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<BytesMut>) -> RecvMsg {
+        let (fd, fixed) = fd.into().split();
         RecvMsg {
             fd,
+            fixed,
             msg: Box::new(RecvMsgState {
                 bufs: Some(bufs),
                 picked: None,
@@ -386,7 +435,7 @@ impl RecvMsg {
 
     /// Receives from `fd` into a buffer of provided group `group`. `build()`
     /// sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: RawFd, group: u16) -> RecvMsg {
+    pub fn select(fd: impl Into<Fd>, group: u16) -> RecvMsg {
         let mut op = RecvMsg::new(fd, Vec::new());
         op.msg.bufs = None;
         op.pick.group = group;
@@ -425,14 +474,17 @@ pub(crate) struct SendMsgState {
 #[derive(Debug)]
 pub struct SendMsg {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) msg: Box<SendMsgState>,
 }
 
 impl SendMsg {
     /// Sends `bufs` on `fd`.
-    pub fn new(fd: RawFd, bufs: Vec<Bytes>) -> SendMsg {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<Bytes>) -> SendMsg {
+        let (fd, fixed) = fd.into().split();
         SendMsg {
             fd,
+            fixed,
             msg: Box::new(SendMsgState {
                 bufs: Some(bufs),
                 to: None,
@@ -466,13 +518,15 @@ impl SendMsg {
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) how: std::net::Shutdown,
 }
 
 impl Shutdown {
     /// Shuts down `how` of `fd` (`std::net::Shutdown::Write` half-closes).
-    pub fn new(fd: RawFd, how: std::net::Shutdown) -> Shutdown {
-        Shutdown { fd, how }
+    pub fn new(fd: impl Into<Fd>, how: std::net::Shutdown) -> Shutdown {
+        let (fd, fixed) = fd.into().split();
+        Shutdown { fd, fixed, how }
     }
 
     /// The entry to push.

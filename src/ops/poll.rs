@@ -2,7 +2,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::ops::Op;
+use crate::ops::{Fd, Op};
 use crate::sq::Sqe;
 
 /// `IORING_OP_POLL_ADD`: completes when `fd` is ready for any of `events`
@@ -13,15 +13,18 @@ use crate::sq::Sqe;
 #[derive(Debug, Clone, Copy)]
 pub struct PollAdd {
     pub(crate) fd: RawFd,
+    pub(crate) fixed: bool,
     pub(crate) events: u32,
     pub(crate) multishot: bool,
 }
 
 impl PollAdd {
     /// Waits for `events` on `fd`.
-    pub fn new(fd: RawFd, events: u32) -> PollAdd {
+    pub fn new(fd: impl Into<Fd>, events: u32) -> PollAdd {
+        let (fd, fixed) = fd.into().split();
         PollAdd {
             fd,
+            fixed,
             events,
             multishot: false,
         }

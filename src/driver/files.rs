@@ -1,0 +1,234 @@
+//! The file table: registered files, and the descriptors the ring owns.
+//!
+//! A slot holds a descriptor of the ring's own: a duplicate of one given
+//! to `FilesUpdate` (io_uring takes a reference on the file; a duplicate
+//! is a reference to the same open file) or one made by a direct `Accept`
+//! or `Socket`. An operation on a slot resolves it when it starts and
+//! holds the descriptor until it completes, as io_uring's request holds
+//! its file: emptying or replacing the slot meanwhile doesn't close the
+//! file under it. A descriptor in no slot and held by no operation is
+//! handed back to the driver to close, once it has deleted the
+//! descriptor's registrations.
+//!
+//! Slot allocation follows io_uring's bitmap: the search starts at a
+//! hint, which moves past each slot taken and back to each slot freed.
+
+use std::collections::HashMap;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use crate::ops::{FileSlot, FilesUpdate};
+
+/// A descriptor the ring owns.
+#[derive(Debug)]
+struct Owned {
+    fd: OwnedFd,
+    /// It is in a slot.
+    in_table: bool,
+    /// Operations holding it.
+    holds: u32,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Files {
+    /// `None`: the ring has no table.
+    slots: Option<Vec<Option<RawFd>>>,
+    alloc_hint: usize,
+    owned: HashMap<RawFd, Owned>,
+}
+
+impl Files {
+    /// A table of `n` empty slots; none when `n` is 0.
+    pub(crate) fn new(n: u32) -> Files {
+        Files {
+            slots: (n > 0).then(|| vec![None; n as usize]),
+            ..Files::default()
+        }
+    }
+
+    /// Whether the ring owns `fd`.
+    pub(crate) fn owns(&self, fd: RawFd) -> bool {
+        self.owned.contains_key(&fd)
+    }
+
+    /// The descriptor in slot `index`, now held by an operation until it
+    /// calls [`Files::release`]; `-EBADF` for an empty slot, one past the
+    /// table, or no table, as io_uring answers.
+    pub(crate) fn hold(&mut self, index: u32) -> Result<RawFd, i32> {
+        let fd = self
+            .slots
+            .as_ref()
+            .and_then(|s| s.get(index as usize).copied().flatten())
+            .ok_or(-libc::EBADF)?;
+        if let Some(o) = self.owned.get_mut(&fd) {
+            o.holds += 1;
+        }
+        Ok(fd)
+    }
+
+    /// The slot that holds `fd`, for a cancel by slot.
+    pub(crate) fn lookup(&self, index: u32) -> Result<RawFd, i32> {
+        self.slots
+            .as_ref()
+            .and_then(|s| s.get(index as usize).copied().flatten())
+            .ok_or(-libc::EBADF)
+    }
+
+    /// An operation is done with `fd`. Returns the descriptor if that was
+    /// its last use: the caller deletes its registrations, then closes it.
+    #[must_use]
+    pub(crate) fn release(&mut self, fd: RawFd) -> Option<OwnedFd> {
+        let o = self.owned.get_mut(&fd)?;
+        o.holds = o.holds.saturating_sub(1);
+        self.retire_if_unused(fd)
+    }
+
+    fn retire_if_unused(&mut self, fd: RawFd) -> Option<OwnedFd> {
+        match self.owned.get(&fd) {
+            Some(o) if !o.in_table && o.holds == 0 => self.owned.remove(&fd).map(|o| o.fd),
+            _ => None,
+        }
+    }
+
+    /// Puts `fd` (the ring's from now on) into the table. Returns the
+    /// `res` of the operation that made it — 0, or the slot `Alloc`
+    /// chose — and a descriptor the slot held before if that was its last
+    /// use. On failure `fd` is closed.
+    pub(crate) fn install(
+        &mut self,
+        slot: FileSlot,
+        fd: OwnedFd,
+    ) -> Result<(i32, Option<OwnedFd>), i32> {
+        use std::os::fd::AsRawFd;
+        let Some(slots) = self.slots.as_mut() else {
+            return Err(-libc::ENXIO);
+        };
+        let (index, res) = match slot {
+            FileSlot::Index(i) if (i as usize) < slots.len() => (i as usize, 0),
+            FileSlot::Index(_) => return Err(-libc::EINVAL),
+            FileSlot::Alloc => {
+                let i = free_slot(slots, self.alloc_hint).ok_or(-libc::ENFILE)?;
+                (i, i as i32)
+            }
+        };
+        let raw = fd.as_raw_fd();
+        let old = slots[index].replace(raw);
+        self.alloc_hint = index + 1;
+        self.owned.insert(
+            raw,
+            Owned {
+                fd,
+                in_table: true,
+                holds: 0,
+            },
+        );
+        Ok((res, old.and_then(|old| self.leave_table(old))))
+    }
+
+    /// Empties slot `index` (a `Close` of a slot). Returns the descriptor
+    /// it held if that was its last use.
+    pub(crate) fn remove(&mut self, index: u32) -> Result<Option<OwnedFd>, i32> {
+        let Some(slots) = self.slots.as_mut() else {
+            return Err(-libc::ENXIO);
+        };
+        let slot = slots.get_mut(index as usize).ok_or(-libc::EINVAL)?;
+        let fd = slot.take().ok_or(-libc::EBADF)?;
+        self.alloc_hint = index as usize;
+        Ok(self.leave_table(fd))
+    }
+
+    fn leave_table(&mut self, fd: RawFd) -> Option<OwnedFd> {
+        if let Some(o) = self.owned.get_mut(&fd) {
+            o.in_table = false;
+        }
+        self.retire_if_unused(fd)
+    }
+
+    /// Runs a `FilesUpdate`: its `res`, and the descriptors whose last use
+    /// it ended, for the caller to retire. Each descriptor given is
+    /// duplicated (close-on-exec); the caller's stays theirs.
+    pub(crate) fn update(&mut self, op: &mut FilesUpdate, retired: &mut Vec<OwnedFd>) -> i32 {
+        let Some(fds) = op.fds.as_mut().filter(|f| !f.is_empty()) else {
+            return -libc::EINVAL;
+        };
+        let Some(len) = self.slots.as_ref().map(Vec::len) else {
+            return -libc::ENXIO;
+        };
+        if let FileSlot::Index(off) = op.slot
+            && off as usize + fds.len() > len
+        {
+            return -libc::EINVAL;
+        }
+        let mut done = 0;
+        for (i, fd) in fds.iter_mut().enumerate() {
+            let step = match op.slot {
+                FileSlot::Index(off) => self.update_one(off as usize + i, *fd, retired),
+                FileSlot::Alloc => match dup(*fd) {
+                    Err(e) => Err(e),
+                    Ok(copy) => self.install(FileSlot::Alloc, copy).map(|(slot, old)| {
+                        retired.extend(old);
+                        *fd = slot;
+                    }),
+                },
+            };
+            if let Err(e) = step {
+                return if done > 0 { done } else { e };
+            }
+            done += 1;
+        }
+        done
+    }
+
+    /// Puts `fd` into slot `index`: -1 empties it, `SKIP` leaves it. As
+    /// in io_uring, the slot is emptied before `fd` is looked at, so a bad
+    /// descriptor leaves it empty.
+    fn update_one(
+        &mut self,
+        index: usize,
+        fd: RawFd,
+        retired: &mut Vec<OwnedFd>,
+    ) -> Result<(), i32> {
+        if fd == FilesUpdate::SKIP {
+            return Ok(());
+        }
+        // An empty slot emptied again is no error.
+        if let Ok(Some(old)) = self.remove(index as u32) {
+            retired.push(old);
+        }
+        if fd == -1 {
+            return Ok(());
+        }
+        let (_, old) = self.install(FileSlot::Index(index as u32), dup(fd)?)?;
+        retired.extend(old);
+        Ok(())
+    }
+
+    /// Takes every descriptor, for shutdown (no operation is left).
+    pub(crate) fn take_all(&mut self) -> Vec<OwnedFd> {
+        if let Some(slots) = self.slots.as_mut() {
+            slots.fill(None);
+        }
+        self.owned.drain().map(|(_, o)| o.fd).collect()
+    }
+}
+
+/// The first free slot from `hint` on, then from the start.
+fn free_slot(slots: &[Option<RawFd>], hint: usize) -> Option<usize> {
+    let hint = hint.min(slots.len());
+    (hint..slots.len())
+        .chain(0..hint)
+        .find(|&i| slots[i].is_none())
+}
+
+/// A close-on-exec duplicate of `fd`; `-EBADF` if it is not open.
+fn dup(fd: RawFd) -> Result<OwnedFd, i32> {
+    if fd < 0 {
+        return Err(-libc::EBADF);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer and reads no memory.
+    let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return Err(-crate::sys::io::errno());
+    }
+    // SAFETY: `copy` is a descriptor just made here, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
