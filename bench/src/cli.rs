@@ -93,6 +93,11 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
 
+    /// TCP echo on plain descriptors: kqring and io_uring then use the
+    /// connections' own descriptor numbers rather than registered files.
+    #[arg(long)]
+    pub plain_fds: bool,
+
     /// Reads in flight in the random-read workload.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub queue_depth: u32,
@@ -249,6 +254,16 @@ impl Args {
             None => "4 workers (default)".into(),
         };
         format!("{idle}, {workers}")
+    }
+
+    /// How kqring and io_uring name TCP echo's sockets, in words.
+    pub fn tcp_descriptors(&self) -> &'static str {
+        if self.plain_fds {
+            "kqring and io_uring use plain descriptors (--plain-fds)"
+        } else {
+            "kqring and io_uring register both ends of every connection \
+             as fixed files (--plain-fds: plain descriptors)"
+        }
     }
 
     /// The kqring modes to run (none if kqring is not selected).

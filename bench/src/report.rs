@@ -225,6 +225,8 @@ pub struct Report {
     pub msg_size: usize,
     /// kqring's builder settings, as a note (`"sq_idle 1 ms, 4 workers"`).
     pub kqring_settings: String,
+    /// How kqring and io_uring name TCP echo's sockets, as a note.
+    pub tcp_descriptors: &'static str,
     /// Workloads run (command-line names).
     pub workloads: Vec<&'static str>,
     /// Systems that could not run, and why.
@@ -384,7 +386,7 @@ impl Report {
         out.push_str(&markdown(&header, &rows));
         out.push('\n');
         if self.workloads.contains(&"tcp") {
-            let _ = writeln!(out, "{TCP_SETUP}.");
+            let _ = writeln!(out, "{TCP_SETUP}; {}.", self.tcp_descriptors);
         }
         let _ = writeln!(out, "kqring settings: {}.", self.kqring_settings);
         for n in NOTES {
@@ -506,6 +508,7 @@ impl Report {
                 "kqring_settings": self.kqring_settings,
                 "workloads": self.workloads,
                 "tcp_setup": TCP_SETUP,
+                "tcp_descriptors": self.tcp_descriptors,
             },
             "columns": COLUMNS,
             "unavailable": self.unavailable.iter().map(|(s, w)| (s.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),

@@ -193,6 +193,7 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         msg_size: args.msg_size as usize,
         queue_depth: args.queue_depth as usize,
         timers: args.timers as usize,
+        registered_files: !args.plain_fds,
     };
     let workloads = args.selected();
     let conns = args.connection_counts();
@@ -349,6 +350,7 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         rounds,
         msg_size: p.msg_size,
         kqring_settings: args.kqring_settings(),
+        tcp_descriptors: args.tcp_descriptors(),
         workloads: workloads.iter().map(|w| w.name()).collect(),
         unavailable,
         rows,

@@ -143,6 +143,40 @@ fn round_trips_fill_latency_and_plot() {
 }
 
 #[test]
+fn tcp_echo_runs_on_registered_files_and_on_plain_descriptors() {
+    for (extra, says) in [
+        (None, "fixed files"),
+        (Some("--plain-fds"), "plain descriptors"),
+    ] {
+        let mut args = vec![
+            "--workload",
+            "tcp",
+            "--connections",
+            "3",
+            "--duration",
+            "0.1",
+            "--rings",
+            "2",
+            "--json",
+        ];
+        args.extend(extra);
+        let v = json_of(&bench(&args));
+        let how = v["config"]["tcp_descriptors"].as_str().unwrap();
+        assert!(how.contains(says), "{how}");
+        for r in row(&v, "tcp") {
+            for col in ["kqring-poller", "kqring-inline", "io_uring"] {
+                let x = &r["values"][col];
+                // io_uring may be unavailable on the machine; then it says so.
+                if col == "io_uring" && x.is_string() {
+                    continue;
+                }
+                assert!(x.as_f64().is_some_and(|x| x > 0.0), "{col}: {r}");
+            }
+        }
+    }
+}
+
+#[test]
 fn files_and_timers_check_out() {
     let out = bench(&[
         "--workload",

@@ -13,9 +13,9 @@
 //! Slot allocation follows io_uring's bitmap: the search starts at a
 //! hint, which moves past each slot taken and back to each slot freed.
 
-use std::collections::HashMap;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+use crate::fdmap::FdMap;
 use crate::ops::{FileSlot, FilesUpdate};
 
 /// A descriptor the ring owns.
@@ -33,7 +33,8 @@ pub(crate) struct Files {
     /// `None`: the ring has no table.
     slots: Option<Vec<Option<RawFd>>>,
     alloc_hint: usize,
-    owned: HashMap<RawFd, Owned>,
+    /// Indexed by descriptor number: looked up twice per operation.
+    owned: FdMap<Option<Owned>>,
 }
 
 impl Files {
@@ -47,7 +48,11 @@ impl Files {
 
     /// Whether the ring owns `fd`.
     pub(crate) fn owns(&self, fd: RawFd) -> bool {
-        self.owned.contains_key(&fd)
+        self.owned.get(fd).is_some_and(Option::is_some)
+    }
+
+    fn owned_mut(&mut self, fd: RawFd) -> Option<&mut Owned> {
+        self.owned.get_mut(fd).and_then(Option::as_mut)
     }
 
     /// The descriptor in slot `index`, now held by an operation until it
@@ -59,7 +64,7 @@ impl Files {
             .as_ref()
             .and_then(|s| s.get(index as usize).copied().flatten())
             .ok_or(-libc::EBADF)?;
-        if let Some(o) = self.owned.get_mut(&fd) {
+        if let Some(o) = self.owned_mut(fd) {
             o.holds += 1;
         }
         Ok(fd)
@@ -77,16 +82,17 @@ impl Files {
     /// its last use: the caller deletes its registrations, then closes it.
     #[must_use]
     pub(crate) fn release(&mut self, fd: RawFd) -> Option<OwnedFd> {
-        let o = self.owned.get_mut(&fd)?;
+        let o = self.owned_mut(fd)?;
         o.holds = o.holds.saturating_sub(1);
         self.retire_if_unused(fd)
     }
 
     fn retire_if_unused(&mut self, fd: RawFd) -> Option<OwnedFd> {
-        match self.owned.get(&fd) {
-            Some(o) if !o.in_table && o.holds == 0 => self.owned.remove(&fd).map(|o| o.fd),
-            _ => None,
+        let slot = self.owned.get_mut(fd)?;
+        if slot.as_ref().is_some_and(|o| !o.in_table && o.holds == 0) {
+            return slot.take().map(|o| o.fd);
         }
+        None
     }
 
     /// Puts `fd` (the ring's from now on) into the table. Returns the
@@ -113,14 +119,14 @@ impl Files {
         let raw = fd.as_raw_fd();
         let old = slots[index].replace(raw);
         self.alloc_hint = index + 1;
-        self.owned.insert(
-            raw,
-            Owned {
+        // A number the table owns is open, so `raw` is not one of them.
+        if let Some(slot) = self.owned.entry(raw) {
+            *slot = Some(Owned {
                 fd,
                 in_table: true,
                 holds: 0,
-            },
-        );
+            });
+        }
         Ok((res, old.and_then(|old| self.leave_table(old))))
     }
 
@@ -137,7 +143,7 @@ impl Files {
     }
 
     fn leave_table(&mut self, fd: RawFd) -> Option<OwnedFd> {
-        if let Some(o) = self.owned.get_mut(&fd) {
+        if let Some(o) = self.owned_mut(fd) {
             o.in_table = false;
         }
         self.retire_if_unused(fd)
@@ -207,7 +213,10 @@ impl Files {
         if let Some(slots) = self.slots.as_mut() {
             slots.fill(None);
         }
-        self.owned.drain().map(|(_, o)| o.fd).collect()
+        self.owned
+            .iter_mut()
+            .filter_map(|(_, slot)| slot.take().map(|o| o.fd))
+            .collect()
     }
 }
 

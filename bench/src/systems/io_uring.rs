@@ -364,6 +364,13 @@ struct Conn {
     server_done: bool,
 }
 
+/// A socket of TCP echo: its descriptor, or its fixed file.
+#[derive(Clone, Copy)]
+enum Sock {
+    Raw(RawFd),
+    Fixed(u32),
+}
+
 /// TCP echo on one ring, the same state machine as kqring's, counted in
 /// `window`.
 fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
@@ -388,26 +395,49 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
         .collect();
     // After the buffers, so that it drops (and cancels) before them.
     let mut u = Uring::new(entries)?;
+    // Connection `c`'s client end is fixed file `2c`, its server end
+    // `2c + 1`.
+    let registered = p.registered_files;
+    if registered {
+        let fds: Vec<RawFd> = (conns.iter())
+            .flat_map(|c| [c.pair.client.as_raw_fd(), c.pair.server.as_raw_fd()])
+            .collect();
+        u.ring.submitter().register_files(&fds)?;
+    }
+    let client = |c: usize, conn: &Conn| match registered {
+        true => Sock::Fixed(2 * c as u32),
+        false => Sock::Raw(conn.pair.client.as_raw_fd()),
+    };
+    let server = |c: usize, conn: &Conn| match registered {
+        true => Sock::Fixed(2 * c as u32 + 1),
+        false => Sock::Raw(conn.pair.server.as_raw_fd()),
+    };
     let mut rec = Recorder::sampling(window);
     let mut in_flight = 0usize;
     // SAFETY (every push below): the buffers are boxed in `conns`, which
     // outlives the loop, and the loop ends only with nothing in flight.
-    let send = |fd: RawFd, b: &[u8], t: u64| {
-        opcode::Send::new(types::Fd(fd), b.as_ptr(), b.len() as u32)
-            .build()
-            .user_data(t)
+    let send = |fd: Sock, b: &[u8], t: u64| {
+        let (ptr, len) = (b.as_ptr(), b.len() as u32);
+        match fd {
+            Sock::Raw(fd) => opcode::Send::new(types::Fd(fd), ptr, len).build(),
+            Sock::Fixed(i) => opcode::Send::new(types::Fixed(i), ptr, len).build(),
+        }
+        .user_data(t)
     };
-    let recv = |fd: RawFd, b: &mut [u8], t: u64| {
-        opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32)
-            .build()
-            .user_data(t)
+    let recv = |fd: Sock, b: &mut [u8], t: u64| {
+        let (ptr, len) = (b.as_mut_ptr(), b.len() as u32);
+        match fd {
+            Sock::Raw(fd) => opcode::Recv::new(types::Fd(fd), ptr, len).build(),
+            Sock::Fixed(i) => opcode::Recv::new(types::Fixed(i), ptr, len).build(),
+        }
+        .user_data(t)
     };
     let start_round =
         |u: &mut Uring, c: usize, conn: &mut Conn, in_flight: &mut usize| -> io::Result<()> {
             conn.start = Instant::now();
             conn.sent = 0;
             conn.got = 0;
-            let fd = conn.pair.client.as_raw_fd();
+            let fd = client(c, conn);
             unsafe {
                 u.push(&send(fd, msgs.get(conn.round), tag(c, CLIENT_SEND)))?;
                 u.push(&recv(fd, &mut conn.rbuf, tag(c, CLIENT_RECV)))?;
@@ -416,7 +446,7 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
             Ok(())
         };
     for (c, conn) in conns.iter_mut().enumerate() {
-        let fd = conn.pair.server.as_raw_fd();
+        let fd = server(c, conn);
         unsafe { u.push(&recv(fd, &mut conn.sbuf, tag(c, SERVER_RECV)))? };
         in_flight += 1;
         start_round(&mut u, c, conn, &mut in_flight)?;
@@ -434,7 +464,7 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
                     conn.sent += io_res(res, "client send")?;
                     if conn.sent < size {
                         let rest = &msgs.get(conn.round)[conn.sent..];
-                        let fd = conn.pair.client.as_raw_fd();
+                        let fd = client(c, conn);
                         unsafe { u.push(&send(fd, rest, tag(c, CLIENT_SEND)))? };
                         in_flight += 1;
                     } else {
@@ -446,7 +476,7 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
                     ensure!(n > 0, "server closed connection {c}");
                     conn.got += n;
                     if conn.got < size {
-                        let fd = conn.pair.client.as_raw_fd();
+                        let fd = client(c, conn);
                         let rest = &mut conn.rbuf[conn.got..];
                         unsafe { u.push(&recv(fd, rest, tag(c, CLIENT_RECV)))? };
                         in_flight += 1;
@@ -461,14 +491,14 @@ fn echo(p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
                         conn.server_done = true;
                     } else {
                         (conn.held, conn.returned) = (n, 0);
-                        let fd = conn.pair.server.as_raw_fd();
+                        let fd = server(c, conn);
                         unsafe { u.push(&send(fd, &conn.sbuf[..n], tag(c, SERVER_SEND)))? };
                         in_flight += 1;
                     }
                 }
                 _ => {
                     conn.returned += io_res(res, "server send")?;
-                    let fd = conn.pair.server.as_raw_fd();
+                    let fd = server(c, conn);
                     let e = if conn.returned < conn.held {
                         send(
                             fd,

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use kqring::ops::{Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
+use kqring::ops::{Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
 use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
 
 use super::{BATCH, Outcome, Params, System, on_rings};
@@ -76,7 +76,11 @@ impl Kqring {
         }
         // At most three ops per connection are in flight (client send and
         // receive, one server op), so neither queue can fill.
-        let ring = self.ring(4 * pairs.len() + 16)?;
+        let mut builder = self.builder().sq_entries(4 * pairs.len() + 16);
+        if p.registered_files {
+            builder = builder.files(2 * pairs.len() as u32);
+        }
+        let ring = builder.build()?;
         Echo::new(&ring, pairs, p, window).run()
     }
 
@@ -145,12 +149,12 @@ fn take_mut(cqe: &mut Cqe) -> Result<BytesMut> {
 // MSG_DONTWAIT first and waits for readiness only on EAGAIN.
 
 /// Receives into `buf`'s spare capacity.
-fn recv(fd: RawFd, buf: BytesMut) -> Sqe {
+fn recv(fd: Fd, buf: BytesMut) -> Sqe {
     Recv::new(fd, buf).build()
 }
 
 /// Sends `buf`.
-fn send(fd: RawFd, buf: impl Into<WriteBuf>) -> Sqe {
+fn send(fd: Fd, buf: impl Into<WriteBuf>) -> Sqe {
     Send::new(fd, buf).build()
 }
 
@@ -385,6 +389,9 @@ struct Echo<'r> {
     msgs: Messages,
     rec: Recorder,
     in_flight: usize,
+    /// Connection `c`'s client end is slot `2c` of the ring's file table
+    /// and its server end slot `2c + 1`.
+    registered: bool,
 }
 
 impl<'r> Echo<'r> {
@@ -409,6 +416,7 @@ impl<'r> Echo<'r> {
             msgs: Messages::new(size),
             rec: Recorder::sampling(window),
             in_flight: 0,
+            registered: p.registered_files,
         }
     }
 
@@ -418,12 +426,41 @@ impl<'r> Echo<'r> {
         Ok(())
     }
 
-    fn client_fd(&self, c: usize) -> RawFd {
-        self.conns[c].pair.client.as_raw_fd()
+    fn client_fd(&self, c: usize) -> Fd {
+        if self.registered {
+            Fd::Fixed(2 * c as u32)
+        } else {
+            Fd::Raw(self.conns[c].pair.client.as_raw_fd())
+        }
     }
 
-    fn server_fd(&self, c: usize) -> RawFd {
-        self.conns[c].pair.server.as_raw_fd()
+    fn server_fd(&self, c: usize) -> Fd {
+        if self.registered {
+            Fd::Fixed(2 * c as u32 + 1)
+        } else {
+            Fd::Raw(self.conns[c].pair.server.as_raw_fd())
+        }
+    }
+
+    /// Puts both ends of every connection into the file table.
+    fn register(&mut self) -> Result<()> {
+        let fds: Vec<RawFd> = (self.conns.iter())
+            .flat_map(|c| [c.pair.client.as_raw_fd(), c.pair.server.as_raw_fd()])
+            .collect();
+        let want = fds.len() as i32;
+        push(self.sq, FilesUpdate::new(FileSlot::Index(0), fds).build())?;
+        self.sq.submit_and_wait(1)?;
+        let cqe = self
+            .ring
+            .completion()
+            .pop()
+            .ok_or("no completion for FilesUpdate")?;
+        ensure!(
+            cqe.res() == want,
+            "FilesUpdate completed with {}",
+            cqe.res()
+        );
+        Ok(())
     }
 
     /// Sends this round's message and posts the receive for its echo.
@@ -520,6 +557,9 @@ impl<'r> Echo<'r> {
     }
 
     fn run(mut self) -> Result<Recorder> {
+        if self.registered {
+            self.register()?;
+        }
         for c in 0..self.conns.len() {
             self.server_recv(c, BytesMut::new())?;
             self.start_round(c)?;

@@ -32,6 +32,10 @@ pub struct Params {
     pub queue_depth: usize,
     /// Timers armed at once (timeouts).
     pub timers: usize,
+    /// TCP echo: kqring and io_uring register both ends of every
+    /// connection as fixed files, as a server that owns its connections
+    /// would.
+    pub registered_files: bool,
 }
 
 /// A system's answer for one workload: `None` when the workload means
