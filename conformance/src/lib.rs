@@ -46,6 +46,9 @@
 //! | `pipe NAME [blocking]` | a pipe, ends `NAME.r`, `NAME.w`, non-blocking unless `blocking` |
 //! | `file NAME "contents"` | an unlinked temporary file opened read-write at position 0 |
 //! | `bad NAME` | a descriptor number that is never open |
+//! | `listener NAME [blocking]` | a listening `AF_UNIX` stream socket, non-blocking unless `blocking` |
+//! | `client NAME LISTENER [blocking]` | a socket connected to `LISTENER`, its connection waiting to be accepted |
+//! | `files N` | the ring gets a file table of `N` empty slots (io_uring: sparse registration) |
 //! | `submit` | ends the current batch (entries in a row form one batch) |
 //! | `write-peer FD "bytes"` | writes the bytes to `FD` from outside the ring |
 //! | `close-peer FD` | closes `FD` from outside the ring |
@@ -71,6 +74,12 @@
 //! | `link-timeout` | `ms=N [abs]` |
 //! | `cancel` | `target=UD` or `target=fd:FD` or `target=any`, `[all]` |
 //! | `close` | `fd=FD` |
+//! | `files-update` | `at=N\|alloc fds=FD,-1,skip,..` (`-1` empties a slot, `skip` leaves it) |
+//! | `accept` | `fd=FD file-index=N\|alloc [multi]` |
+//!
+//! Wherever an opcode takes `fd=FD`, `fd=@N` names slot `N` of the ring's
+//! file table instead (a registered file, `IOSQE_FIXED_FILE`), and so does
+//! `target=fd:@N` of `cancel`.
 //!
 //! After the last step, completions that still arrive within the
 //! program's settle time (default [`SETTLE`]) are recorded too, so an
@@ -117,8 +126,8 @@ use std::time::Duration;
 
 pub use diff::{diff, render_res};
 pub use model::{
-    CancelTarget, Entry, FdRef, Flags, Offset, Op, Order, PollMask, Program, Resource,
-    ResourceKind, Step,
+    CancelTarget, Entry, FdRef, FileRef, FileSlot, Flags, Offset, Op, Order, PollMask, Program,
+    Resource, ResourceKind, Step, UpdateFd,
 };
 pub use run::{COMPARED_FLAGS, CqeRecord, RunError, Unavailable, normalize_flags};
 pub use run_kqring::run_kqring;

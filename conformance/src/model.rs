@@ -10,7 +10,8 @@ use crate::SETTLE;
 /// format and its arguments. Parsing and printing come from the argument
 /// types (`text::Arg`), so a new opcode needs only its line here plus its
 /// two translations (kqring, io_uring). An argument without a default is
-/// required, except `bool`s (absent means false).
+/// required, except `bool`s (absent means false). A field's name is its
+/// argument's key, with `-` for `_` (`file_index` is `file-index=`).
 macro_rules! ops {
     ($(
         $(#[$doc:meta])*
@@ -43,7 +44,7 @@ macro_rules! ops {
                     $( $kw => Ok(Some(Op::$variant {
                         $( $field: crate::text::Arg::take(
                             args,
-                            stringify!($field),
+                            &crate::text::key(stringify!($field)),
                             ops!(@default $($default)?),
                         )? ),*
                     })), )*
@@ -55,7 +56,7 @@ macro_rules! ops {
             pub(crate) fn write_args(&self, out: &mut String) {
                 match self {
                     $( Op::$variant { $($field),* } => {
-                        $( crate::text::Arg::put($field, stringify!($field), out); )*
+                        $( crate::text::Arg::put($field, &crate::text::key(stringify!($field)), out); )*
                     } )*
                 }
             }
@@ -83,7 +84,7 @@ ops! {
     /// `IORING_OP_READ` of `len` bytes.
     Read = "read" {
         /// The descriptor.
-        fd: FdRef,
+        fd: FileRef,
         /// How many bytes to ask for.
         len: u32,
         /// Where to read.
@@ -92,7 +93,7 @@ ops! {
     /// `IORING_OP_WRITE` of `data`.
     Write = "write" {
         /// The descriptor.
-        fd: FdRef,
+        fd: FileRef,
         /// The bytes to write.
         data: Vec<u8>,
         /// Where to write.
@@ -101,7 +102,7 @@ ops! {
     /// `IORING_OP_READV` into buffers of the given lengths.
     Readv = "readv" {
         /// The descriptor.
-        fd: FdRef,
+        fd: FileRef,
         /// Each buffer's length.
         lens: Vec<u32>,
         /// Where to read.
@@ -110,7 +111,7 @@ ops! {
     /// `IORING_OP_WRITEV` of the buffers, in order.
     Writev = "writev" {
         /// The descriptor.
-        fd: FdRef,
+        fd: FileRef,
         /// The buffers (`data=` repeated in the text format).
         data: Vec<Vec<u8>>,
         /// Where to write.
@@ -119,7 +120,7 @@ ops! {
     /// `IORING_OP_POLL_ADD`, one-shot or multishot.
     PollAdd = "poll" {
         /// The descriptor.
-        fd: FdRef,
+        fd: FileRef,
         /// The `poll(2)` events to wait for.
         events: PollMask,
         /// `IORING_POLL_ADD_MULTI`.
@@ -168,15 +169,16 @@ ops! {
         /// Every match rather than the first (`IORING_ASYNC_CANCEL_ALL`).
         all: bool,
     },
-    /// `IORING_OP_CLOSE`.
+    /// `IORING_OP_CLOSE`; of a slot (`fd=@N`), empties it (io_uring's
+    /// `file_index`).
     Close = "close" {
-        /// The descriptor to close.
-        fd: FdRef,
+        /// The descriptor to close, or the slot to empty.
+        fd: FileRef,
     },
     /// `IORING_OP_RECV` of `len` bytes into a buffer of its own.
     Recv = "recv" {
         /// The socket.
-        fd: FdRef,
+        fd: FileRef,
         /// How many bytes to ask for.
         len: u32,
         /// `MSG_WAITALL`: wait for all `len` bytes.
@@ -189,7 +191,7 @@ ops! {
     /// `IORING_RECV_MULTISHOT`.
     RecvSelect = "recv-select" {
         /// The socket.
-        fd: FdRef,
+        fd: FileRef,
         /// The provided buffer group.
         group: u32,
         /// Keeps receiving (`IORING_RECV_MULTISHOT`).
@@ -198,7 +200,7 @@ ops! {
     /// `IORING_OP_SEND` of `data`.
     Send = "send" {
         /// The socket.
-        fd: FdRef,
+        fd: FileRef,
         /// The bytes to send.
         data: Vec<u8>,
     },
@@ -220,6 +222,24 @@ ops! {
         group: u32,
         /// How many buffers at most.
         n: u32,
+    },
+    /// `IORING_OP_FILES_UPDATE`: puts descriptors into the ring's file
+    /// table, one slot each from `at` on, or each into a free slot.
+    FilesUpdate = "files-update" {
+        /// The first slot, or `IORING_FILE_INDEX_ALLOC`.
+        at: FileSlot,
+        /// What goes into each slot.
+        fds: Vec<UpdateFd>,
+    },
+    /// `IORING_OP_ACCEPT` of a connection into the ring's file table (a
+    /// direct descriptor); multishot with `IORING_ACCEPT_MULTISHOT`.
+    Accept = "accept" {
+        /// The listening socket.
+        fd: FileRef,
+        /// The slot the connection goes into.
+        file_index: FileSlot,
+        /// Keeps accepting (`IORING_ACCEPT_MULTISHOT`).
+        multi: bool,
     },
 }
 
@@ -247,6 +267,54 @@ impl fmt::Display for FdRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The file an entry works on: a descriptor of the program, or a slot of
+/// the ring's file table (a registered file: `IOSQE_FIXED_FILE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileRef {
+    /// A descriptor, by name (`p.a`).
+    Fd(FdRef),
+    /// Slot `N` of the ring's file table (`@N`).
+    Fixed(u32),
+}
+
+impl FileRef {
+    /// Names a descriptor.
+    pub fn fd(name: impl Into<String>) -> FileRef {
+        FileRef::Fd(FdRef::new(name))
+    }
+}
+
+impl fmt::Display for FileRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileRef::Fd(fd) => write!(f, "{fd}"),
+            FileRef::Fixed(slot) => write!(f, "@{slot}"),
+        }
+    }
+}
+
+/// Where a descriptor goes in the ring's file table (io_uring's
+/// `file_index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSlot {
+    /// This slot (`N`).
+    Index(u32),
+    /// A free slot, which the completion names (`IORING_FILE_INDEX_ALLOC`;
+    /// `alloc`).
+    Alloc,
+}
+
+/// What a [`Op::FilesUpdate`] puts into one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateFd {
+    /// This descriptor (`p.a`).
+    Fd(FdRef),
+    /// Nothing: the slot is emptied (`-1`).
+    Clear,
+    /// The slot is left as it is (`IORING_REGISTER_FILES_SKIP`; `skip`).
+    Skip,
 }
 
 /// A read's or write's file offset.
@@ -280,6 +348,9 @@ pub enum CancelTarget {
     UserData(u64),
     /// Entries on this descriptor (`IORING_ASYNC_CANCEL_FD`).
     Fd(FdRef),
+    /// Entries on the file in this slot of the ring's file table
+    /// (`IORING_ASYNC_CANCEL_FD_FIXED`).
+    Fixed(u32),
     /// Any entry (`IORING_ASYNC_CANCEL_ANY`).
     Any,
 }
@@ -392,6 +463,20 @@ pub enum ResourceKind {
     },
     /// A descriptor number that is never open: `NAME`.
     BadFd,
+    /// A listening `AF_UNIX` stream socket: `NAME`.
+    Listener {
+        /// Leave it blocking (default: `O_NONBLOCK`).
+        blocking: bool,
+    },
+    /// A socket connected to a listener declared before it, its
+    /// connection waiting in the listener's queue (connections queue in
+    /// the order declared): `NAME`.
+    Client {
+        /// The listener's name.
+        listener: String,
+        /// Leave it blocking (default: `O_NONBLOCK`).
+        blocking: bool,
+    },
 }
 
 /// A named resource of a program.
@@ -413,7 +498,10 @@ impl Resource {
             ResourceKind::Pipe { .. } => {
                 vec![format!("{}.r", self.name), format!("{}.w", self.name)]
             }
-            ResourceKind::File { .. } | ResourceKind::BadFd => vec![self.name.clone()],
+            ResourceKind::File { .. }
+            | ResourceKind::BadFd
+            | ResourceKind::Listener { .. }
+            | ResourceKind::Client { .. } => vec![self.name.clone()],
         }
     }
 }
@@ -459,6 +547,9 @@ pub struct Program {
     pub order: Order,
     /// How long completions are still collected after the last step.
     pub settle: Duration,
+    /// How many slots the ring's file table has (io_uring's sparse
+    /// registration right after setup); 0: no table.
+    pub files: u32,
     /// The descriptors it needs.
     pub resources: Vec<Resource>,
     /// What it does.
@@ -472,6 +563,7 @@ impl Program {
             name: name.into(),
             order: Order::Exact,
             settle: SETTLE,
+            files: 0,
             resources: Vec::new(),
             steps: Vec::new(),
         }
@@ -481,6 +573,13 @@ impl Program {
     #[must_use]
     pub fn order(mut self, order: Order) -> Program {
         self.order = order;
+        self
+    }
+
+    /// Gives the ring a file table of `n` empty slots.
+    #[must_use]
+    pub fn files(mut self, n: u32) -> Program {
+        self.files = n;
         self
     }
 
@@ -513,17 +612,29 @@ impl Program {
         self.step(Step::Wait(n))
     }
 
-    /// Checks that resource names are unique and well formed and that every
+    /// Checks that resource names are unique and well formed, that every
+    /// client names a listener declared before it, and that every
     /// descriptor named exists.
     pub fn validate(&self) -> Result<(), String> {
         let mut ends: Vec<String> = Vec::new();
-        for r in &self.resources {
+        for (i, r) in self.resources.iter().enumerate() {
             let ok = !r.name.is_empty()
                 && r.name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !ok {
                 return Err(format!("bad resource name {:?}", r.name));
+            }
+            if let ResourceKind::Client { listener, .. } = &r.kind {
+                let declared = self.resources[..i].iter().any(|l| {
+                    l.name == *listener && matches!(l.kind, ResourceKind::Listener { .. })
+                });
+                if !declared {
+                    return Err(format!(
+                        "client {}: no listener {listener} declared before it",
+                        r.name
+                    ));
+                }
             }
             for end in r.ends() {
                 if ends.contains(&end) {

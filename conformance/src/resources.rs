@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{FdRef, Resource, ResourceKind};
@@ -53,10 +54,30 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-fn temp_file(contents: &[u8]) -> io::Result<OwnedFd> {
+/// A path of its own in the temporary directory.
+fn temp_path(suffix: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("kqring-conformance-{}-{n}", std::process::id()));
+    std::env::temp_dir().join(format!(
+        "kqring-conformance-{}-{n}{suffix}",
+        std::process::id()
+    ))
+}
+
+/// Socket paths, removed on drop: once every client has connected,
+/// nothing needs them.
+struct SocketPaths(HashMap<String, PathBuf>);
+
+impl Drop for SocketPaths {
+    fn drop(&mut self) {
+        for path in self.0.values() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn temp_file(contents: &[u8]) -> io::Result<OwnedFd> {
+    let path = temp_path("");
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -76,6 +97,7 @@ impl Fds {
             owned: HashMap::new(),
             pipes: Vec::new(),
         };
+        let mut listeners = SocketPaths(HashMap::new());
         for r in resources {
             let err = |e| RunError::io(format!("creating resource {}", r.name), e);
             match &r.kind {
@@ -106,6 +128,28 @@ impl Fds {
                 }
                 ResourceKind::BadFd => {
                     fds.numbers.insert(r.name.clone(), BAD_FD);
+                }
+                ResourceKind::Listener { blocking } => {
+                    let path = temp_path(".sock");
+                    let l = UnixListener::bind(&path).map_err(err)?;
+                    listeners.0.insert(r.name.clone(), path);
+                    let l: OwnedFd = l.into();
+                    if !blocking {
+                        set_nonblocking(&l).map_err(err)?;
+                    }
+                    fds.add(r.name.clone(), l);
+                }
+                ResourceKind::Client { listener, blocking } => {
+                    let path = listeners.0.get(listener).ok_or_else(|| {
+                        RunError::Invalid(format!("client {}: no listener {listener}", r.name))
+                    })?;
+                    // A Unix stream connect completes at once, the
+                    // connection queued on the listener, in order.
+                    let c: OwnedFd = UnixStream::connect(path).map_err(err)?.into();
+                    if !blocking {
+                        set_nonblocking(&c).map_err(err)?;
+                    }
+                    fds.add(r.name.clone(), c);
                 }
             }
         }

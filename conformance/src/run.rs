@@ -6,7 +6,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::PATIENCE;
-use crate::model::{Entry, Op, Order, Program, Step};
+use crate::model::{Entry, FileRef, Op, Order, Program, Step};
 use crate::resources::Fds;
 
 /// One completion as the comparison sees it.
@@ -185,9 +185,13 @@ pub(crate) fn drive<B: Backend>(
         Ok(())
     })();
     // A descriptor a Close entry closed is no longer ours: closing its
-    // number again could close an unrelated descriptor.
+    // number again could close an unrelated descriptor. (A Close of a slot
+    // closes no descriptor of ours.)
     for e in program.entries() {
-        if let Op::Close { fd } = &e.op {
+        if let Op::Close {
+            fd: FileRef::Fd(fd),
+        } = &e.op
+        {
             let failed = groups
                 .iter()
                 .flatten()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kqring::{Buffer, Mode, Ring, Sqe, SqeFlags, ops};
 
-use crate::model::{CancelTarget, Entry, Flags, Op, Program};
+use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program, UpdateFd};
 use crate::resources::Fds;
 use crate::run::{
     Backend, CqeRecord, RunError, bid16, drive, group16, normalize_flags, recv_flags,
@@ -21,6 +21,7 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Vec<CqeRecord>, RunEr
             .mode(mode)
             .sq_entries(128)
             .workers(2)
+            .files(program.files)
             .build()
             .map_err(|e| RunError::io("building the kqring ring", e))?;
         Ok(Kqring {
@@ -37,6 +38,22 @@ struct Kqring {
     reads: HashSet<u64>,
 }
 
+/// The file an entry names: a descriptor, or a slot of the file table.
+fn file(f: &FileRef, fds: &Fds) -> Result<ops::Fd, RunError> {
+    Ok(match f {
+        FileRef::Fd(fd) => ops::Fd::Raw(fds.get(fd)?),
+        FileRef::Fixed(slot) => ops::Fd::Fixed(*slot),
+    })
+}
+
+/// kqring's name for a slot.
+fn slot(s: FileSlot) -> ops::FileSlot {
+    match s {
+        FileSlot::Index(i) => ops::FileSlot::Index(i),
+        FileSlot::Alloc => ops::FileSlot::Alloc,
+    }
+}
+
 /// The kqring entry for `entry`.
 fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
     let time = |ms: u64, abs: bool| {
@@ -46,11 +63,11 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
     let sqe = match &entry.op {
         Op::Nop {} => ops::Nop::new().build(),
         Op::Read { fd, len, off } => {
-            ops::Read::new(fds.get(fd)?, BytesMut::with_capacity(*len as usize))
+            ops::Read::new(file(fd, fds)?, BytesMut::with_capacity(*len as usize))
                 .offset(off.raw())
                 .build()
         }
-        Op::Write { fd, data, off } => ops::Write::new(fds.get(fd)?, Bytes::from(data.clone()))
+        Op::Write { fd, data, off } => ops::Write::new(file(fd, fds)?, Bytes::from(data.clone()))
             .offset(off.raw())
             .build(),
         Op::Readv { fd, lens, off } => {
@@ -58,17 +75,17 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
                 .iter()
                 .map(|&l| BytesMut::with_capacity(l as usize))
                 .collect();
-            ops::Readv::new(fds.get(fd)?, bufs)
+            ops::Readv::new(file(fd, fds)?, bufs)
                 .offset(off.raw())
                 .build()
         }
         Op::Writev { fd, data, off } => {
             let bufs = data.iter().map(|d| Bytes::from(d.clone())).collect();
-            ops::Writev::new(fds.get(fd)?, bufs)
+            ops::Writev::new(file(fd, fds)?, bufs)
                 .offset(off.raw())
                 .build()
         }
-        Op::PollAdd { fd, events, multi } => ops::PollAdd::new(fds.get(fd)?, events.0)
+        Op::PollAdd { fd, events, multi } => ops::PollAdd::new(file(fd, fds)?, events.0)
             .multishot(*multi)
             .build(),
         Op::PollRemove { target } => ops::PollRemove::new(*target).build(),
@@ -87,23 +104,24 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
             let target = match target {
                 CancelTarget::UserData(ud) => ops::CancelTarget::UserData(*ud),
                 CancelTarget::Fd(fd) => ops::CancelTarget::Fd(fds.get(fd)?),
+                CancelTarget::Fixed(slot) => ops::CancelTarget::Fixed(*slot),
                 CancelTarget::Any => ops::CancelTarget::Any,
             };
             ops::AsyncCancel::matching(target).all(*all).build()
         }
-        Op::Close { fd } => ops::Close::new(fds.get(fd)?).build(),
+        Op::Close { fd } => ops::Close::new(file(fd, fds)?).build(),
         Op::Recv {
             fd,
             len,
             waitall,
             peek,
-        } => ops::Recv::new(fds.get(fd)?, BytesMut::with_capacity(*len as usize))
+        } => ops::Recv::new(file(fd, fds)?, BytesMut::with_capacity(*len as usize))
             .flags(recv_flags(*waitall, *peek))
             .build(),
-        Op::RecvSelect { fd, group, multi } => ops::Recv::select(fds.get(fd)?, group16(*group)?)
+        Op::RecvSelect { fd, group, multi } => ops::Recv::select(file(fd, fds)?, group16(*group)?)
             .multishot(*multi)
             .build(),
-        Op::Send { fd, data } => ops::Send::new(fds.get(fd)?, Bytes::from(data.clone())).build(),
+        Op::Send { fd, data } => ops::Send::new(file(fd, fds)?, Bytes::from(data.clone())).build(),
         Op::ProvideBuffers {
             group,
             count,
@@ -118,6 +136,25 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
         Op::RemoveBuffers { group, n } => {
             ops::RemoveBuffers::new(group16(*group)?, bid16(*n)?).build()
         }
+        Op::FilesUpdate { at, fds: list } => {
+            let raw = list
+                .iter()
+                .map(|fd| match fd {
+                    UpdateFd::Fd(fd) => fds.get(fd),
+                    UpdateFd::Clear => Ok(-1),
+                    UpdateFd::Skip => Ok(ops::FilesUpdate::SKIP),
+                })
+                .collect::<Result<_, _>>()?;
+            ops::FilesUpdate::new(slot(*at), raw).build()
+        }
+        Op::Accept {
+            fd,
+            file_index,
+            multi,
+        } => ops::Accept::new(file(fd, fds)?)
+            .file_index(slot(*file_index))
+            .multishot(*multi)
+            .build(),
     };
     Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
 }

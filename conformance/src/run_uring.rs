@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::io;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
+use io_uring::types::{
+    CancelBuilder, DestinationSlot, Fd, Fixed, SubmitArgs, TimeoutFlags, Timespec,
+};
 use io_uring::{IoUring, opcode, squeue};
 
-use crate::model::{CancelTarget, Entry, Flags, Op, Program};
+use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program, UpdateFd};
 use crate::resources::Fds;
 use crate::run::{
     Backend, CqeRecord, RunError, Unavailable, bid16, drive, group16, normalize_flags, recv_flags,
@@ -18,6 +20,32 @@ const CLEANUP_PATIENCE: Duration = Duration::from_secs(2);
 
 const SQ_ENTRIES: u32 = 128;
 
+/// `IORING_FILE_INDEX_ALLOC`, as `IORING_OP_FILES_UPDATE`'s offset: each
+/// descriptor goes into a free slot.
+const FILE_INDEX_ALLOC: i32 = -1;
+
+/// `IORING_REGISTER_FILES_SKIP`: a `FILES_UPDATE` entry that leaves its
+/// slot as it is.
+const FILES_SKIP: i32 = -2;
+
+/// Builds an opcode on the file an entry names: `$build` sees `$f` as a
+/// `types::Fd` or a `types::Fixed` (the io-uring crate's builders take
+/// either, through a sealed trait that cannot be named here).
+macro_rules! on_file {
+    ($fds:expr, $file:expr, |$f:ident| $build:expr) => {
+        match $file {
+            FileRef::Fd(fd) => {
+                let $f = Fd($fds.get(fd)?);
+                $build
+            }
+            FileRef::Fixed(slot) => {
+                let $f = Fixed(*slot);
+                $build
+            }
+        }
+    };
+}
+
 pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
     drive(program, || {
         // The cancel that ends the run needs a user_data of its own.
@@ -27,7 +55,7 @@ pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
             .find(|ud| !used.contains(ud))
             .unwrap_or(u64::MAX);
         Ok(Uring {
-            ring: setup()?,
+            ring: setup(program.files)?,
             submitted: Vec::new(),
             finished: HashMap::new(),
             cleanup,
@@ -36,7 +64,18 @@ pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
     })
 }
 
-fn setup() -> Result<IoUring, RunError> {
+/// A ring, with a file table of `files` empty slots unless 0.
+fn setup(files: u32) -> Result<IoUring, RunError> {
+    let ring = new_ring()?;
+    if files > 0 {
+        ring.submitter()
+            .register_files_sparse(files)
+            .map_err(|e| RunError::io("io_uring_register (sparse files)", e))?;
+    }
+    Ok(ring)
+}
+
+fn new_ring() -> Result<IoUring, RunError> {
     // SUBMIT_ALL: an entry that fails at submission must not leave the
     // rest of the batch unsubmitted (kqring takes every entry).
     let err = match IoUring::builder().setup_submit_all().build(SQ_ENTRIES) {
@@ -69,6 +108,10 @@ enum Mem {
     Bufs(Vec<Vec<u8>>, #[allow(dead_code)] Vec<libc::iovec>),
     /// A timeout's timespec (read by the kernel only).
     Time(#[allow(dead_code)] Box<Timespec>),
+    /// A `FILES_UPDATE`'s descriptors (read by the kernel, and written
+    /// with the slots it chose for `IORING_FILE_INDEX_ALLOC`; not
+    /// compared).
+    Fds(#[allow(dead_code)] Vec<i32>),
     /// Buffers given to a group: kept until the ring is gone.
     Provided(Provided),
 }
@@ -153,17 +196,17 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
         Op::Nop {} => (opcode::Nop::new().build(), Mem::None),
         Op::Read { fd, len, off } => {
             let mut buf = vec![0u8; *len as usize];
-            let sqe = opcode::Read::new(Fd(fds.get(fd)?), buf.as_mut_ptr(), *len)
+            let sqe = on_file!(fds, fd, |f| opcode::Read::new(f, buf.as_mut_ptr(), *len)
                 .offset(off.raw())
-                .build();
+                .build());
             (sqe, Mem::Buf(buf))
         }
         Op::Write { fd, data, off } => {
             let buf = data.clone();
             let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-            let sqe = opcode::Write::new(Fd(fds.get(fd)?), buf.as_ptr(), len)
+            let sqe = on_file!(fds, fd, |f| opcode::Write::new(f, buf.as_ptr(), len)
                 .offset(off.raw())
-                .build();
+                .build());
             (sqe, Mem::Buf(buf))
         }
         Op::Readv { fd, lens, off } => {
@@ -175,9 +218,13 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
                     iov_len: b.len(),
                 })
                 .collect();
-            let sqe = opcode::Readv::new(Fd(fds.get(fd)?), iov.as_ptr(), iov.len() as u32)
-                .offset(off.raw())
-                .build();
+            let sqe = on_file!(fds, fd, |f| opcode::Readv::new(
+                f,
+                iov.as_ptr(),
+                iov.len() as u32
+            )
+            .offset(off.raw())
+            .build());
             (sqe, Mem::Bufs(bufs, iov))
         }
         Op::Writev { fd, data, off } => {
@@ -189,15 +236,19 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
                     iov_len: b.len(),
                 })
                 .collect();
-            let sqe = opcode::Writev::new(Fd(fds.get(fd)?), iov.as_ptr(), iov.len() as u32)
-                .offset(off.raw())
-                .build();
+            let sqe = on_file!(fds, fd, |f| opcode::Writev::new(
+                f,
+                iov.as_ptr(),
+                iov.len() as u32
+            )
+            .offset(off.raw())
+            .build());
             (sqe, Mem::Bufs(bufs, iov))
         }
         Op::PollAdd { fd, events, multi } => {
-            let sqe = opcode::PollAdd::new(Fd(fds.get(fd)?), events.0)
+            let sqe = on_file!(fds, fd, |f| opcode::PollAdd::new(f, events.0)
                 .multi(*multi)
-                .build();
+                .build());
             (sqe, Mem::None)
         }
         Op::PollRemove { target } => (opcode::PollRemove::new(*target).build(), Mem::None),
@@ -228,6 +279,7 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             let mut builder = match target {
                 CancelTarget::UserData(ud) => CancelBuilder::user_data(*ud),
                 CancelTarget::Fd(fd) => CancelBuilder::fd(Fd(fds.get(fd)?)),
+                CancelTarget::Fixed(slot) => CancelBuilder::fd(Fixed(*slot)),
                 CancelTarget::Any => CancelBuilder::any(),
             };
             if *all {
@@ -235,7 +287,10 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             }
             (opcode::AsyncCancel2::new(builder).build(), Mem::None)
         }
-        Op::Close { fd } => (opcode::Close::new(Fd(fds.get(fd)?)).build(), Mem::None),
+        Op::Close { fd } => (
+            on_file!(fds, fd, |f| opcode::Close::new(f).build()),
+            Mem::None,
+        ),
         Op::Recv {
             fd,
             len,
@@ -243,27 +298,27 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             peek,
         } => {
             let mut buf = vec![0u8; *len as usize];
-            let sqe = opcode::Recv::new(Fd(fds.get(fd)?), buf.as_mut_ptr(), *len)
+            let sqe = on_file!(fds, fd, |f| opcode::Recv::new(f, buf.as_mut_ptr(), *len)
                 .flags(recv_flags(*waitall, *peek))
-                .build();
+                .build());
             (sqe, Mem::Buf(buf))
         }
         Op::RecvSelect { fd, group, multi } => {
-            let (fd, group) = (Fd(fds.get(fd)?), group16(*group)?);
-            let sqe = if *multi {
-                opcode::RecvMulti::new(fd, group).build()
+            let group = group16(*group)?;
+            let sqe = on_file!(fds, fd, |f| if *multi {
+                opcode::RecvMulti::new(f, group).build()
             } else {
-                opcode::Recv::new(fd, std::ptr::null_mut(), 0)
+                opcode::Recv::new(f, std::ptr::null_mut(), 0)
                     .buf_group(group)
                     .build()
                     .flags(squeue::Flags::BUFFER_SELECT)
-            };
+            });
             (sqe, Mem::None)
         }
         Op::Send { fd, data } => {
             let buf = data.clone();
             let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-            let sqe = opcode::Send::new(Fd(fds.get(fd)?), buf.as_ptr(), len).build();
+            let sqe = on_file!(fds, fd, |f| opcode::Send::new(f, buf.as_ptr(), len).build());
             (sqe, Mem::Buf(buf))
         }
         Op::ProvideBuffers {
@@ -291,11 +346,80 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             opcode::RemoveBuffers::new(bid16(*n)?, group16(*group)?).build(),
             Mem::None,
         ),
+        Op::FilesUpdate { at, fds: list } => {
+            let raw = list
+                .iter()
+                .map(|fd| match fd {
+                    UpdateFd::Fd(fd) => fds.get(fd),
+                    UpdateFd::Clear => Ok(-1),
+                    UpdateFd::Skip => Ok(FILES_SKIP),
+                })
+                .collect::<Result<Vec<i32>, _>>()?;
+            let offset = match at {
+                FileSlot::Index(i) => i32::try_from(*i).map_err(|_| {
+                    RunError::Invalid(format!("slot {i} is over io_uring's offset range"))
+                })?,
+                FileSlot::Alloc => FILE_INDEX_ALLOC,
+            };
+            let sqe = opcode::FilesUpdate::new(raw.as_ptr(), raw.len() as u32)
+                .offset(offset)
+                .build();
+            (sqe, Mem::Fds(raw))
+        }
+        Op::Accept {
+            fd,
+            file_index,
+            multi,
+        } => {
+            // No SOCK_CLOEXEC: io_uring refuses it with a slot (a direct
+            // descriptor is no process's to inherit).
+            let sqe = match (file_index, *multi) {
+                (FileSlot::Alloc, true) => on_file!(fds, fd, |f| opcode::AcceptMulti::new(f)
+                    .allocate_file_index(true)
+                    .build()),
+                (slot, multi) => {
+                    let dest = destination(*slot)?;
+                    let sqe = on_file!(fds, fd, |f| opcode::Accept::new(
+                        f,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut()
+                    )
+                    .file_index(Some(dest))
+                    .build());
+                    if multi { accept_multishot(sqe) } else { sqe }
+                }
+            };
+            (sqe, Mem::None)
+        }
     };
     Ok((
         sqe.user_data(entry.user_data).flags(flags(entry.flags)),
         mem,
     ))
+}
+
+/// The io-uring crate's name for a slot.
+fn destination(slot: FileSlot) -> Result<DestinationSlot, RunError> {
+    match slot {
+        FileSlot::Index(i) => DestinationSlot::try_from_slot_target(i)
+            .map_err(|_| RunError::Invalid(format!("slot {i} is over io_uring's range"))),
+        FileSlot::Alloc => Ok(DestinationSlot::auto_target()),
+    }
+}
+
+/// `IORING_ACCEPT_MULTISHOT` on an accept into a given slot, which io_uring
+/// answers with `-EINVAL` and the io-uring crate's `AcceptMulti` cannot
+/// express (it takes `IORING_FILE_INDEX_ALLOC` or no slot).
+fn accept_multishot(sqe: squeue::Entry) -> squeue::Entry {
+    /// `IORING_ACCEPT_MULTISHOT`, in the SQE's `ioprio`.
+    const ACCEPT_MULTISHOT: u16 = 1 << 0;
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte
+    // `struct io_uring_sqe` (the transmutes check the size), any bytes make
+    // a valid one, and `ioprio` is its `u16` at byte 2.
+    let mut raw: [u8; 64] = unsafe { std::mem::transmute(sqe) };
+    raw[2..4].copy_from_slice(&ACCEPT_MULTISHOT.to_ne_bytes());
+    // SAFETY: as above.
+    unsafe { std::mem::transmute::<[u8; 64], squeue::Entry>(raw) }
 }
 
 fn flags(f: Flags) -> squeue::Flags {
@@ -374,7 +498,7 @@ impl Uring {
                 let bufs: Vec<&Vec<u8>> = match &t.mem {
                     Mem::Buf(b) => vec![b],
                     Mem::Bufs(v, _) => v.iter().collect(),
-                    Mem::None | Mem::Time(_) | Mem::Provided(_) => Vec::new(),
+                    Mem::None | Mem::Time(_) | Mem::Fds(_) | Mem::Provided(_) => Vec::new(),
                 };
                 let mut bytes = Vec::with_capacity(left);
                 for b in bufs {

@@ -958,6 +958,288 @@ wait 1",
              -ECANCELED (kqueue forgets a closed descriptor's registrations); in \
              io_uring the read keeps the file open and gets the data written later",
         ),
+    ), // --- registered files ---
+    same(
+        "files-update-send-recv",
+        "FilesUpdate fills two slots; a send and a receive linked after it go through them",
+        r#"files 2
+        pair p
+        files-update at=0 fds=p.a,p.b ud=1 flags=link
+        send fd=@0 data="ping" ud=2 flags=link
+        recv fd=@1 len=4 ud=3
+        wait 3"#,
+    ),
+    same(
+        "files-update-own-fd-closed",
+        "a slot holds its own reference: the program's descriptor closed, a send through the slot works",
+        r#"files 1
+        pair p
+        files-update at=0 fds=p.a ud=1
+        wait 1
+        close-peer p.a
+        send fd=@0 data="still" ud=2
+        wait 1
+        recv fd=p.b len=8 ud=3
+        wait 1"#,
+    ),
+    same(
+        "files-update-bad-fd",
+        "FilesUpdate stops at a bad descriptor: the count done, or -EBADF if first; its slot is emptied",
+        r#"order user_data
+        files 4
+        pair p
+        bad x
+        files-update at=0 fds=p.a,x,p.b ud=1
+        wait 1
+        send fd=@0 data="a" ud=2
+        send fd=@2 data="b" ud=3
+        wait 2
+        files-update at=0 fds=x ud=4
+        wait 1
+        send fd=@0 data="c" ud=5
+        wait 1"#,
+    ),
+    same(
+        "files-update-range-and-empty",
+        "FilesUpdate past the end of the table, or of no descriptor, is -EINVAL",
+        r#"files 2
+        pair p
+        files-update at=1 fds=p.a,p.b ud=1
+        wait 1
+        files-update at=2 fds=p.a ud=2
+        wait 1
+        files-update at=0 fds= ud=3
+        wait 1
+        files-update at=alloc fds= ud=4
+        wait 1"#,
+    ),
+    same(
+        "files-update-clear-and-skip",
+        "FilesUpdate with -1 empties a slot and with skip leaves it",
+        r#"files 2
+        pair p
+        files-update at=0 fds=p.a,p.b ud=1
+        wait 1
+        files-update at=0 fds=-1,skip ud=2
+        wait 1
+        send fd=@0 data="x" ud=3
+        wait 1
+        send fd=@1 data="y" ud=4
+        wait 1
+        recv fd=p.a len=4 ud=5
+        wait 1"#,
+    ),
+    same(
+        "files-update-alloc",
+        "FilesUpdate into free slots: from the first up, a partial count when the table fills, then -ENFILE",
+        r#"files 3
+        pair p
+        files-update at=alloc fds=p.a,p.b ud=1
+        wait 1
+        send fd=@0 data="hi" ud=2
+        wait 1
+        recv fd=@1 len=4 ud=3
+        wait 1
+        files-update at=alloc fds=p.a,p.b ud=4
+        wait 1
+        files-update at=alloc fds=p.a ud=5
+        wait 1
+        send fd=@2 data="ok" ud=6
+        wait 1
+        recv fd=p.b len=4 ud=7
+        wait 1"#,
+    ),
+    same(
+        "files-alloc-takes-freed-slot",
+        "after a slot is emptied, the next allocation takes it rather than the next one up",
+        r#"files 4
+        pair p
+        listener l
+        client c l
+        files-update at=alloc fds=p.a,p.a,p.a ud=1
+        wait 1
+        close fd=@1 ud=2
+        wait 1
+        accept fd=l file-index=alloc ud=3
+        wait 1"#,
+    ),
+    same(
+        "files-no-table",
+        "without a file table: FilesUpdate and Close of a slot -ENXIO, an entry or a cancel on a slot -EBADF",
+        r#"pair p
+        files-update at=0 fds=p.a ud=1
+        wait 1
+        files-update at=alloc fds=p.a ud=2
+        wait 1
+        send fd=@0 data="x" ud=3
+        wait 1
+        close fd=@0 ud=4
+        wait 1
+        cancel target=fd:@0 ud=5
+        wait 1"#,
+    ),
+    same(
+        "close-fixed",
+        "Close of a slot: 0, the file closed with its last reference; then -EBADF, past the table -EINVAL",
+        r#"order user_data
+        files 1
+        pair p
+        files-update at=0 fds=p.a ud=1
+        wait 1
+        close-peer p.a
+        recv fd=p.b len=4 ud=2
+        nop ud=9
+        wait 1
+        close fd=@0 ud=3
+        wait 2
+        close fd=@0 ud=4
+        close fd=@1 ud=5
+        send fd=@0 data="x" ud=6
+        send fd=@1 data="x" ud=7
+        wait 4"#,
+    ),
+    same(
+        "recv-fixed-waits-and-eof",
+        "receives through a slot wait for data, after one that emptied the socket too, and see the end of the stream",
+        r#"files 1
+        pair p
+        files-update at=0 fds=p.b ud=1
+        wait 1
+        recv fd=@0 len=16 ud=2
+        write-peer p.a "one"
+        wait 1
+        recv fd=@0 len=16 ud=3
+        write-peer p.a "two"
+        wait 1
+        recv fd=@0 len=16 ud=4
+        close-peer p.a
+        wait 1
+        recv fd=@0 len=16 ud=5
+        wait 1"#,
+    ),
+    same(
+        "recv-on-closed-slot",
+        "a receive waiting on a slot that is emptied meanwhile keeps its file and gets the data",
+        r#"files 1
+        pair p
+        files-update at=0 fds=p.b ud=1
+        wait 1
+        close-peer p.b
+        recv fd=@0 len=8 ud=2
+        nop ud=9
+        wait 1
+        close fd=@0 ud=3
+        wait 1
+        write-peer p.a "late"
+        wait 1"#,
+    ),
+    same(
+        "cancel-fixed",
+        "AsyncCancel by slot: what waits on its file -ECANCELED; an empty slot or one past the table -EBADF",
+        r#"order user_data
+        files 2
+        pair p
+        files-update at=0 fds=p.b ud=1
+        wait 1
+        recv fd=@0 len=4 ud=2
+        cancel target=fd:@0 ud=3
+        wait 2
+        cancel target=fd:@1 ud=4
+        wait 1
+        cancel target=fd:@2 ud=5
+        wait 1"#,
+    ),
+    same(
+        "accept-direct-index",
+        "Accept into a slot: 0; the file it replaces closes; the connection works through the slot",
+        r#"files 1
+        pair p
+        listener l
+        client c l
+        files-update at=0 fds=p.a ud=1
+        wait 1
+        close-peer p.a
+        accept fd=l file-index=0 ud=2
+        wait 1
+        recv fd=p.b len=4 ud=3
+        wait 1
+        write-peer c "hi"
+        recv fd=@0 len=4 ud=4
+        wait 1
+        send fd=@0 data="yo" ud=5
+        wait 1
+        recv fd=c len=4 ud=6
+        wait 1"#,
+    ),
+    same(
+        "accept-direct-errors",
+        "Accept into a slot past the table is -EINVAL, and so is a multishot Accept into a given slot",
+        r#"files 2
+        listener l
+        client c1 l
+        client c2 l
+        accept fd=l file-index=2 ud=1
+        wait 1
+        accept fd=l file-index=0 multi ud=2
+        wait 1"#,
+    ),
+    same(
+        "accept-direct-no-table",
+        "without a table, Accept into a given slot is -ENXIO and into a free slot -ENFILE (io_uring looks for a free slot first)",
+        r#"listener l
+        client c1 l
+        client c2 l
+        accept fd=l file-index=0 ud=1
+        wait 1
+        accept fd=l file-index=alloc ud=2
+        wait 1"#,
+    ),
+    same(
+        "accept-replacing-keeps-hint",
+        "an Accept that replaces a file leaves the allocation hint where the last update put it",
+        r#"files 4
+        pair p
+        listener l
+        client c1 l
+        client c2 l
+        files-update at=0 fds=p.a ud=1
+        wait 1
+        files-update at=2 fds=p.b ud=2
+        wait 1
+        accept fd=l file-index=0 ud=3
+        wait 1
+        accept fd=l file-index=alloc ud=4
+        wait 1"#,
+    ),
+    differs(
+        "cancel-by-fd-reaches-slot",
+        "a cancel by the program's descriptor does not reach a receive on the slot that holds the same file",
+        r#"order user_data
+        files 1
+        pair p
+        files-update at=0 fds=p.b ud=1
+        wait 1
+        recv fd=@0 len=4 ud=2
+        cancel target=fd:p.b ud=3
+        wait 1
+        cancel target=fd:@0 ud=4
+        wait 2"#,
+        Difference::ByDesign(
+            "a slot holds a duplicate descriptor: cancel by descriptor matches descriptor numbers, not open files",
+        ),
+    ),
+    same(
+        "accept-multishot-alloc-until-full",
+        "a multishot Accept into free slots posts each slot with F_MORE, then -ENFILE; that connection is closed",
+        r#"files 2
+        listener l
+        client c1 l
+        client c2 l
+        client c3 l
+        accept fd=l file-index=alloc multi ud=1
+        wait 3
+        recv fd=c3 len=4 ud=2
+        wait 1"#,
     ),
 ];
 

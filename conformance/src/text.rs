@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::{
-    CancelTarget, Entry, FdRef, Flags, Offset, Op, Order, PollMask, Program, Resource,
-    ResourceKind, Step,
+    CancelTarget, Entry, FdRef, FileRef, FileSlot, Flags, Offset, Op, Order, PollMask, Program,
+    Resource, ResourceKind, Step, UpdateFd,
 };
 
 /// A line of a program that could not be read.
@@ -72,6 +72,12 @@ impl Args {
             Some((k, _)) => Err(format!("unknown argument `{k}`")),
         }
     }
+}
+
+/// The key of the argument that an opcode's field `field` holds: the
+/// field's name with `-` for `_` (`file_index` is `file-index=`).
+pub(crate) fn key(field: &str) -> String {
+    field.replace('_', "-")
 }
 
 /// An argument type of an opcode: how it is read from and written to a
@@ -160,6 +166,71 @@ impl Arg for FdRef {
     }
     fn fd_refs<'a>(&'a self, out: &mut Vec<&'a FdRef>) {
         out.push(self);
+    }
+}
+
+impl Arg for FileRef {
+    fn parse(v: &str) -> Result<FileRef, String> {
+        match v.strip_prefix('@') {
+            Some(slot) => <u32 as Arg>::parse(slot).map(FileRef::Fixed),
+            None => <FdRef as Arg>::parse(v).map(FileRef::Fd),
+        }
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        out.push_str(&format!(" {key}={self}"));
+    }
+    fn fd_refs<'a>(&'a self, out: &mut Vec<&'a FdRef>) {
+        if let FileRef::Fd(fd) = self {
+            out.push(fd);
+        }
+    }
+}
+
+impl Arg for FileSlot {
+    fn parse(v: &str) -> Result<FileSlot, String> {
+        match v {
+            "alloc" => Ok(FileSlot::Alloc),
+            _ => <u32 as Arg>::parse(v).map(FileSlot::Index),
+        }
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        match self {
+            FileSlot::Index(n) => out.push_str(&format!(" {key}={n}")),
+            FileSlot::Alloc => out.push_str(&format!(" {key}=alloc")),
+        }
+    }
+}
+
+impl Arg for Vec<UpdateFd> {
+    fn parse(v: &str) -> Result<Vec<UpdateFd>, String> {
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(v.split(',')
+            .map(|fd| match fd {
+                "-1" => UpdateFd::Clear,
+                "skip" => UpdateFd::Skip,
+                name => UpdateFd::Fd(FdRef(name.to_string())),
+            })
+            .collect())
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        let list: Vec<String> = self
+            .iter()
+            .map(|fd| match fd {
+                UpdateFd::Fd(fd) => fd.to_string(),
+                UpdateFd::Clear => "-1".to_string(),
+                UpdateFd::Skip => "skip".to_string(),
+            })
+            .collect();
+        out.push_str(&format!(" {key}={}", list.join(",")));
+    }
+    fn fd_refs<'a>(&'a self, out: &mut Vec<&'a FdRef>) {
+        for fd in self {
+            if let UpdateFd::Fd(fd) = fd {
+                out.push(fd);
+            }
+        }
     }
 }
 
@@ -276,7 +347,10 @@ impl Arg for CancelTarget {
         if v == "any" {
             Ok(CancelTarget::Any)
         } else if let Some(fd) = v.strip_prefix("fd:") {
-            Ok(CancelTarget::Fd(FdRef(fd.to_string())))
+            match <FileRef as Arg>::parse(fd)? {
+                FileRef::Fd(fd) => Ok(CancelTarget::Fd(fd)),
+                FileRef::Fixed(slot) => Ok(CancelTarget::Fixed(slot)),
+            }
         } else {
             parse_u64(v).map(CancelTarget::UserData)
         }
@@ -285,6 +359,7 @@ impl Arg for CancelTarget {
         match self {
             CancelTarget::UserData(ud) => out.push_str(&format!(" {key}={ud}")),
             CancelTarget::Fd(fd) => out.push_str(&format!(" {key}=fd:{fd}")),
+            CancelTarget::Fixed(slot) => out.push_str(&format!(" {key}=fd:@{slot}")),
             CancelTarget::Any => out.push_str(&format!(" {key}=any")),
         }
     }
@@ -435,7 +510,7 @@ fn parse_entry(kw: &str, rest: &[String]) -> Result<Entry, String> {
     };
     let op = Op::parse_args(kw, &mut args)?.ok_or_else(|| {
         format!(
-            "unknown line `{kw}` (opcodes: {}; directives: order, settle, pair, pipe, file, bad, submit, write-peer, close-peer, wait)",
+            "unknown line `{kw}` (opcodes: {}; directives: order, settle, files, pair, pipe, file, bad, listener, client, submit, write-peer, close-peer, wait)",
             Op::KEYWORDS.join(", ")
         )
     })?;
@@ -522,6 +597,11 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             program.settle = Duration::from_millis(parse_u64(&rest[0])?);
             Ok(Line::Declaration)
         }
+        "files" => {
+            expect_words(rest, 1, "files N")?;
+            program.files = <u32 as Arg>::parse(&rest[0])?;
+            Ok(Line::Declaration)
+        }
         "pair" => {
             let blocking = blocking("pair NAME [blocking]")?;
             declare(program, ResourceKind::SocketPair { blocking })
@@ -538,6 +618,20 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
         "bad" => {
             expect_words(rest, 1, "bad NAME")?;
             declare(program, ResourceKind::BadFd)
+        }
+        "listener" => {
+            let blocking = blocking("listener NAME [blocking]")?;
+            declare(program, ResourceKind::Listener { blocking })
+        }
+        "client" => {
+            let usage = "client NAME LISTENER [blocking]";
+            let blocking = match rest {
+                [_, _] => false,
+                [_, _, b] if b == "blocking" => true,
+                _ => return Err(format!("usage: {usage}")),
+            };
+            let listener = rest[1].clone();
+            declare(program, ResourceKind::Client { listener, blocking })
         }
         "submit" => {
             expect_words(rest, 0, "submit")?;
@@ -592,6 +686,9 @@ impl fmt::Display for Program {
         if self.settle != crate::SETTLE {
             writeln!(f, "settle {}", self.settle.as_millis())?;
         }
+        if self.files != 0 {
+            writeln!(f, "files {}", self.files)?;
+        }
         for r in &self.resources {
             match &r.kind {
                 ResourceKind::SocketPair { blocking } => writeln!(
@@ -610,6 +707,18 @@ impl fmt::Display for Program {
                     writeln!(f, "file {} {}", r.name, quote(contents))?
                 }
                 ResourceKind::BadFd => writeln!(f, "bad {}", r.name)?,
+                ResourceKind::Listener { blocking } => writeln!(
+                    f,
+                    "listener {}{}",
+                    r.name,
+                    if *blocking { " blocking" } else { "" }
+                )?,
+                ResourceKind::Client { listener, blocking } => writeln!(
+                    f,
+                    "client {} {listener}{}",
+                    r.name,
+                    if *blocking { " blocking" } else { "" }
+                )?,
             }
         }
         for (i, step) in self.steps.iter().enumerate() {
@@ -641,10 +750,13 @@ mod tests {
         let text = r#"
             order user_data
             settle 5
+            files 4
             pair p blocking
             pipe q
             file f "a\"b\\c\n\x01"
             bad x
+            listener l
+            client c l blocking
             read fd=p.b len=3 off=cur ud=1 flags=link|async
             write fd=q.w data="hi there" off=7 ud=2
             submit
@@ -660,6 +772,12 @@ mod tests {
             cancel target=any ud=12
             cancel target=0x10 ud=13
             close fd=x ud=14
+            files-update at=1 fds=p.a,-1,skip,x ud=15
+            files-update at=alloc fds= ud=16
+            accept fd=l file-index=alloc multi ud=17
+            recv fd=@2 len=4 ud=18
+            close fd=@0 ud=19
+            cancel target=fd:@3 ud=20
             nop
             write-peer p.a "x y"
             close-peer p.a
@@ -668,9 +786,10 @@ mod tests {
         "#;
         let p = Program::parse("t", text).unwrap();
         assert_eq!(p.order, Order::ByUserData);
-        assert_eq!(p.resources.len(), 4);
+        assert_eq!(p.files, 4);
+        assert_eq!(p.resources.len(), 6);
         assert!(matches!(&p.steps[0], Step::Submit(e) if e.len() == 2));
-        assert!(matches!(&p.steps[1], Step::Submit(e) if e.len() == 13));
+        assert!(matches!(&p.steps[1], Step::Submit(e) if e.len() == 19));
         assert_eq!(p.steps.last(), Some(&Step::Submit(Vec::new())));
         let again = Program::parse("t", &p.to_string()).unwrap();
         assert_eq!(p, again, "printed:\n{p}");
@@ -687,5 +806,14 @@ mod tests {
         assert!(e.message.contains("nope"), "{e}");
         let e = Program::parse("t", "frobnicate").unwrap_err();
         assert!(e.message.contains("frobnicate"), "{e}");
+        let e = Program::parse("t", "listener l\nclient c m").unwrap_err();
+        assert!(e.message.contains("no listener m"), "{e}");
+        let e = Program::parse("t", "read fd=@x len=1").unwrap_err();
+        assert!(
+            e.message.contains("@x") || e.message.contains("\"x\""),
+            "{e}"
+        );
+        let e = Program::parse("t", "pair p\nfiles-update at=0 fds=p.a,q.b").unwrap_err();
+        assert!(e.message.contains("q.b"), "{e}");
     }
 }

@@ -11,7 +11,8 @@
 //! descriptor's registrations.
 //!
 //! Slot allocation follows io_uring's bitmap: the search starts at a
-//! hint, which moves past each slot taken and back to each slot freed.
+//! hint, which moves past each free slot taken and back to each slot
+//! freed.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -106,7 +107,12 @@ impl Files {
     ) -> Result<(i32, Option<OwnedFd>), i32> {
         use std::os::fd::AsRawFd;
         let Some(slots) = self.slots.as_mut() else {
-            return Err(-libc::ENXIO);
+            // io_uring looks for a free slot before it looks for a table.
+            return Err(if slot == FileSlot::Alloc {
+                -libc::ENFILE
+            } else {
+                -libc::ENXIO
+            });
         };
         let (index, res) = match slot {
             FileSlot::Index(i) if (i as usize) < slots.len() => (i as usize, 0),
@@ -118,7 +124,11 @@ impl Files {
         };
         let raw = fd.as_raw_fd();
         let old = slots[index].replace(raw);
-        self.alloc_hint = index + 1;
+        // As io_uring's bitmap: taking a free slot moves the hint past it;
+        // replacing a file leaves it.
+        if old.is_none() {
+            self.alloc_hint = index + 1;
+        }
         // A number the table owns is open, so `raw` is not one of them.
         if let Some(slot) = self.owned.entry(raw) {
             *slot = Some(Owned {
