@@ -1,7 +1,9 @@
-//! A proactor echo server: one multishot accept, one multishot receive
-//! per connection over a provided buffer group, and a send of each
-//! received buffer, whose completion hands the buffer back to the group.
-//! Idle connections hold no buffer.
+//! A proactor echo server: one multishot accept that puts each connection
+//! into the ring's file table, one multishot receive per connection over a
+//! provided buffer group, and a send of each received buffer, whose
+//! completion hands the buffer back to the group. Idle connections hold no
+//! buffer, and their sockets are the ring's own (registered files), so its
+//! readiness registrations stay in place between messages.
 //!
 //! ```sh
 //! cargo run --release --example echo_server -- --port 0      # prints the address
@@ -10,7 +12,8 @@
 //!
 //! Options: `--host ADDR` (default 127.0.0.1), `--port N` (default 0: any
 //! free port), `--buffers N` and `--buffer-size B` (the group, default 256
-//! of 4096 bytes), `--max-conns N` (exit after N connections have closed).
+//! of 4096 bytes), `--files N` (the file table: connections open at once,
+//! default 4096), `--max-conns N` (exit after N connections have closed).
 //! Ctrl-C (SIGINT) or SIGTERM exits cleanly: the ring is dropped, which
 //! cancels what is in flight and returns every buffer.
 
@@ -18,19 +21,20 @@ mod common;
 
 use common::{listen, push, signal_pipe};
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
-use kqring::ops::{Accept, AsyncCancel, Close, ProvideBuffers, Read, Recv, Send};
+use kqring::ops::{Accept, AsyncCancel, Close, FileSlot, Fixed, ProvideBuffers, Read, Recv, Send};
 use kqring::{Buffer, Cqe, Ring, Sqe};
 
 const GROUP: u16 = 1;
 
 /// What a completion belongs to: the kind in the top byte of `user_data`,
-/// a buffer id in the next 16 bits, the descriptor in the low 32.
+/// a buffer id in the next 16 bits, the descriptor or file-table slot in
+/// the low 32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Accept = 1,
@@ -67,6 +71,7 @@ struct Options {
     addr: SocketAddr,
     buffers: u16,
     buffer_size: usize,
+    files: u32,
     max_conns: Option<u64>,
 }
 
@@ -75,6 +80,7 @@ fn options() -> Result<Options, String> {
     let mut port = 0u16;
     let mut buffers = 256u16;
     let mut buffer_size = 4096usize;
+    let mut files = 4096u32;
     let mut max_conns = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -100,6 +106,11 @@ fn options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--buffer-size: {e}"))?;
             }
+            "--files" => {
+                files = value("--files")?
+                    .parse()
+                    .map_err(|e| format!("--files: {e}"))?;
+            }
             "--max-conns" => {
                 max_conns = Some(
                     value("--max-conns")?
@@ -109,19 +120,20 @@ fn options() -> Result<Options, String> {
             }
             "-h" | "--help" => {
                 return Err("usage: echo_server [--host ADDR] [--port N] [--buffers N] \
-                            [--buffer-size B] [--max-conns N]"
+                            [--buffer-size B] [--files N] [--max-conns N]"
                     .into());
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
     }
-    if buffers == 0 || buffer_size == 0 {
-        return Err("--buffers and --buffer-size must be positive".into());
+    if buffers == 0 || buffer_size == 0 || files == 0 {
+        return Err("--buffers, --buffer-size and --files must be positive".into());
     }
     Ok(Options {
         addr: SocketAddr::new(host, port),
         buffers,
         buffer_size,
+        files,
         max_conns,
     })
 }
@@ -140,10 +152,11 @@ struct Counters {
 
 struct Server {
     ring: Ring,
-    conns: HashMap<RawFd, OwnedFd>,
+    /// The file-table slots of open connections.
+    conns: HashSet<u32>,
     /// Connections whose receive ended with ENOBUFS: re-armed when a
     /// buffer comes back.
-    starved: Vec<RawFd>,
+    starved: Vec<u32>,
     accepting: bool,
     stopping: bool,
     listener: RawFd,
@@ -157,16 +170,17 @@ impl Server {
         let sqe = Accept::new(self.listener)
             .multishot(true)
             .peer_addr(true)
+            .file_index(FileSlot::Alloc)
             .build()
             .user_data(ud(Kind::Accept, 0, self.listener));
         push(&self.ring, sqe, backlog)
     }
 
-    fn arm_recv(&mut self, fd: RawFd, backlog: &mut Vec<Cqe>) -> io::Result<()> {
-        let sqe = Recv::select(fd, GROUP)
+    fn arm_recv(&mut self, slot: u32, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let sqe = Recv::select(Fixed(slot), GROUP)
             .multishot(true)
             .build()
-            .user_data(ud(Kind::Recv, 0, fd));
+            .user_data(ud(Kind::Recv, 0, slot as RawFd));
         push(&self.ring, sqe, backlog)
     }
 
@@ -176,51 +190,55 @@ impl Server {
             .user_data(ud(Kind::Provide, bid, 0));
         push(&self.ring, sqe, backlog)?;
         // A buffer is back: a starved connection may receive again.
-        if let Some(fd) = self.starved.pop() {
-            self.arm_recv(fd, backlog)?;
+        if let Some(slot) = self.starved.pop() {
+            self.arm_recv(slot, backlog)?;
         }
         Ok(())
     }
 
-    fn close(&mut self, fd: RawFd, backlog: &mut Vec<Cqe>) -> io::Result<()> {
-        if let Some(owned) = self.conns.remove(&fd) {
-            // The Close operation closes it: kqring ends what still waits
-            // on it first.
-            let raw = std::os::fd::IntoRawFd::into_raw_fd(owned);
-            push(
-                &self.ring,
-                Close::new(raw).build().user_data(ud(Kind::Close, 0, raw)),
-                backlog,
-            )?;
+    fn close(&mut self, slot: u32, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if self.conns.remove(&slot) {
+            // Emptying the slot closes the socket once the operations
+            // still on it (its multishot receive) have completed; cancel
+            // that one so it does.
+            let recv = AsyncCancel::new(ud(Kind::Recv, 0, slot as RawFd))
+                .build()
+                .user_data(ud(Kind::Setup, 0, 0));
+            push(&self.ring, recv, backlog)?;
+            let close =
+                Close::new(Fixed(slot))
+                    .build()
+                    .user_data(ud(Kind::Close, 0, slot as RawFd));
+            push(&self.ring, close, backlog)?;
         }
         Ok(())
     }
 
     fn on_cqe(&mut self, mut cqe: Cqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
         let (kind, bid, fd) = parse_ud(cqe.user_data());
+        // For a connection's operations, the low bits are its slot.
+        let slot = fd as u32;
         match kind {
             Some(Kind::Accept) => {
                 if cqe.res() >= 0 {
                     self.counters.accepted += 1;
-                    // SAFETY: the accepted descriptor is ours alone.
-                    let conn = unsafe { OwnedFd::from_raw_fd(cqe.res()) };
-                    let fd = conn.as_raw_fd();
+                    let slot = cqe.res() as u32;
                     if let Some(peer) = cqe.socket_addr() {
-                        println!("accepted {peer} (fd {fd})");
+                        println!("accepted {peer} (slot {slot})");
                     }
-                    self.conns.insert(fd, conn);
+                    self.conns.insert(slot);
                     if self.stopping {
-                        self.close(fd, backlog)?;
+                        self.close(slot, backlog)?;
                     } else {
-                        self.arm_recv(fd, backlog)?;
+                        self.arm_recv(slot, backlog)?;
                     }
                 } else if cqe.res() != -libc::ECANCELED {
                     eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.res()));
                 }
                 if !cqe.is_more() {
                     self.accepting = false;
-                    // EMFILE and friends end a multishot accept: start
-                    // again, unless shutting down.
+                    // EMFILE, ENFILE (a full table) and friends end a
+                    // multishot accept: start again, unless shutting down.
                     if !self.stopping && cqe.res() != -libc::ECANCELED {
                         self.arm_accept(backlog)?;
                     }
@@ -231,17 +249,18 @@ impl Server {
                     self.counters.bytes += cqe.res() as u64;
                     let buf = cqe.take_buf().and_then(Buffer::into_mut);
                     if let (Some(buf), Some(bid)) = (buf, cqe.buffer_id()) {
-                        let sqe = Send::new(fd, buf)
-                            .build()
-                            .user_data(ud(Kind::Send, bid, fd));
+                        let sqe =
+                            Send::new(Fixed(slot), buf)
+                                .build()
+                                .user_data(ud(Kind::Send, bid, fd));
                         push(&self.ring, sqe, backlog)?;
                     }
                 }
                 if !cqe.is_more() {
                     match cqe.res() {
-                        r if r == -libc::ENOBUFS && !self.stopping => self.starved.push(fd),
-                        r if r > 0 && !self.stopping => self.arm_recv(fd, backlog)?,
-                        _ => self.close(fd, backlog)?,
+                        r if r == -libc::ENOBUFS && !self.stopping => self.starved.push(slot),
+                        r if r > 0 && !self.stopping => self.arm_recv(slot, backlog)?,
+                        _ => self.close(slot, backlog)?,
                     }
                 }
             }
@@ -250,17 +269,18 @@ impl Server {
                     return Ok(());
                 };
                 let sent = cqe.res();
-                if sent >= 0 && (sent as usize) < buf.len() && self.conns.contains_key(&fd) {
+                if sent >= 0 && (sent as usize) < buf.len() && self.conns.contains(&slot) {
                     // A short send (rare): the rest goes in a copy, so the
                     // group gets its whole buffer back now. Sends on one
                     // socket complete in order.
                     let rest = Bytes::copy_from_slice(&buf[sent as usize..]);
-                    let sqe = Send::new(fd, rest)
-                        .build()
-                        .user_data(ud(Kind::SendRest, 0, fd));
+                    let sqe =
+                        Send::new(Fixed(slot), rest)
+                            .build()
+                            .user_data(ud(Kind::SendRest, 0, fd));
                     push(&self.ring, sqe, backlog)?;
                 } else if sent < 0 {
-                    self.close(fd, backlog)?;
+                    self.close(slot, backlog)?;
                 }
                 self.give_back(buf, bid, backlog)?;
             }
@@ -271,9 +291,9 @@ impl Server {
                     .and_then(Buffer::into_bytes)
                     .unwrap_or_default();
                 if sent < 0 {
-                    self.close(fd, backlog)?;
-                } else if (sent as usize) < rest.len() && self.conns.contains_key(&fd) {
-                    let sqe = Send::new(fd, rest.slice(sent as usize..))
+                    self.close(slot, backlog)?;
+                } else if (sent as usize) < rest.len() && self.conns.contains(&slot) {
+                    let sqe = Send::new(Fixed(slot), rest.slice(sent as usize..))
                         .build()
                         .user_data(ud(Kind::SendRest, 0, fd));
                     push(&self.ring, sqe, backlog)?;
@@ -281,7 +301,7 @@ impl Server {
             }
             Some(Kind::Close) => {
                 self.counters.closed += 1;
-                self.starved.retain(|&s| s != fd);
+                self.starved.retain(|&s| s != slot);
                 if self.max_conns.is_some_and(|m| self.counters.closed >= m) {
                     self.stop(backlog)?;
                 }
@@ -311,9 +331,9 @@ impl Server {
                 .user_data(ud(Kind::Setup, 0, 0));
             push(&self.ring, sqe, backlog)?;
         }
-        let fds: Vec<RawFd> = self.conns.keys().copied().collect();
-        for fd in fds {
-            self.close(fd, backlog)?;
+        let slots: Vec<u32> = self.conns.iter().copied().collect();
+        for slot in slots {
+            self.close(slot, backlog)?;
         }
         Ok(())
     }
@@ -333,7 +353,7 @@ fn main() -> io::Result<()> {
             std::process::exit(2);
         }
     };
-    let ring = Ring::builder().sq_entries(1024).build()?;
+    let ring = Ring::builder().sq_entries(1024).files(opts.files).build()?;
     let (signals, _signals_w) = signal_pipe()?;
 
     let listener = listen(&ring, opts.addr, 1024, ud(Kind::Setup, 0, 0))?;
@@ -350,7 +370,7 @@ fn main() -> io::Result<()> {
 
     let mut server = Server {
         ring,
-        conns: HashMap::new(),
+        conns: HashSet::new(),
         starved: Vec::new(),
         accepting: false,
         stopping: false,
