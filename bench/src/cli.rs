@@ -93,6 +93,11 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
 
+    /// Worker threads of tokio's runtime (default: tokio's, one per CPU).
+    /// `--tokio-workers 1` sets one thread against one ring.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub tokio_workers: Option<u32>,
+
     /// TCP echo on plain descriptors: kqring and io_uring then use the
     /// connections' own descriptor numbers rather than registered files.
     #[arg(long)]
@@ -254,6 +259,15 @@ impl Args {
             None => "4 workers (default)".into(),
         };
         format!("{idle}, {workers}")
+    }
+
+    /// tokio's runtime, in words.
+    pub fn tokio_settings(&self) -> String {
+        match self.tokio_workers {
+            Some(1) => "1 worker thread".into(),
+            Some(n) => format!("{n} worker threads"),
+            None => "one worker thread per CPU (default)".into(),
+        }
     }
 
     /// How kqring and io_uring name TCP echo's sockets, in words.

@@ -225,6 +225,8 @@ pub struct Report {
     pub msg_size: usize,
     /// kqring's builder settings, as a note (`"sq_idle 1 ms, 4 workers"`).
     pub kqring_settings: String,
+    /// tokio's runtime, as a note (`"one worker thread per CPU"`).
+    pub tokio_settings: String,
     /// How kqring and io_uring name TCP echo's sockets, as a note.
     pub tcp_descriptors: &'static str,
     /// Workloads run (command-line names).
@@ -257,7 +259,7 @@ const NOTES: &[&str] = &[
     "kqring: Recv/Send on non-blocking sockets, Read/Write on non-blocking pipes; \
      file reads on its blocking pool",
     "io_uring: no SQPOLL, Recv/Send on blocking sockets, Read/Write on blocking pipes and the file",
-    "tokio: default multi-thread runtime; file reads via spawn_blocking pread, one task per slot",
+    "tokio: multi-thread runtime; file reads via spawn_blocking pread, one task per slot",
     "blocking: one thread per waiting end; file reads are one pread at a time (queue depth 1)",
     "pipe: a partner thread echoes with blocking calls; timers: durations spread over 1–100 ms, \
      lateness = seen done − (asked + duration)",
@@ -388,7 +390,11 @@ impl Report {
         if self.workloads.contains(&"tcp") {
             let _ = writeln!(out, "{TCP_SETUP}; {}.", self.tcp_descriptors);
         }
-        let _ = writeln!(out, "kqring settings: {}.", self.kqring_settings);
+        let _ = writeln!(
+            out,
+            "kqring settings: {}; tokio: {}.",
+            self.kqring_settings, self.tokio_settings
+        );
         for n in NOTES {
             let _ = writeln!(out, "{n}.");
         }
@@ -506,6 +512,7 @@ impl Report {
                 "rounds": self.rounds,
                 "msg_size": self.msg_size,
                 "kqring_settings": self.kqring_settings,
+                "tokio_settings": self.tokio_settings,
                 "workloads": self.workloads,
                 "tcp_setup": TCP_SETUP,
                 "tcp_descriptors": self.tcp_descriptors,

@@ -229,7 +229,10 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         kq(kqring::Mode::PollingThread),
         kq(kqring::Mode::Inline),
         uring,
-        other(SystemArg::Tokio, Box::new(Tokio::new())),
+        other(
+            SystemArg::Tokio,
+            Box::new(Tokio::new(args.tokio_workers.map(|n| n as usize))),
+        ),
         other(SystemArg::Blocking, Box::new(Blocking::new())),
     ];
     let ready = slots.iter().filter(|s| matches!(s, Slot::Ready(_))).count();
@@ -350,6 +353,7 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         rounds,
         msg_size: p.msg_size,
         kqring_settings: args.kqring_settings(),
+        tokio_settings: args.tokio_settings(),
         tcp_descriptors: args.tcp_descriptors(),
         workloads: workloads.iter().map(|w| w.name()).collect(),
         unavailable,

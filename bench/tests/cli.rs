@@ -143,7 +143,7 @@ fn round_trips_fill_latency_and_plot() {
 }
 
 #[test]
-fn tcp_echo_runs_on_registered_files_and_on_plain_descriptors() {
+fn tcp_echo_runs_on_registered_files_plain_descriptors_and_one_tokio_worker() {
     for (extra, says) in [
         (None, "fixed files"),
         (Some("--plain-fds"), "plain descriptors"),
@@ -160,11 +160,22 @@ fn tcp_echo_runs_on_registered_files_and_on_plain_descriptors() {
             "--json",
         ];
         args.extend(extra);
+        // The second run also gives tokio one worker thread.
+        if extra.is_some() {
+            args.extend(["--tokio-workers", "1"]);
+        }
         let v = json_of(&bench(&args));
+        let tokio = v["config"]["tokio_settings"].as_str().unwrap();
+        let workers = if extra.is_some() {
+            "1 worker thread"
+        } else {
+            "per CPU"
+        };
+        assert!(tokio.contains(workers), "{tokio}");
         let how = v["config"]["tcp_descriptors"].as_str().unwrap();
         assert!(how.contains(says), "{how}");
         for r in row(&v, "tcp") {
-            for col in ["kqring-poller", "kqring-inline", "io_uring"] {
+            for col in ["kqring-poller", "kqring-inline", "io_uring", "tokio"] {
                 let x = &r["values"][col];
                 // io_uring may be unavailable on the machine; then it says so.
                 if col == "io_uring" && x.is_string() {

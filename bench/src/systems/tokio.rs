@@ -1,5 +1,6 @@
-//! tokio (epoll on Linux, kqueue on the BSDs): its default multi-thread
-//! runtime, one worker per CPU, a fresh runtime per workload.
+//! tokio (epoll on Linux, kqueue on the BSDs): its multi-thread runtime,
+//! one worker per CPU unless `--tokio-workers` says otherwise, a fresh
+//! runtime per workload.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -21,29 +22,37 @@ use crate::{Error, Result};
 
 /// The tokio system.
 #[derive(Debug, Default)]
-pub struct Tokio(());
+pub struct Tokio {
+    /// Worker threads; `None`: tokio's default, one per CPU.
+    workers: Option<usize>,
+}
 
 impl Tokio {
-    /// tokio with its default runtime.
-    pub fn new() -> Tokio {
-        Tokio(())
+    /// tokio with `workers` worker threads (`None`: one per CPU).
+    pub fn new(workers: Option<usize>) -> Tokio {
+        Tokio { workers }
+    }
+
+    /// Runs `fut` as a task (not on the blocking caller's thread, which is
+    /// not a worker) and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let rt = runtime(self.workers)?;
+        let r = rt.block_on(async move { tokio::spawn(fut).await });
+        // Let the blocking pool's idle threads go before the next workload.
+        rt.shutdown_background();
+        r?
     }
 }
 
-fn runtime() -> io::Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-}
-
-/// Runs `fut` as a task (not on the blocking caller's thread, which is not
-/// a worker) and waits for it.
-fn run<T: Send + 'static>(fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    let rt = runtime()?;
-    let r = rt.block_on(async move { tokio::spawn(fut).await });
-    // Let the blocking pool's idle threads go before the next workload.
-    rt.shutdown_background();
-    r?
+fn runtime(workers: Option<usize>) -> io::Result<Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build()
 }
 
 impl System for Tokio {
@@ -59,7 +68,7 @@ impl System for Tokio {
                 pong,
                 partner,
             } = PipePartner::spawn(false)?;
-            let r = run(async move {
+            let r = self.run(async move {
                 // Both ends are made non-blocking and registered here.
                 let mut tx = pipe::Sender::from_owned_fd(ping)?;
                 let mut rx = pipe::Receiver::from_owned_fd(pong)?;
@@ -86,7 +95,7 @@ impl System for Tokio {
         let p = p.clone();
         Some((|| {
             let pairs = tcp_pairs(conns)?;
-            run(async move {
+            self.run(async move {
                 let msgs = Messages::new(p.msg_size);
                 let window = Window::new(p.duration);
                 let mut servers = JoinSet::new();
@@ -119,7 +128,7 @@ impl System for Tokio {
             let f = Arc::new(file.file().try_clone()?);
             let blocks = file.blocks();
             let window = Window::new(p.duration);
-            run(async move {
+            self.run(async move {
                 let mut readers = JoinSet::new();
                 for q in 0..p.queue_depth {
                     let f = Arc::clone(&f);
@@ -155,7 +164,7 @@ impl System for Tokio {
 
     fn timeouts(&mut self, p: &Params) -> Outcome {
         let durations = timer_durations(p.timers);
-        Some(run(async move {
+        Some(self.run(async move {
             let mut set = JoinSet::new();
             let t0 = Instant::now();
             for d in durations {
