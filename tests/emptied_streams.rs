@@ -14,23 +14,8 @@ use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
 use common::*;
-use kqring::ops::{Nop, PollAdd, PollRemove, ProvideBuffers, Recv};
-use kqring::{Buffer, Cqe, Ring, Sqe, cqe_flags};
-
-const NOP: u64 = u64::MAX;
-
-/// Submits `sqes` with a Nop behind them and waits for the Nop. Operations
-/// start in submission order on the driver's thread, so by then each of
-/// `sqes` has either finished or is waiting for readiness.
-fn start(ring: &Ring, sqes: impl IntoIterator<Item = Sqe>) {
-    let sqes: Vec<Sqe> = sqes.into_iter().collect();
-    submit_all(
-        ring,
-        sqes.into_iter().chain([Nop::new().build().user_data(NOP)]),
-    );
-    let c = wait_n(ring, 1).remove(0);
-    assert_eq!(c.user_data(), NOP, "only the Nop finishes: {c:?}");
-}
+use kqring::ops::{PollAdd, PollRemove, ProvideBuffers, Recv};
+use kqring::{Cqe, Ring, Sqe, cqe_flags};
 
 /// Submits `sqe` and waits for its completion, passing over the poll's.
 fn run(ring: &Ring, sqe: Sqe) -> Cqe {
@@ -45,18 +30,6 @@ fn run(ring: &Ring, sqe: Sqe) -> Cqe {
     }
 }
 
-fn recv(fd: i32, ud: u64) -> Sqe {
-    Recv::new(fd, BytesMut::with_capacity(64))
-        .build()
-        .user_data(ud)
-}
-
-fn data(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
-        .expect("the buffer comes back")
-}
-
 fn would_block(ring: &Ring) -> u64 {
     ring.stats().would_block
 }
@@ -68,16 +41,7 @@ fn request_response_costs_no_eagain_per_message() {
         let fd = end.as_raw_fd();
         let before = would_block(ring);
         const ROUNDS: u64 = 20;
-        for round in 0..ROUNDS {
-            // The receive is waiting before the request is written, as a
-            // server's is.
-            start(ring, [recv(fd, round)]);
-            let msg = format!("request {round}");
-            peer.write_all(msg.as_bytes()).unwrap();
-            let mut c = wait_n(ring, 1).remove(0);
-            assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
-            assert_eq!(&data(&mut c)[..], msg.as_bytes());
-        }
+        exchanges(ring, fd, &mut peer, ROUNDS);
         // Only the first receive tried and found nothing: every later one
         // followed a read that emptied the socket. Trying first each time
         // would make it ROUNDS.
@@ -97,7 +61,7 @@ fn data_that_came_while_nothing_waited_is_received() {
             let msg = format!("early {round}");
             peer.write_all(msg.as_bytes()).unwrap();
             start(ring, []);
-            submit_all(ring, [recv(fd, round)]);
+            submit_all(ring, [recv64(fd, round)]);
             let mut c = wait_n(ring, 1).remove(0);
             assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
             assert_eq!(&data(&mut c)[..], msg.as_bytes());
@@ -121,7 +85,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         peer.write_all(b"x").unwrap();
         let c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.is_more()), (100, true));
-        submit_all(ring, [recv(fd, 1)]);
+        submit_all(ring, [recv64(fd, 1)]);
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!(&data(&mut c)[..], b"x", "{c:?}");
         // Emptied; new data comes and its event goes to the poll alone.
@@ -129,7 +93,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         let c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.is_more()), (100, true));
         // No event will come for "y" again: this receive must try.
-        submit_all(ring, [recv(fd, 2)]);
+        submit_all(ring, [recv64(fd, 2)]);
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (2, 1));
         assert_eq!(&data(&mut c)[..], b"y");
@@ -139,11 +103,11 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         peer.shutdown(Dir::Write).unwrap();
         let c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.is_more()), (100, true));
-        let mut c = run(ring, recv(fd, 3));
+        let mut c = run(ring, recv64(fd, 3));
         assert_eq!(c.res(), 1);
         assert_eq!(&data(&mut c)[..], b"z");
         // The socket is empty but not done with: this one must try too.
-        assert_eq!(run(ring, recv(fd, 4)).res(), 0);
+        assert_eq!(run(ring, recv64(fd, 4)).res(), 0);
         submit_all(ring, [PollRemove::new(100).build().user_data(101)]);
         let cqes = wait_sorted(ring, 2);
         assert_eq!(
@@ -159,7 +123,7 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
     each_mode(|ring| {
         let (mut peer, end) = pair();
         let fd = end.as_raw_fd();
-        start(ring, [recv(fd, 1), recv(fd, 2)]);
+        start(ring, [recv64(fd, 1), recv64(fd, 2)]);
         peer.write_all(b"abc").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 3));
@@ -174,7 +138,7 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
         // Data and the end of the stream at once, perhaps in one event:
         // the first receive empties the socket, and no event follows the
         // end of the stream, so the second must still be served.
-        start(ring, [recv(fd, 3), recv(fd, 4)]);
+        start(ring, [recv64(fd, 3), recv64(fd, 4)]);
         peer.write_all(b"ghi").unwrap();
         peer.shutdown(Dir::Write).unwrap();
         let mut cqes = wait_n(ring, 2);

@@ -12,12 +12,10 @@ use std::os::fd::AsRawFd;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use kqring::ops::{
-    Accept, AsyncCancel, CancelTarget, Close, Connect, FileSlot, FilesUpdate, Fixed, Nop, Read,
-    Recv, Send, Socket,
+    Accept, AsyncCancel, CancelTarget, Close, Connect, FileSlot, FilesUpdate, Fixed, Read, Send,
+    Socket,
 };
 use kqring::{Buffer, Cqe, Mode, Ring, Sqe, SqeFlags};
-
-const NOP: u64 = u64::MAX;
 
 fn rings_with(files: u32) -> Vec<Ring> {
     [Mode::PollingThread, Mode::Inline]
@@ -48,18 +46,6 @@ fn run(ring: &Ring, sqe: Sqe) -> Cqe {
     c
 }
 
-/// Submits `sqes` with a Nop behind them and waits for the Nop: each of
-/// them has then started, and is waiting or done.
-fn start(ring: &Ring, sqes: impl IntoIterator<Item = Sqe>) {
-    let sqes: Vec<Sqe> = sqes.into_iter().collect();
-    submit_all(
-        ring,
-        sqes.into_iter().chain([Nop::new().build().user_data(NOP)]),
-    );
-    let c = wait_n(ring, 1).remove(0);
-    assert_eq!(c.user_data(), NOP, "only the Nop finishes: {c:?}");
-}
-
 fn update(ring: &Ring, slot: FileSlot, fds: Vec<i32>) -> (i32, Vec<i32>) {
     let mut c = run(ring, FilesUpdate::new(slot, fds).build().user_data(90));
     let fds = c
@@ -67,18 +53,6 @@ fn update(ring: &Ring, slot: FileSlot, fds: Vec<i32>) -> (i32, Vec<i32>) {
         .and_then(Buffer::into_fds)
         .expect("the descriptors come back");
     (c.res(), fds)
-}
-
-fn recv(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
-    Recv::new(fd, BytesMut::with_capacity(64))
-        .build()
-        .user_data(ud)
-}
-
-fn data(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
-        .expect("the buffer comes back")
 }
 
 /// Reads until end of stream within `PATIENCE`: the other end has closed.
@@ -102,7 +76,7 @@ fn operations_reach_their_files_through_slots() {
         assert!(sqe.get_flags().contains(SqeFlags::FIXED_FILE));
         let c = run(ring, sqe.user_data(1));
         assert_eq!(c.res(), 5);
-        let mut c = run(ring, recv(Fixed(2), 2));
+        let mut c = run(ring, recv64(Fixed(2), 2));
         assert_eq!(c.res(), 5);
         assert_eq!(&data(&mut c)[..], b"hello");
         // Emptying slot 1 drops the last reference to its socket: the
@@ -111,7 +85,7 @@ fn operations_reach_their_files_through_slots() {
             run(ring, Close::new(Fixed(1)).build().user_data(3)).res(),
             0
         );
-        let mut c = run(ring, recv(Fixed(2), 4));
+        let mut c = run(ring, recv64(Fixed(2), 4));
         assert_eq!(c.res(), 0);
         assert!(data(&mut c).is_empty());
     });
@@ -162,7 +136,7 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
     // No table at all.
     for ring in rings() {
         let ring = &ring;
-        let mut c = run(ring, recv(Fixed(0), 1));
+        let mut c = run(ring, recv64(Fixed(0), 1));
         assert_eq!(c.res(), -libc::EBADF);
         assert_eq!(data(&mut c).capacity(), 64, "the buffer comes back");
         let (a, _b) = pair();
@@ -177,8 +151,8 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
     }
     each_mode_with(2, |ring| {
         let (a, _b) = pair();
-        assert_eq!(run(ring, recv(Fixed(1), 1)).res(), -libc::EBADF);
-        assert_eq!(run(ring, recv(Fixed(2), 2)).res(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(1), 1)).res(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(2), 2)).res(), -libc::EBADF);
         assert_eq!(
             run(ring, Close::new(Fixed(1)).build().user_data(3)).res(),
             -libc::EBADF
@@ -206,7 +180,7 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
         );
         // As in io_uring, the slot was emptied before the bad descriptor
         // was looked at.
-        assert_eq!(run(ring, recv(Fixed(0), 6)).res(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(0), 6)).res(), -libc::EBADF);
     });
 }
 
@@ -313,7 +287,7 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
         );
         assert_eq!(c.res(), 0, "the first free slot");
         other.write_all(b"from other").unwrap();
-        let mut c = run(ring, recv(Fixed(0), 4));
+        let mut c = run(ring, recv64(Fixed(0), 4));
         assert_eq!(&data(&mut c)[..], b"from other");
         // Replacing slot 3 closes the connection it held.
         let _third = TcpStream::connect(addr).unwrap();
@@ -420,7 +394,7 @@ fn a_linked_receive_uses_the_slot_its_accept_filled() {
                     .build()
                     .user_data(1)
                     .flags(SqeFlags::IO_LINK),
-                recv(Fixed(0), 2),
+                recv64(Fixed(0), 2),
             ],
         );
         let mut cqes = wait_n(ring, 2);
@@ -436,7 +410,7 @@ fn an_operation_keeps_its_file_when_its_slot_is_emptied() {
         let (end, mut peer) = pair();
         assert_eq!(update(ring, FileSlot::Index(0), vec![end.as_raw_fd()]).0, 1);
         drop(end);
-        start(ring, [recv(Fixed(0), 1)]);
+        start(ring, [recv64(Fixed(0), 1)]);
         assert_eq!(
             run(ring, Close::new(Fixed(0)).build().user_data(2)).res(),
             0
@@ -457,7 +431,7 @@ fn operations_on_a_slot_are_cancelled_by_slot() {
     each_mode_with(2, |ring| {
         let (end, _peer) = pair();
         assert_eq!(update(ring, FileSlot::Index(0), vec![end.as_raw_fd()]).0, 1);
-        start(ring, [recv(Fixed(0), 1), recv(end.as_raw_fd(), 2)]);
+        start(ring, [recv64(Fixed(0), 1), recv64(end.as_raw_fd(), 2)]);
         let cancel = AsyncCancel::matching(CancelTarget::Fixed(0)).all(true);
         submit_all(ring, [cancel.build().user_data(3)]);
         let mut cqes = wait_sorted(ring, 2);
@@ -486,7 +460,7 @@ fn dropping_the_ring_closes_its_files() {
             1
         );
         drop(end);
-        start(&ring, [recv(Fixed(0), 1)]);
+        start(&ring, [recv64(Fixed(0), 1)]);
         drop(ring);
         assert_closed(&mut peer);
     }
@@ -501,14 +475,7 @@ fn changes_for_exchanges(
     rounds: u64,
 ) -> u64 {
     let before = ring.stats().changes;
-    for round in 0..rounds {
-        start(ring, [recv(fd, round)]);
-        let msg = format!("request {round}");
-        peer.write_all(msg.as_bytes()).unwrap();
-        let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
-        assert_eq!(&data(&mut c)[..], msg.as_bytes());
-    }
+    exchanges(ring, fd, peer, rounds);
     ring.stats().changes - before
 }
 
@@ -537,24 +504,24 @@ fn a_kept_registration_misses_no_end_of_stream() {
         // Data and the end of the stream in one go, while a receive
         // waits: it empties the socket, and the end of the stream brings
         // no later event, so the next receive must try.
-        start(ring, [recv(Fixed(0), 1)]);
+        start(ring, [recv64(Fixed(0), 1)]);
         peer.write_all(b"last").unwrap();
         peer.shutdown(How::Write).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 4));
         assert_eq!(&data(&mut c)[..], b"last");
-        assert_eq!(run(ring, recv(Fixed(0), 2)).res(), 0);
+        assert_eq!(run(ring, recv64(Fixed(0), 2)).res(), 0);
 
         // The end of the stream comes while nothing waits, after a read
         // that emptied the socket, and its event is taken then: no later
         // event will tell of it. A receive on another socket keeps a
         // registration active, so that a Nop's turn collects events.
         let (other, _other_peer) = pair();
-        start(ring, [recv(other.as_raw_fd(), 10)]);
+        start(ring, [recv64(other.as_raw_fd(), 10)]);
         let (end, mut peer) = pair();
         assert_eq!(update(ring, FileSlot::Index(0), vec![end.as_raw_fd()]).0, 1);
         drop(end);
-        start(ring, [recv(Fixed(0), 3)]);
+        start(ring, [recv64(Fixed(0), 3)]);
         peer.write_all(b"msg").unwrap();
         assert_eq!(wait_n(ring, 1)[0].res(), 3);
         peer.write_all(b"tail").unwrap();
@@ -562,7 +529,7 @@ fn a_kept_registration_misses_no_end_of_stream() {
         start(ring, []);
         // The first receive empties the socket again; the second must
         // still try, and see the end of the stream.
-        submit_all(ring, [recv(Fixed(0), 4), recv(Fixed(0), 5)]);
+        submit_all(ring, [recv64(Fixed(0), 4), recv64(Fixed(0), 5)]);
         let mut cqes = wait_n(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (4, 4));
         assert_eq!(&data(&mut cqes[0])[..], b"tail");

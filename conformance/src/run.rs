@@ -77,6 +77,22 @@ pub(crate) fn recv_flags(waitall: bool, peek: bool) -> i32 {
     flags
 }
 
+/// The descriptor array of a `files-update`, as both backends take it:
+/// -1 empties a slot, -2 (`IORING_REGISTER_FILES_SKIP`) leaves it.
+pub(crate) fn update_fds(
+    list: &[crate::model::UpdateFd],
+    fds: &crate::resources::Fds,
+) -> Result<Vec<i32>, RunError> {
+    use crate::model::UpdateFd;
+    list.iter()
+        .map(|fd| match fd {
+            UpdateFd::Fd(fd) => fds.get(fd),
+            UpdateFd::Clear => Ok(-1),
+            UpdateFd::Skip => Ok(-2),
+        })
+        .collect()
+}
+
 /// A buffer group id, which both backends take as 16 bits.
 pub(crate) fn group16(group: u32) -> Result<u16, RunError> {
     u16::try_from(group).map_err(|_| RunError::Invalid(format!("group {group} is over 65535")))

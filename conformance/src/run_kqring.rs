@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use kqring::{Buffer, Mode, Ring, Sqe, SqeFlags, ops};
 
-use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program, UpdateFd};
+use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
 use crate::resources::Fds;
 use crate::run::{
-    Backend, CqeRecord, RunError, bid16, drive, group16, normalize_flags, recv_flags,
+    Backend, CqeRecord, RunError, bid16, drive, group16, normalize_flags, recv_flags, update_fds,
 };
 
 /// Runs `program` on a kqring ring driven in `mode`, and gives its
@@ -137,15 +137,7 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
             ops::RemoveBuffers::new(group16(*group)?, bid16(*n)?).build()
         }
         Op::FilesUpdate { at, fds: list } => {
-            let raw = list
-                .iter()
-                .map(|fd| match fd {
-                    UpdateFd::Fd(fd) => fds.get(fd),
-                    UpdateFd::Clear => Ok(-1),
-                    UpdateFd::Skip => Ok(ops::FilesUpdate::SKIP),
-                })
-                .collect::<Result<_, _>>()?;
-            ops::FilesUpdate::new(slot(*at), raw).build()
+            ops::FilesUpdate::new(slot(*at), update_fds(list, fds)?).build()
         }
         Op::Accept {
             fd,

@@ -9,10 +9,11 @@ use io_uring::types::{
 };
 use io_uring::{IoUring, opcode, squeue};
 
-use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program, UpdateFd};
+use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
 use crate::resources::Fds;
 use crate::run::{
     Backend, CqeRecord, RunError, Unavailable, bid16, drive, group16, normalize_flags, recv_flags,
+    update_fds,
 };
 
 /// How long the end of a run waits for cancelled entries to complete.
@@ -23,10 +24,6 @@ const SQ_ENTRIES: u32 = 128;
 /// `IORING_FILE_INDEX_ALLOC`, as `IORING_OP_FILES_UPDATE`'s offset: each
 /// descriptor goes into a free slot.
 const FILE_INDEX_ALLOC: i32 = -1;
-
-/// `IORING_REGISTER_FILES_SKIP`: a `FILES_UPDATE` entry that leaves its
-/// slot as it is.
-const FILES_SKIP: i32 = -2;
 
 /// Builds an opcode on the file an entry names: `$build` sees `$f` as a
 /// `types::Fd` or a `types::Fixed` (the io-uring crate's builders take
@@ -347,14 +344,7 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             Mem::None,
         ),
         Op::FilesUpdate { at, fds: list } => {
-            let raw = list
-                .iter()
-                .map(|fd| match fd {
-                    UpdateFd::Fd(fd) => fds.get(fd),
-                    UpdateFd::Clear => Ok(-1),
-                    UpdateFd::Skip => Ok(FILES_SKIP),
-                })
-                .collect::<Result<Vec<i32>, _>>()?;
+            let raw = update_fds(list, fds)?;
             let offset = match at {
                 FileSlot::Index(i) => i32::try_from(*i).map_err(|_| {
                     RunError::Invalid(format!("slot {i} is over io_uring's offset range"))

@@ -416,14 +416,18 @@ impl Driver {
             flags,
             batch,
         } = sqe;
-        let fd = op.fd();
+        // A registered file's descriptor is known once the operation
+        // starts; until then its number is a slot (the span shows that).
+        let fixed = flags.contains(SqeFlags::FIXED_FILE) && op.takes_fixed_file();
+        let fd = if fixed { None } else { op.fd() };
         // A result is an i32: a request past it is short whatever happens.
         let want = op.wanted_len().map(|w| w.min(u32::MAX as usize) as u32);
         let span = tracing::trace_span!(
             "op",
             op = op.name(),
             user_data,
-            fd = fd.unwrap_or(-1),
+            fd = op.fd().unwrap_or(-1),
+            fixed,
             res = tracing::field::Empty
         );
         let is_link_timeout = matches!(op, Op::LinkTimeout(_));

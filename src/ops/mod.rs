@@ -146,11 +146,18 @@ impl Op {
         }
     }
 
-    /// Whether the entry names its file by slot (`IOSQE_FIXED_FILE`). A
-    /// `Close` of a slot says so in its own field, as io_uring's
-    /// `file_index` does: the flag on a `Close` is an error there.
+    /// Whether `FIXED_FILE` on the entry makes its descriptor a slot:
+    /// every operation on a file but `Close`, which names a slot in its
+    /// own field, as io_uring's `file_index` does (the flag on a `Close`
+    /// is an error there).
+    pub(crate) fn takes_fixed_file(&self) -> bool {
+        !matches!(self, Op::Close(_)) && self.file().is_some()
+    }
+
+    /// Whether the builder was given a slot, so `build()` sets
+    /// `FIXED_FILE`.
     pub(crate) fn uses_fixed_file(&self) -> bool {
-        !matches!(self, Op::Close(_)) && self.file().is_some_and(|(_, fixed)| fixed)
+        self.takes_fixed_file() && self.file().is_some_and(|(_, fixed)| fixed)
     }
 
     /// Where a descriptor the operation makes goes in the file table.

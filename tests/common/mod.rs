@@ -5,7 +5,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use kqring::{Cqe, Mode, Ring};
+use bytes::BytesMut;
+use kqring::ops::{Nop, Recv};
+use kqring::{Buffer, Cqe, Mode, Ring, Sqe};
 
 /// A descriptor number that is never open: closing a real descriptor to
 /// get a bad one races with tests in other threads that reuse the number.
@@ -125,4 +127,54 @@ pub fn raise_nofile() -> u64 {
     #[allow(clippy::unnecessary_cast)]
     let cur = lim.rlim_cur as u64;
     cur
+}
+
+/// The `user_data` of the Nop that [`start`] waits for.
+pub const SYNC_NOP: u64 = u64::MAX;
+
+/// Submits `sqes` with a Nop behind them and waits for the Nop. Operations
+/// start in submission order on the driver's thread, so by then each of
+/// `sqes` has either finished or is waiting.
+pub fn start(ring: &Ring, sqes: impl IntoIterator<Item = Sqe>) {
+    let sqes: Vec<Sqe> = sqes.into_iter().collect();
+    submit_all(
+        ring,
+        sqes.into_iter()
+            .chain([Nop::new().build().user_data(SYNC_NOP)]),
+    );
+    let c = wait_n(ring, 1).remove(0);
+    assert_eq!(c.user_data(), SYNC_NOP, "only the Nop finishes: {c:?}");
+}
+
+/// A receive of up to 64 bytes into a new buffer.
+pub fn recv64(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
+    Recv::new(fd, BytesMut::with_capacity(64))
+        .build()
+        .user_data(ud)
+}
+
+/// The buffer a read or receive hands back.
+pub fn data(cqe: &mut Cqe) -> BytesMut {
+    cqe.take_buf()
+        .and_then(Buffer::into_mut)
+        .expect("the buffer comes back")
+}
+
+/// `rounds` request-response exchanges on `fd`, the receive waiting before
+/// `peer` writes each request, as a server's does; each request's bytes
+/// are checked.
+pub fn exchanges(
+    ring: &Ring,
+    fd: impl Into<kqring::ops::Fd> + Copy,
+    peer: &mut impl std::io::Write,
+    rounds: u64,
+) {
+    for round in 0..rounds {
+        start(ring, [recv64(fd, round)]);
+        let msg = format!("request {round}");
+        peer.write_all(msg.as_bytes()).unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
+        assert_eq!(&data(&mut c)[..], msg.as_bytes());
+    }
 }
