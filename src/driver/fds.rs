@@ -17,9 +17,9 @@
 //! registration would. The exception is a descriptor the ring owns (a
 //! registered file): nobody else can close it, so its idle registration
 //! is still its own and is taken back as it is. Idle registrations are
-//! deleted by a sweep once they
-//! have stayed idle a whole [`IDLE_SWEEP`] period, at a `Close`, and at
-//! shutdown, so nothing stays behind for a descriptor kqring is done with.
+//! deleted by a sweep once they have stayed idle a whole [`IDLE_SWEEP`]
+//! period, at a `Close`, and at shutdown, so nothing stays behind for a
+//! descriptor kqring is done with.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -649,6 +649,42 @@ mod tests {
         t.release_all(&mut out);
         let deleted: Vec<_> = out.iter().map(|c| (c.ident(), c.flags())).collect();
         assert_eq!(deleted, [(9, Flags::DELETE)]);
+    }
+
+    #[test]
+    fn an_owned_descriptors_idle_registration_is_taken_back_as_it_is() {
+        let mut t = FdTable::default();
+        let owned = |fd| fd == 5;
+        let changes = |t: &mut FdTable| {
+            let mut out = Vec::new();
+            t.reconcile(&mut out, owned);
+            out.iter()
+                .map(|c| (c.ident(), c.flags()))
+                .collect::<Vec<_>>()
+        };
+        for fd in [5, 6] {
+            t.push_io(fd, Dir::Read, fd as usize);
+        }
+        assert_eq!(changes(&mut t), [(5, add()), (6, add())]);
+        t.remove(5, 5);
+        t.remove(6, 6);
+        assert!(t.reports_current(6, Dir::Read) && !t.reports_current(5, Dir::Read));
+        t.push_io(5, Dir::Read, 50);
+        t.push_io(6, Dir::Read, 60);
+        assert_eq!(changes(&mut t), [(6, add())], "only the other is re-added");
+        assert!(t.is_active(5, Dir::Read) && t.has_active());
+        // A close forgets the trust, and the end of stream seen.
+        t.set_eof(5, Dir::Read);
+        assert!(t.eof_seen(5, Dir::Read));
+        t.remove(5, 50);
+        t.take_all(5);
+        assert!(!t.eof_seen(5, Dir::Read) && t.reports_current(5, Dir::Read));
+        let mut out = Vec::new();
+        t.delete_now(5, &mut out);
+        let deleted: Vec<_> = out.iter().map(|c| (c.ident(), c.flags())).collect();
+        assert_eq!(deleted, [(5, Flags::DELETE | Flags::RECEIPT)]);
+        assert!(!t.is_registered(5, Dir::Read));
+        assert_eq!(changes(&mut t), [], "deleted already");
     }
 
     #[test]

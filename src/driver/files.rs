@@ -251,3 +251,65 @@ fn dup(fd: RawFd) -> Result<OwnedFd, i32> {
     // SAFETY: `copy` is a descriptor just made here, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn descriptor() -> OwnedFd {
+        let (r, _w) = std::io::pipe().expect("pipe");
+        r.into()
+    }
+
+    #[test]
+    fn without_a_table_nothing_resolves_or_installs() {
+        let mut f = Files::new(0);
+        assert_eq!(f.hold(0), Err(-libc::EBADF));
+        assert_eq!(f.remove(0).err(), Some(-libc::ENXIO));
+        let at = f.install(FileSlot::Index(0), descriptor());
+        assert_eq!(at.err(), Some(-libc::ENXIO));
+        let any = f.install(FileSlot::Alloc, descriptor());
+        assert_eq!(any.err(), Some(-libc::ENFILE));
+    }
+
+    #[test]
+    fn a_held_descriptor_outlives_its_slot() {
+        let mut f = Files::new(2);
+        let (res, old) = f.install(FileSlot::Alloc, descriptor()).unwrap();
+        assert_eq!((res, old.is_none()), (0, true));
+        let fd = f.hold(0).unwrap();
+        assert!(f.owns(fd));
+        // Emptied while an operation holds it: kept until the release.
+        assert!(f.remove(0).unwrap().is_none());
+        assert_eq!(f.hold(0), Err(-libc::EBADF));
+        let last = f.release(fd).expect("the last use hands it back");
+        assert_eq!(last.as_raw_fd(), fd);
+        assert!(!f.owns(fd));
+        // Replacing an unheld file hands the old one back at once.
+        f.install(FileSlot::Index(1), descriptor()).unwrap();
+        let (res, old) = f.install(FileSlot::Index(1), descriptor()).unwrap();
+        assert_eq!((res, old.is_some()), (0, true));
+        assert_eq!(f.take_all().len(), 1);
+    }
+
+    #[test]
+    fn allocation_follows_the_hint() {
+        let mut f = Files::new(3);
+        let alloc = |f: &mut Files| f.install(FileSlot::Alloc, descriptor()).map(|(s, _)| s);
+        assert_eq!(alloc(&mut f), Ok(0));
+        assert_eq!(alloc(&mut f), Ok(1));
+        // A freed slot is where the next search starts.
+        assert!(f.remove(0).unwrap().is_some());
+        assert_eq!(alloc(&mut f), Ok(0));
+        // Replacing slot 0 leaves the hint past it; filling the empty slot
+        // 2 moves it on; then the search wraps and finds nothing.
+        f.install(FileSlot::Index(0), descriptor()).unwrap();
+        assert_eq!(alloc(&mut f), Ok(2));
+        assert_eq!(alloc(&mut f), Err(-libc::ENFILE));
+        assert_eq!(
+            f.install(FileSlot::Index(3), descriptor()).err(),
+            Some(-libc::EINVAL)
+        );
+    }
+}

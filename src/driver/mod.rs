@@ -262,13 +262,13 @@ impl Driver {
             let until = deadline.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
-        // Nothing registered, nothing to submit, and no wait asked for:
-        // skip the syscall.
         // Descriptors retired before the reconcile have their deletions
         // in `changes`: they may close once those reach the kernel (on the
         // Linux compat, a registration outlives a closed descriptor whose
         // file is still open elsewhere).
         let closing = std::mem::take(&mut self.retired);
+        // Nothing registered, nothing to submit, and no wait asked for:
+        // skip the syscall.
         if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
             drop(closing);
             self.flush();
