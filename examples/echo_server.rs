@@ -21,7 +21,7 @@ mod common;
 
 use common::{listen, push, signal_pipe};
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,8 +33,8 @@ use kqring::{Buffer, Cqe, Ring, Sqe};
 const GROUP: u16 = 1;
 
 /// What a completion belongs to: the kind in the top byte of `user_data`,
-/// a buffer id in the next 16 bits, the descriptor or file-table slot in
-/// the low 32.
+/// for a send the connection's generation in the next byte, a buffer id in
+/// the next 16 bits, the descriptor or file-table slot in the low 32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Accept = 1,
@@ -50,6 +50,13 @@ enum Kind {
 
 fn ud(kind: Kind, bid: u16, fd: RawFd) -> u64 {
     (kind as u64) << 56 | u64::from(bid) << 32 | u64::from(fd as u32)
+}
+
+/// A send's `user_data`: `generation` tells the connection in `slot` from
+/// a later one in the same slot, which a send that completes after its
+/// connection's close must leave alone.
+fn send_ud(kind: Kind, bid: u16, slot: u32, generation: u8) -> u64 {
+    ud(kind, bid, slot as RawFd) | u64::from(generation) << 48
 }
 
 fn parse_ud(ud: u64) -> (Option<Kind>, u16, RawFd) {
@@ -152,8 +159,10 @@ struct Counters {
 
 struct Server {
     ring: Ring,
-    /// The file-table slots of open connections.
-    conns: HashSet<u32>,
+    /// The file-table slots of open connections, with each one's
+    /// generation.
+    conns: HashMap<u32, u8>,
+    next_generation: u8,
     /// Connections whose receive ended with ENOBUFS: re-armed when a
     /// buffer comes back.
     starved: Vec<u32>,
@@ -197,7 +206,7 @@ impl Server {
     }
 
     fn close(&mut self, slot: u32, backlog: &mut Vec<Cqe>) -> io::Result<()> {
-        if self.conns.remove(&slot) {
+        if self.conns.remove(&slot).is_some() {
             // Emptying the slot closes the socket once the operations
             // still on it (its multishot receive) have completed; cancel
             // that one so it does.
@@ -216,8 +225,11 @@ impl Server {
 
     fn on_cqe(&mut self, mut cqe: Cqe, backlog: &mut Vec<Cqe>) -> io::Result<()> {
         let (kind, bid, fd) = parse_ud(cqe.user_data());
-        // For a connection's operations, the low bits are its slot.
+        // For a connection's operations, the low bits are its slot; a
+        // send's also carry the connection's generation.
         let slot = fd as u32;
+        let generation = (cqe.user_data() >> 48) as u8;
+        let current = self.conns.get(&slot) == Some(&generation);
         match kind {
             Some(Kind::Accept) => {
                 if cqe.res() >= 0 {
@@ -226,7 +238,8 @@ impl Server {
                     if let Some(peer) = cqe.socket_addr() {
                         println!("accepted {peer} (slot {slot})");
                     }
-                    self.conns.insert(slot);
+                    self.next_generation = self.next_generation.wrapping_add(1);
+                    self.conns.insert(slot, self.next_generation);
                     if self.stopping {
                         self.close(slot, backlog)?;
                     } else {
@@ -248,11 +261,15 @@ impl Server {
                 if cqe.res() > 0 {
                     self.counters.bytes += cqe.res() as u64;
                     let buf = cqe.take_buf().and_then(Buffer::into_mut);
-                    if let (Some(buf), Some(bid)) = (buf, cqe.buffer_id()) {
-                        let sqe =
-                            Send::new(Fixed(slot), buf)
-                                .build()
-                                .user_data(ud(Kind::Send, bid, fd));
+                    if let (Some(buf), Some(bid), Some(&generation)) =
+                        (buf, cqe.buffer_id(), self.conns.get(&slot))
+                    {
+                        let sqe = Send::new(Fixed(slot), buf).build().user_data(send_ud(
+                            Kind::Send,
+                            bid,
+                            slot,
+                            generation,
+                        ));
                         push(&self.ring, sqe, backlog)?;
                     }
                 }
@@ -269,17 +286,19 @@ impl Server {
                     return Ok(());
                 };
                 let sent = cqe.res();
-                if sent >= 0 && (sent as usize) < buf.len() && self.conns.contains(&slot) {
+                if sent >= 0 && (sent as usize) < buf.len() && current {
                     // A short send (rare): the rest goes in a copy, so the
                     // group gets its whole buffer back now. Sends on one
                     // socket complete in order.
                     let rest = Bytes::copy_from_slice(&buf[sent as usize..]);
-                    let sqe =
-                        Send::new(Fixed(slot), rest)
-                            .build()
-                            .user_data(ud(Kind::SendRest, 0, fd));
+                    let sqe = Send::new(Fixed(slot), rest).build().user_data(send_ud(
+                        Kind::SendRest,
+                        0,
+                        slot,
+                        generation,
+                    ));
                     push(&self.ring, sqe, backlog)?;
-                } else if sent < 0 {
+                } else if sent < 0 && current {
                     self.close(slot, backlog)?;
                 }
                 self.give_back(buf, bid, backlog)?;
@@ -290,12 +309,12 @@ impl Server {
                     .take_buf()
                     .and_then(Buffer::into_bytes)
                     .unwrap_or_default();
-                if sent < 0 {
+                if sent < 0 && current {
                     self.close(slot, backlog)?;
-                } else if (sent as usize) < rest.len() && self.conns.contains(&slot) {
+                } else if (sent as usize) < rest.len() && current {
                     let sqe = Send::new(Fixed(slot), rest.slice(sent as usize..))
                         .build()
-                        .user_data(ud(Kind::SendRest, 0, fd));
+                        .user_data(send_ud(Kind::SendRest, 0, slot, generation));
                     push(&self.ring, sqe, backlog)?;
                 }
             }
@@ -331,7 +350,7 @@ impl Server {
                 .user_data(ud(Kind::Setup, 0, 0));
             push(&self.ring, sqe, backlog)?;
         }
-        let slots: Vec<u32> = self.conns.iter().copied().collect();
+        let slots: Vec<u32> = self.conns.keys().copied().collect();
         for slot in slots {
             self.close(slot, backlog)?;
         }
@@ -370,7 +389,8 @@ fn main() -> io::Result<()> {
 
     let mut server = Server {
         ring,
-        conns: HashSet::new(),
+        conns: HashMap::new(),
+        next_generation: 0,
         starved: Vec::new(),
         accepting: false,
         stopping: false,
