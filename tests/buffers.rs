@@ -58,11 +58,6 @@ static ALLOC: Counting = Counting;
 
 const GROUP: u16 = 7;
 
-fn run1(ring: &Ring, sqe: kqring::Sqe) -> Cqe {
-    submit_all(ring, [sqe]);
-    wait_n(ring, 1).remove(0)
-}
-
 fn bufs(n: usize, size: usize) -> Vec<BytesMut> {
     (0..n).map(|_| BytesMut::with_capacity(size)).collect()
 }
@@ -85,12 +80,6 @@ fn remove(ring: &Ring, group: u16, n: u16) -> (i32, Vec<BytesMut>) {
         .and_then(Buffer::into_mut_vec)
         .unwrap_or_default();
     (c.res(), v)
-}
-
-fn take_mut(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
-        .expect("a BytesMut comes back")
 }
 
 #[test]

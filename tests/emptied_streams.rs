@@ -64,7 +64,7 @@ fn data_that_came_while_nothing_waited_is_received() {
             submit_all(ring, [recv64(fd, round)]);
             let mut c = wait_n(ring, 1).remove(0);
             assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
-            assert_eq!(&data(&mut c)[..], msg.as_bytes());
+            assert_eq!(&take_mut(&mut c)[..], msg.as_bytes());
         }
     });
 }
@@ -87,7 +87,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         assert_eq!((c.user_data(), c.is_more()), (100, true));
         submit_all(ring, [recv64(fd, 1)]);
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(&data(&mut c)[..], b"x", "{c:?}");
+        assert_eq!(&take_mut(&mut c)[..], b"x", "{c:?}");
         // Emptied; new data comes and its event goes to the poll alone.
         peer.write_all(b"y").unwrap();
         let c = wait_n(ring, 1).remove(0);
@@ -96,7 +96,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         submit_all(ring, [recv64(fd, 2)]);
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (2, 1));
-        assert_eq!(&data(&mut c)[..], b"y");
+        assert_eq!(&take_mut(&mut c)[..], b"y");
         // The last data and the end of the stream; the poll hears of them
         // (in one event or two) and none follows.
         peer.write_all(b"z").unwrap();
@@ -105,7 +105,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         assert_eq!((c.user_data(), c.is_more()), (100, true));
         let mut c = run(ring, recv64(fd, 3));
         assert_eq!(c.res(), 1);
-        assert_eq!(&data(&mut c)[..], b"z");
+        assert_eq!(&take_mut(&mut c)[..], b"z");
         // The socket is empty but not done with: this one must try too.
         assert_eq!(run(ring, recv64(fd, 4)).res(), 0);
         submit_all(ring, [PollRemove::new(100).build().user_data(101)]);
@@ -127,13 +127,13 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
         peer.write_all(b"abc").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 3));
-        assert_eq!(&data(&mut c)[..], b"abc");
+        assert_eq!(&take_mut(&mut c)[..], b"abc");
         // The second waits for the next message.
         assert_quiet(ring);
         peer.write_all(b"def").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (2, 3));
-        assert_eq!(&data(&mut c)[..], b"def");
+        assert_eq!(&take_mut(&mut c)[..], b"def");
 
         // Data and the end of the stream at once, perhaps in one event:
         // the first receive empties the socket, and no event follows the
@@ -143,7 +143,7 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
         peer.shutdown(Dir::Write).unwrap();
         let mut cqes = wait_n(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (3, 3));
-        assert_eq!(&data(&mut cqes[0])[..], b"ghi");
+        assert_eq!(&take_mut(&mut cqes[0])[..], b"ghi");
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (4, 0));
     });
 }
@@ -168,7 +168,7 @@ fn a_multishot_receive_waits_after_an_emptying_read_and_ends_at_end_of_stream() 
             let mut c = wait_n(ring, 1).remove(0);
             assert_eq!((c.user_data(), c.res()), (1, msg.len() as i32));
             assert_eq!(c.flags() & cqe_flags::MORE, cqe_flags::MORE);
-            assert_eq!(&data(&mut c)[..], msg);
+            assert_eq!(&take_mut(&mut c)[..], msg);
         };
         peer.write_all(b"one").unwrap();
         shot(ring, b"one");

@@ -40,8 +40,7 @@ fn each_mode_with(files: u32, f: impl Fn(&Ring)) {
 /// Submits `sqe` and waits for its completion.
 fn run(ring: &Ring, sqe: Sqe) -> Cqe {
     let ud = sqe.get_user_data();
-    submit_all(ring, [sqe]);
-    let c = wait_n(ring, 1).remove(0);
+    let c = run1(ring, sqe);
     assert_eq!(c.user_data(), ud, "{c:?}");
     c
 }
@@ -78,7 +77,7 @@ fn operations_reach_their_files_through_slots() {
         assert_eq!(c.res(), 5);
         let mut c = run(ring, recv64(Fixed(2), 2));
         assert_eq!(c.res(), 5);
-        assert_eq!(&data(&mut c)[..], b"hello");
+        assert_eq!(&take_mut(&mut c)[..], b"hello");
         // Emptying slot 1 drops the last reference to its socket: the
         // other end sees the end of the stream.
         assert_eq!(
@@ -87,7 +86,7 @@ fn operations_reach_their_files_through_slots() {
         );
         let mut c = run(ring, recv64(Fixed(2), 4));
         assert_eq!(c.res(), 0);
-        assert!(data(&mut c).is_empty());
+        assert!(take_mut(&mut c).is_empty());
     });
 }
 
@@ -118,7 +117,7 @@ fn a_pipe_and_a_regular_file_work_through_slots() {
         assert_eq!(c.res(), 5);
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 5));
-        assert_eq!(&data(&mut c)[..], b"piped");
+        assert_eq!(&take_mut(&mut c)[..], b"piped");
         // The regular file is read on the blocking pool.
         let mut c = run(
             ring,
@@ -127,7 +126,7 @@ fn a_pipe_and_a_regular_file_work_through_slots() {
                 .user_data(3),
         );
         assert_eq!(c.res(), 7);
-        assert_eq!(&data(&mut c)[..], b"on disk");
+        assert_eq!(&take_mut(&mut c)[..], b"on disk");
     });
 }
 
@@ -138,7 +137,7 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
         let ring = &ring;
         let mut c = run(ring, recv64(Fixed(0), 1));
         assert_eq!(c.res(), -libc::EBADF);
-        assert_eq!(data(&mut c).capacity(), 64, "the buffer comes back");
+        assert_eq!(take_mut(&mut c).capacity(), 64, "the buffer comes back");
         let (a, _b) = pair();
         let (res, _) = update(ring, FileSlot::Index(0), vec![a.as_raw_fd()]);
         assert_eq!(res, -libc::ENXIO);
@@ -288,7 +287,7 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
         assert_eq!(c.res(), 0, "the first free slot");
         other.write_all(b"from other").unwrap();
         let mut c = run(ring, recv64(Fixed(0), 4));
-        assert_eq!(&data(&mut c)[..], b"from other");
+        assert_eq!(&take_mut(&mut c)[..], b"from other");
         // Replacing slot 3 closes the connection it held.
         let _third = TcpStream::connect(addr).unwrap();
         let c = run(
@@ -400,7 +399,7 @@ fn a_linked_receive_uses_the_slot_its_accept_filled() {
         let mut cqes = wait_n(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, 0));
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 11));
-        assert_eq!(&data(&mut cqes[1])[..], b"first words");
+        assert_eq!(&take_mut(&mut cqes[1])[..], b"first words");
     });
 }
 
@@ -420,7 +419,7 @@ fn an_operation_keeps_its_file_when_its_slot_is_emptied() {
         peer.write_all(b"late").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 4));
-        assert_eq!(&data(&mut c)[..], b"late");
+        assert_eq!(&take_mut(&mut c)[..], b"late");
         // It was the last user: the socket is closed now.
         assert_closed(&mut peer);
     });
@@ -436,7 +435,7 @@ fn operations_on_a_slot_are_cancelled_by_slot() {
         submit_all(ring, [cancel.build().user_data(3)]);
         let mut cqes = wait_sorted(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
-        assert_eq!(data(&mut cqes[0]).capacity(), 64);
+        assert_eq!(take_mut(&mut cqes[0]).capacity(), 64);
         // The slot's descriptor is the ring's own copy: the receive on the
         // caller's descriptor is another file reference and stays.
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (3, 1));
@@ -509,7 +508,7 @@ fn a_kept_registration_misses_no_end_of_stream() {
         peer.shutdown(How::Write).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 4));
-        assert_eq!(&data(&mut c)[..], b"last");
+        assert_eq!(&take_mut(&mut c)[..], b"last");
         assert_eq!(run(ring, recv64(Fixed(0), 2)).res(), 0);
 
         // The end of the stream comes while nothing waits, after a read
@@ -532,7 +531,7 @@ fn a_kept_registration_misses_no_end_of_stream() {
         submit_all(ring, [recv64(Fixed(0), 4), recv64(Fixed(0), 5)]);
         let mut cqes = wait_n(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (4, 4));
-        assert_eq!(&data(&mut cqes[0])[..], b"tail");
+        assert_eq!(&take_mut(&mut cqes[0])[..], b"tail");
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (5, 0));
         submit_all(ring, [AsyncCancel::new(10).build().user_data(11)]);
         assert_eq!(wait_n(ring, 2).len(), 2);

@@ -12,12 +12,6 @@ use common::*;
 use kqring::ops::{AsyncCancel, CancelTarget, Close, Nop, Read, Readv, Write, Writev};
 use kqring::{Buffer, Cqe};
 
-fn take_mut(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
-        .expect("a BytesMut comes back")
-}
-
 #[test]
 fn nop_completes_with_zero_and_its_user_data() {
     each_mode(|ring| {

@@ -17,19 +17,7 @@ use kqring::ops::{
     Accept, AsyncCancel, Bind, Close, Connect, Listen, Recv, RecvMsg, Send, SendMsg, Shutdown,
     Socket,
 };
-use kqring::{Buffer, Cqe, Ring, SockAddr, Sqe, cqe_flags};
-
-/// Submits one entry and waits for its completion.
-fn run1(ring: &Ring, sqe: Sqe) -> Cqe {
-    submit_all(ring, [sqe]);
-    wait_n(ring, 1).remove(0)
-}
-
-fn take_mut(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
-        .expect("a BytesMut comes back")
-}
+use kqring::{Buffer, Cqe, Ring, SockAddr, cqe_flags};
 
 /// Sends `msg` on `from` (user_data `ud`) and receives it on `to`
 /// (`ud + 1`), byte for byte.

@@ -146,6 +146,12 @@ pub fn start(ring: &Ring, sqes: impl IntoIterator<Item = Sqe>) {
     assert_eq!(c.user_data(), SYNC_NOP, "only the Nop finishes: {c:?}");
 }
 
+/// Submits `sqe` and waits for the next completion.
+pub fn run1(ring: &Ring, sqe: Sqe) -> Cqe {
+    submit_all(ring, [sqe]);
+    wait_n(ring, 1).remove(0)
+}
+
 /// A receive of up to 64 bytes into a new buffer.
 pub fn recv64(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
     Recv::new(fd, BytesMut::with_capacity(64))
@@ -154,7 +160,7 @@ pub fn recv64(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
 }
 
 /// The buffer a read or receive hands back.
-pub fn data(cqe: &mut Cqe) -> BytesMut {
+pub fn take_mut(cqe: &mut Cqe) -> BytesMut {
     cqe.take_buf()
         .and_then(Buffer::into_mut)
         .expect("the buffer comes back")
@@ -175,6 +181,6 @@ pub fn exchanges(
         peer.write_all(msg.as_bytes()).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
-        assert_eq!(&data(&mut c)[..], msg.as_bytes());
+        assert_eq!(&take_mut(&mut c)[..], msg.as_bytes());
     }
 }
