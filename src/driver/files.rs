@@ -60,18 +60,15 @@ impl Files {
     /// calls [`Files::release`]; `-EBADF` for an empty slot, one past the
     /// table, or no table, as io_uring answers.
     pub(crate) fn hold(&mut self, index: u32) -> Result<RawFd, i32> {
-        let fd = self
-            .slots
-            .as_ref()
-            .and_then(|s| s.get(index as usize).copied().flatten())
-            .ok_or(-libc::EBADF)?;
+        let fd = self.lookup(index)?;
         if let Some(o) = self.owned_mut(fd) {
             o.holds += 1;
         }
         Ok(fd)
     }
 
-    /// The slot that holds `fd`, for a cancel by slot.
+    /// The descriptor in slot `index`, not held (a cancel by slot);
+    /// `-EBADF` as for [`Files::hold`].
     pub(crate) fn lookup(&self, index: u32) -> Result<RawFd, i32> {
         self.slots
             .as_ref()
