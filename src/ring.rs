@@ -37,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) overflowed: AtomicU64,
     pub(crate) would_block: AtomicU64,
     pub(crate) changes: AtomicU64,
+    pub(crate) offloaded: AtomicU64,
 }
 
 /// A snapshot of a ring's counters.
@@ -58,6 +59,9 @@ pub struct Stats {
     /// kevent changes the driver submitted (registrations added, re-added,
     /// deleted): on the Linux compat, each is an `epoll_ctl`.
     pub changes: u64,
+    /// Operations handed to the blocking pool: regular-file I/O and
+    /// whatever carries `SqeFlags::ASYNC`.
+    pub offloaded: u64,
 }
 
 /// What the queues, the driver and the workers share.
@@ -446,6 +450,7 @@ impl Ring {
             overflowed: c.overflowed.load(Ordering::Relaxed),
             would_block: c.would_block.load(Ordering::Relaxed),
             changes: c.changes.load(Ordering::Relaxed),
+            offloaded: c.offloaded.load(Ordering::Relaxed),
         }
     }
 }

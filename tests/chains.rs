@@ -10,13 +10,18 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
-use kqring::ops::{LinkTimeout, Nop, Read, Timeout, TimeoutUpdate, Write};
+use kqring::ops::{LinkTimeout, Nop, Read, Readv, Timeout, TimeoutUpdate, Write, Writev};
 use kqring::{Buffer, Cqe, SqeFlags};
 
 const LINK: SqeFlags = SqeFlags::IO_LINK;
 const ETIME: i32 = kqring::sys::ETIME;
 
+/// `(user_data, res)` of each completion, in order. No operation here is
+/// multishot or selects a buffer, so every completion's flags must be 0.
 fn seq(cqes: &[Cqe]) -> Vec<(u64, i32)> {
+    for c in cqes {
+        assert_eq!(c.flags(), 0, "{c:?}");
+    }
     cqes.iter().map(|c| (c.user_data(), c.res())).collect()
 }
 
@@ -134,6 +139,104 @@ fn a_short_read_breaks_a_link() {
         );
         assert_eq!(seq(&wait_n(ring, 2)), [(1, 2), (2, -libc::ECANCELED)]);
     });
+}
+
+/// Capacity of a fresh pipe on Linux and the BSDs: a bigger non-blocking
+/// write into an empty pipe is short.
+const PIPE_CAPACITY: usize = 65536;
+
+#[test]
+fn a_short_write_breaks_a_link() {
+    each_mode(|ring| {
+        let (r, w) = nonblocking_pipe();
+        let data = Bytes::from(vec![7u8; PIPE_CAPACITY + 1000]);
+        submit_all(
+            ring,
+            [
+                Write::new(w.as_raw_fd(), data.clone())
+                    .build()
+                    .user_data(1)
+                    .flags(LINK),
+                Nop::new().build().user_data(2),
+            ],
+        );
+        let mut cqes = wait_n(ring, 2);
+        assert_eq!(
+            seq(&cqes),
+            [(1, PIPE_CAPACITY as i32), (2, -libc::ECANCELED)]
+        );
+        // The whole buffer comes back, not only the part that was written.
+        assert_eq!(cqes[0].take_buf().and_then(Buffer::into_bytes), Some(data));
+        drop(r);
+    });
+}
+
+#[test]
+fn a_short_write_goes_on_in_a_hard_link() {
+    each_mode(|ring| {
+        let (_r, w) = nonblocking_pipe();
+        submit_all(
+            ring,
+            [
+                Write::new(w.as_raw_fd(), Bytes::from(vec![7u8; PIPE_CAPACITY + 1000]))
+                    .build()
+                    .user_data(1)
+                    .flags(SqeFlags::IO_HARDLINK),
+                Nop::new().build().user_data(2),
+            ],
+        );
+        assert_eq!(seq(&wait_n(ring, 2)), [(1, PIPE_CAPACITY as i32), (2, 0)]);
+    });
+}
+
+#[test]
+fn short_vectored_reads_and_writes_break_a_link() {
+    each_mode(|ring| {
+        let (r, w) = nonblocking_pipe();
+        let halves = vec![Bytes::from(vec![1u8; PIPE_CAPACITY / 2 + 500]); 2];
+        submit_all(
+            ring,
+            [
+                Writev::new(w.as_raw_fd(), halves)
+                    .build()
+                    .user_data(1)
+                    .flags(LINK),
+                Nop::new().build().user_data(2),
+            ],
+        );
+        assert_eq!(
+            seq(&wait_n(ring, 2)),
+            [(1, PIPE_CAPACITY as i32), (2, -libc::ECANCELED)]
+        );
+        // Empty the pipe but for 3 bytes, then ask for 8 in two buffers.
+        let mut sink = vec![0u8; PIPE_CAPACITY - 3];
+        assert_eq!(
+            nix_read(r.as_raw_fd(), &mut sink),
+            PIPE_CAPACITY - 3,
+            "drain"
+        );
+        submit_all(
+            ring,
+            [
+                Readv::new(
+                    r.as_raw_fd(),
+                    vec![BytesMut::with_capacity(4), BytesMut::with_capacity(4)],
+                )
+                .build()
+                .user_data(3)
+                .flags(LINK),
+                Nop::new().build().user_data(4),
+            ],
+        );
+        assert_eq!(seq(&wait_n(ring, 2)), [(3, 3), (4, -libc::ECANCELED)]);
+    });
+}
+
+/// A plain `read(2)` from a test's own descriptor.
+fn nix_read(fd: std::os::fd::RawFd, buf: &mut [u8]) -> usize {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).expect("read")
 }
 
 #[test]
@@ -261,6 +364,27 @@ fn drain_waits_for_everything_before_it_and_holds_everything_after() {
 }
 
 #[test]
+fn a_drain_in_its_own_batch_holds_the_batches_after_it() {
+    each_mode(|ring| {
+        let (mut a, b) = pair();
+        submit_all(
+            ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(4))
+                .build()
+                .user_data(1)],
+        );
+        submit_all(
+            ring,
+            [Nop::new().build().user_data(2).flags(SqeFlags::IO_DRAIN)],
+        );
+        submit_all(ring, [Nop::new().build().user_data(3)]);
+        assert_quiet(ring);
+        a.write_all(b"go").unwrap();
+        assert_eq!(seq(&wait_n(ring, 3)), [(1, 2), (2, 0), (3, 0)]);
+    });
+}
+
+#[test]
 fn skip_success_posts_only_failures() {
     each_mode(|ring| {
         let fd = BAD_FD;
@@ -299,6 +423,17 @@ fn async_runs_a_socket_read_on_the_pool() {
             c.take_buf().and_then(Buffer::into_mut).as_deref(),
             Some(&b"pool"[..])
         );
+        assert_eq!(ring.stats().offloaded, 1, "ASYNC ran it on the pool");
+        a.write_all(b"poll").unwrap();
+        let mut c = run1(
+            ring,
+            Read::new(b.as_raw_fd(), BytesMut::with_capacity(4))
+                .build()
+                .user_data(2),
+        );
+        assert_eq!(c.res(), 4);
+        assert_eq!(take_mut(&mut c), &b"poll"[..]);
+        assert_eq!(ring.stats().offloaded, 1, "without ASYNC it stays inline");
     });
 }
 

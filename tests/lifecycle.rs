@@ -104,6 +104,9 @@ fn a_full_completion_queue_overflows_without_loss_and_refuses_submissions() {
 
 #[test]
 fn a_slow_consumer_of_a_tiny_cq_gets_a_thousand_completions_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
     for mode in [Mode::PollingThread, Mode::Inline] {
         let ring = Ring::builder()
             .mode(mode)
@@ -112,38 +115,65 @@ fn a_slow_consumer_of_a_tiny_cq_gets_a_thousand_completions_in_order() {
             .build()
             .unwrap();
         let (sq, cq) = ring.split();
-        let producer = std::thread::spawn(move || {
-            for i in 0..1000u64 {
-                let mut sqe = Nop::new().build().user_data(i);
-                loop {
-                    match sq.push(sqe) {
-                        Ok(()) => break,
-                        Err(back) => {
-                            sqe = back;
-                            // EBUSY while the CQ overflows: the consumer
-                            // will drain it.
-                            let _ = sq.submit();
-                            std::thread::yield_now();
+        // Submissions refused with EBUSY so far, and whether the producer
+        // is done: the consumer reads only after a refusal, so the CQ
+        // really overflows and the producer really meets a full ring.
+        let refused = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let producer = std::thread::spawn({
+            let (refused, done) = (refused.clone(), done.clone());
+            move || {
+                for i in 0..1000u64 {
+                    let mut sqe = Nop::new().build().user_data(i);
+                    while let Err(back) = sq.push(sqe) {
+                        sqe = back;
+                        match sq.submit() {
+                            Ok(()) => {}
+                            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(e) => panic!("submit: {e}"),
                         }
+                        std::thread::yield_now();
                     }
                 }
+                sq.submit().unwrap_or_else(|e| {
+                    assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+                });
+                done.store(true, Ordering::SeqCst);
+                // A last refused submission is taken when the consumer
+                // drains: the pushed entries stay in the queue until then.
             }
-            let _ = sq.submit();
         });
         let mut next = 0;
+        let mut seen_refusals = 0;
         while next < 1000 {
+            // The slow part: every 100 completions, stop reading until the
+            // producer has been refused again (or has pushed everything).
+            if next % 100 == 0 {
+                let deadline = std::time::Instant::now() + PATIENCE;
+                while refused.load(Ordering::SeqCst) == seen_refusals
+                    && !done.load(Ordering::SeqCst)
+                {
+                    assert!(std::time::Instant::now() < deadline, "{mode:?}: no refusal");
+                    std::thread::yield_now();
+                }
+                seen_refusals = refused.load(Ordering::SeqCst);
+            }
             let c = cq
                 .wait_timeout(PATIENCE)
                 .unwrap()
                 .unwrap_or_else(|| panic!("{mode:?}: stuck at {next}"));
             assert_eq!(c.user_data(), next, "{mode:?}: order kept");
             next += 1;
-            if next % 100 == 0 {
-                std::thread::yield_now();
-            }
         }
         producer.join().unwrap();
         assert!(cq.pop().is_none());
+        assert!(
+            refused.load(Ordering::SeqCst) > 0,
+            "{mode:?}: never refused"
+        );
+        assert!(ring.stats().overflowed > 0, "{mode:?}: {:?}", ring.stats());
     }
 }
 
@@ -159,9 +189,10 @@ fn a_parked_poller_is_woken_by_a_submission() {
     let before = ring.stats().wakeups;
     submit_all(&ring, [Nop::new().build().user_data(1)]);
     assert_eq!(wait_n(&ring, 1)[0].user_data(), 1);
-    assert!(
-        ring.stats().wakeups > before,
-        "a parked poller needs one wakeup"
+    assert_eq!(
+        ring.stats().wakeups,
+        before + 1,
+        "a parked poller needs exactly one wakeup"
     );
 }
 

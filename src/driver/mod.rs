@@ -919,9 +919,14 @@ impl Driver {
             span: entry.span.clone(),
             kind: entry.kind,
         };
-        if let Err(job) = self.pool.submit(job) {
-            self.ops[id].op = job.op;
-            self.complete(id, -libc::ECANCELED);
+        match self.pool.submit(job) {
+            Ok(()) => {
+                self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(job) => {
+                self.ops[id].op = job.op;
+                self.complete(id, -libc::ECANCELED);
+            }
         }
     }
 
