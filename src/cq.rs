@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -186,6 +186,9 @@ pub(crate) struct CqInner {
     /// Consumers parked on `ready`: the driver notifies only when non-zero.
     sleepers: AtomicUsize,
     capacity: usize,
+    /// The driver has stopped: nothing more will be posted, so a wait for
+    /// more than is queued ends with ESHUTDOWN instead of never.
+    closed: AtomicBool,
 }
 
 impl CqInner {
@@ -196,6 +199,7 @@ impl CqInner {
             len: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             capacity,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -239,6 +243,16 @@ impl CqInner {
         self.ready.notify_all();
     }
 
+    /// Marks the queue final (the driver's last completions are in) and
+    /// wakes every waiting consumer.
+    pub(crate) fn close(&self) {
+        // Under the lock: a consumer between its check and its wait would
+        // otherwise miss the notification.
+        let _q = self.lock();
+        self.closed.store(true, Ordering::SeqCst);
+        self.ready.notify_all();
+    }
+
     fn pop(&self) -> Option<Cqe> {
         if self.len() == 0 {
             return None;
@@ -250,31 +264,35 @@ impl CqInner {
     }
 
     /// Waits until at least `n` entries are queued or `deadline` passes;
-    /// returns whether they are.
-    pub(crate) fn wait_len(&self, n: usize, deadline: Option<Instant>) -> bool {
+    /// returns whether they are, or ESHUTDOWN once the queue is closed
+    /// with fewer.
+    pub(crate) fn wait_len(&self, n: usize, deadline: Option<Instant>) -> io::Result<bool> {
         let spin_until = Instant::now() + SPIN;
         while self.len() < n {
-            if Instant::now() >= spin_until {
+            if Instant::now() >= spin_until || self.closed.load(Ordering::Relaxed) {
                 return self.park_until_len(n, deadline);
             }
             std::hint::spin_loop();
         }
-        true
+        Ok(true)
     }
 
-    fn park_until_len(&self, n: usize, deadline: Option<Instant>) -> bool {
+    fn park_until_len(&self, n: usize, deadline: Option<Instant>) -> io::Result<bool> {
         let mut q = self.lock();
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let ok = loop {
             if q.len() >= n {
-                break true;
+                break Ok(true);
+            }
+            if self.closed.load(Ordering::SeqCst) {
+                break Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
             }
             match deadline {
                 None => q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        break false;
+                        break Ok(false);
                     }
                     q = self
                         .ready

@@ -161,13 +161,22 @@ impl Shared {
     /// whether they are. An inline ring is driven by the waiting thread.
     pub(crate) fn wait_for(&self, n: usize, deadline: Option<Instant>) -> io::Result<bool> {
         match self.mode {
-            Mode::PollingThread => Ok(self.cq.wait_len(n, deadline)),
+            Mode::PollingThread => self.cq.wait_len(n, deadline),
             Mode::Inline => {
                 let mut guard = self.lock_inline();
-                let Some(driver) = guard.as_mut() else {
-                    return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
-                };
                 while self.cq.len() < n {
+                    let Some(driver) = guard.as_mut() else {
+                        return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+                    };
+                    if self.shutdown.load(Ordering::SeqCst) {
+                        // The ring is being dropped and waits for this
+                        // lock: finish its work here, so the completions
+                        // this wait is for (cancelled ones included) come.
+                        close_sq(self);
+                        driver.shutdown();
+                        *guard = None;
+                        continue;
+                    }
                     let now = Instant::now();
                     let timeout = match deadline {
                         Some(d) if d <= now => return Ok(false),
@@ -478,6 +487,9 @@ impl Drop for Ring {
                 let _ = thread.join();
             }
             None => {
+                // A thread driving the ring in a wait may be parked in
+                // kevent: wake it, and it finishes the shutdown itself.
+                self.shared.force_wake();
                 close_sq(&self.shared);
                 if let Some(mut driver) = self.shared.lock_inline().take() {
                     driver.shutdown();

@@ -54,6 +54,92 @@ fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
     }
 }
 
+/// Runs `f` on its own thread and fails if it doesn't end within
+/// `PATIENCE`: a drop that hangs becomes a test failure, not a hung run.
+fn within_patience<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("{what} did not finish"))
+}
+
+#[test]
+fn waits_after_the_ring_is_gone_end_with_eshutdown() {
+    for mode in [Mode::PollingThread, Mode::Inline] {
+        let ring = Ring::builder().mode(mode).build().unwrap();
+        let cq = ring.completion().clone();
+        ring.submission()
+            .push(Nop::new().build().user_data(1))
+            .unwrap();
+        ring.submit_and_wait(1).unwrap();
+        drop(ring);
+        // What was completed is still there; then nothing more will come.
+        let c = cq.wait().unwrap();
+        assert_eq!((c.user_data(), c.res()), (1, 0));
+        let err = within_patience("a wait on a dropped ring", move || cq.wait().unwrap_err());
+        assert_eq!(err.raw_os_error(), Some(libc::ESHUTDOWN), "{mode:?}");
+    }
+}
+
+#[test]
+fn a_consumer_waiting_on_another_thread_gets_the_cancellations_of_the_drop() {
+    for mode in [Mode::PollingThread, Mode::Inline] {
+        let ring = Ring::builder().mode(mode).build().unwrap();
+        let (_a, b) = pair();
+        start(
+            &ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(1)],
+        );
+        let cq = ring.completion().clone();
+        // With an inline ring this thread drives the ring while it waits,
+        // parked in kevent; the drop must wake it and not wait for it.
+        let waiter = std::thread::spawn(move || {
+            let first = cq.wait();
+            (first, cq.wait())
+        });
+        // The waiter may or may not be parked by now: either way the drop
+        // must get through.
+        within_patience("the drop", move || drop(ring));
+        let (first, second) = waiter.join().unwrap();
+        let mut c = first.unwrap();
+        assert_eq!((c.user_data(), c.res()), (1, -libc::ECANCELED), "{mode:?}");
+        assert_eq!(take_mut(&mut c).capacity(), 8);
+        assert_eq!(second.unwrap_err().raw_os_error(), Some(libc::ESHUTDOWN));
+    }
+}
+
+#[test]
+fn the_drop_stops_a_worker_blocked_on_a_descriptor() {
+    for mode in [Mode::PollingThread, Mode::Inline] {
+        let ring = Ring::builder().mode(mode).build().unwrap();
+        // A blocking socket with no data, forced onto the pool: its worker
+        // waits for data that never comes.
+        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        submit_all(
+            &ring,
+            [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+                .build()
+                .user_data(1)
+                .flags(kqring::SqeFlags::ASYNC)],
+        );
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while ring.stats().offloaded == 0 {
+            assert!(std::time::Instant::now() < deadline, "never offloaded");
+            let _ = ring.completion().wait_timeout(Duration::from_millis(1));
+        }
+        let cq = ring.completion().clone();
+        within_patience("the drop", move || drop(ring));
+        let mut c = cq.pop().expect("the read's completion");
+        assert_eq!((c.user_data(), c.res()), (1, -libc::ECANCELED), "{mode:?}");
+        assert_eq!(take_mut(&mut c).capacity(), 8);
+        assert!(cq.pop().is_none());
+    }
+}
+
 #[test]
 fn a_full_submission_queue_hands_the_entry_back() {
     // Inline: nothing takes entries until the caller drives.

@@ -2,6 +2,7 @@
 //! makes, and the blocking call a worker makes.
 
 use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
@@ -235,13 +236,15 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
 }
 
 /// Runs an operation to completion on a worker, blocking as long as the
-/// syscall does.
-pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
+/// syscall does. A call that could block for ever (on a socket, pipe or
+/// terminal) first waits for readiness or for `stop`, which the ring's
+/// drop makes readable: a stopped operation completes with -ECANCELED.
+pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>, stop: RawFd) -> i32 {
     match op {
         Op::Close(c) => res(sys::close(c.fd)),
-        Op::Connect(c) => net::connect_blocking(c),
+        Op::Connect(c) => net::connect_blocking(c, stop),
         Op::Read(_) | Op::Write(_) | Op::Readv(_) | Op::Writev(_) => {
-            let Some(fd) = op.fd() else {
+            let (Some(fd), Some(dir)) = (op.fd(), direction(op)) else {
                 return -libc::EINVAL;
             };
             let kind = match kind {
@@ -251,10 +254,42 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
                     Err(e) => return -e,
                 },
             };
+            let events = match dir {
+                Dir::Read => libc::POLLIN,
+                Dir::Write => libc::POLLOUT,
+            };
             match kind {
-                // Forced onto the pool (IOSQE_ASYNC): a blocking receive.
-                FdKind::Socket => res(socket_call(op, 0)),
-                k => res(call(op, k)),
+                // Forced onto the pool (IOSQE_ASYNC). A non-blocking
+                // socket's EAGAIN goes back to the driver; a blocking one
+                // waits here, as its call would, but for readiness, so
+                // that the ring's drop can stop it.
+                FdKind::Socket => loop {
+                    match socket_call(op, libc::MSG_DONTWAIT) {
+                        Err(e) if sys::would_block(e) => {}
+                        r => return res(r),
+                    }
+                    match crate::sys::net::is_nonblocking(fd) {
+                        Ok(false) => {}
+                        Ok(true) => return -libc::EAGAIN,
+                        Err(e) => return -e,
+                    }
+                    match sys::poll_or_stop(fd, events, stop) {
+                        Ok(true) => {}
+                        Ok(false) => return -libc::ECANCELED,
+                        Err(e) => return -e,
+                    }
+                },
+                // A blocking pipe or terminal can't be called without
+                // blocking; after readiness the call blocks only if
+                // another reader or writer got there first.
+                FdKind::BlockingStream => match sys::poll_or_stop(fd, events, stop) {
+                    Ok(true) => res(call(op, kind)),
+                    Ok(false) => -libc::ECANCELED,
+                    Err(e) => -e,
+                },
+                // EAGAIN from a non-blocking stream goes back to the
+                // driver, which waits for readiness.
+                FdKind::NonBlockingStream | FdKind::File => res(call(op, kind)),
             }
         }
         _ => -libc::EINVAL,

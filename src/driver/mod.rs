@@ -357,7 +357,10 @@ impl Driver {
 
     fn take_submissions(&mut self) -> bool {
         let mut any = self.release_deferred();
-        for _ in 0..SUBMIT_BATCH {
+        // The entries queued now, as io_uring takes the tail it finds: a
+        // producer that keeps pushing must not keep one turn taking (and
+        // its completions out of the CQ) for ever.
+        for _ in 0..self.sq.len().min(SUBMIT_BATCH) {
             let Ok(sqe) = self.sq.try_recv() else { break };
             any = true;
             self.intake(sqe);
@@ -1319,6 +1322,7 @@ impl Driver {
         drop(self.files.take_all());
         // No turn follows to drain an overflow list: hand everything over.
         self.shared.cq.post_all(&mut self.pending);
+        self.shared.cq.close();
     }
 
     /// An entry taken during shutdown completes as cancelled without

@@ -5,7 +5,8 @@
 //! hands the operation back with its result; the driver posts the
 //! completion, so links, counts and cancellation stay in one place.
 
-use std::io;
+use std::io::{self, PipeWriter};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -40,20 +41,27 @@ pub(crate) struct Pool {
     queued: Receiver<Job>,
     pub(crate) done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
+    /// Dropped at shutdown: its reader then reads as hung up, which stops
+    /// every worker waiting for a socket, pipe or terminal.
+    /// Every worker shares the reader, which lives as long as they do.
+    stop: Option<PipeWriter>,
 }
 
 impl Pool {
     pub(crate) fn new(workers: usize, shared: &Arc<Shared>) -> io::Result<Pool> {
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let (stopped, stop) = io::pipe()?;
+        let stopped = Arc::new(stopped);
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
             let jobs = jobs_rx.clone();
             let done = done_tx.clone();
             let shared = Arc::clone(shared);
+            let stopped = Arc::clone(&stopped);
             let thread = std::thread::Builder::new()
                 .name(format!("kqring-worker-{i}"))
-                .spawn(move || work(&jobs, &done, &shared))?;
+                .spawn(move || work(&jobs, &done, &shared, stopped.as_raw_fd()))?;
             threads.push(thread);
         }
         Ok(Pool {
@@ -61,6 +69,7 @@ impl Pool {
             queued: jobs_rx,
             done: done_rx,
             threads,
+            stop: Some(stop),
         })
     }
 
@@ -73,12 +82,14 @@ impl Pool {
         }
     }
 
-    /// Stops the pool: takes back the jobs no worker started, waits for the
-    /// running ones, joins the workers. Returns the unstarted jobs and the
-    /// results still unread.
+    /// Stops the pool: takes back the jobs no worker started, stops the
+    /// running ones that wait for a descriptor (they end -ECANCELED), waits
+    /// for the others, joins the workers. Returns the unstarted jobs and
+    /// the results still unread.
     pub(crate) fn shutdown(&mut self) -> (Vec<Job>, Vec<Done>) {
         let unstarted: Vec<Job> = self.queued.try_iter().collect();
         self.jobs = None;
+        self.stop = None;
         for t in self.threads.drain(..) {
             // A worker only panics on a bug in kqring; the others still
             // need joining, and the results they sent are still good.
@@ -88,11 +99,11 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared) {
+fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared, stopped: RawFd) {
     for mut job in jobs.iter() {
         let res = job
             .span
-            .in_scope(|| exec::run_blocking(&mut job.op, job.kind));
+            .in_scope(|| exec::run_blocking(&mut job.op, job.kind, stopped));
         let finished = Done {
             id: job.id,
             seq: job.seq,
