@@ -7,23 +7,13 @@ use std::time::Instant;
 use clap::Parser;
 use kqring_bench::cli::Args;
 use kqring_bench::report::Machine;
-use kqring_bench::{plot, suite, trace};
+use kqring_bench::{plot, suite};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let started = Instant::now();
     let machine = Machine::detect();
-    let span_cost = if args.trace {
-        Some(trace::span_cost(
-            &args.kqring_modes(),
-            args.tuning(),
-            args.duration,
-        ))
-    } else {
-        trace::install_from_env();
-        None
-    };
-    let mut report = suite::run(&args, machine, span_cost);
+    let mut report = suite::run(&args, machine);
     report.wall_time = started.elapsed();
     if let Some(path) = &args.plot {
         match std::fs::write(path, plot::svg(&report.latency)) {

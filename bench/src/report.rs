@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::stats::Samples;
 
-/// The columns, in table order.
+/// The columns, in table order, as JSON and the plot name them.
 pub const COLUMNS: [&str; 5] = [
     "kqring-poller",
     "kqring-inline",
@@ -15,6 +15,21 @@ pub const COLUMNS: [&str; 5] = [
     "tokio",
     "blocking",
 ];
+
+/// The table's headers for [`COLUMNS`], in the same order.
+pub const HEADERS: [&str; 5] = [
+    "kqring-poller",
+    "kqring-inline",
+    "io_uring",
+    TOKIO_HEADER,
+    "blocking syscalls",
+];
+
+/// tokio's header names the readiness API its runtime stands on here.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const TOKIO_HEADER: &str = "tokio (epoll)";
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const TOKIO_HEADER: &str = "tokio (kqueue)";
 
 /// The kqring columns (the ratio takes the better of them).
 pub const KQRING: [&str; 2] = ["kqring-poller", "kqring-inline"];
@@ -114,17 +129,82 @@ pub struct LatencySet {
     pub series: Vec<(&'static str, Samples)>,
 }
 
-/// The span-cost measurement of `--trace`.
+/// The cost of kqring's spans: its NOP batched workload with no subscriber
+/// ("off"), then with one installed ("on").
 #[derive(Debug, Clone)]
 pub struct SpanCost {
-    /// The subscriber that was on.
+    /// The subscriber that was on, in words.
     pub subscriber: String,
-    /// (column, its figures).
+    /// Whether it stayed on for every other figure (`--trace`, or
+    /// `RUST_LOG` set); if not, it was measured after them.
+    pub throughout: bool,
+    /// Measured time of each of its runs.
+    pub measured: Duration,
+    /// (column, its figures), per kqring mode run.
     pub rows: Vec<(&'static str, OffOn)>,
 }
 
 /// NOPs/s with no subscriber and with one, or why it failed.
 pub type OffOn = Result<(f64, f64), String>;
+
+/// The label of the span-cost row.
+pub const SPAN_ROW: &str = "NOP batched ×64, spans recorded (subscriber on), M ops/s ↑";
+
+impl SpanCost {
+    /// The "on" figures as cells, one per column of [`COLUMNS`].
+    fn cells(&self) -> Vec<Cell> {
+        COLUMNS
+            .iter()
+            .map(|col| match self.rows.iter().find(|(c, _)| c == col) {
+                Some((_, Ok((_, on)))) => Cell::Value(*on),
+                Some((_, Err(e))) => Cell::Failed(e.clone()),
+                None if KQRING.contains(col) => Cell::NotRun,
+                None => Cell::NotApplicable,
+            })
+            .collect()
+    }
+
+    /// on/off of the mode with the better "on" figure, and that mode.
+    pub fn ratio(&self) -> Option<(f64, &'static str)> {
+        self.rows
+            .iter()
+            .filter_map(|(col, r)| r.as_ref().ok().map(|&(off, on)| (off, on, *col)))
+            .filter(|&(off, _, _)| off > 0.0)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(off, on, col)| (on / off, col))
+    }
+
+    /// The note under the table that says what the row measured.
+    fn note(&self) -> String {
+        let per_mode: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(col, r)| match r {
+                Ok((off, on)) => format!(
+                    "{} {} → {} M ops/s: {:.2}x",
+                    short_mode(col),
+                    fmt_value(off * 1e-6),
+                    fmt_value(on * 1e-6),
+                    on / off
+                ),
+                Err(_) => format!("{} failed", short_mode(col)),
+            })
+            .collect();
+        let when = if self.throughout {
+            "before the other workloads, and left on for them"
+        } else {
+            "after the other workloads, which ran with no subscriber"
+        };
+        format!(
+            "spans recorded (subscriber on): kqring's NOP batched ×64 with {}, installed {when}; \
+             its last column is on/off for the mode with the better \"on\" figure (named), over \
+             the same workload with no subscriber measured just before it ({}; {:.2} s per run)",
+            self.subscriber,
+            per_mode.join("; "),
+            self.measured.as_secs_f64()
+        )
+    }
+}
 
 /// Where the run happened.
 #[derive(Debug, Clone)]
@@ -139,7 +219,7 @@ pub struct Machine {
     /// work that ended up to a minute before).
     pub load: Option<f64>,
     /// The share of all CPUs busy in the 200 ms before the run (Linux):
-    /// other work skews every figure, spinning threads' most.
+    /// other work skews every figure, and those of spinning threads most.
     pub busy: Option<f64>,
 }
 
@@ -237,8 +317,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Latency samples behind the percentile rows and the plot.
     pub latency: Vec<LatencySet>,
-    /// `--trace`'s measurement.
-    pub span_cost: Option<SpanCost>,
+    /// The cost of kqring's spans, subscriber on vs off.
+    pub span_cost: SpanCost,
     /// Failures, as "workload / system: message".
     pub errors: Vec<String>,
     /// How long the whole run took.
@@ -255,7 +335,7 @@ each driven by its own thread, and runs tokio and blocking as in the other rows"
 /// The measurement notes printed under the table.
 const NOTES: &[&str] = &[
     "↑ higher is better, ↓ lower is better; kqring/io_uring divides the figures as shown, \
-     taking the better kqring mode (named)",
+     taking the better kqring mode (named); in the spans row it is on/off instead (last note)",
     "kqring: Recv/Send on non-blocking sockets, Read/Write on non-blocking pipes; \
      file reads on its blocking pool",
     "io_uring: no SQPOLL, Recv/Send on blocking sockets, Read/Write on blocking pipes and the file",
@@ -353,7 +433,8 @@ impl Report {
                 if busy >= 0.2 {
                     let _ = writeln!(
                         out,
-                        "warning: the machine is busy; every figure is skewed, the polling thread's most"
+                        "warning: the machine is busy; other work skews every figure, and those \
+                         of kqring's polling thread most of all."
                     );
                 }
             }
@@ -362,17 +443,21 @@ impl Report {
             }
             (None, None) => {}
         }
-        if let Some(s) = &self.span_cost {
-            let _ = writeln!(out, "spans on for every figure below: {}", s.subscriber);
+        if self.span_cost.throughout {
+            let _ = writeln!(
+                out,
+                "spans on for every figure below: {}",
+                self.span_cost.subscriber
+            );
         }
         for (sys, why) in &self.unavailable {
             let _ = writeln!(out, "{sys} unavailable: {why}");
         }
         out.push('\n');
         let mut header = vec!["workload".to_string()];
-        header.extend(COLUMNS.iter().map(|c| c.to_string()));
+        header.extend(HEADERS.iter().map(|c| c.to_string()));
         header.push("kqring/io_uring".into());
-        let rows: Vec<Vec<String>> = self
+        let mut rows: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
@@ -385,6 +470,15 @@ impl Report {
                 line
             })
             .collect();
+        let spans = &self.span_cost;
+        if !spans.rows.is_empty() {
+            let mut line = vec![SPAN_ROW.to_string()];
+            line.extend(spans.cells().iter().map(|c| fmt_cell(c, 1e-6)));
+            line.push(spans.ratio().map_or("-".into(), |(x, m)| {
+                format!("{x:.2}x on/off ({})", short_mode(m))
+            }));
+            rows.push(line);
+        }
         out.push_str(&markdown(&header, &rows));
         out.push('\n');
         if self.workloads.contains(&"tcp") {
@@ -398,27 +492,8 @@ impl Report {
         for n in NOTES {
             let _ = writeln!(out, "{n}.");
         }
-        if let Some(s) = self.span_cost.as_ref().filter(|s| !s.rows.is_empty()) {
-            let _ = write!(
-                out,
-                "\nSpan cost: kqring NOP batched ×64, M ops/s, with no subscriber vs {}\n\n",
-                s.subscriber
-            );
-            let rows: Vec<Vec<String>> = s
-                .rows
-                .iter()
-                .map(|(col, r)| match r {
-                    Ok((off, on)) => vec![
-                        col.to_string(),
-                        fmt_value(off * 1e-6),
-                        fmt_value(on * 1e-6),
-                        format!("{:.2}", on / off),
-                    ],
-                    Err(_) => vec![col.to_string(), "ERR".into(), "ERR".into(), "-".into()],
-                })
-                .collect();
-            let header = ["mode", "spans off", "spans on", "on/off"].map(String::from);
-            out.push_str(&markdown(&header, &rows));
+        if !spans.rows.is_empty() {
+            let _ = writeln!(out, "{}.", spans.note());
         }
         if !self.errors.is_empty() {
             out.push_str("\nErrors:\n");
@@ -433,7 +508,7 @@ impl Report {
     /// The results as JSON: figures in base units, with the latency
     /// percentiles behind them.
     pub fn to_json(&self) -> Value {
-        let rows: Vec<Value> = self
+        let mut rows: Vec<Value> = self
             .rows
             .iter()
             .map(|r| {
@@ -483,21 +558,44 @@ impl Report {
                 )
             })
             .collect();
-        let span_cost = self.span_cost.as_ref().map(|s| {
-            let modes: serde_json::Map<String, Value> = s
-                .rows
+        let s = &self.span_cost;
+        let modes: serde_json::Map<String, Value> = s
+            .rows
+            .iter()
+            .map(|(col, r)| {
+                let v = match r {
+                    Ok((off, on)) => json!({
+                        "off_ops_per_s": off, "on_ops_per_s": on, "on_over_off": on / off,
+                    }),
+                    Err(e) => json!({ "error": e }),
+                };
+                (col.to_string(), v)
+            })
+            .collect();
+        if !s.rows.is_empty() {
+            let values: serde_json::Map<String, Value> = COLUMNS
                 .iter()
-                .map(|(col, r)| {
-                    let v = match r {
-                        Ok((off, on)) => json!({
-                            "off_ops_per_s": off, "on_ops_per_s": on, "on_over_off": on / off,
-                        }),
-                        Err(e) => json!({ "error": e }),
-                    };
-                    (col.to_string(), v)
-                })
+                .zip(s.cells())
+                .map(|(c, v)| (c.to_string(), v.json()))
                 .collect();
-            json!({ "subscriber": s.subscriber, "modes": modes })
+            let (ratio, mode) = s.ratio().map_or((None, None), |(x, m)| (Some(x), Some(m)));
+            rows.push(json!({
+                "workload": "spans",
+                "metric": SPAN_ROW,
+                "unit": "ops/s",
+                "better": "higher",
+                "values": values,
+                "kqring_over_io_uring": None::<f64>,
+                "ratio_mode": mode,
+                "on_over_off": ratio,
+                "modes": modes,
+            }));
+        }
+        let span_cost = json!({
+            "subscriber": s.subscriber,
+            "throughout": s.throughout,
+            "measured_s": s.measured.as_secs_f64(),
+            "modes": modes,
         });
         json!({
             "machine": {
@@ -561,6 +659,37 @@ mod tests {
             [NotRun, Value(3.0), Unavailable, NotApplicable, NotRun],
         );
         assert_eq!(r.ratio(), None);
+    }
+
+    #[test]
+    fn span_row_puts_on_under_its_mode_and_divides_by_off() {
+        let s = SpanCost {
+            subscriber: "x".into(),
+            throughout: false,
+            measured: Duration::from_millis(100),
+            rows: vec![
+                ("kqring-poller", Ok((4e6, 1e5))),
+                ("kqring-inline", Ok((8e6, 4e5))),
+            ],
+        };
+        assert_eq!(
+            s.cells(),
+            vec![
+                Cell::Value(1e5),
+                Cell::Value(4e5),
+                Cell::NotApplicable,
+                Cell::NotApplicable,
+                Cell::NotApplicable
+            ]
+        );
+        assert_eq!(s.ratio(), Some((0.05, "kqring-inline")));
+        let s = SpanCost {
+            rows: vec![("kqring-inline", Err("no".into()))],
+            ..s
+        };
+        assert_eq!(s.cells()[0], Cell::NotRun);
+        assert!(matches!(&s.cells()[1], Cell::Failed(e) if e == "no"));
+        assert_eq!(s.ratio(), None);
     }
 
     #[test]

@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use crate::cli::{Args, SystemArg, Workload};
 use crate::fixtures::{TIMER_RANGE, TestFile};
-use crate::report::{Better, COLUMNS, Cell, LatencySet, Machine, Report, Row, SpanCost};
+use crate::report::{Better, COLUMNS, Cell, LatencySet, Machine, Report, Row};
 use crate::stats::Measurement;
 use crate::systems::blocking::Blocking;
 use crate::systems::kqring::Kqring;
 use crate::systems::tokio::Tokio;
 use crate::systems::{self, Outcome, Params, System};
+use crate::trace;
 
 /// A progress line on stderr, rewritten in place; only on a terminal.
 #[derive(Debug)]
@@ -32,7 +33,8 @@ impl Progress {
         }
     }
 
-    fn show(&self, what: &str, system: &str) {
+    /// Shows the step about to run: `what` on `system`.
+    pub fn show(&self, what: &str, system: &str) {
         if self.on {
             eprint!(
                 "\r\x1b[K[{}/{}] {:5.1} s  {what} · {system}",
@@ -41,6 +43,11 @@ impl Progress {
                 self.start.elapsed().as_secs_f64()
             );
         }
+    }
+
+    /// Counts a step as done.
+    pub fn advance(&mut self) {
+        self.done += 1;
     }
 
     /// Clears the line (before other output, and at the end).
@@ -94,7 +101,7 @@ impl Runner {
                     eprintln!("error: {msg}");
                     self.errors.push(msg);
                 }
-                self.progress.done += 1;
+                self.progress.advance();
                 runs.push(got);
             }
         }
@@ -183,10 +190,11 @@ fn count_label(n: usize) -> String {
     }
 }
 
-/// Runs what `args` selects on `machine` (detected before anything ran).
-/// `span_cost` is `--trace`'s measurement, made before (it has to run
-/// before any subscriber is installed).
-pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report {
+/// Runs what `args` selects on `machine` (detected before anything ran),
+/// and the span cost: after the workloads, which then run with no
+/// subscriber; or, with `--trace` or `RUST_LOG` set, before them, leaving
+/// its subscriber installed for every figure.
+pub fn run(args: &Args, machine: Machine) -> Report {
     let started = Instant::now();
     let params = Params {
         duration: args.duration,
@@ -244,12 +252,25 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
         })
         .sum();
     let rounds = args.rounds as usize;
+    let span_steps = 2 * modes.len() * rounds;
     let mut r = Runner {
         slots,
         rounds,
-        progress: Progress::new(runs * ready * rounds),
+        progress: Progress::new(runs * ready * rounds + span_steps),
         errors: Vec::new(),
     };
+    let listen_first = args.trace || trace::rust_log_set();
+    let span_cost = |progress: &mut Progress| {
+        trace::span_cost(
+            &modes,
+            args.tuning(),
+            args.duration,
+            rounds,
+            listen_first,
+            progress,
+        )
+    };
+    let early = listen_first.then(|| span_cost(&mut r.progress));
     let mut rows = Vec::new();
     let mut latency = Vec::new();
     let p = &params;
@@ -338,13 +359,13 @@ pub fn run(args: &Args, machine: Machine, span_cost: Option<SpanCost>) -> Report
             }
         }
     }
+    let span_cost = early.unwrap_or_else(|| span_cost(&mut r.progress));
     r.progress.clear();
     let mut errors = r.errors;
-    if let Some(s) = &span_cost {
-        for (col, res) in &s.rows {
-            if let Err(e) = res {
-                errors.push(format!("span cost / {col}: {e}"));
-            }
+    for (col, res) in &span_cost.rows {
+        if let Err(e) = res {
+            eprintln!("error: span cost / {col}: {e}");
+            errors.push(format!("span cost / {col}: {e}"));
         }
     }
     Report {

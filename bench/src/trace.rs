@@ -1,8 +1,12 @@
-//! Tracing: `RUST_LOG` output, and the span-cost measurement of `--trace`.
+//! Tracing: `RUST_LOG` output, and the cost of kqring's per-operation spans
+//! with a subscriber on vs off.
 //!
 //! Subscribers are global, so that kqring's polling thread (which no
 //! scoped subscriber reaches) is seen too. A global subscriber can't be
-//! removed, so `--trace` measures "off" first, then installs one.
+//! removed, so the span cost measures "off" first, then installs one and
+//! measures "on". Every run measures it: after the other workloads, which
+//! then run with no subscriber; or before them, with `--trace` or
+//! `RUST_LOG` set, and the subscriber stays on for every figure.
 
 use std::io::IsTerminal as _;
 use std::time::Duration;
@@ -10,8 +14,18 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::report::SpanCost;
+use crate::report::{OffOn, SpanCost};
+use crate::stats::Measurement;
+use crate::suite::Progress;
 use crate::systems::kqring::{Kqring, Tuning};
+
+/// The longest the span cost measures each of its runs: it is one row of
+/// every run, so it stays cheap.
+pub const SPAN_COST_MAX: Duration = Duration::from_millis(500);
+
+/// The shortest: with every span recorded, a batch of 64 NOPs can take
+/// milliseconds on a loaded machine, and only whole batches count.
+pub const SPAN_COST_MIN: Duration = Duration::from_millis(100);
 
 /// Whether `RUST_LOG` asks for output.
 pub fn rust_log_set() -> bool {
@@ -48,35 +62,80 @@ fn install_sink() -> bool {
         .is_ok()
 }
 
-/// Runs kqring's batched NOPs in each of `modes` with no subscriber, then
-/// installs one (`RUST_LOG`'s if set, else the sink) and runs them again.
-/// The subscriber stays installed for the rest of the run.
-pub fn span_cost(modes: &[kqring::Mode], tuning: Tuning, duration: Duration) -> SpanCost {
-    let run = |m: kqring::Mode| {
-        Kqring::tuned(m, tuning)
-            .run_nop_batched(duration)
-            .map(|r| r.rate())
-            .map_err(|e| e.to_string())
-    };
-    let off: Vec<_> = modes.iter().map(|&m| run(m)).collect();
-    let subscriber = if install_from_env() {
+/// Installs `RUST_LOG`'s subscriber if it is set, else one that records
+/// every span into `io::sink()`, and says which.
+fn install() -> String {
+    if install_from_env() {
         format!(
-            "RUST_LOG={} formatted to stderr with FmtSpan::CLOSE",
+            "RUST_LOG's subscriber (RUST_LOG={}: the spans it enables, each close formatted \
+             to stderr)",
             std::env::var("RUST_LOG").unwrap_or_default()
         )
     } else if install_sink() {
-        "a registry with EnvFilter \"trace\" and a fmt layer (FmtSpan::CLOSE) writing to io::sink()"
+        "a subscriber that records every span (EnvFilter \"trace\" and a fmt layer that \
+         formats each span's close, with its timing, into io::sink())"
             .to_string()
     } else {
         "an already-installed subscriber".to_string()
+    }
+}
+
+/// Runs kqring's batched NOPs in each of `modes` with no subscriber, then
+/// installs one (`RUST_LOG`'s if set, else one that records every span)
+/// and runs them again; each figure is the median of `rounds` runs of
+/// `duration`, kept within [`SPAN_COST_MIN`]..=[`SPAN_COST_MAX`]. The
+/// subscriber stays installed for the rest of the run; `throughout` says
+/// whether the rest is the other workloads.
+pub fn span_cost(
+    modes: &[kqring::Mode],
+    tuning: Tuning,
+    duration: Duration,
+    rounds: usize,
+    throughout: bool,
+    progress: &mut Progress,
+) -> SpanCost {
+    let measured = duration.clamp(SPAN_COST_MIN, SPAN_COST_MAX);
+    let mut run = |m: kqring::Mode, what: &str| -> Result<f64, String> {
+        let mut rates = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            progress.show(what, Kqring::column(m));
+            let got = Kqring::tuned(m, tuning).run_nop_batched(measured);
+            progress.advance();
+            rates.push(rate(got)?);
+        }
+        rates.sort_by(f64::total_cmp);
+        Ok(rates[rates.len() / 2])
+    };
+    let off: Vec<_> = modes
+        .iter()
+        .map(|&m| run(m, "NOP batched, no subscriber"))
+        .collect();
+    // Nothing to measure and nothing after it: no subscriber is needed.
+    let subscriber = if modes.is_empty() && !throughout {
+        "none (kqring was not run)".to_string()
+    } else {
+        install()
     };
     let rows = modes
         .iter()
         .zip(off)
         .map(|(&m, off)| {
-            let on = run(m);
+            let on = run(m, "NOP batched, spans recorded");
             (Kqring::column(m), off.and_then(|off| Ok((off, on?))))
         })
-        .collect();
-    SpanCost { subscriber, rows }
+        .collect::<Vec<(&'static str, OffOn)>>();
+    SpanCost {
+        subscriber,
+        throughout,
+        measured,
+        rows,
+    }
+}
+
+fn rate(got: crate::Result<Measurement>) -> Result<f64, String> {
+    match got {
+        Ok(m) if m.ops == 0 => Err("nothing completed in the measured window".into()),
+        Ok(m) => Ok(m.rate()),
+        Err(e) => Err(e.to_string()),
+    }
 }

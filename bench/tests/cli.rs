@@ -7,11 +7,23 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kqring-bench"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the benchmark runs")
+    bench_with_log(args, None)
+}
+
+/// Runs the benchmark with `RUST_LOG` set to `log`, or unset.
+fn bench_with_log(args: &[&str], log: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kqring-bench"));
+    cmd.args(args);
+    match log {
+        Some(log) => cmd.env("RUST_LOG", log),
+        None => cmd.env_remove("RUST_LOG"),
+    };
+    cmd.output().expect("the benchmark runs")
+}
+
+/// The first lines of a long output, for a failure message.
+fn head(s: &str) -> String {
+    s.lines().take(40).collect::<Vec<_>>().join("\n")
 }
 
 fn json_of(out: &Output) -> Value {
@@ -87,7 +99,132 @@ fn nop_run_gives_json_with_every_key() {
         let uring = &r["values"]["io_uring"];
         assert!(uring.is_f64() || v["unavailable"].get("io_uring").is_some());
     }
-    assert!(v["span_cost"].is_null());
+    assert_eq!(row(&v, "spans").len(), 1, "the span-cost row");
+}
+
+#[test]
+fn every_run_measures_spans_with_a_subscriber_on_and_off() {
+    // No NOP workload asked for: the span row is there all the same.
+    let v = json_of(&bench(&[
+        "--workload",
+        "pipe",
+        "--duration",
+        "0.05",
+        "--json",
+    ]));
+    let rows = row(&v, "spans");
+    assert_eq!(rows.len(), 1, "{v}");
+    let r = rows[0];
+    assert!(
+        r["metric"].as_str().unwrap().contains("subscriber on"),
+        "{r}"
+    );
+    for mode in ["kqring-poller", "kqring-inline"] {
+        let on = r["values"][mode].as_f64().unwrap();
+        let m = &v["span_cost"]["modes"][mode];
+        assert!(on > 0.0, "{mode}: {r}");
+        assert_eq!(m["on_ops_per_s"].as_f64(), Some(on), "{mode}: {m}");
+        assert!(m["off_ops_per_s"].as_f64().unwrap() > 0.0, "{mode}: {m}");
+        assert!(m["on_over_off"].as_f64().unwrap() > 0.0, "{mode}: {m}");
+    }
+    assert!(r["on_over_off"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["kqring_over_io_uring"].is_null(), "{r}");
+    assert_eq!(r["values"]["io_uring"], "n/a");
+    // The other workloads ran with no subscriber; the row's says it records
+    // every span.
+    assert_eq!(v["span_cost"]["throughout"], false);
+    let subscriber = v["span_cost"]["subscriber"].as_str().unwrap();
+    assert!(subscriber.contains("records every span"), "{subscriber}");
+    assert_eq!(v["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn msg_size_sets_the_echoed_messages_and_is_recorded() {
+    // Larger than the server ends' 4 KiB receive buffer: each echo takes
+    // several receives, and every echoed byte is checked.
+    let v = json_of(&bench(&[
+        "--workload",
+        "pipe,tcp",
+        "--msg-size",
+        "9000",
+        "--connections",
+        "2",
+        "--rings",
+        "1",
+        "--duration",
+        "0.1",
+        "--json",
+    ]));
+    assert_eq!(v["config"]["msg_size"], 9000);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    for key in ["pipe", "tcp-2"] {
+        let title = v["latency"][key]["title"].as_str().unwrap();
+        assert!(title.contains("(9000 B)"), "{key}: {title}");
+    }
+    for r in row(&v, "pipe").into_iter().chain(row(&v, "tcp")) {
+        for col in [
+            "kqring-poller",
+            "kqring-inline",
+            "io_uring",
+            "tokio",
+            "blocking",
+        ] {
+            let x = &r["values"][col];
+            if col == "io_uring" && x.is_string() {
+                continue;
+            }
+            assert!(x.as_f64().is_some_and(|x| x > 0.0), "{col}: {r}");
+        }
+    }
+}
+
+#[test]
+fn rust_log_prints_each_operations_span_with_its_timing() {
+    let out = bench_with_log(
+        &[
+            "--workload",
+            "nop-rtt",
+            "--duration",
+            "0.05",
+            "--system",
+            "kqring",
+            "--mode",
+            "inline",
+        ],
+        Some("kqring=trace"),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{}", head(&stderr));
+    // tracing-subscriber's fmt, with FmtSpan::CLOSE:
+    // `TRACE op{op="Nop" user_data=3 fd=-1 fixed=false res=0}: kqring::driver: close time.busy=1.2µs time.idle=3.4µs`
+    let spans: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("TRACE")
+                && l.contains(r#"op{op="Nop""#)
+                && l.contains("user_data=")
+                && l.contains("res=0")
+                && l.contains("close")
+                && l.contains("time.busy=")
+                && l.contains("time.idle=")
+        })
+        .collect();
+    assert!(
+        spans.len() > 10,
+        "no span lines on stderr:\n{}",
+        head(&stderr)
+    );
+    // The table says the subscriber was on for every figure.
+    assert!(
+        stdout.contains("spans on for every figure below"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("RUST_LOG=kqring=trace"), "{stdout}");
+    assert!(
+        stdout.contains("spans recorded (subscriber on)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -231,7 +368,43 @@ fn bad_arguments_are_refused() {
         "--trace",
         "--json",
         "--plot",
+        "RUST_LOG",
+        "progress line",
+        "not a terminal",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[test]
+fn the_table_names_the_issues_columns() {
+    let out = bench(&[
+        "--workload",
+        "nop-batched",
+        "--duration",
+        "0.05",
+        "--mode",
+        "inline",
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let header = table
+        .lines()
+        .find(|l| l.starts_with("| workload"))
+        .expect("a header line");
+    for col in [
+        "kqring-inline",
+        "io_uring",
+        "tokio (",
+        "blocking syscalls",
+        "kqring/io_uring",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let spans = table
+        .lines()
+        .find(|l| l.contains("spans recorded (subscriber on)"))
+        .expect("the span row");
+    assert!(spans.contains("on/off"), "{spans}");
+    assert!(table.contains("records every span"), "{table}");
 }
