@@ -5,13 +5,15 @@ use std::ops::BitOr;
 use std::time::Duration;
 
 use crate::SETTLE;
+use crate::run::CqeRecord;
 
 /// Declares [`Op`]: one variant per opcode, with its name in the text
 /// format and its arguments. Parsing and printing come from the argument
 /// types (`text::Arg`), so a new opcode needs only its line here plus its
 /// two translations (kqring, io_uring). An argument without a default is
-/// required, except `bool`s (absent means false). A field's name is its
-/// argument's key, with `-` for `_` (`file_index` is `file-index=`).
+/// required, except `bool`s (absent means false) and `Option`s. A field's
+/// name is its argument's key, with `-` for `_` (`file_index` is
+/// `file-index=`) and a trailing `_` dropped (`as_` is `as=`).
 macro_rules! ops {
     ($(
         $(#[$doc:meta])*
@@ -231,25 +233,224 @@ ops! {
         /// What goes into each slot.
         fds: Vec<UpdateFd>,
     },
-    /// `IORING_OP_ACCEPT` of a connection into the ring's file table (a
-    /// direct descriptor); multishot with `IORING_ACCEPT_MULTISHOT`.
+    /// `IORING_OP_ACCEPT` of a connection: into the ring's file table (a
+    /// direct descriptor) with `file-index=`, else into a descriptor of the
+    /// process (`res=fd`); multishot with `IORING_ACCEPT_MULTISHOT`.
     Accept = "accept" {
         /// The listening socket.
         fd: FileRef,
-        /// The slot the connection goes into.
-        file_index: FileSlot,
+        /// The slot the connection goes into; none: a plain descriptor.
+        file_index: Option<FileSlot>,
         /// Keeps accepting (`IORING_ACCEPT_MULTISHOT`).
         multi: bool,
+        /// The name later entries use for the new descriptor (`as=NAME`).
+        as_: Option<FdName>,
+    },
+    /// `IORING_OP_SOCKET`: a new socket, as a descriptor of the process
+    /// (`res=fd`) or, with `file-index=`, in the ring's file table.
+    Socket = "socket" {
+        /// `inet`, `inet6` or `unix`.
+        domain: Domain,
+        /// `stream` or `dgram`.
+        type_: SockType,
+        /// The protocol (0: the domain's default).
+        protocol: u32 = 0,
+        /// The slot it goes into; none: a plain descriptor.
+        file_index: Option<FileSlot>,
+        /// Leaves it blocking (default: `SOCK_NONBLOCK`).
+        blocking: bool,
+        /// The name later entries use for the new descriptor (`as=NAME`).
+        as_: Option<FdName>,
+    },
+    /// `IORING_OP_BIND`.
+    Bind = "bind" {
+        /// The socket.
+        fd: FileRef,
+        /// The address (port 0: one the kernel picks).
+        addr: Addr,
+    },
+    /// `IORING_OP_LISTEN`.
+    Listen = "listen" {
+        /// The socket.
+        fd: FileRef,
+        /// Room for pending connections.
+        backlog: u32 = 16,
+    },
+    /// `IORING_OP_CONNECT`.
+    Connect = "connect" {
+        /// The socket.
+        fd: FileRef,
+        /// Where to.
+        addr: Addr,
+    },
+    /// `IORING_OP_SHUTDOWN`.
+    Shutdown = "shutdown" {
+        /// The socket.
+        fd: FileRef,
+        /// `rd`, `wr` or `rdwr`.
+        how: How,
+    },
+    /// `IORING_OP_SENDMSG` of the buffers as one message, to `to` or the
+    /// connected peer.
+    SendMsg = "sendmsg" {
+        /// The socket.
+        fd: FileRef,
+        /// The buffers (`data=` repeated in the text format).
+        data: Vec<Vec<u8>>,
+        /// The destination, for an unconnected datagram socket.
+        to: Option<Addr>,
+    },
+    /// `IORING_OP_RECVMSG` into buffers of the given lengths; the
+    /// completion names the sender (`from=`).
+    RecvMsg = "recvmsg" {
+        /// The socket.
+        fd: FileRef,
+        /// Each buffer's length.
+        lens: Vec<u32>,
+    },
+    /// `IORING_OP_RECVMSG` with `IOSQE_BUFFER_SELECT`: into a buffer of
+    /// `group`, taken when the data is there.
+    RecvMsgSelect = "recvmsg-select" {
+        /// The socket.
+        fd: FileRef,
+        /// The provided buffer group.
+        group: u32,
+    },
+    /// `IORING_OP_READ` with `IOSQE_BUFFER_SELECT`: into a buffer of
+    /// `group`, taken when the data is there.
+    ReadSelect = "read-select" {
+        /// The descriptor.
+        fd: FileRef,
+        /// The provided buffer group.
+        group: u32,
+        /// Where to read.
+        off: Offset = Offset::At(0),
     },
 }
 
 impl Op {
     /// Whether the operation reads into a buffer of its own (its final CQE
     /// carries the bytes read; one that selects a provided buffer carries
-    /// them in each CQE with `F_BUFFER`).
+    /// them in each CQE with `F_BUFFER`: see [`selects`](Self::selects)).
     pub fn is_read(&self) -> bool {
-        matches!(self, Op::Read { .. } | Op::Readv { .. } | Op::Recv { .. })
+        matches!(
+            self,
+            Op::Read { .. } | Op::Readv { .. } | Op::Recv { .. } | Op::RecvMsg { .. }
+        )
     }
+
+    /// The buffer group the operation reads into, if it selects a
+    /// provided buffer.
+    pub fn selects(&self) -> Option<u32> {
+        match self {
+            Op::RecvSelect { group, .. }
+            | Op::RecvMsgSelect { group, .. }
+            | Op::ReadSelect { group, .. } => Some(*group),
+            _ => None,
+        }
+    }
+
+    /// Whether a successful completion's `res` is a new descriptor of the
+    /// process (a socket, or an accept that is not direct): its number
+    /// differs between backends and runs, so it is compared as `res=fd`.
+    pub fn makes_fd(&self) -> bool {
+        matches!(
+            self,
+            Op::Socket {
+                file_index: None,
+                ..
+            } | Op::Accept {
+                file_index: None,
+                ..
+            }
+        )
+    }
+
+    /// The name a new descriptor gets (`as=NAME`), if it gets one.
+    pub fn names_fd(&self) -> Option<&FdName> {
+        match self {
+            Op::Socket { as_, .. } | Op::Accept { as_, .. } => as_.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// The name a new descriptor gets for the entries after it (`as=NAME`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FdName(pub String);
+
+/// A socket's address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// `AF_INET` (`inet`).
+    Inet,
+    /// `AF_INET6` (`inet6`).
+    Inet6,
+    /// `AF_UNIX` (`unix`).
+    Unix,
+}
+
+impl Domain {
+    /// The `AF_*` value.
+    pub fn raw(self) -> i32 {
+        match self {
+            Domain::Inet => libc::AF_INET,
+            Domain::Inet6 => libc::AF_INET6,
+            Domain::Unix => libc::AF_UNIX,
+        }
+    }
+}
+
+/// A socket's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SockType {
+    /// `SOCK_STREAM` (`stream`).
+    Stream,
+    /// `SOCK_DGRAM` (`dgram`).
+    Dgram,
+}
+
+impl SockType {
+    /// The `SOCK_*` value.
+    pub fn raw(self) -> i32 {
+        match self {
+            SockType::Stream => libc::SOCK_STREAM,
+            SockType::Dgram => libc::SOCK_DGRAM,
+        }
+    }
+}
+
+/// Which directions a shutdown closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// `SHUT_RD` (`rd`).
+    Read,
+    /// `SHUT_WR` (`wr`).
+    Write,
+    /// `SHUT_RDWR` (`rdwr`).
+    Both,
+}
+
+impl How {
+    /// The `SHUT_*` value.
+    pub fn raw(self) -> i32 {
+        match self {
+            How::Read => libc::SHUT_RD,
+            How::Write => libc::SHUT_WR,
+            How::Both => libc::SHUT_RDWR,
+        }
+    }
+}
+
+/// A socket address an entry names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    /// An IP address and port (`127.0.0.1:0`, `[::1]:0`). Bind to port 0
+    /// and connect through `local:`: a fixed port may be taken.
+    Ip(std::net::SocketAddr),
+    /// The address a descriptor of the program is bound to
+    /// (`local:NAME`), looked up when the entry is submitted.
+    LocalOf(FdRef),
 }
 
 /// A descriptor of a program's resource, by name: `p.a`, `q.w`, `f`.
@@ -463,11 +664,17 @@ pub enum ResourceKind {
     },
     /// A descriptor number that is never open: `NAME`.
     BadFd,
-    /// A listening `AF_UNIX` stream socket: `NAME`.
+    /// A listening stream socket: `NAME`.
     Listener {
+        /// A TCP socket on 127.0.0.1 (a port the kernel picks), rather
+        /// than `AF_UNIX`.
+        tcp: bool,
         /// Leave it blocking (default: `O_NONBLOCK`).
         blocking: bool,
     },
+    /// A UDP socket bound to 127.0.0.1, a port the kernel picks,
+    /// non-blocking: `NAME`.
+    Udp,
     /// A socket connected to a listener declared before it, its
     /// connection waiting in the listener's queue (connections queue in
     /// the order declared): `NAME`.
@@ -501,6 +708,7 @@ impl Resource {
             ResourceKind::File { .. }
             | ResourceKind::BadFd
             | ResourceKind::Listener { .. }
+            | ResourceKind::Udp
             | ResourceKind::Client { .. } => vec![self.name.clone()],
         }
     }
@@ -554,6 +762,64 @@ pub struct Program {
     pub resources: Vec<Resource>,
     /// What it does.
     pub steps: Vec<Step>,
+    /// The completions it is expected to give, if they are written down.
+    pub expected: Option<Expected>,
+}
+
+/// Completions grouped by the `wait` step that collected them (the last
+/// group: what arrived after the last step).
+pub type CqeGroups = Vec<Vec<CqeRecord>>;
+
+/// The completions a program is expected to give: what each `wait` step
+/// collects, then what arrives after the last step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expected {
+    /// One group per `wait` step, in order, then one for the completions
+    /// that arrive after the last step (within the settle time).
+    pub groups: Vec<ExpectedGroup>,
+}
+
+/// What one `wait` step is expected to collect.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExpectedGroup {
+    /// io_uring's completions (`expect` lines), which are kqring's too
+    /// unless [`kqring`](Self::kqring) says otherwise.
+    pub io_uring: Vec<CqeRecord>,
+    /// kqring's own completions where it differs (`expect-kqring` lines).
+    pub kqring: Option<Vec<CqeRecord>>,
+}
+
+impl Expected {
+    /// What io_uring is expected to give, a group per wait; sorted by
+    /// `user_data` within each group when `order` says so.
+    pub fn io_uring(&self, order: Order) -> CqeGroups {
+        self.groups
+            .iter()
+            .map(|g| sorted(g.io_uring.clone(), order))
+            .collect()
+    }
+
+    /// What kqring is expected to give, a group per wait; sorted by
+    /// `user_data` within each group when `order` says so.
+    pub fn kqring(&self, order: Order) -> CqeGroups {
+        self.groups
+            .iter()
+            .map(|g| sorted(g.kqring.as_ref().unwrap_or(&g.io_uring).clone(), order))
+            .collect()
+    }
+
+    /// Whether kqring is expected to differ from io_uring.
+    pub fn differs(&self, order: Order) -> bool {
+        self.io_uring(order) != self.kqring(order)
+    }
+}
+
+/// A group of completions in the order the comparison uses.
+pub(crate) fn sorted(mut group: Vec<CqeRecord>, order: Order) -> Vec<CqeRecord> {
+    if order == Order::ByUserData {
+        group.sort_by_key(|c| c.user_data);
+    }
+    group
 }
 
 impl Program {
@@ -566,6 +832,7 @@ impl Program {
             files: 0,
             resources: Vec::new(),
             steps: Vec::new(),
+            expected: None,
         }
     }
 
@@ -613,16 +880,19 @@ impl Program {
     }
 
     /// Checks that resource names are unique and well formed, that every
-    /// client names a listener declared before it, and that every
-    /// descriptor named exists.
+    /// client names a listener declared before it, that every descriptor
+    /// named exists (a resource's, or one an entry of an earlier batch
+    /// makes with `as=`), and that expectations, if any, cover every wait.
     pub fn validate(&self) -> Result<(), String> {
+        let well_formed = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
         let mut ends: Vec<String> = Vec::new();
         for (i, r) in self.resources.iter().enumerate() {
-            let ok = !r.name.is_empty()
-                && r.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !ok {
+            if !well_formed(&r.name) {
                 return Err(format!("bad resource name {:?}", r.name));
             }
             if let ResourceKind::Client { listener, .. } = &r.kind {
@@ -643,7 +913,7 @@ impl Program {
                 ends.push(end);
             }
         }
-        let known = |fd: &FdRef| {
+        let known = |ends: &[String], fd: &FdRef| {
             if ends.contains(&fd.0) {
                 Ok(())
             } else {
@@ -653,16 +923,77 @@ impl Program {
                 ))
             }
         };
+        let mut waits = 0;
         for step in &self.steps {
             match step {
                 Step::Submit(entries) => {
                     for e in entries {
-                        e.op.fd_refs().into_iter().try_for_each(known)?;
+                        for fd in e.op.fd_refs() {
+                            let made_here = entries
+                                .iter()
+                                .any(|m| m.op.names_fd().is_some_and(|n| n.0 == fd.0));
+                            if made_here && !ends.contains(&fd.0) {
+                                return Err(format!(
+                                    "{fd} is made by an entry of the same batch: its number is \
+                                     only known once that entry has completed (wait for it first)"
+                                ));
+                            }
+                            known(&ends, fd)?;
+                        }
+                    }
+                    for e in entries {
+                        // Its completion's res is a descriptor to adopt: no
+                        // other entry's result may be taken for one.
+                        if e.op.makes_fd()
+                            && self
+                                .entries()
+                                .filter(|o| o.user_data == e.user_data)
+                                .count()
+                                > 1
+                        {
+                            return Err(format!(
+                                "{} ud={}: an entry that makes a descriptor needs a user_data \
+                                 of its own",
+                                e.op.keyword(),
+                                e.user_data
+                            ));
+                        }
+                        let Some(name) = e.op.names_fd() else {
+                            continue;
+                        };
+                        if !well_formed(&name.0) {
+                            return Err(format!("bad descriptor name {:?}", name.0));
+                        }
+                        if !e.op.makes_fd() {
+                            return Err(format!(
+                                "as={}: only an entry that makes a descriptor of the process \
+                                 (no file-index=) names it",
+                                name.0
+                            ));
+                        }
+                        if matches!(e.op, Op::Accept { multi: true, .. }) {
+                            return Err(format!(
+                                "as={}: a multishot accept makes many descriptors",
+                                name.0
+                            ));
+                        }
+                        if ends.contains(&name.0) {
+                            return Err(format!("descriptor {} named twice", name.0));
+                        }
+                        ends.push(name.0.clone());
                     }
                 }
-                Step::WritePeer { fd, .. } | Step::ClosePeer { fd } => known(fd)?,
-                Step::Wait(_) => {}
+                Step::WritePeer { fd, .. } | Step::ClosePeer { fd } => known(&ends, fd)?,
+                Step::Wait(_) => waits += 1,
             }
+        }
+        if let Some(expected) = &self.expected
+            && expected.groups.len() != waits + 1
+        {
+            return Err(format!(
+                "expectations for {} waits, but the program has {waits}",
+                expected.groups.len().saturating_sub(1)
+            ));
         }
         Ok(())
     }

@@ -3,13 +3,20 @@
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::model::{FdRef, Resource, ResourceKind};
 use crate::run::RunError;
+
+/// Where TCP and UDP resources are bound: loopback, a port the kernel
+/// picks.
+const LOOPBACK: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 0);
 
 /// The number a `bad` resource stands for: never open (closing a real
 /// descriptor to get a bad one races with whoever reuses the number).
@@ -20,8 +27,95 @@ pub(crate) const BAD_FD: RawFd = 1_000_000;
 pub(crate) struct Fds {
     numbers: HashMap<String, RawFd>,
     owned: HashMap<String, OwnedFd>,
+    /// Every name, in the order declared or made.
+    names: Vec<String>,
     /// The names of pipe ends.
     pipes: Vec<String>,
+    /// How many unnamed descriptors the program made.
+    unnamed: usize,
+}
+
+/// A socket address, as far as a program tells addresses apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SockAddress {
+    /// An IPv4 or IPv6 address.
+    Ip(SocketAddr),
+    /// A Unix-domain socket bound to a path.
+    Unix(PathBuf),
+    /// A Unix-domain socket bound to nothing (an end of a socket pair), or
+    /// no address at all.
+    Unnamed,
+}
+
+impl SockAddress {
+    /// Reads a raw address of `len` bytes.
+    pub(crate) fn from_raw(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> SockAddress {
+        let len = len as usize;
+        match i32::from(storage.ss_family) {
+            libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says sockaddr_in, the length covers it,
+                // and sockaddr_storage is aligned for it.
+                let sin = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                SockAddress::Ip(SocketAddr::from((
+                    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                SockAddress::Ip(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    0,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            libc::AF_UNIX => {
+                // SAFETY: the family says sockaddr_un, which fits in the
+                // storage.
+                let un = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_un>()
+                };
+                let offset = mem::offset_of!(libc::sockaddr_un, sun_path);
+                let n = len.saturating_sub(offset).min(un.sun_path.len());
+                let path: Vec<u8> = un.sun_path[..n]
+                    .iter()
+                    .map(|&c| c as u8)
+                    .take_while(|&b| b != 0)
+                    .collect();
+                if path.is_empty() {
+                    SockAddress::Unnamed
+                } else {
+                    SockAddress::Unix(PathBuf::from(std::ffi::OsString::from_vec(path)))
+                }
+            }
+            _ => SockAddress::Unnamed,
+        }
+    }
+}
+
+impl From<SocketAddr> for SockAddress {
+    fn from(a: SocketAddr) -> SockAddress {
+        SockAddress::Ip(a)
+    }
+}
+
+/// The address `fd` is bound to.
+fn local_addr(fd: RawFd) -> io::Result<SockAddress> {
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `len` bytes into the storage.
+    let r = unsafe { libc::getsockname(fd, (&raw mut storage).cast(), &mut len) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(SockAddress::from_raw(&storage, len))
 }
 
 #[cfg(any(
@@ -95,9 +189,12 @@ impl Fds {
         let mut fds = Fds {
             numbers: HashMap::new(),
             owned: HashMap::new(),
+            names: Vec::new(),
             pipes: Vec::new(),
+            unnamed: 0,
         };
         let mut listeners = SocketPaths(HashMap::new());
+        let mut tcp_listeners: HashMap<String, SocketAddr> = HashMap::new();
         for r in resources {
             let err = |e| RunError::io(format!("creating resource {}", r.name), e);
             match &r.kind {
@@ -128,8 +225,29 @@ impl Fds {
                 }
                 ResourceKind::BadFd => {
                     fds.numbers.insert(r.name.clone(), BAD_FD);
+                    fds.names.push(r.name.clone());
                 }
-                ResourceKind::Listener { blocking } => {
+                ResourceKind::Listener {
+                    tcp: true,
+                    blocking,
+                } => {
+                    let l = TcpListener::bind(LOOPBACK).map_err(err)?;
+                    tcp_listeners.insert(r.name.clone(), l.local_addr().map_err(err)?);
+                    let l: OwnedFd = l.into();
+                    if !blocking {
+                        set_nonblocking(&l).map_err(err)?;
+                    }
+                    fds.add(r.name.clone(), l);
+                }
+                ResourceKind::Udp => {
+                    let u: OwnedFd = UdpSocket::bind(LOOPBACK).map_err(err)?.into();
+                    set_nonblocking(&u).map_err(err)?;
+                    fds.add(r.name.clone(), u);
+                }
+                ResourceKind::Listener {
+                    tcp: false,
+                    blocking,
+                } => {
                     let path = temp_path(".sock");
                     let l = UnixListener::bind(&path).map_err(err)?;
                     listeners.0.insert(r.name.clone(), path);
@@ -140,12 +258,19 @@ impl Fds {
                     fds.add(r.name.clone(), l);
                 }
                 ResourceKind::Client { listener, blocking } => {
-                    let path = listeners.0.get(listener).ok_or_else(|| {
-                        RunError::Invalid(format!("client {}: no listener {listener}", r.name))
-                    })?;
-                    // A Unix stream connect completes at once, the
-                    // connection queued on the listener, in order.
-                    let c: OwnedFd = UnixStream::connect(path).map_err(err)?.into();
+                    // A Unix stream connect completes at once, and so does
+                    // a TCP one over loopback: the connection is queued on
+                    // the listener, in order.
+                    let c: OwnedFd = if let Some(path) = listeners.0.get(listener) {
+                        UnixStream::connect(path).map_err(err)?.into()
+                    } else if let Some(addr) = tcp_listeners.get(listener) {
+                        TcpStream::connect(addr).map_err(err)?.into()
+                    } else {
+                        return Err(RunError::Invalid(format!(
+                            "client {}: no listener {listener}",
+                            r.name
+                        )));
+                    };
                     if !blocking {
                         set_nonblocking(&c).map_err(err)?;
                     }
@@ -158,16 +283,61 @@ impl Fds {
 
     fn add(&mut self, name: String, fd: OwnedFd) {
         self.numbers.insert(name.clone(), fd.as_raw_fd());
+        self.names.push(name.clone());
         self.owned.insert(name, fd);
+    }
+
+    /// Takes ownership of `raw`, a descriptor an entry made, under `name`
+    /// (or none: it is only closed at the end).
+    pub(crate) fn adopt(&mut self, name: Option<&str>, raw: RawFd) {
+        // SAFETY: the descriptor was just made for the program (the result
+        // of a socket or accept), and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => {
+                self.unnamed += 1;
+                // Not a valid resource name, so never one a program uses.
+                format!("#{}", self.unnamed)
+            }
+        };
+        self.add(name, fd);
+    }
+
+    /// The address the named descriptor is bound to.
+    pub(crate) fn local_addr(&self, fd: &FdRef) -> Result<SockAddress, RunError> {
+        local_addr(self.get(fd)?).map_err(|e| RunError::io(format!("getsockname({fd})"), e))
+    }
+
+    /// Names an address: the first descriptor of the program (in the order
+    /// declared or made) bound to it, or the address itself when it is
+    /// none of theirs; `None` for an unnamed address.
+    pub(crate) fn name_of(&self, addr: &SockAddress) -> Option<String> {
+        let shown = match addr {
+            SockAddress::Unnamed => return None,
+            SockAddress::Ip(a) => a.to_string(),
+            SockAddress::Unix(p) => p.display().to_string(),
+        };
+        let ours = self.names.iter().find(|n| {
+            !n.starts_with('#')
+                && self.owned.contains_key(*n)
+                && self
+                    .numbers
+                    .get(*n)
+                    .is_some_and(|&fd| local_addr(fd).ok().as_ref() == Some(addr))
+        });
+        Some(ours.cloned().unwrap_or(shown))
     }
 
     /// The number of a named descriptor (still given after it was closed:
     /// using a closed descriptor is something a program may test).
     pub(crate) fn get(&self, fd: &FdRef) -> Result<RawFd, RunError> {
-        self.numbers
-            .get(&fd.0)
-            .copied()
-            .ok_or_else(|| RunError::Invalid(format!("no descriptor named {fd}")))
+        self.numbers.get(&fd.0).copied().ok_or_else(|| {
+            RunError::Invalid(format!(
+                "no descriptor {fd} (yet): the entry that makes it has not completed \
+                     successfully before this step"
+            ))
+        })
     }
 
     /// Writes all of `data` to `fd` from outside the ring. A peer that is

@@ -6,26 +6,36 @@ use std::io;
 use std::time::Instant;
 
 use crate::PATIENCE;
-use crate::model::{Entry, FileRef, Op, Order, Program, Step};
-use crate::resources::Fds;
+use crate::model::{Entry, FileRef, Op, Program, Step};
+use crate::resources::{Fds, SockAddress};
 
 /// One completion as the comparison sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CqeRecord {
     /// The entry's `user_data`.
     pub user_data: u64,
-    /// The result: `>= 0`, or `-errno`.
+    /// The result: `>= 0`, or `-errno`; [`DESCRIPTOR`] for a new
+    /// descriptor of the process.
     pub res: i32,
     /// The compared flags ([`normalize_flags`]).
     pub flags: u32,
     /// For a successful read, the bytes it read.
     pub data: Option<Vec<u8>>,
+    /// For a received message, who sent it: the name of the program's
+    /// descriptor bound to the sender's address (or the address itself,
+    /// when it is none of theirs); `None` for an unnamed sender.
+    pub from: Option<String>,
 }
 
+/// The `res` of a completion that made a descriptor of the process (a
+/// socket, an accept that is not direct), whatever its number: numbers
+/// differ between backends and runs. Written `res=fd`.
+pub const DESCRIPTOR: i32 = i32::MAX;
+
 /// `IORING_CQE_F_BUFFER`.
-const F_BUFFER: u32 = 1 << 0;
+pub(crate) const F_BUFFER: u32 = 1 << 0;
 /// `IORING_CQE_F_MORE`.
-const F_MORE: u32 = 1 << 1;
+pub(crate) const F_MORE: u32 = 1 << 1;
 /// Where a provided buffer's id starts (`IORING_CQE_BUFFER_SHIFT`).
 const BUFFER_SHIFT: u32 = 16;
 
@@ -44,6 +54,8 @@ pub fn normalize_flags(flags: u32) -> u32 {
     (flags & COMPARED_FLAGS) | id
 }
 
+/// A completion in the text format of an `expect` line:
+/// `ud=1 res=-ECANCELED more buf=5 data="hi" from=u`.
 impl fmt::Display for CqeRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -53,16 +65,42 @@ impl fmt::Display for CqeRecord {
             crate::diff::render_res(self.res)
         )?;
         if self.flags & F_MORE != 0 {
-            f.write_str(" MORE")?;
+            f.write_str(" more")?;
         }
         if self.flags & F_BUFFER != 0 {
-            write!(f, " BUFFER({})", self.flags >> BUFFER_SHIFT)?;
+            write!(f, " buf={}", self.flags >> BUFFER_SHIFT)?;
         }
         if let Some(data) = &self.data {
             write!(f, " data={}", crate::text::quote(data))?;
         }
+        if let Some(from) = &self.from {
+            write!(f, " from={from}")?;
+        }
         Ok(())
     }
+}
+
+/// The completions of one run, as its `wait` steps collected them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Completions {
+    /// One group per `wait` step, in order, then one for the completions
+    /// that arrived after the last step (within the settle time). A group
+    /// is sorted by `user_data` when the program's order says so.
+    pub groups: Vec<Vec<CqeRecord>>,
+}
+
+impl Completions {
+    /// Every completion, in order.
+    pub fn all(&self) -> Vec<&CqeRecord> {
+        self.groups.iter().flatten().collect()
+    }
+}
+
+/// A completion as a backend gives it: the sender of a received message
+/// is still an address.
+pub(crate) struct Got {
+    pub(crate) record: CqeRecord,
+    pub(crate) from: Option<SockAddress>,
 }
 
 /// The `recv(2)` flags of a receive.
@@ -158,7 +196,7 @@ pub(crate) trait Backend {
     /// Pushes `entries` in order and submits them as one batch.
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError>;
     /// The next completion, waiting until `deadline` at most.
-    fn next(&mut self, deadline: Instant) -> Result<Option<CqeRecord>, RunError>;
+    fn next(&mut self, deadline: Instant) -> Result<Option<Got>, RunError>;
     /// Ends the run: whatever is still in flight is stopped, not recorded.
     fn finish(self);
 }
@@ -168,7 +206,7 @@ pub(crate) trait Backend {
 pub(crate) fn drive<B: Backend>(
     program: &Program,
     make: impl FnOnce() -> Result<B, RunError>,
-) -> Result<Vec<CqeRecord>, RunError> {
+) -> Result<Completions, RunError> {
     program.validate().map_err(RunError::Invalid)?;
     let mut fds = Fds::create(&program.resources)?;
     let mut backend = make()?;
@@ -184,7 +222,7 @@ pub(crate) fn drive<B: Backend>(
                     let mut group = Vec::with_capacity(*n);
                     while group.len() < *n {
                         match backend.next(deadline)? {
-                            Some(c) => group.push(c),
+                            Some(c) => group.push(normalize(program, &mut fds, c)),
                             None => break,
                         }
                     }
@@ -195,7 +233,7 @@ pub(crate) fn drive<B: Backend>(
         let deadline = Instant::now() + program.settle;
         let mut extra = Vec::new();
         while let Some(c) = backend.next(deadline)? {
-            extra.push(c);
+            extra.push(normalize(program, &mut fds, c));
         }
         groups.push(extra);
         Ok(())
@@ -233,10 +271,40 @@ pub(crate) fn drive<B: Backend>(
             c.data = None;
         }
     }
-    if program.order == Order::ByUserData {
-        for g in &mut groups {
-            g.sort_by_key(|c| c.user_data);
-        }
+    let groups = groups
+        .into_iter()
+        .map(|g| crate::model::sorted(g, program.order))
+        .collect();
+    Ok(Completions { groups })
+}
+
+/// The `poll(2)` bits a poll's result is compared on: those every
+/// platform has, with the same values. Linux adds `POLLRDHUP` (and the
+/// `RDNORM`/`WRNORM` duplicates, numbered differently elsewhere).
+const PORTABLE_POLL: i32 =
+    (libc::POLLIN | libc::POLLPRI | libc::POLLOUT | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL)
+        as i32;
+
+/// Takes a completion's new descriptor into the run's descriptors (under
+/// the name its entry gives it) and writes its `res` as [`DESCRIPTOR`];
+/// keeps a poll's portable bits; names the sender of a received message.
+fn normalize(program: &Program, fds: &mut Fds, got: Got) -> CqeRecord {
+    let mut c = got.record;
+    if c.res >= 0
+        && program
+            .entries()
+            .any(|e| e.user_data == c.user_data && matches!(e.op, Op::PollAdd { .. }))
+    {
+        c.res &= PORTABLE_POLL;
     }
-    Ok(groups.into_iter().flatten().collect())
+    if c.res >= 0
+        && let Some(e) = program
+            .entries()
+            .find(|e| e.user_data == c.user_data && e.op.makes_fd())
+    {
+        fds.adopt(e.op.names_fd().map(|n| n.0.as_str()), c.res);
+        c.res = DESCRIPTOR;
+    }
+    c.from = got.from.and_then(|a| fds.name_of(&a));
+    c
 }

@@ -1,21 +1,23 @@
 //! Runs a program on a kqring ring.
 
 use std::collections::HashSet;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kqring::{Buffer, Mode, Ring, Sqe, SqeFlags, ops};
+use kqring::{Buffer, Mode, Ring, SockAddr, Sqe, SqeFlags, ops};
 
-use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
-use crate::resources::Fds;
+use crate::model::{Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, How, Op, Program};
+use crate::resources::{Fds, SockAddress};
 use crate::run::{
-    Backend, CqeRecord, RunError, bid16, drive, group16, normalize_flags, recv_flags, update_fds,
+    Backend, Completions, CqeRecord, Got, RunError, bid16, drive, group16, normalize_flags,
+    recv_flags, update_fds,
 };
 
 /// Runs `program` on a kqring ring driven in `mode`, and gives its
 /// completions (each wait's sorted by `user_data` when the program's
 /// order says so).
-pub fn run_kqring(program: &Program, mode: Mode) -> Result<Vec<CqeRecord>, RunError> {
+pub fn run_kqring(program: &Program, mode: Mode) -> Result<Completions, RunError> {
     drive(program, || {
         let ring = Ring::builder()
             .mode(mode)
@@ -27,6 +29,8 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Vec<CqeRecord>, RunEr
         Ok(Kqring {
             ring,
             reads: HashSet::new(),
+            messages: HashSet::new(),
+            makes_fds: HashSet::new(),
         })
     })
 }
@@ -36,6 +40,11 @@ struct Kqring {
     /// The `user_data` of entries whose completions carry bytes read (the
     /// others may carry buffers too: a write's, removed buffers).
     reads: HashSet<u64>,
+    /// The `user_data` of received messages, whose completions name the
+    /// sender.
+    messages: HashSet<u64>,
+    /// The `user_data` of entries that make descriptors of the process.
+    makes_fds: HashSet<u64>,
 }
 
 /// The file an entry names: a descriptor, or a slot of the file table.
@@ -44,6 +53,33 @@ fn file(f: &FileRef, fds: &Fds) -> Result<ops::Fd, RunError> {
         FileRef::Fd(fd) => ops::Fd::Raw(fds.get(fd)?),
         FileRef::Fixed(slot) => ops::Fd::Fixed(*slot),
     })
+}
+
+/// kqring's address for one a program names.
+fn sock_addr(addr: &Addr, fds: &Fds) -> Result<SockAddr, RunError> {
+    let a = match addr {
+        Addr::Ip(a) => SockAddress::Ip(*a),
+        Addr::LocalOf(fd) => fds.local_addr(fd)?,
+    };
+    match a {
+        SockAddress::Ip(a) => Ok(SockAddr::from(a)),
+        SockAddress::Unix(path) => SockAddr::unix(&path)
+            .map_err(|e| RunError::io(format!("address {}", path.display()), e)),
+        SockAddress::Unnamed => Err(RunError::Invalid(format!(
+            "{addr:?}: the socket is bound to no address"
+        ))),
+    }
+}
+
+/// The address kqring reports, as the comparison tells addresses apart.
+fn address(a: &SockAddr) -> SockAddress {
+    if let Some(ip) = a.as_socket() {
+        SockAddress::Ip(ip)
+    } else if let Some(path) = a.as_unix_path() {
+        SockAddress::Unix(path.to_path_buf())
+    } else {
+        SockAddress::Unnamed
+    }
 }
 
 /// kqring's name for a slot.
@@ -143,9 +179,65 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
             fd,
             file_index,
             multi,
-        } => ops::Accept::new(file(fd, fds)?)
-            .file_index(slot(*file_index))
-            .multishot(*multi)
+            as_: _,
+        } => {
+            let accept = ops::Accept::new(file(fd, fds)?).multishot(*multi);
+            match file_index {
+                Some(s) => accept.file_index(slot(*s)),
+                None => accept,
+            }
+            .build()
+        }
+        Op::Socket {
+            domain,
+            type_,
+            protocol,
+            file_index,
+            blocking,
+            as_: _,
+        } => {
+            let socket = ops::Socket::new(domain.raw(), type_.raw(), *protocol as i32)
+                .nonblocking(!blocking);
+            match file_index {
+                Some(s) => socket.file_index(slot(*s)),
+                None => socket,
+            }
+            .build()
+        }
+        Op::Bind { fd, addr } => ops::Bind::new(file(fd, fds)?, sock_addr(addr, fds)?).build(),
+        Op::Listen { fd, backlog } => ops::Listen::new(file(fd, fds)?, *backlog as i32).build(),
+        Op::Connect { fd, addr } => {
+            ops::Connect::new(file(fd, fds)?, sock_addr(addr, fds)?).build()
+        }
+        Op::Shutdown { fd, how } => {
+            let how = match how {
+                How::Read => std::net::Shutdown::Read,
+                How::Write => std::net::Shutdown::Write,
+                How::Both => std::net::Shutdown::Both,
+            };
+            ops::Shutdown::new(file(fd, fds)?, how).build()
+        }
+        Op::SendMsg { fd, data, to } => {
+            let bufs = data.iter().map(|d| Bytes::from(d.clone())).collect();
+            let msg = ops::SendMsg::new(file(fd, fds)?, bufs);
+            match to {
+                Some(to) => msg.to(sock_addr(to, fds)?),
+                None => msg,
+            }
+            .build()
+        }
+        Op::RecvMsg { fd, lens } => {
+            let bufs = lens
+                .iter()
+                .map(|&l| BytesMut::with_capacity(l as usize))
+                .collect();
+            ops::RecvMsg::new(file(fd, fds)?, bufs).build()
+        }
+        Op::RecvMsgSelect { fd, group } => {
+            ops::RecvMsg::select(file(fd, fds)?, group16(*group)?).build()
+        }
+        Op::ReadSelect { fd, group, off } => ops::Read::select(file(fd, fds)?, group16(*group)?)
+            .offset(off.raw())
             .build(),
     };
     Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
@@ -168,8 +260,14 @@ impl Backend for Kqring {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
         let sq = self.ring.submission();
         for e in entries {
-            if e.op.is_read() || matches!(e.op, Op::RecvSelect { .. }) {
+            if e.op.is_read() || e.op.selects().is_some() {
                 self.reads.insert(e.user_data);
+            }
+            if matches!(e.op, Op::RecvMsg { .. } | Op::RecvMsgSelect { .. }) {
+                self.messages.insert(e.user_data);
+            }
+            if e.op.makes_fd() {
+                self.makes_fds.insert(e.user_data);
             }
             if sq.push(translate(e, fds)?).is_err() {
                 return Err(RunError::Invalid(
@@ -181,7 +279,7 @@ impl Backend for Kqring {
             .map_err(|e| RunError::io("submitting to kqring", e))
     }
 
-    fn next(&mut self, deadline: Instant) -> Result<Option<CqeRecord>, RunError> {
+    fn next(&mut self, deadline: Instant) -> Result<Option<Got>, RunError> {
         let left = deadline.saturating_duration_since(Instant::now());
         let cqe = self
             .ring
@@ -196,17 +294,35 @@ impl Backend for Kqring {
                 Some(Buffer::MutVec(v)) if read => Some(v.concat()),
                 _ => None,
             };
-            CqeRecord {
-                user_data: c.user_data(),
-                res: c.res(),
-                flags: normalize_flags(c.flags()),
-                data,
+            let from = if self.messages.contains(&c.user_data()) && c.res() >= 0 {
+                c.addr().map(address)
+            } else {
+                None
+            };
+            Got {
+                record: CqeRecord {
+                    user_data: c.user_data(),
+                    res: c.res(),
+                    flags: normalize_flags(c.flags()),
+                    data,
+                    from: None,
+                },
+                from,
             }
         }))
     }
 
     fn finish(self) {
         // Dropping the ring cancels what is in flight and joins its threads.
+        let cq = self.ring.completion().clone();
         drop(self.ring);
+        // A descriptor made after the last wait is the program's: closed.
+        while let Some(c) = cq.pop() {
+            if self.makes_fds.contains(&c.user_data()) && c.res() >= 0 {
+                // SAFETY: the completion made this descriptor for the
+                // program, and nothing else owns it.
+                drop(unsafe { OwnedFd::from_raw_fd(c.res()) });
+            }
+        }
     }
 }

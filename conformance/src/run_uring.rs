@@ -2,18 +2,19 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 use io_uring::types::{
     CancelBuilder, DestinationSlot, Fd, Fixed, SubmitArgs, TimeoutFlags, Timespec,
 };
-use io_uring::{IoUring, opcode, squeue};
+use io_uring::{IoUring, Probe, opcode, squeue};
 
-use crate::model::{CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
-use crate::resources::Fds;
+use crate::model::{Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
+use crate::resources::{Fds, SockAddress};
 use crate::run::{
-    Backend, CqeRecord, RunError, Unavailable, bid16, drive, group16, normalize_flags, recv_flags,
-    update_fds,
+    Backend, Completions, CqeRecord, Got, RunError, Unavailable, bid16, drive, group16,
+    normalize_flags, recv_flags, update_fds,
 };
 
 /// How long the end of a run waits for cancelled entries to complete.
@@ -43,7 +44,7 @@ macro_rules! on_file {
     };
 }
 
-pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
+pub(crate) fn run(program: &Program) -> Result<Completions, RunError> {
     drive(program, || {
         // The cancel that ends the run needs a user_data of its own.
         let used: Vec<u64> = program.entries().map(|e| e.user_data).collect();
@@ -51,8 +52,10 @@ pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
             .rev()
             .find(|ud| !used.contains(ud))
             .unwrap_or(u64::MAX);
+        let ring = new_ring()?;
+        supported(&ring, program)?;
         Ok(Uring {
-            ring: setup(program.files)?,
+            ring: setup(ring, program.files)?,
             submitted: Vec::new(),
             finished: HashMap::new(),
             cleanup,
@@ -61,9 +64,97 @@ pub(crate) fn run(program: &Program) -> Result<Vec<CqeRecord>, RunError> {
     })
 }
 
-/// A ring, with a file table of `files` empty slots unless 0.
-fn setup(files: u32) -> Result<IoUring, RunError> {
-    let ring = new_ring()?;
+/// What a program needs of the kernel beyond the first io_uring: the
+/// opcode it probes for, what needs it, and the kernel that brought it.
+/// A feature that is no opcode of its own (a flag, multishot, a sparse
+/// file table) is probed through an opcode of the same release.
+fn needs(program: &Program) -> Vec<(u8, &'static str)> {
+    const V5_15: u8 = opcode::MkDirAt::CODE;
+    const V5_18: u8 = opcode::MsgRingData::CODE;
+    const V5_19: u8 = opcode::Socket::CODE;
+    const V6_0: u8 = opcode::SendZc::CODE;
+    let mut out = Vec::new();
+    if program.files > 0 {
+        out.push((V5_19, "a sparse file table (Linux 5.19)"));
+    }
+    for e in program.entries() {
+        if e.flags.contains(Flags::SKIP_SUCCESS) {
+            out.push((V5_18, "CQE_SKIP_SUCCESS (Linux 5.17)"));
+        }
+        out.extend(match &e.op {
+            Op::PollAdd { multi: true, .. } => Some((V5_15, "multishot poll (Linux 5.13)")),
+            Op::TimeoutUpdate { .. } => {
+                Some((opcode::Shutdown::CODE, "timeout-update (Linux 5.11)"))
+            }
+            Op::AsyncCancel {
+                target: CancelTarget::Fixed(_),
+                ..
+            } => Some((V6_0, "cancel by slot (Linux 6.0)")),
+            Op::AsyncCancel {
+                target: CancelTarget::Fd(_) | CancelTarget::Any,
+                ..
+            }
+            | Op::AsyncCancel { all: true, .. } => {
+                Some((V5_19, "cancel by descriptor, any or all (Linux 5.19)"))
+            }
+            Op::Close {
+                fd: FileRef::Fixed(_),
+            } => Some((V5_15, "close of a slot (Linux 5.15)")),
+            Op::FilesUpdate {
+                at: FileSlot::Alloc,
+                ..
+            } => Some((V5_19, "files-update into free slots (Linux 5.19)")),
+            Op::Accept { multi: true, .. } => Some((V5_19, "multishot accept (Linux 5.19)")),
+            Op::Accept {
+                file_index: Some(FileSlot::Alloc),
+                ..
+            } => Some((V5_19, "accept into a free slot (Linux 5.19)")),
+            Op::Accept {
+                file_index: Some(_),
+                ..
+            } => Some((V5_15, "accept into a slot (Linux 5.15)")),
+            Op::RecvSelect { multi: true, .. } => Some((V6_0, "multishot recv (Linux 6.0)")),
+            Op::Socket { .. } => Some((opcode::Socket::CODE, "socket (Linux 5.19)")),
+            Op::Bind { .. } => Some((opcode::Bind::CODE, "bind (Linux 6.11)")),
+            Op::Listen { .. } => Some((opcode::Listen::CODE, "listen (Linux 6.11)")),
+            Op::Shutdown { .. } => Some((opcode::Shutdown::CODE, "shutdown (Linux 5.11)")),
+            _ => None,
+        });
+    }
+    out
+}
+
+/// Whether this kernel's io_uring has every opcode `program` needs: it
+/// answers an unknown one with `-EINVAL`, which is no difference of
+/// kqring's, so the run is skipped instead, with the reason.
+fn supported(ring: &IoUring, program: &Program) -> Result<(), RunError> {
+    let mut probe = Probe::new();
+    if let Err(e) = ring.submitter().register_probe(&mut probe) {
+        return Err(RunError::Unavailable(Unavailable {
+            reason: format!(
+                "io_uring: cannot probe this kernel's opcodes (before Linux 5.6?): {e}"
+            ),
+        }));
+    }
+    match missing(program, |code| probe.is_supported(code)) {
+        None => Ok(()),
+        Some(what) => Err(RunError::Unavailable(Unavailable {
+            reason: format!("io_uring: this kernel lacks {what}, which the program needs"),
+        })),
+    }
+}
+
+/// The first thing `program` needs that a kernel with the opcodes
+/// `has` lacks.
+fn missing(program: &Program, has: impl Fn(u8) -> bool) -> Option<&'static str> {
+    needs(program)
+        .into_iter()
+        .find(|(code, _)| !has(*code))
+        .map(|(_, what)| what)
+}
+
+/// The ring, with a file table of `files` empty slots unless 0.
+fn setup(ring: IoUring, files: u32) -> Result<IoUring, RunError> {
     if files > 0 {
         ring.submitter()
             .register_files_sparse(files)
@@ -111,6 +202,117 @@ enum Mem {
     Fds(#[allow(dead_code)] Vec<i32>),
     /// Buffers given to a group: kept until the ring is gone.
     Provided(Provided),
+    /// An address (read by the kernel only).
+    Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
+    /// A message header and what it points to.
+    Msg(Box<Msg>),
+}
+
+/// A `SENDMSG`'s or `RECVMSG`'s header, with the buffers, iovecs and
+/// address it points to. Boxed, so that the pointers stay valid.
+struct Msg {
+    /// Whether the kernel writes the sender's address into it.
+    receives: bool,
+    hdr: libc::msghdr,
+    bufs: Vec<Vec<u8>>,
+    #[allow(dead_code)]
+    iov: Vec<libc::iovec>,
+    name: libc::sockaddr_storage,
+}
+
+impl Msg {
+    /// A header over `bufs`, with room for an address (`to`, to send to;
+    /// or none, to receive the sender's).
+    fn new(bufs: Vec<Vec<u8>>, to: Option<(libc::sockaddr_storage, libc::socklen_t)>) -> Box<Msg> {
+        // SAFETY: msghdr and sockaddr_storage are plain data; all-zero is
+        // valid for both.
+        let mut msg = Box::new(Msg {
+            receives: to.is_none(),
+            hdr: unsafe { std::mem::zeroed() },
+            bufs,
+            iov: Vec::new(),
+            name: unsafe { std::mem::zeroed() },
+        });
+        msg.iov = msg
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let (name, len) = match to {
+            Some((addr, len)) => (addr, len),
+            None => (
+                msg.name,
+                size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            ),
+        };
+        msg.name = name;
+        msg.hdr.msg_name = (&raw mut msg.name).cast();
+        msg.hdr.msg_namelen = len;
+        msg.hdr.msg_iov = msg.iov.as_mut_ptr();
+        msg.hdr.msg_iovlen = msg.iov.len() as _;
+        msg
+    }
+}
+
+/// The raw address for one a program names.
+fn sock_addr(
+    addr: &Addr,
+    fds: &Fds,
+) -> Result<(libc::sockaddr_storage, libc::socklen_t), RunError> {
+    let a = match addr {
+        Addr::Ip(a) => SockAddress::Ip(*a),
+        Addr::LocalOf(fd) => fds.local_addr(fd)?,
+    };
+    raw_addr(&a)
+        .ok_or_else(|| RunError::Invalid(format!("{addr:?}: the socket is bound to no address")))
+}
+
+/// The raw address and its length; `None` for an unnamed one.
+fn raw_addr(addr: &SockAddress) -> Option<(libc::sockaddr_storage, libc::socklen_t)> {
+    use std::mem;
+    use std::net::SocketAddr;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_storage is plain data; all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let ptr = &raw mut storage;
+    let len = match addr {
+        SockAddress::Ip(SocketAddr::V4(a)) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, which is
+            // aligned for every sockaddr type.
+            let sin = unsafe { &mut *ptr.cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SockAddress::Ip(SocketAddr::V6(a)) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *ptr.cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+        SockAddress::Unix(path) => {
+            // SAFETY: as above, for sockaddr_un.
+            let un = unsafe { &mut *ptr.cast::<libc::sockaddr_un>() };
+            un.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            let bytes = path.as_os_str().as_bytes();
+            if bytes.len() >= un.sun_path.len() {
+                return None;
+            }
+            for (dst, &b) in un.sun_path.iter_mut().zip(bytes) {
+                *dst = b as libc::c_char;
+            }
+            mem::offset_of!(libc::sockaddr_un, sun_path) + bytes.len() + 1
+        }
+        SockAddress::Unnamed => return None,
+    };
+    Some((storage, len as libc::socklen_t))
 }
 
 /// One `ProvideBuffers` entry's memory: `count` buffers of `len` bytes,
@@ -141,6 +343,8 @@ impl Provided {
 struct Tracked {
     user_data: u64,
     read: bool,
+    /// Whether its results are descriptors of the process.
+    makes_fd: bool,
     /// The buffer group it selects from.
     group: Option<u16>,
     mem: Mem,
@@ -360,14 +564,26 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             fd,
             file_index,
             multi,
+            as_: _,
         } => {
             // No SOCK_CLOEXEC: io_uring refuses it with a slot (a direct
             // descriptor is no process's to inherit).
             let sqe = match (file_index, *multi) {
-                (FileSlot::Alloc, true) => on_file!(fds, fd, |f| opcode::AcceptMulti::new(f)
+                // kqring's accepted sockets are close-on-exec by default.
+                (None, false) => on_file!(fds, fd, |f| opcode::Accept::new(
+                    f,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut()
+                )
+                .flags(libc::SOCK_CLOEXEC)
+                .build()),
+                (None, true) => on_file!(fds, fd, |f| opcode::AcceptMulti::new(f)
+                    .flags(libc::SOCK_CLOEXEC)
+                    .build()),
+                (Some(FileSlot::Alloc), true) => on_file!(fds, fd, |f| opcode::AcceptMulti::new(f)
                     .allocate_file_index(true)
                     .build()),
-                (slot, multi) => {
+                (Some(slot), multi) => {
                     let dest = destination(*slot)?;
                     let sqe = on_file!(fds, fd, |f| opcode::Accept::new(
                         f,
@@ -379,6 +595,96 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
                     if multi { accept_multishot(sqe) } else { sqe }
                 }
             };
+            (sqe, Mem::None)
+        }
+        Op::Socket {
+            domain,
+            type_,
+            protocol,
+            file_index,
+            blocking,
+            as_: _,
+        } => {
+            // As kqring makes them: close-on-exec (which io_uring refuses
+            // with a slot) and non-blocking unless asked otherwise.
+            let mut ty = type_.raw();
+            if !blocking {
+                ty |= libc::SOCK_NONBLOCK;
+            }
+            if file_index.is_none() {
+                ty |= libc::SOCK_CLOEXEC;
+            }
+            let socket = opcode::Socket::new(domain.raw(), ty, *protocol as i32);
+            let socket = match file_index {
+                Some(slot) => socket.file_index(Some(destination(*slot)?)),
+                None => socket,
+            };
+            (socket.build(), Mem::None)
+        }
+        Op::Bind { fd, addr } => {
+            let (raw, len) = sock_addr(addr, fds)?;
+            let raw = Box::new(raw);
+            let ptr = (&raw const *raw).cast::<libc::sockaddr>();
+            let sqe = on_file!(fds, fd, |f| opcode::Bind::new(f, ptr, len).build());
+            (sqe, Mem::Addr(raw))
+        }
+        Op::Listen { fd, backlog } => (
+            on_file!(fds, fd, |f| opcode::Listen::new(f, *backlog as i32).build()),
+            Mem::None,
+        ),
+        Op::Connect { fd, addr } => {
+            let (raw, len) = sock_addr(addr, fds)?;
+            let raw = Box::new(raw);
+            let ptr = (&raw const *raw).cast::<libc::sockaddr>();
+            let sqe = on_file!(fds, fd, |f| opcode::Connect::new(f, ptr, len).build());
+            (sqe, Mem::Addr(raw))
+        }
+        Op::Shutdown { fd, how } => (
+            on_file!(fds, fd, |f| opcode::Shutdown::new(f, how.raw()).build()),
+            Mem::None,
+        ),
+        Op::SendMsg { fd, data, to } => {
+            let to = to.as_ref().map(|a| sock_addr(a, fds)).transpose()?;
+            let named = to.is_some();
+            let mut msg = Msg::new(data.clone(), to);
+            msg.receives = false;
+            if !named {
+                msg.hdr.msg_name = std::ptr::null_mut();
+                msg.hdr.msg_namelen = 0;
+            }
+            // Sends always carry MSG_NOSIGNAL in kqring.
+            let sqe = on_file!(fds, fd, |f| opcode::SendMsg::new(f, &raw const msg.hdr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build());
+            (sqe, Mem::Msg(msg))
+        }
+        Op::RecvMsg { fd, lens } => {
+            let bufs = lens.iter().map(|&l| vec![0u8; l as usize]).collect();
+            let mut msg = Msg::new(bufs, None);
+            let sqe = on_file!(fds, fd, |f| opcode::RecvMsg::new(f, &raw mut msg.hdr)
+                .build());
+            (sqe, Mem::Msg(msg))
+        }
+        Op::RecvMsgSelect { fd, group } => {
+            // No iovec: the selected buffer's whole length is used.
+            let mut msg = Msg::new(Vec::new(), None);
+            msg.hdr.msg_iov = std::ptr::null_mut();
+            msg.hdr.msg_iovlen = 0;
+            let group = group16(*group)?;
+            let sqe = on_file!(fds, fd, |f| opcode::RecvMsg::new(f, &raw mut msg.hdr)
+                .buf_group(group)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT));
+            (sqe, Mem::Msg(msg))
+        }
+        Op::ReadSelect { fd, group, off } => {
+            let group = group16(*group)?;
+            // Length 0: as much as the selected buffer holds.
+            let sqe = on_file!(fds, fd, |f| opcode::Read::new(f, std::ptr::null_mut(), 0)
+                .offset(off.raw())
+                .buf_group(group)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT));
             (sqe, Mem::None)
         }
     };
@@ -459,7 +765,7 @@ impl Uring {
     /// Records a completion. The bytes of a read are copied when its
     /// `user_data` is its own: then this completion is certainly its final
     /// one, and the kernel is done with the buffer.
-    fn record(&mut self, user_data: u64, res: i32, flags: u32) -> CqeRecord {
+    fn record(&mut self, user_data: u64, res: i32, flags: u32) -> Got {
         let mut data = None;
         // A provided buffer is the program's again once its CQE is out.
         if let Some(bid) = io_uring::cqueue::buffer_select(flags)
@@ -477,8 +783,17 @@ impl Uring {
                 .find_map(|p| p.bytes(group, bid, n))
                 .map(<[u8]>::to_vec);
         }
+        let mut from = None;
         if is_terminal(flags) {
             *self.finished.entry(user_data).or_default() += 1;
+            let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
+            if let (Some(t), None) = (same.next(), same.next())
+                && let Mem::Msg(m) = &t.mem
+                && m.receives
+                && res >= 0
+            {
+                from = Some(SockAddress::from_raw(&m.name, m.hdr.msg_namelen));
+            }
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
             if let (Some(t), None) = (same.next(), same.next())
                 && t.read
@@ -488,7 +803,10 @@ impl Uring {
                 let bufs: Vec<&Vec<u8>> = match &t.mem {
                     Mem::Buf(b) => vec![b],
                     Mem::Bufs(v, _) => v.iter().collect(),
-                    Mem::None | Mem::Time(_) | Mem::Fds(_) | Mem::Provided(_) => Vec::new(),
+                    Mem::Msg(m) => m.bufs.iter().collect(),
+                    Mem::None | Mem::Time(_) | Mem::Fds(_) | Mem::Provided(_) | Mem::Addr(_) => {
+                        Vec::new()
+                    }
                 };
                 let mut bytes = Vec::with_capacity(left);
                 for b in bufs {
@@ -499,11 +817,15 @@ impl Uring {
                 data = Some(bytes);
             }
         }
-        CqeRecord {
-            user_data,
-            res,
-            flags: normalize_flags(flags),
-            data,
+        Got {
+            record: CqeRecord {
+                user_data,
+                res,
+                flags: normalize_flags(flags),
+                data,
+                from: None,
+            },
+            from,
         }
     }
 
@@ -552,13 +874,11 @@ impl Backend for Uring {
                 }
                 mem => mem,
             };
-            let group = match &e.op {
-                Op::RecvSelect { group, .. } => Some(group16(*group)?),
-                _ => None,
-            };
+            let group = e.op.selects().map(group16).transpose()?;
             self.submitted.push(Tracked {
                 user_data: e.user_data,
                 read: e.op.is_read(),
+                makes_fd: e.op.makes_fd(),
                 group,
                 mem,
             });
@@ -567,7 +887,7 @@ impl Backend for Uring {
         self.submit_queued()
     }
 
-    fn next(&mut self, deadline: Instant) -> Result<Option<CqeRecord>, RunError> {
+    fn next(&mut self, deadline: Instant) -> Result<Option<Got>, RunError> {
         loop {
             if let Some((ud, res, flags)) = self.pop() {
                 return Ok(Some(self.record(ud, res, flags)));
@@ -603,6 +923,18 @@ impl Backend for Uring {
                         seen += 1;
                     }
                     self.record(ud, res, flags);
+                    // A descriptor made after the last wait is the
+                    // program's: closed.
+                    if res >= 0
+                        && self
+                            .submitted
+                            .iter()
+                            .any(|t| t.user_data == ud && t.makes_fd)
+                    {
+                        // SAFETY: the completion made this descriptor for
+                        // the program, and nothing else owns it.
+                        drop(unsafe { std::os::fd::OwnedFd::from_raw_fd(res) });
+                    }
                 }
                 None => {
                     if Instant::now() >= deadline || self.wait(deadline).is_err() {
@@ -623,5 +955,52 @@ impl Backend for Uring {
         drop(self.ring);
         // Only now is the kernel done with the buffers it was given.
         drop(self.provided);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_opcode_is_named() {
+        let p = Program::parse(
+            "t",
+            "udp u\nsocket domain=inet type=dgram as=s ud=1\nwait 1\nbind fd=s addr=local:u ud=2\nwait 1",
+        )
+        .unwrap();
+        assert_eq!(missing(&p, |_| true), None);
+        assert_eq!(
+            missing(&p, |code| code != opcode::Bind::CODE),
+            Some("bind (Linux 6.11)")
+        );
+        assert_eq!(
+            missing(&p, |code| code < opcode::Socket::CODE),
+            Some("socket (Linux 5.19)")
+        );
+        let p = Program::parse("t", "files 1\nnop ud=1\nwait 1").unwrap();
+        assert_eq!(
+            missing(&p, |code| code < opcode::Socket::CODE),
+            Some("a sparse file table (Linux 5.19)")
+        );
+    }
+
+    /// Every built-in scenario runs on io_uring on the kernel its
+    /// expectations were recorded on (6.18): none is skipped there.
+    #[test]
+    fn this_kernel_is_probed() {
+        let Ok(ring) = new_ring() else {
+            return;
+        };
+        let mut probe = Probe::new();
+        if ring.submitter().register_probe(&mut probe).is_err() {
+            return;
+        }
+        if probe.is_supported(opcode::Bind::CODE) {
+            for s in crate::scenarios::ALL {
+                let p = s.program().unwrap();
+                assert_eq!(missing(&p, |c| probe.is_supported(c)), None, "{}", s.name);
+            }
+        }
     }
 }

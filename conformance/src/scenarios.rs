@@ -1,6 +1,11 @@
 //! The built-in scenarios, and the differences from io_uring that are
 //! known and documented (in docs/semantics.md, "Conformance with
-//! io_uring").
+//! io_uring": "Differences by design" and "Open differences").
+//!
+//! Each scenario carries, after every wait, the completions io_uring gives
+//! (`expect`), recorded with `kqring-conformance --bless` and read against
+//! io_uring's documented semantics; a scenario that differs also carries
+//! kqring's own (`expect-kqring`).
 //!
 //! Scenarios never rely on timing: an entry that must still be pending
 //! when something else happens waits on a socket or pipe with no data, and
@@ -15,11 +20,14 @@ use crate::text::ParseError;
 /// Why a scenario's completions differ from io_uring's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Difference {
-    /// kqring differs on purpose, and says so in docs/semantics.md.
+    /// kqring differs on purpose, and says so in docs/semantics.md
+    /// ("Differences by design").
     ByDesign(&'static str),
     /// kqring means to behave as io_uring does here, and does not: a bug,
-    /// reported. Once fixed the scenario is identical, and the suite fails
-    /// until it leaves this list.
+    /// reported, and listed in docs/semantics.md ("Open differences").
+    /// Once fixed, kqring no longer gives its `expect-kqring` completions
+    /// and the suite fails until the scenario drops them and leaves this
+    /// list.
     Open(&'static str),
 }
 
@@ -92,16 +100,31 @@ const fn differs(
 /// Every built-in scenario.
 pub static ALL: &[Scenario] = &[
     // --- misc ---
-    same("nop", "a Nop completes with 0", "nop ud=1\nwait 1"),
+    same(
+        "nop",
+        "a Nop completes with 0",
+        r#"nop ud=1
+        wait 1
+        expect ud=1 res=0"#,
+    ),
     same(
         "nop-batch",
         "three Nops in one batch",
-        "order user_data\nnop ud=1\nnop ud=2\nnop ud=3\nwait 3",
+        r#"order user_data
+        nop ud=1
+        nop ud=2
+        nop ud=3
+        wait 3
+        expect ud=1 res=0
+        expect ud=2 res=0
+        expect ud=3 res=0"#,
     ),
     same(
         "nop-async",
         "ASYNC on a Nop changes nothing visible",
-        "nop ud=1 flags=async\nwait 1",
+        r#"nop ud=1 flags=async
+        wait 1
+        expect ud=1 res=0"#,
     ),
     // --- reads and writes on sockets ---
     same(
@@ -110,7 +133,8 @@ pub static ALL: &[Scenario] = &[
         r#"pair p
         write-peer p.a "hello"
         read fd=p.b len=16 ud=1
-        wait 1"#,
+        wait 1
+        expect ud=1 res=5 data="hello""#,
     ),
     same(
         "read-waits-for-data",
@@ -118,17 +142,26 @@ pub static ALL: &[Scenario] = &[
         r#"pair p
         read fd=p.b len=5 ud=1
         write-peer p.a "hello"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=5 data="hello""#,
     ),
     same(
         "read-eof",
         "a read after the peer closed returns 0",
-        "pair p\nclose-peer p.a\nread fd=p.b len=8 ud=1\nwait 1",
+        r#"pair p
+        close-peer p.a
+        read fd=p.b len=8 ud=1
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "read-eof-while-waiting",
         "a waiting read returns 0 when the peer closes",
-        "pair p\nread fd=p.b len=8 ud=1\nclose-peer p.a\nwait 1",
+        r#"pair p
+        read fd=p.b len=8 ud=1
+        close-peer p.a
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "read-zero-length",
@@ -137,17 +170,25 @@ pub static ALL: &[Scenario] = &[
         pair p
         read fd=p.b len=0 ud=1 flags=link
         link-timeout ms=100 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=0 data=""
+        expect ud=2 res=-ECANCELED"#,
     ),
     same(
         "read-bad-fd",
         "a read of a descriptor that is not open is -EBADF",
-        "bad x\nread fd=x len=4 ud=1\nwait 1",
+        r#"bad x
+        read fd=x len=4 ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "write-bad-fd",
         "a write to a descriptor that is not open is -EBADF",
-        "bad x\nwrite fd=x data=\"x\" ud=1\nwait 1",
+        r#"bad x
+        write fd=x data="x" ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "write-then-read",
@@ -156,12 +197,18 @@ pub static ALL: &[Scenario] = &[
         pair p
         write fd=p.a data="ping" ud=1
         read fd=p.b len=4 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=4
+        expect ud=2 res=4 data="ping""#,
     ),
     same(
         "write-closed-peer",
         "a write to a socket whose peer is closed is -EPIPE",
-        "pair p\nclose-peer p.b\nwrite fd=p.a data=\"x\" ud=1\nwait 1",
+        r#"pair p
+        close-peer p.b
+        write fd=p.a data="x" ud=1
+        wait 1
+        expect ud=1 res=-EPIPE"#,
     ),
     differs(
         "reads-on-one-socket-in-order",
@@ -170,7 +217,11 @@ pub static ALL: &[Scenario] = &[
         read fd=p.b len=2 ud=1
         read fd=p.b len=2 ud=2
         write-peer p.a "abcd"
-        wait 2"#,
+        wait 2
+        expect ud=2 res=2 data="ab"
+        expect ud=1 res=2 data="cd"
+        expect-kqring ud=1 res=2 data="ab"
+        expect-kqring ud=2 res=2 data="cd""#,
         Difference::ByDesign(
             "kqring serves the operations waiting on one descriptor and direction in \
              submission order (its invariant 2), so the first read gets the first \
@@ -186,43 +237,70 @@ pub static ALL: &[Scenario] = &[
         pipe q
         write fd=q.w data="abc" ud=1
         read fd=q.r len=3 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=3
+        expect ud=2 res=3 data="abc""#,
     ),
     same(
         "pipe-read-waits",
         "a read of an empty non-blocking pipe completes when data arrives",
-        "pipe q\nread fd=q.r len=3 ud=1\nwrite-peer q.w \"abc\"\nwait 1",
+        r#"pipe q
+        read fd=q.r len=3 ud=1
+        write-peer q.w "abc"
+        wait 1
+        expect ud=1 res=3 data="abc""#,
     ),
     same(
         "pipe-read-eof",
         "a read of a pipe whose writer is closed returns 0",
-        "pipe q\nclose-peer q.w\nread fd=q.r len=4 ud=1\nwait 1",
+        r#"pipe q
+        close-peer q.w
+        read fd=q.r len=4 ud=1
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "pipe-write-closed-reader",
         "a write to a pipe whose reader is closed is -EPIPE",
-        "pipe q\nclose-peer q.r\nwrite fd=q.w data=\"x\" ud=1\nwait 1",
+        r#"pipe q
+        close-peer q.r
+        write fd=q.w data="x" ud=1
+        wait 1
+        expect ud=1 res=-EPIPE"#,
     ),
     same(
         "blocking-pipe-read-waits",
         "a read of an empty blocking pipe completes when data arrives",
-        "pipe q blocking\nread fd=q.r len=3 ud=1\nwrite-peer q.w \"abc\"\nwait 1",
+        r#"pipe q blocking
+        read fd=q.r len=3 ud=1
+        write-peer q.w "abc"
+        wait 1
+        expect ud=1 res=3 data="abc""#,
     ),
     // --- regular files ---
     same(
         "file-read-offset",
         "a read of a file at an offset",
-        "file f \"hello world\"\nread fd=f len=5 off=6 ud=1\nwait 1",
+        r#"file f "hello world"
+        read fd=f len=5 off=6 ud=1
+        wait 1
+        expect ud=1 res=5 data="world""#,
     ),
     same(
         "file-read-short",
         "a read of a file asking for more than there is",
-        "file f \"hello world\"\nread fd=f len=64 ud=1\nwait 1",
+        r#"file f "hello world"
+        read fd=f len=64 ud=1
+        wait 1
+        expect ud=1 res=11 data="hello world""#,
     ),
     same(
         "file-read-past-end",
         "a read of a file past its end returns 0",
-        "file f \"hello world\"\nread fd=f len=8 off=100 ud=1\nwait 1",
+        r#"file f "hello world"
+        read fd=f len=8 off=100 ud=1
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "file-read-current-position",
@@ -230,7 +308,9 @@ pub static ALL: &[Scenario] = &[
         r#"file f "hello world"
         read fd=f len=5 off=cur ud=1 flags=link
         read fd=f len=6 off=cur ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=5 data="hello"
+        expect ud=2 res=6 data=" world""#,
     ),
     same(
         "file-write-then-read",
@@ -238,7 +318,9 @@ pub static ALL: &[Scenario] = &[
         r#"file f "hello world"
         write fd=f data="HELLO" ud=1 flags=link
         read fd=f len=11 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=5
+        expect ud=2 res=11 data="HELLO world""#,
     ),
     same(
         "file-write-current-position",
@@ -247,7 +329,10 @@ pub static ALL: &[Scenario] = &[
         write fd=f data="ab" off=cur ud=1 flags=link
         write fd=f data="cd" off=cur ud=2 flags=link
         read fd=f len=11 ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=2
+        expect ud=2 res=2
+        expect ud=3 res=11 data="abcdo world""#,
     ),
     // --- vectored ---
     same(
@@ -256,12 +341,16 @@ pub static ALL: &[Scenario] = &[
         r#"pair p
         write-peer p.a "abcdef"
         readv fd=p.b lens=2,4 ud=1
-        wait 1"#,
+        wait 1
+        expect ud=1 res=6 data="abcdef""#,
     ),
     same(
         "readv-file-offset",
         "a vectored read of a file at an offset",
-        "file f \"hello world\"\nreadv fd=f lens=3,3 off=2 ud=1\nwait 1",
+        r#"file f "hello world"
+        readv fd=f lens=3,3 off=2 ud=1
+        wait 1
+        expect ud=1 res=6 data="llo wo""#,
     ),
     same(
         "writev-socket",
@@ -270,7 +359,9 @@ pub static ALL: &[Scenario] = &[
         pair p
         writev fd=p.a data="ab" data="cd" ud=1
         read fd=p.b len=4 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=4
+        expect ud=2 res=4 data="abcd""#,
     ),
     same(
         "writev-readv-file-current-position",
@@ -278,53 +369,87 @@ pub static ALL: &[Scenario] = &[
         r#"file f "0123456789"
         writev fd=f data="ab" data="c" off=cur ud=1 flags=link
         readv fd=f lens=4,6 off=cur ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=3
+        expect ud=2 res=7 data="3456789""#,
     ),
     same(
         "readv-bad-fd",
         "a vectored read of a descriptor that is not open is -EBADF",
-        "bad x\nreadv fd=x lens=1,1 ud=1\nwait 1",
+        r#"bad x
+        readv fd=x lens=1,1 ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "writev-bad-fd",
         "a vectored write to a descriptor that is not open is -EBADF",
-        "bad x\nwritev fd=x data=\"a\" data=\"b\" ud=1\nwait 1",
+        r#"bad x
+        writev fd=x data="a" data="b" ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "readv-eof",
         "a vectored read after the peer closed returns 0",
-        "pair p\nclose-peer p.a\nreadv fd=p.b lens=2,2 ud=1\nwait 1",
+        r#"pair p
+        close-peer p.a
+        readv fd=p.b lens=2,2 ud=1
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     // --- poll ---
     same(
         "poll-in-ready",
         "a poll for input on a socket with data completes with POLLIN",
-        "pair p\nwrite-peer p.a \"x\"\npoll fd=p.b events=in ud=1\nwait 1",
+        r#"pair p
+        write-peer p.a "x"
+        poll fd=p.b events=in ud=1
+        wait 1
+        expect ud=1 res=1"#,
     ),
     same(
         "poll-out-ready",
         "a poll for output on a writable socket completes with POLLOUT",
-        "pair p\npoll fd=p.a events=out ud=1\nwait 1",
+        r#"pair p
+        poll fd=p.a events=out ud=1
+        wait 1
+        expect ud=1 res=4"#,
     ),
     same(
         "poll-waits",
         "a poll for input completes when data arrives",
-        "pair p\npoll fd=p.b events=in ud=1\nwrite-peer p.a \"x\"\nwait 1",
+        r#"pair p
+        poll fd=p.b events=in ud=1
+        write-peer p.a "x"
+        wait 1
+        expect ud=1 res=1"#,
     ),
     same(
         "poll-hup-socket",
         "a poll for input sees the peer's close",
-        "pair p\npoll fd=p.b events=in ud=1\nclose-peer p.a\nwait 1",
+        r#"pair p
+        poll fd=p.b events=in ud=1
+        close-peer p.a
+        wait 1
+        expect ud=1 res=17"#,
     ),
     same(
         "poll-hup-pipe",
         "a poll for input on a pipe sees the writer's close as POLLHUP",
-        "pipe q\npoll fd=q.r events=in ud=1\nclose-peer q.w\nwait 1",
+        r#"pipe q
+        poll fd=q.r events=in ud=1
+        close-peer q.w
+        wait 1
+        expect ud=1 res=16"#,
     ),
     same(
         "poll-bad-fd",
         "a poll of a descriptor that is not open is -EBADF",
-        "bad x\npoll fd=x events=in ud=1\nwait 1",
+        r#"bad x
+        poll fd=x events=in ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "poll-multishot",
@@ -334,12 +459,17 @@ pub static ALL: &[Scenario] = &[
         poll fd=p.b events=in multi ud=1
         nop ud=9
         wait 1
+        expect ud=9 res=0
         write-peer p.a "a"
         wait 1
+        expect ud=1 res=1 more
         write-peer p.a "b"
         wait 1
+        expect ud=1 res=1 more
         poll-remove target=1 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "poll-multishot-cancel",
@@ -349,10 +479,14 @@ pub static ALL: &[Scenario] = &[
         poll fd=p.b events=in multi ud=1
         nop ud=9
         wait 1
+        expect ud=9 res=0
         write-peer p.a "a"
         wait 1
+        expect ud=1 res=1 more
         cancel target=1 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "poll-multishot-ready-at-arm",
@@ -362,18 +496,29 @@ pub static ALL: &[Scenario] = &[
         write-peer p.a "a"
         poll fd=p.b events=in multi ud=1
         wait 1
+        expect ud=1 res=1 more
         poll-remove target=1 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "poll-remove",
         "PollRemove of a pending poll: it -ECANCELED, the remover 0",
-        "order user_data\npair p\npoll fd=p.b events=in ud=1\npoll-remove target=1 ud=2\nwait 2",
+        r#"order user_data
+        pair p
+        poll fd=p.b events=in ud=1
+        poll-remove target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "poll-remove-missing",
         "PollRemove of nothing is -ENOENT",
-        "poll-remove target=9 ud=1\nwait 1",
+        r#"poll-remove target=9 ud=1
+        wait 1
+        expect ud=1 res=-ENOENT"#,
     ),
     same(
         "poll-remove-after-fire",
@@ -382,8 +527,10 @@ pub static ALL: &[Scenario] = &[
         write-peer p.a "x"
         poll fd=p.b events=in ud=1
         wait 1
+        expect ud=1 res=1
         poll-remove target=1 ud=2
-        wait 1"#,
+        wait 1
+        expect ud=2 res=-ENOENT"#,
     ),
     // --- receives and sends ---
     same(
@@ -392,7 +539,8 @@ pub static ALL: &[Scenario] = &[
         r#"pair p
         write-peer p.a "hello"
         recv fd=p.b len=16 ud=1
-        wait 1"#,
+        wait 1
+        expect ud=1 res=5 data="hello""#,
     ),
     same(
         "recv-waits-for-data",
@@ -400,7 +548,8 @@ pub static ALL: &[Scenario] = &[
         r#"pair p
         recv fd=p.b len=16 ud=1
         write-peer p.a "hello"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=5 data="hello""#,
     ),
     same(
         "recv-after-an-emptying-recv",
@@ -409,28 +558,33 @@ pub static ALL: &[Scenario] = &[
         recv fd=p.b len=16 ud=1
         write-peer p.a "one"
         wait 1
+        expect ud=1 res=3 data="one"
         recv fd=p.b len=16 ud=2
         write-peer p.a "two"
         wait 1
+        expect ud=2 res=3 data="two"
         write-peer p.a "three"
         recv fd=p.b len=16 ud=3
-        wait 1"#,
+        wait 1
+        expect ud=3 res=5 data="three""#,
     ),
     same(
         "recv-eof",
         "a receive after the peer closed returns 0",
-        "pair p
-close-peer p.a
-recv fd=p.b len=8 ud=1
-wait 1",
+        r#"pair p
+        close-peer p.a
+        recv fd=p.b len=8 ud=1
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "recv-eof-while-waiting",
         "a waiting receive returns 0 when the peer closes",
-        "pair p
-recv fd=p.b len=8 ud=1
-close-peer p.a
-wait 1",
+        r#"pair p
+        recv fd=p.b len=8 ud=1
+        close-peer p.a
+        wait 1
+        expect ud=1 res=0 data="""#,
     ),
     same(
         "recv-peek",
@@ -439,8 +593,10 @@ wait 1",
         write-peer p.a "abc"
         recv fd=p.b len=8 peek ud=1
         wait 1
+        expect ud=1 res=3 data="abc"
         recv fd=p.b len=8 ud=2
-        wait 1"#,
+        wait 1
+        expect ud=2 res=3 data="abc""#,
     ),
     same(
         "recv-waitall",
@@ -449,21 +605,24 @@ wait 1",
         recv fd=p.b len=6 waitall ud=1
         write-peer p.a "abc"
         write-peer p.a "def"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=6 data="abcdef""#,
     ),
     same(
         "recv-bad-fd",
         "a receive on a descriptor that is not open is -EBADF",
-        "bad x
-recv fd=x len=4 ud=1
-wait 1",
+        r#"bad x
+        recv fd=x len=4 ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "recv-not-a-socket",
         "a receive on a pipe is -ENOTSOCK",
-        "pipe q
-recv fd=q.r len=4 ud=1
-wait 1",
+        r#"pipe q
+        recv fd=q.r len=4 ud=1
+        wait 1
+        expect ud=1 res=-ENOTSOCK"#,
     ),
     same(
         "send-then-recv",
@@ -472,17 +631,29 @@ wait 1",
         pair p
         send fd=p.a data="ping" ud=1
         recv fd=p.b len=4 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=4
+        expect ud=2 res=4 data="ping""#,
     ),
     same(
         "send-closed-peer",
         "a send to a socket whose peer is closed is -EPIPE",
-        "pair p\nclose-peer p.b\nsend fd=p.a data=\"x\" ud=1\nwait 1",
+        r#"pair p
+        close-peer p.b
+        send fd=p.a data="x" ud=1
+        wait 1
+        expect ud=1 res=-EPIPE"#,
     ),
     same(
         "recv-cancel",
         "AsyncCancel of a waiting receive: it -ECANCELED, the canceller 0",
-        "order user_data\npair p\nrecv fd=p.b len=4 ud=1\ncancel target=1 ud=2\nwait 2",
+        r#"order user_data
+        pair p
+        recv fd=p.b len=4 ud=1
+        cancel target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     // --- provided buffers ---
     same(
@@ -491,12 +662,15 @@ wait 1",
         r#"pair p
         provide-buffers group=1 count=2 len=8 bid=5 ud=1
         wait 1
+        expect ud=1 res=0
         write-peer p.a "hello"
         recv-select fd=p.b group=1 ud=2
         wait 1
+        expect ud=2 res=5 buf=5 data="hello"
         write-peer p.a "again"
         recv-select fd=p.b group=1 ud=3
-        wait 1"#,
+        wait 1
+        expect ud=3 res=5 buf=6 data="again""#,
     ),
     same(
         "recv-select-empty-group",
@@ -504,7 +678,8 @@ wait 1",
         r#"pair p
         write-peer p.a "hello"
         recv-select fd=p.b group=3 ud=1
-        wait 1"#,
+        wait 1
+        expect ud=1 res=-ENOBUFS"#,
     ),
     same(
         "recv-select-eof",
@@ -512,23 +687,30 @@ wait 1",
         r#"pair p
         provide-buffers group=1 count=1 len=8 ud=1
         wait 1
+        expect ud=1 res=0
         close-peer p.a
         recv-select fd=p.b group=1 ud=2
         wait 1
+        expect ud=2 res=0
         remove-buffers group=1 n=4 ud=3
-        wait 1"#,
+        wait 1
+        expect ud=3 res=1"#,
     ),
     same(
         "remove-buffers",
-        "RemoveBuffers removes what is there, then finds nothing: -ENOENT",
+        "RemoveBuffers removes what is there, up to its count; from a group emptied, none (0)",
         r#"provide-buffers group=2 count=3 len=4 ud=1
         wait 1
+        expect ud=1 res=0
         remove-buffers group=2 n=2 ud=2
         wait 1
+        expect ud=2 res=2
         remove-buffers group=2 n=5 ud=3
         wait 1
+        expect ud=3 res=1
         remove-buffers group=2 n=1 ud=4
-        wait 1"#,
+        wait 1
+        expect ud=4 res=0"#,
     ),
     same(
         "recv-multishot",
@@ -536,13 +718,17 @@ wait 1",
         r#"pair p
         provide-buffers group=1 count=4 len=8 ud=1
         wait 1
+        expect ud=1 res=0
         recv-select fd=p.b group=1 multi ud=2
         write-peer p.a "one"
         wait 1
+        expect ud=2 res=3 more buf=0 data="one"
         write-peer p.a "two"
         wait 1
+        expect ud=2 res=3 more buf=1 data="two"
         close-peer p.a
-        wait 1"#,
+        wait 1
+        expect ud=2 res=0"#,
     ),
     same(
         "recv-multishot-runs-out-of-buffers",
@@ -550,11 +736,14 @@ wait 1",
         r#"pair p
         provide-buffers group=1 count=1 len=8 ud=1
         wait 1
+        expect ud=1 res=0
         recv-select fd=p.b group=1 multi ud=2
         write-peer p.a "one"
         wait 1
+        expect ud=2 res=3 more buf=0 data="one"
         write-peer p.a "two"
-        wait 1"#,
+        wait 1
+        expect ud=2 res=-ENOBUFS"#,
     ),
     same(
         "recv-multishot-cancel",
@@ -563,67 +752,115 @@ wait 1",
         pair p
         provide-buffers group=1 count=2 len=8 ud=1
         wait 1
+        expect ud=1 res=0
         recv-select fd=p.b group=1 multi ud=2
         write-peer p.a "one"
         wait 1
+        expect ud=2 res=3 more buf=0 data="one"
         cancel target=2 ud=3
-        wait 2"#,
+        wait 2
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=0"#,
     ),
     // --- timeouts ---
     same(
         "timeout-expires",
         "a relative timeout completes with -ETIME",
-        "timeout ms=10 ud=1\nwait 1",
+        r#"timeout ms=10 ud=1
+        wait 1
+        expect ud=1 res=-ETIME"#,
     ),
     same(
         "timeout-absolute",
         "an absolute timeout completes with -ETIME",
-        "timeout ms=10 abs ud=1\nwait 1",
+        r#"timeout ms=10 abs ud=1
+        wait 1
+        expect ud=1 res=-ETIME"#,
     ),
     same(
         "timeout-count",
         "a timeout with count 1 completes with 0 after one other completion",
-        "timeout ms=600000 count=1 ud=1\nnop ud=2\nwait 2",
+        r#"timeout ms=600000 count=1 ud=1
+        nop ud=2
+        wait 2
+        expect ud=2 res=0
+        expect ud=1 res=0"#,
     ),
     same(
         "timeout-count-two-batches",
         "a timeout with count 2 counts completions of later batches",
-        "timeout ms=600000 count=2 ud=1\nnop ud=2\nwait 1\nnop ud=3\nwait 2",
+        r#"timeout ms=600000 count=2 ud=1
+        nop ud=2
+        wait 1
+        expect ud=2 res=0
+        nop ud=3
+        wait 2
+        expect ud=3 res=0
+        expect ud=1 res=0"#,
     ),
     same(
         "timeout-remove",
         "TimeoutRemove of a pending timeout: it -ECANCELED, the remover 0",
-        "order user_data\ntimeout ms=600000 ud=1\ntimeout-remove target=1 ud=2\nwait 2",
+        r#"order user_data
+        timeout ms=600000 ud=1
+        timeout-remove target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "timeout-remove-missing",
         "TimeoutRemove of nothing is -ENOENT",
-        "timeout-remove target=9 ud=1\nwait 1",
+        r#"timeout-remove target=9 ud=1
+        wait 1
+        expect ud=1 res=-ENOENT"#,
     ),
     same(
         "timeout-remove-after-fire",
         "TimeoutRemove of a timeout that already fired is -ENOENT",
-        "timeout ms=5 ud=1\nwait 1\ntimeout-remove target=1 ud=2\nwait 1",
+        r#"timeout ms=5 ud=1
+        wait 1
+        expect ud=1 res=-ETIME
+        timeout-remove target=1 ud=2
+        wait 1
+        expect ud=2 res=-ENOENT"#,
     ),
     same(
         "timeout-update",
         "TimeoutUpdate brings a far timeout near: the update 0, then -ETIME",
-        "timeout ms=600000 ud=1\nsubmit\ntimeout-update target=1 ms=10 ud=2\nwait 2",
+        r#"timeout ms=600000 ud=1
+        submit
+        timeout-update target=1 ms=10 ud=2
+        wait 2
+        expect ud=2 res=0
+        expect ud=1 res=-ETIME"#,
     ),
     same(
         "timeout-update-missing",
         "TimeoutUpdate of nothing is -ENOENT",
-        "timeout-update target=9 ms=10 ud=1\nwait 1",
+        r#"timeout-update target=9 ms=10 ud=1
+        wait 1
+        expect ud=1 res=-ENOENT"#,
     ),
     same(
         "timeout-update-absolute",
         "TimeoutUpdate to an absolute time",
-        "timeout ms=600000 ud=1\nsubmit\ntimeout-update target=1 ms=10 abs ud=2\nwait 2",
+        r#"timeout ms=600000 ud=1
+        submit
+        timeout-update target=1 ms=10 abs ud=2
+        wait 2
+        expect ud=2 res=0
+        expect ud=1 res=-ETIME"#,
     ),
     same(
         "timeout-cancel",
         "AsyncCancel of a pending timeout",
-        "order user_data\ntimeout ms=600000 ud=1\ncancel target=1 ud=2\nwait 2",
+        r#"order user_data
+        timeout ms=600000 ud=1
+        cancel target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     // --- links ---
     same(
@@ -634,7 +871,11 @@ wait 1",
         read fd=p.b len=3 ud=2 flags=link
         timeout ms=10 ud=3 flags=link
         nop ud=4
-        wait 4"#,
+        wait 4
+        expect ud=1 res=3
+        expect ud=2 res=3 data="abc"
+        expect ud=3 res=-ETIME
+        expect ud=4 res=-ECANCELED"#,
     ),
     same(
         "link-waits-for-read",
@@ -643,7 +884,9 @@ wait 1",
         read fd=p.b len=2 ud=1 flags=link
         nop ud=2
         write-peer p.a "ok"
-        wait 2"#,
+        wait 2
+        expect ud=1 res=2 data="ok"
+        expect ud=2 res=0"#,
     ),
     same(
         "link-failure-cancels-rest",
@@ -652,12 +895,20 @@ wait 1",
         read fd=x len=4 ud=1 flags=link
         nop ud=2 flags=link
         nop ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-EBADF
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=-ECANCELED"#,
     ),
     same(
         "hardlink-continues",
         "a hard link goes on after a failure",
-        "bad x\nread fd=x len=4 ud=1 flags=hardlink\nnop ud=2\nwait 2",
+        r#"bad x
+        read fd=x len=4 ud=1 flags=hardlink
+        nop ud=2
+        wait 2
+        expect ud=1 res=-EBADF
+        expect ud=2 res=0"#,
     ),
     same(
         "short-read-breaks-link",
@@ -666,7 +917,9 @@ wait 1",
         write-peer p.a "xy"
         read fd=p.b len=8 ud=1 flags=link
         nop ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=2 data="xy"
+        expect ud=2 res=-ECANCELED"#,
     ),
     same(
         "short-read-hardlink-continues",
@@ -675,18 +928,24 @@ wait 1",
         write-peer p.a "xy"
         read fd=p.b len=8 ud=1 flags=hardlink
         nop ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=2 data="xy"
+        expect ud=2 res=0"#,
     ),
     same(
         "link-across-submit",
         "a link flag on a batch's last entry does not reach into the next batch",
-        r#"pair p
+        // Blocking: io_uring may hand a linked read to a worker, where a
+        // non-blocking socket's read would end -EAGAIN if no data came yet.
+        r#"pair p blocking
         read fd=p.b len=2 ud=1 flags=link
         submit
         nop ud=2
         wait 1
+        expect ud=2 res=0
         write-peer p.a "ok"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=2 data="ok""#,
     ),
     // --- drain ---
     same(
@@ -698,8 +957,12 @@ wait 1",
         nop ud=3 flags=drain
         nop ud=4
         wait 1
+        expect ud=2 res=-ETIME
         write-peer p.a "go"
-        wait 3"#,
+        wait 3
+        expect ud=1 res=2 data="go"
+        expect ud=3 res=0
+        expect ud=4 res=0"#,
     ),
     same(
         "drain-across-batches",
@@ -707,10 +970,16 @@ wait 1",
         r#"pair p
         read fd=p.b len=2 ud=1
         submit
+        nop ud=4
         nop ud=2 flags=drain
         nop ud=3
+        wait 1 # nop 4: the second batch is in, the drained entry held
+        expect ud=4 res=0
         write-peer p.a "ok"
-        wait 3"#,
+        wait 3
+        expect ud=1 res=2 data="ok"
+        expect ud=2 res=0
+        expect ud=3 res=0"#,
     ),
     // --- linked timeouts ---
     same(
@@ -720,7 +989,9 @@ wait 1",
         pair p
         read fd=p.b len=8 ud=1 flags=link
         link-timeout ms=10 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ETIME"#,
     ),
     same(
         "link-timeout-not-firing",
@@ -730,7 +1001,9 @@ wait 1",
         read fd=p.b len=2 ud=1 flags=link
         link-timeout ms=600000 ud=2
         write-peer p.a "ok"
-        wait 2"#,
+        wait 2
+        expect ud=1 res=2 data="ok"
+        expect ud=2 res=-ECANCELED"#,
     ),
     same(
         "link-timeout-chain",
@@ -740,7 +1013,10 @@ wait 1",
         read fd=p.b len=8 ud=1 flags=link
         link-timeout ms=10 ud=2 flags=link
         nop ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ETIME
+        expect ud=3 res=-ECANCELED"#,
     ),
     same(
         "link-timeout-absolute",
@@ -749,12 +1025,38 @@ wait 1",
         pair p
         read fd=p.b len=8 ud=1 flags=link
         link-timeout ms=10 abs ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ETIME"#,
+    ),
+    differs(
+        "link-timeout-running-async",
+        "a LinkTimeout on an ASYNC read of an empty blocking socket",
+        r#"pair p blocking
+        read fd=p.b len=2 ud=1 flags=async|link
+        link-timeout ms=50 ud=2
+        wait 1
+        expect ud=2 res=-ETIME
+        expect-kqring ud=2 res=-EALREADY
+        write-peer p.a "ok"
+        wait 1
+        expect ud=1 res=-ECANCELED
+        expect-kqring ud=1 res=2 data="ok""#,
+        Difference::ByDesign(
+            "kqring runs an ASYNC entry as a blocking call on its pool, which cannot be \
+             interrupted: the timeout answers -EALREADY and the read completes with the \
+             data; io_uring cancels the read (-ECANCELED) and the timeout completes with -ETIME",
+        ),
     ),
     same(
         "link-timeout-alone",
         "a LinkTimeout with no link before it is -EINVAL",
-        "order user_data\nnop ud=1\nlink-timeout ms=1000 ud=2\nwait 2",
+        r#"order user_data
+        nop ud=1
+        link-timeout ms=1000 ud=2
+        wait 2
+        expect ud=1 res=0
+        expect ud=2 res=-EINVAL"#,
     ),
     // --- CQE_SKIP_SUCCESS ---
     same(
@@ -765,12 +1067,17 @@ wait 1",
         nop ud=1 flags=skip_success
         read fd=x len=4 ud=2 flags=skip_success
         nop ud=3
-        wait 2"#,
+        wait 2
+        expect ud=2 res=-EBADF
+        expect ud=3 res=0"#,
     ),
     same(
         "skip-success-link",
         "a skipped success still lets its chain go on",
-        "nop ud=1 flags=link|skip_success\nnop ud=2\nwait 1",
+        r#"nop ud=1 flags=link|skip_success
+        nop ud=2
+        wait 1
+        expect ud=2 res=0"#,
     ),
     same(
         "skip-success-cancelled-member",
@@ -779,27 +1086,41 @@ wait 1",
         read fd=x len=1 ud=1 flags=link
         nop ud=2 flags=link|skip_success
         nop ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-EBADF
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=-ECANCELED"#,
     ),
     same(
         "skip-success-failed-head",
         "a failed link head with CQE_SKIP_SUCCESS: the members it cancels post nothing",
-        r#"bad x
+        r#"order user_data
+        bad x
         read fd=x len=1 ud=1 flags=link|skip_success
         nop ud=2
         nop ud=3
-        wait 1"#,
+        wait 2
+        expect ud=1 res=-EBADF
+        expect ud=3 res=0"#,
     ),
     // --- ASYNC ---
     same(
         "async-read",
         "an ASYNC read of a socket with data",
-        "pair p\nwrite-peer p.a \"pool\"\nread fd=p.b len=4 ud=1 flags=async\nwait 1",
+        r#"pair p
+        write-peer p.a "pool"
+        read fd=p.b len=4 ud=1 flags=async
+        wait 1
+        expect ud=1 res=4 data="pool""#,
     ),
     same(
         "async-read-waits-blocking",
         "an ASYNC read of an empty blocking socket completes when data arrives",
-        "pair p blocking\nread fd=p.b len=4 ud=1 flags=async\nwrite-peer p.a \"late\"\nwait 1",
+        r#"pair p blocking
+        read fd=p.b len=4 ud=1 flags=async
+        write-peer p.a "late"
+        wait 1
+        expect ud=1 res=4 data="late""#,
     ),
     same(
         "async-read-empty-socket",
@@ -808,7 +1129,9 @@ wait 1",
         pair p
         read fd=p.b len=4 ud=1 flags=async|link
         link-timeout ms=100 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ETIME"#,
     ),
     same(
         "async-write",
@@ -817,18 +1140,29 @@ wait 1",
         pair p
         write fd=p.a data="w" ud=1 flags=async
         read fd=p.b len=1 ud=2
-        wait 2"#,
+        wait 2
+        expect ud=1 res=1
+        expect ud=2 res=1 data="w""#,
     ),
     same(
         "async-file-read",
         "an ASYNC read of a regular file",
-        "file f \"hello world\"\nread fd=f len=5 off=6 ud=1 flags=async\nwait 1",
+        r#"file f "hello world"
+        read fd=f len=5 off=6 ud=1 flags=async
+        wait 1
+        expect ud=1 res=5 data="world""#,
     ),
     // --- cancel ---
     same(
         "cancel-by-user-data",
         "AsyncCancel of a pending read: it -ECANCELED, the canceller 0",
-        "order user_data\npair p\nread fd=p.b len=4 ud=1\ncancel target=1 ud=2\nwait 2",
+        r#"order user_data
+        pair p
+        read fd=p.b len=4 ud=1
+        cancel target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "cancel-by-user-data-all",
@@ -839,12 +1173,17 @@ wait 1",
         read fd=p.b len=4 ud=1
         poll fd=q.r events=in ud=1
         cancel target=1 all ud=2
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-ECANCELED
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=2"#,
     ),
     same(
         "cancel-missing",
         "AsyncCancel of nothing is -ENOENT",
-        "cancel target=7 ud=1\nwait 1",
+        r#"cancel target=7 ud=1
+        wait 1
+        expect ud=1 res=-ENOENT"#,
     ),
     same(
         "cancel-by-fd-all",
@@ -854,7 +1193,10 @@ wait 1",
         read fd=p.b len=4 ud=1
         poll fd=p.b events=in ud=2
         cancel target=fd:p.b all ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=2"#,
     ),
     same(
         "cancel-by-fd-first",
@@ -866,8 +1208,11 @@ wait 1",
         read fd=q.r len=4 ud=2
         cancel target=fd:p.b ud=3
         wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=3 res=0
         write-peer q.w "abcd"
-        wait 1"#,
+        wait 1
+        expect ud=2 res=4 data="abcd""#,
     ),
     same(
         "cancel-any-all",
@@ -879,17 +1224,24 @@ wait 1",
         poll fd=q.r events=in ud=2
         timeout ms=600000 ud=3
         cancel target=any all ud=4
-        wait 4"#,
+        wait 4
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=-ECANCELED
+        expect ud=4 res=3"#,
     ),
     same(
         "cancel-any",
-        "AsyncCancel of any, without all",
+        "AsyncCancel of any, without all, cancels every match too (ANY implies ALL)",
         r#"order user_data
-        settle 200
         pair p
         read fd=p.b len=4 ud=1
         timeout ms=600000 ud=2
-        cancel target=any ud=3"#,
+        cancel target=any ud=3
+        wait 3
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=2"#,
     ),
     same(
         "cancel-chain-head",
@@ -899,7 +1251,10 @@ wait 1",
         read fd=p.b len=2 ud=1 flags=link
         nop ud=2
         cancel target=1 ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=0"#,
     ),
     same(
         "cancel-unstarted-link-member",
@@ -910,8 +1265,11 @@ wait 1",
         nop ud=2
         cancel target=2 ud=3
         wait 1
+        expect ud=3 res=-ENOENT
         write-peer p.a "ok"
-        wait 2"#,
+        wait 2
+        expect ud=1 res=2 data="ok"
+        expect ud=2 res=0"#,
     ),
     differs(
         "cancel-running-async",
@@ -920,8 +1278,12 @@ wait 1",
         read fd=p.b len=2 ud=1 flags=async
         cancel target=1 ud=2
         wait 1
+        expect ud=2 res=0
+        expect-kqring ud=2 res=-EALREADY
         write-peer p.a "ok"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=-ECANCELED
+        expect-kqring ud=1 res=2 data="ok""#,
         Difference::ByDesign(
             "kqring runs an ASYNC entry as a blocking call on its pool, which cannot be \
              interrupted: the cancel answers -EALREADY and the read completes with the \
@@ -932,17 +1294,28 @@ wait 1",
     same(
         "close",
         "Close of an open descriptor is 0",
-        "pipe q\nclose fd=q.r ud=1\nwait 1",
+        r#"pipe q
+        close fd=q.r ud=1
+        wait 1
+        expect ud=1 res=0"#,
     ),
     same(
         "close-bad-fd",
         "Close of a descriptor that is not open is -EBADF",
-        "bad x\nclose fd=x ud=1\nwait 1",
+        r#"bad x
+        close fd=x ud=1
+        wait 1
+        expect ud=1 res=-EBADF"#,
     ),
     same(
         "close-then-use",
         "a read linked after the Close of its descriptor is -EBADF",
-        "pipe q\nclose fd=q.r ud=1 flags=link\nread fd=q.r len=1 ud=2\nwait 2",
+        r#"pipe q
+        close fd=q.r ud=1 flags=link
+        read fd=q.r len=1 ud=2
+        wait 2
+        expect ud=1 res=0
+        expect ud=2 res=-EBADF"#,
     ),
     differs(
         "close-with-pending-read",
@@ -951,8 +1324,12 @@ wait 1",
         read fd=p.b len=2 ud=1
         close fd=p.b ud=2
         wait 1
+        expect ud=2 res=0
+        expect-kqring ud=1 res=-ECANCELED
         write-peer p.a "ok"
-        wait 1"#,
+        wait 1
+        expect ud=1 res=2 data="ok"
+        expect-kqring ud=2 res=0"#,
         Difference::ByDesign(
             "kqring's Close first completes what waits on the descriptor with \
              -ECANCELED (kqueue forgets a closed descriptor's registrations); in \
@@ -967,7 +1344,10 @@ wait 1",
         files-update at=0 fds=p.a,p.b ud=1 flags=link
         send fd=@0 data="ping" ud=2 flags=link
         recv fd=@1 len=4 ud=3
-        wait 3"#,
+        wait 3
+        expect ud=1 res=2
+        expect ud=2 res=4
+        expect ud=3 res=4 data="ping""#,
     ),
     same(
         "files-update-own-fd-closed",
@@ -976,11 +1356,14 @@ wait 1",
         pair p
         files-update at=0 fds=p.a ud=1
         wait 1
+        expect ud=1 res=1
         close-peer p.a
         send fd=@0 data="still" ud=2
         wait 1
+        expect ud=2 res=5
         recv fd=p.b len=8 ud=3
-        wait 1"#,
+        wait 1
+        expect ud=3 res=5 data="still""#,
     ),
     same(
         "files-update-bad-fd",
@@ -991,13 +1374,18 @@ wait 1",
         bad x
         files-update at=0 fds=p.a,x,p.b ud=1
         wait 1
+        expect ud=1 res=1
         send fd=@0 data="a" ud=2
         send fd=@2 data="b" ud=3
         wait 2
+        expect ud=2 res=1
+        expect ud=3 res=-EBADF
         files-update at=0 fds=x ud=4
         wait 1
+        expect ud=4 res=-EBADF
         send fd=@0 data="c" ud=5
-        wait 1"#,
+        wait 1
+        expect ud=5 res=-EBADF"#,
     ),
     same(
         "files-update-range-and-empty",
@@ -1006,12 +1394,16 @@ wait 1",
         pair p
         files-update at=1 fds=p.a,p.b ud=1
         wait 1
+        expect ud=1 res=-EINVAL
         files-update at=2 fds=p.a ud=2
         wait 1
+        expect ud=2 res=-EINVAL
         files-update at=0 fds= ud=3
         wait 1
+        expect ud=3 res=-EINVAL
         files-update at=alloc fds= ud=4
-        wait 1"#,
+        wait 1
+        expect ud=4 res=-EINVAL"#,
     ),
     same(
         "files-update-clear-and-skip",
@@ -1020,14 +1412,19 @@ wait 1",
         pair p
         files-update at=0 fds=p.a,p.b ud=1
         wait 1
+        expect ud=1 res=2
         files-update at=0 fds=-1,skip ud=2
         wait 1
+        expect ud=2 res=2
         send fd=@0 data="x" ud=3
         wait 1
+        expect ud=3 res=-EBADF
         send fd=@1 data="y" ud=4
         wait 1
+        expect ud=4 res=1
         recv fd=p.a len=4 ud=5
-        wait 1"#,
+        wait 1
+        expect ud=5 res=1 data="y""#,
     ),
     same(
         "files-update-alloc",
@@ -1036,18 +1433,25 @@ wait 1",
         pair p
         files-update at=alloc fds=p.a,p.b ud=1
         wait 1
+        expect ud=1 res=2
         send fd=@0 data="hi" ud=2
         wait 1
+        expect ud=2 res=2
         recv fd=@1 len=4 ud=3
         wait 1
+        expect ud=3 res=2 data="hi"
         files-update at=alloc fds=p.a,p.b ud=4
         wait 1
+        expect ud=4 res=1
         files-update at=alloc fds=p.a ud=5
         wait 1
+        expect ud=5 res=-ENFILE
         send fd=@2 data="ok" ud=6
         wait 1
+        expect ud=6 res=2
         recv fd=p.b len=4 ud=7
-        wait 1"#,
+        wait 1
+        expect ud=7 res=2 data="ok""#,
     ),
     same(
         "files-alloc-takes-freed-slot",
@@ -1058,10 +1462,13 @@ wait 1",
         client c l
         files-update at=alloc fds=p.a,p.a,p.a ud=1
         wait 1
+        expect ud=1 res=3
         close fd=@1 ud=2
         wait 1
+        expect ud=2 res=0
         accept fd=l file-index=alloc ud=3
-        wait 1"#,
+        wait 1
+        expect ud=3 res=1"#,
     ),
     same(
         "files-no-table",
@@ -1069,14 +1476,19 @@ wait 1",
         r#"pair p
         files-update at=0 fds=p.a ud=1
         wait 1
+        expect ud=1 res=-ENXIO
         files-update at=alloc fds=p.a ud=2
         wait 1
+        expect ud=2 res=-ENXIO
         send fd=@0 data="x" ud=3
         wait 1
+        expect ud=3 res=-EBADF
         close fd=@0 ud=4
         wait 1
+        expect ud=4 res=-ENXIO
         cancel target=fd:@0 ud=5
-        wait 1"#,
+        wait 1
+        expect ud=5 res=-EBADF"#,
     ),
     same(
         "close-fixed",
@@ -1086,17 +1498,25 @@ wait 1",
         pair p
         files-update at=0 fds=p.a ud=1
         wait 1
+        expect ud=1 res=1
         close-peer p.a
         recv fd=p.b len=4 ud=2
         nop ud=9
         wait 1
+        expect ud=9 res=0
         close fd=@0 ud=3
         wait 2
+        expect ud=2 res=0 data=""
+        expect ud=3 res=0
         close fd=@0 ud=4
         close fd=@1 ud=5
         send fd=@0 data="x" ud=6
         send fd=@1 data="x" ud=7
-        wait 4"#,
+        wait 4
+        expect ud=4 res=-EBADF
+        expect ud=5 res=-EINVAL
+        expect ud=6 res=-EBADF
+        expect ud=7 res=-EBADF"#,
     ),
     same(
         "recv-fixed-waits-and-eof",
@@ -1105,17 +1525,22 @@ wait 1",
         pair p
         files-update at=0 fds=p.b ud=1
         wait 1
+        expect ud=1 res=1
         recv fd=@0 len=16 ud=2
         write-peer p.a "one"
         wait 1
+        expect ud=2 res=3 data="one"
         recv fd=@0 len=16 ud=3
         write-peer p.a "two"
         wait 1
+        expect ud=3 res=3 data="two"
         recv fd=@0 len=16 ud=4
         close-peer p.a
         wait 1
+        expect ud=4 res=0 data=""
         recv fd=@0 len=16 ud=5
-        wait 1"#,
+        wait 1
+        expect ud=5 res=0 data="""#,
     ),
     same(
         "recv-on-closed-slot",
@@ -1124,14 +1549,18 @@ wait 1",
         pair p
         files-update at=0 fds=p.b ud=1
         wait 1
+        expect ud=1 res=1
         close-peer p.b
         recv fd=@0 len=8 ud=2
         nop ud=9
         wait 1
+        expect ud=9 res=0
         close fd=@0 ud=3
         wait 1
+        expect ud=3 res=0
         write-peer p.a "late"
-        wait 1"#,
+        wait 1
+        expect ud=2 res=4 data="late""#,
     ),
     same(
         "cancel-fixed",
@@ -1141,13 +1570,18 @@ wait 1",
         pair p
         files-update at=0 fds=p.b ud=1
         wait 1
+        expect ud=1 res=1
         recv fd=@0 len=4 ud=2
         cancel target=fd:@0 ud=3
         wait 2
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=0
         cancel target=fd:@1 ud=4
         wait 1
+        expect ud=4 res=-EBADF
         cancel target=fd:@2 ud=5
-        wait 1"#,
+        wait 1
+        expect ud=5 res=-EBADF"#,
     ),
     same(
         "accept-direct-index",
@@ -1158,18 +1592,24 @@ wait 1",
         client c l
         files-update at=0 fds=p.a ud=1
         wait 1
+        expect ud=1 res=1
         close-peer p.a
         accept fd=l file-index=0 ud=2
         wait 1
+        expect ud=2 res=0
         recv fd=p.b len=4 ud=3
         wait 1
+        expect ud=3 res=0 data=""
         write-peer c "hi"
         recv fd=@0 len=4 ud=4
         wait 1
+        expect ud=4 res=2 data="hi"
         send fd=@0 data="yo" ud=5
         wait 1
+        expect ud=5 res=2
         recv fd=c len=4 ud=6
-        wait 1"#,
+        wait 1
+        expect ud=6 res=2 data="yo""#,
     ),
     same(
         "accept-direct-errors",
@@ -1180,8 +1620,10 @@ wait 1",
         client c2 l
         accept fd=l file-index=2 ud=1
         wait 1
+        expect ud=1 res=-EINVAL
         accept fd=l file-index=0 multi ud=2
-        wait 1"#,
+        wait 1
+        expect ud=2 res=-EINVAL"#,
     ),
     same(
         "accept-direct-no-table",
@@ -1191,8 +1633,10 @@ wait 1",
         client c2 l
         accept fd=l file-index=0 ud=1
         wait 1
+        expect ud=1 res=-ENXIO
         accept fd=l file-index=alloc ud=2
-        wait 1"#,
+        wait 1
+        expect ud=2 res=-ENFILE"#,
     ),
     same(
         "accept-replacing-keeps-hint",
@@ -1204,12 +1648,16 @@ wait 1",
         client c2 l
         files-update at=0 fds=p.a ud=1
         wait 1
+        expect ud=1 res=1
         files-update at=2 fds=p.b ud=2
         wait 1
+        expect ud=2 res=1
         accept fd=l file-index=0 ud=3
         wait 1
+        expect ud=3 res=0
         accept fd=l file-index=alloc ud=4
-        wait 1"#,
+        wait 1
+        expect ud=4 res=3"#,
     ),
     differs(
         "cancel-by-fd-reaches-slot",
@@ -1219,14 +1667,361 @@ wait 1",
         pair p
         files-update at=0 fds=p.b ud=1
         wait 1
+        expect ud=1 res=1
         recv fd=@0 len=4 ud=2
         cancel target=fd:p.b ud=3
-        wait 1
         cancel target=fd:@0 ud=4
-        wait 2"#,
+        wait 3
+        expect ud=2 res=-ECANCELED
+        expect ud=3 res=0
+        expect ud=4 res=0
+        expect-kqring ud=2 res=-ECANCELED
+        expect-kqring ud=3 res=-ENOENT
+        expect-kqring ud=4 res=0"#,
         Difference::ByDesign(
             "a slot holds a duplicate descriptor: cancel by descriptor matches descriptor numbers, not open files",
         ),
+    ),
+    // --- sockets made, bound, connected; messages ---
+    same(
+        "socket-bind-listen-connect",
+        "Socket, Bind linked to Listen, a second Socket connects, Accept takes it; data goes through",
+        r#"order user_data
+        socket domain=inet type=stream as=s ud=1
+        wait 1
+        expect ud=1 res=fd
+        bind fd=s addr=127.0.0.1:0 ud=2 flags=link
+        listen fd=s ud=3
+        wait 2
+        expect ud=2 res=0
+        expect ud=3 res=0
+        socket domain=inet type=stream as=c ud=4
+        wait 1
+        expect ud=4 res=fd
+        connect fd=c addr=local:s ud=5
+        accept fd=s as=conn ud=6
+        wait 2
+        expect ud=5 res=0
+        expect ud=6 res=fd
+        send fd=c data="hello" ud=7
+        wait 1
+        expect ud=7 res=5
+        recv fd=conn len=16 ud=8
+        wait 1
+        expect ud=8 res=5 data="hello""#,
+    ),
+    same(
+        "socket-direct-chains",
+        "Socket into a slot linked to Connect and Send through it; Socket, Bind, Listen linked through a slot",
+        r#"files 2
+        listener l tcp
+        socket domain=inet type=stream file-index=0 ud=1 flags=link
+        connect fd=@0 addr=local:l ud=2 flags=link
+        send fd=@0 data="hi" ud=3
+        wait 3
+        expect ud=1 res=0
+        expect ud=2 res=0
+        expect ud=3 res=2
+        accept fd=l as=conn ud=4
+        wait 1
+        expect ud=4 res=fd
+        recv fd=conn len=4 ud=5
+        wait 1
+        expect ud=5 res=2 data="hi"
+        socket domain=inet type=stream file-index=1 ud=6 flags=link
+        bind fd=@1 addr=127.0.0.1:0 ud=7 flags=link
+        listen fd=@1 ud=8
+        wait 3
+        expect ud=6 res=0
+        expect ud=7 res=0
+        expect ud=8 res=0"#,
+    ),
+    same(
+        "connect-refused",
+        "Connect to a port that is bound but not listening is -ECONNREFUSED",
+        r#"socket domain=inet type=stream as=s ud=1
+        wait 1
+        expect ud=1 res=fd
+        bind fd=s addr=127.0.0.1:0 ud=2
+        wait 1
+        expect ud=2 res=0
+        socket domain=inet type=stream as=c ud=3
+        wait 1
+        expect ud=3 res=fd
+        connect fd=c addr=local:s ud=4
+        wait 1
+        expect ud=4 res=-ECONNREFUSED"#,
+    ),
+    same(
+        "bind-in-use",
+        "Bind to the address a socket already holds is -EADDRINUSE",
+        r#"udp u
+        socket domain=inet type=dgram as=s ud=1
+        wait 1
+        expect ud=1 res=fd
+        bind fd=s addr=local:u ud=2
+        wait 1
+        expect ud=2 res=-EADDRINUSE"#,
+    ),
+    same(
+        "net-errors",
+        "Bind, Listen, Connect, Shutdown, SendMsg, RecvMsg on a descriptor that is not open: -EBADF; on a pipe: -ENOTSOCK",
+        r#"order user_data
+        bad x
+        pipe q
+        udp u
+        bind fd=x addr=127.0.0.1:0 ud=1
+        listen fd=x ud=2
+        connect fd=x addr=local:u ud=3
+        shutdown fd=x how=rdwr ud=4
+        sendmsg fd=x data="a" ud=5
+        recvmsg fd=x lens=4 ud=6
+        wait 6
+        expect ud=1 res=-EBADF
+        expect ud=2 res=-EBADF
+        expect ud=3 res=-EBADF
+        expect ud=4 res=-EBADF
+        expect ud=5 res=-EBADF
+        expect ud=6 res=-EBADF
+        bind fd=q.r addr=127.0.0.1:0 ud=7
+        listen fd=q.r ud=8
+        connect fd=q.r addr=local:u ud=9
+        shutdown fd=q.r how=rdwr ud=10
+        sendmsg fd=q.w data="a" ud=11
+        recvmsg fd=q.r lens=4 ud=12
+        wait 6
+        expect ud=7 res=-ENOTSOCK
+        expect ud=8 res=-ENOTSOCK
+        expect ud=9 res=-ENOTSOCK
+        expect ud=10 res=-ENOTSOCK
+        expect ud=11 res=-ENOTSOCK
+        expect ud=12 res=-ENOTSOCK"#,
+    ),
+    same(
+        "shutdown-then-peer-reads-eof",
+        "Shutdown of the writing side linked to a read of the peer: the read returns 0",
+        r#"pair p
+        shutdown fd=p.a how=wr ud=1 flags=link
+        read fd=p.b len=4 ud=2
+        wait 2
+        expect ud=1 res=0
+        expect ud=2 res=0 data="""#,
+    ),
+    same(
+        "shutdown-wakes-waiting-read",
+        "a read waiting on a socket returns 0 when its peer shuts down writing",
+        r#"order user_data
+        pair p
+        read fd=p.b len=4 ud=1
+        nop ud=9
+        wait 1
+        expect ud=9 res=0
+        shutdown fd=p.a how=wr ud=2
+        wait 2
+        expect ud=1 res=0 data=""
+        expect ud=2 res=0"#,
+    ),
+    same(
+        "shutdown-not-connected",
+        "Shutdown of a socket that is not connected is -ENOTCONN",
+        r#"udp u
+        shutdown fd=u how=rdwr ud=1
+        wait 1
+        expect ud=1 res=-ENOTCONN"#,
+    ),
+    same(
+        "sendmsg-recvmsg-pair",
+        "SendMsg of two buffers as one message, RecvMsg into two buffers, on a socket pair (no address)",
+        r#"pair p
+        sendmsg fd=p.a data="ab" data="cd" ud=1
+        wait 1
+        expect ud=1 res=4
+        recvmsg fd=p.b lens=3,8 ud=2
+        wait 1
+        expect ud=2 res=4 data="abcd""#,
+    ),
+    same(
+        "recvmsg-waits-for-data",
+        "a RecvMsg of an empty socket completes when data arrives",
+        r#"pair p
+        recvmsg fd=p.b lens=8 ud=1
+        write-peer p.a "late"
+        wait 1
+        expect ud=1 res=4 data="late""#,
+    ),
+    same(
+        "sendmsg-recvmsg-udp-to",
+        "SendMsg to an address from an unconnected UDP socket; RecvMsg names the sender",
+        r#"udp u
+        udp v
+        sendmsg fd=u data="ab" data="cd" to=local:v ud=1
+        wait 1
+        expect ud=1 res=4
+        recvmsg fd=v lens=3,8 ud=2
+        wait 1
+        expect ud=2 res=4 data="abcd" from=u"#,
+    ),
+    same(
+        "sendmsg-recvmsg-udp-connected",
+        "Connect of a UDP socket, then SendMsg with no address; RecvMsg names the sender",
+        r#"udp u
+        udp v
+        connect fd=u addr=local:v ud=1
+        wait 1
+        expect ud=1 res=0
+        sendmsg fd=u data="x" ud=2
+        wait 1
+        expect ud=2 res=1
+        recvmsg fd=v lens=8 ud=3
+        wait 1
+        expect ud=3 res=1 data="x" from=u
+        sendmsg fd=v data="unaddressed" ud=4
+        wait 1
+        expect ud=4 res=-EDESTADDRREQ"#,
+    ),
+    same(
+        "recvmsg-select",
+        "a RecvMsg takes a provided buffer: F_BUFFER with its id, and names the sender",
+        r#"order user_data
+        udp u
+        udp v
+        provide-buffers group=2 count=1 len=8 bid=7 ud=1
+        wait 1
+        expect ud=1 res=0
+        sendmsg fd=u data="x" to=local:v ud=2
+        wait 1
+        expect ud=2 res=1
+        recvmsg-select fd=v group=2 ud=3
+        wait 1
+        expect ud=3 res=1 buf=7 data="x" from=u
+        provide-buffers group=2 count=1 len=8 bid=8 ud=4
+        recvmsg-select fd=v group=2 ud=5
+        nop ud=9
+        wait 2
+        expect ud=4 res=0
+        expect ud=9 res=0
+        sendmsg fd=u data="yz" to=local:v ud=6
+        wait 2
+        expect ud=5 res=2 buf=8 data="yz" from=u
+        expect ud=6 res=2"#,
+    ),
+    same(
+        "read-select",
+        "reads take provided buffers in the order provided; a file read at an offset; an empty group -ENOBUFS",
+        r#"pipe q
+        pipe r
+        file f "hello world"
+        provide-buffers group=1 count=3 len=4 bid=3 ud=1
+        wait 1
+        expect ud=1 res=0
+        write-peer q.w "abcdef"
+        read-select fd=q.r group=1 ud=2
+        wait 1
+        expect ud=2 res=4 buf=3 data="abcd"
+        read-select fd=q.r group=1 ud=3
+        wait 1
+        expect ud=3 res=2 buf=4 data="ef"
+        read-select fd=f group=1 off=6 ud=4
+        wait 1
+        expect ud=4 res=4 buf=5 data="worl"
+        read-select fd=r.r group=1 ud=5
+        wait 1
+        expect ud=5 res=-ENOBUFS"#,
+    ),
+    same(
+        "read-select-waits",
+        "a read of an empty pipe from a group takes its buffer when the data arrives",
+        r#"pipe q
+        provide-buffers group=1 count=1 len=8 ud=1
+        wait 1
+        expect ud=1 res=0
+        read-select fd=q.r group=1 ud=2
+        write-peer q.w "late"
+        wait 1
+        expect ud=2 res=4 buf=0 data="late""#,
+    ),
+    same(
+        "select-empty-group-on-used-fd",
+        "a receive or read from an empty group, on a descriptor used before and with no data, is -ENOBUFS at once",
+        r#"order user_data
+        pair p
+        pipe q
+        provide-buffers group=1 count=1 len=4 ud=1
+        wait 1
+        expect ud=1 res=0
+        write-peer p.a "ab"
+        recv-select fd=p.b group=1 ud=2
+        wait 1
+        expect ud=2 res=2 buf=0 data="ab"
+        recv-select fd=p.b group=1 ud=3 flags=link
+        link-timeout ms=100 ud=4
+        wait 2
+        expect ud=3 res=-ENOBUFS
+        expect ud=4 res=-ECANCELED
+        provide-buffers group=1 count=1 len=4 ud=5
+        wait 1
+        expect ud=5 res=0
+        write-peer q.w "cd"
+        read-select fd=q.r group=1 ud=6
+        wait 1
+        expect ud=6 res=2 buf=0 data="cd"
+        read-select fd=q.r group=1 ud=7 flags=link
+        link-timeout ms=100 ud=8
+        wait 2
+        expect ud=7 res=-ENOBUFS
+        expect ud=8 res=-ECANCELED"#,
+    ),
+    same(
+        "accept-plain",
+        "Accept into a descriptor of the process: the connection works through it",
+        r#"listener l
+        client c l
+        accept fd=l as=conn ud=1
+        wait 1
+        expect ud=1 res=fd
+        write-peer c "hi"
+        recv fd=conn len=4 ud=2
+        wait 1
+        expect ud=2 res=2 data="hi"
+        send fd=conn data="yo" ud=3
+        wait 1
+        expect ud=3 res=2
+        recv fd=c len=4 ud=4
+        wait 1
+        expect ud=4 res=2 data="yo""#,
+    ),
+    same(
+        "accept-plain-tcp-waits",
+        "an Accept on a TCP listener with no connection completes when one arrives",
+        r#"order user_data
+        listener l tcp
+        socket domain=inet type=stream as=c ud=1
+        wait 1
+        expect ud=1 res=fd
+        accept fd=l ud=2
+        nop ud=9
+        wait 1
+        expect ud=9 res=0
+        connect fd=c addr=local:l ud=3
+        wait 2
+        expect ud=2 res=fd
+        expect ud=3 res=0"#,
+    ),
+    same(
+        "accept-plain-multishot",
+        "a multishot Accept into descriptors posts F_MORE per connection, then -ECANCELED when cancelled",
+        r#"order user_data
+        listener l
+        client c1 l
+        client c2 l
+        accept fd=l multi ud=1
+        wait 2
+        expect ud=1 res=fd more
+        expect ud=1 res=fd more
+        cancel target=1 ud=2
+        wait 2
+        expect ud=1 res=-ECANCELED
+        expect ud=2 res=0"#,
     ),
     same(
         "accept-multishot-alloc-until-full",
@@ -1238,8 +2033,12 @@ wait 1",
         client c3 l
         accept fd=l file-index=alloc multi ud=1
         wait 3
+        expect ud=1 res=0 more
+        expect ud=1 res=1 more
+        expect ud=1 res=-ENFILE
         recv fd=c3 len=4 ud=2
-        wait 1"#,
+        wait 1
+        expect ud=2 res=0 data="""#,
     ),
 ];
 
@@ -1253,6 +2052,25 @@ mod tests {
             let p = s.program().unwrap_or_else(|e| panic!("{}: {e}", s.name));
             let again = Program::parse(s.name, &p.to_string()).unwrap();
             assert_eq!(p, again, "{}", s.name);
+        }
+    }
+
+    /// Every scenario pins io_uring's completions; a documented difference
+    /// pins kqring's own too, and only a documented difference does.
+    #[test]
+    fn every_scenario_has_expectations_that_match_its_difference() {
+        for s in ALL {
+            let p = s.program().unwrap();
+            let e = p
+                .expected
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: no expectations", s.name));
+            assert_eq!(
+                e.differs(p.order),
+                s.difference.is_some(),
+                "{}: expect-kqring lines go with a documented difference, and only there",
+                s.name
+            );
         }
     }
 

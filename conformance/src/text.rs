@@ -5,9 +5,11 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::{
-    CancelTarget, Entry, FdRef, FileRef, FileSlot, Flags, Offset, Op, Order, PollMask, Program,
-    Resource, ResourceKind, Step, UpdateFd,
+    Addr, CancelTarget, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef, FileRef, FileSlot,
+    Flags, How, Offset, Op, Order, PollMask, Program, Resource, ResourceKind, SockType, Step,
+    UpdateFd,
 };
+use crate::run::{CqeRecord, DESCRIPTOR, F_BUFFER, F_MORE};
 
 /// A line of a program that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +77,10 @@ impl Args {
 }
 
 /// The key of the argument that an opcode's field `field` holds: the
-/// field's name with `-` for `_` (`file_index` is `file-index=`).
+/// field's name with `-` for `_` (`file_index` is `file-index=`), a
+/// trailing `_` (which keeps a keyword a field name) dropped.
 pub(crate) fn key(field: &str) -> String {
-    field.replace('_', "-")
+    field.trim_end_matches('_').replace('_', "-")
 }
 
 /// An argument type of an opcode: how it is read from and written to a
@@ -287,6 +290,83 @@ impl Arg for Vec<u32> {
     fn put(&self, key: &str, out: &mut String) {
         let list: Vec<String> = self.iter().map(u32::to_string).collect();
         out.push_str(&format!(" {key}={}", list.join(",")));
+    }
+}
+
+/// An optional argument: absent is `None`.
+impl<T: Arg> Arg for Option<T> {
+    fn absent() -> Option<Self> {
+        Some(None)
+    }
+    fn parse(v: &str) -> Result<Self, String> {
+        T::parse(v).map(Some)
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        if let Some(v) = self {
+            v.put(key, out);
+        }
+    }
+    fn fd_refs<'a>(&'a self, out: &mut Vec<&'a FdRef>) {
+        if let Some(v) = self {
+            v.fd_refs(out);
+        }
+    }
+}
+
+impl Arg for FdName {
+    fn parse(v: &str) -> Result<FdName, String> {
+        Ok(FdName(v.to_string()))
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        out.push_str(&format!(" {key}={}", self.0));
+    }
+}
+
+/// Reads and writes a small set of keywords.
+macro_rules! keywords {
+    ($ty:ty { $($variant:path = $kw:literal),* $(,)? }) => {
+        impl Arg for $ty {
+            fn parse(v: &str) -> Result<$ty, String> {
+                match v {
+                    $( $kw => Ok($variant), )*
+                    _ => Err(format!(
+                        "unknown value {v:?} (one of: {})",
+                        [$($kw),*].join(", ")
+                    )),
+                }
+            }
+            fn put(&self, key: &str, out: &mut String) {
+                let kw = match self { $( $variant => $kw, )* };
+                out.push_str(&format!(" {key}={kw}"));
+            }
+        }
+    };
+}
+
+keywords!(Domain { Domain::Inet = "inet", Domain::Inet6 = "inet6", Domain::Unix = "unix" });
+keywords!(SockType { SockType::Stream = "stream", SockType::Dgram = "dgram" });
+keywords!(How { How::Read = "rd", How::Write = "wr", How::Both = "rdwr" });
+
+impl Arg for Addr {
+    fn parse(v: &str) -> Result<Addr, String> {
+        match v.strip_prefix("local:") {
+            Some(name) => Ok(Addr::LocalOf(FdRef(name.to_string()))),
+            None => v
+                .parse()
+                .map(Addr::Ip)
+                .map_err(|_| format!("not an address: {v:?} (127.0.0.1:0, [::1]:0 or local:NAME)")),
+        }
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        match self {
+            Addr::Ip(a) => out.push_str(&format!(" {key}={a}")),
+            Addr::LocalOf(fd) => out.push_str(&format!(" {key}=local:{fd}")),
+        }
+    }
+    fn fd_refs<'a>(&'a self, out: &mut Vec<&'a FdRef>) {
+        if let Addr::LocalOf(fd) = self {
+            out.push(fd);
+        }
     }
 }
 
@@ -510,7 +590,7 @@ fn parse_entry(kw: &str, rest: &[String]) -> Result<Entry, String> {
     };
     let op = Op::parse_args(kw, &mut args)?.ok_or_else(|| {
         format!(
-            "unknown line `{kw}` (opcodes: {}; directives: order, settle, files, pair, pipe, file, bad, listener, client, submit, write-peer, close-peer, wait)",
+            "unknown line `{kw}` (opcodes: {}; directives: order, settle, files, pair, pipe, file, bad, listener, udp, client, submit, write-peer, close-peer, wait, expect, expect-kqring, end)",
             Op::KEYWORDS.join(", ")
         )
     })?;
@@ -522,11 +602,73 @@ fn parse_entry(kw: &str, rest: &[String]) -> Result<Entry, String> {
     })
 }
 
+/// The expectation lines of one wait (or of `end`), as read so far.
+#[derive(Default)]
+struct GroupLines {
+    /// The line of the `wait` or `end` they belong to.
+    line: usize,
+    io_uring: Option<Vec<CqeRecord>>,
+    kqring: Option<Vec<CqeRecord>>,
+    /// `expect none` / `expect-kqring none` was given.
+    io_uring_none: bool,
+    kqring_none: bool,
+}
+
+impl GroupLines {
+    fn add(&mut self, kqring: bool, cqe: Option<CqeRecord>) -> Result<(), String> {
+        let (list, none, kw) = if kqring {
+            (&mut self.kqring, &mut self.kqring_none, "expect-kqring")
+        } else {
+            (&mut self.io_uring, &mut self.io_uring_none, "expect")
+        };
+        let list = list.get_or_insert_with(Vec::new);
+        match cqe {
+            None if !list.is_empty() || *none => {
+                Err(format!("`{kw} none` after other `{kw}` lines of this wait"))
+            }
+            None => {
+                *none = true;
+                Ok(())
+            }
+            Some(_) if *none => Err(format!("`{kw}` line after `{kw} none`")),
+            Some(c) => {
+                list.push(c);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self, what: &str) -> Result<ExpectedGroup, ParseError> {
+        let err = |message: String| ParseError {
+            line: self.line,
+            message,
+        };
+        match self.io_uring {
+            Some(io_uring) => Ok(ExpectedGroup {
+                io_uring,
+                kqring: self.kqring,
+            }),
+            None if self.kqring.is_some() => Err(err(format!(
+                "{what} has `expect-kqring` lines but no `expect` line (io_uring's completions)"
+            ))),
+            None => Err(err(format!(
+                "{what} has no `expect` line: once a program has expectations, every wait \
+                 needs them (`expect none` for no completion)"
+            ))),
+        }
+    }
+}
+
 impl Program {
     /// Reads a program in the text format (see the crate documentation).
     pub fn parse(name: impl Into<String>, text: &str) -> Result<Program, ParseError> {
         let mut program = Program::new(name);
         let mut batch: Option<Vec<Entry>> = None;
+        let mut groups: Vec<GroupLines> = Vec::new();
+        let mut end: Option<GroupLines> = None;
+        // The wait the next `expect` line belongs to, if any.
+        let mut attach: Option<usize> = None;
+        let mut any_expectation = false;
         for (i, line) in text.lines().enumerate() {
             let err = |message: String| ParseError {
                 line: i + 1,
@@ -536,7 +678,41 @@ impl Program {
             let Some((kw, rest)) = words.split_first() else {
                 continue;
             };
+            if let Some(kqring) = match kw.as_str() {
+                "expect" => Some(false),
+                "expect-kqring" => Some(true),
+                _ => None,
+            } {
+                any_expectation = true;
+                let cqe = match rest {
+                    [none] if none == "none" => None,
+                    _ => Some(parse_cqe(rest).map_err(err)?),
+                };
+                let group = match (end.as_mut(), attach) {
+                    (Some(g), _) => g,
+                    (None, Some(w)) => &mut groups[w],
+                    (None, None) => {
+                        return Err(err(format!(
+                            "`{kw}` belongs right after a `wait` (or after `end`)"
+                        )));
+                    }
+                };
+                group.add(kqring, cqe).map_err(err)?;
+                continue;
+            }
+            if end.is_some() {
+                return Err(err("only `expect` lines may follow `end`".to_string()));
+            }
+            if kw == "end" {
+                expect_words(rest, 0, "end").map_err(err)?;
+                end = Some(GroupLines {
+                    line: i + 1,
+                    ..GroupLines::default()
+                });
+                continue;
+            }
             let step = parse_line(&mut program, kw, rest).map_err(err)?;
+            attach = None;
             match step {
                 Line::Entry(e) => batch.get_or_insert_with(Vec::new).push(e),
                 Line::Declaration => {}
@@ -547,6 +723,13 @@ impl Program {
                         None if explicit => program.steps.push(Step::Submit(Vec::new())),
                         None => {}
                     }
+                    if let Step::Wait(_) = step {
+                        attach = Some(groups.len());
+                        groups.push(GroupLines {
+                            line: i + 1,
+                            ..GroupLines::default()
+                        });
+                    }
                     if !explicit {
                         program.steps.push(step);
                     }
@@ -556,10 +739,125 @@ impl Program {
         if let Some(entries) = batch {
             program.steps.push(Step::Submit(entries));
         }
+        if any_expectation {
+            let mut expected = Expected::default();
+            for g in groups {
+                expected.groups.push(g.finish("this wait")?);
+            }
+            expected.groups.push(match end {
+                Some(g) => g.finish("`end`")?,
+                None => ExpectedGroup::default(),
+            });
+            program.expected = Some(expected);
+        } else if let Some(g) = end {
+            return Err(ParseError {
+                line: g.line,
+                message: "`end` without `expect` lines".into(),
+            });
+        }
         program
             .validate()
             .map_err(|message| ParseError { line: 0, message })?;
         Ok(program)
+    }
+}
+
+/// Reads the arguments of an `expect` line: `ud=N res=R [more] [buf=ID]
+/// [data="..."] [from=NAME]`.
+fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
+    let mut args = args(rest);
+    let user_data = match args.take_value("ud")? {
+        Some(v) => parse_u64(&v).map_err(|e| format!("`ud`: {e}"))?,
+        None => return Err("missing `ud=...`".into()),
+    };
+    let res = match args.take_value("res")? {
+        Some(v) => parse_res(&v).map_err(|e| format!("`res`: {e}"))?,
+        None => return Err("missing `res=...`".into()),
+    };
+    let mut flags = 0;
+    if <bool as Arg>::take(&mut args, "more", None)? {
+        flags |= F_MORE;
+    }
+    if let Some(v) = args.take_value("buf")? {
+        let id = u16::try_from(parse_u64(&v)?).map_err(|_| format!("`buf`: too large: {v}"))?;
+        flags |= F_BUFFER | (u32::from(id) << 16);
+    }
+    let data = args.take_value("data")?.map(|v| unquote(&v)).transpose()?;
+    let from = args.take_value("from")?;
+    args.leftover()?;
+    Ok(CqeRecord {
+        user_data,
+        res,
+        flags,
+        data,
+        from,
+    })
+}
+
+/// Reads a result: a number, `-NAME` for an errno (`-ECANCELED`), or `fd`
+/// for a new descriptor.
+fn parse_res(v: &str) -> Result<i32, String> {
+    if v == "fd" {
+        return Ok(DESCRIPTOR);
+    }
+    if let Some(name) = v.strip_prefix('-')
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+    {
+        return crate::diff::errno(name)
+            .map(|e| -e)
+            .ok_or_else(|| format!("unknown errno {name:?}"));
+    }
+    v.parse().map_err(|_| format!("not a result: {v:?}"))
+}
+
+/// The program's text with its expectation lines replaced by `expected`:
+/// each wait's right after it, at its indentation, and what arrives after
+/// the last step after an `end` line at the end. Everything else (comments
+/// included) is kept as it is.
+pub fn with_expectations(text: &str, expected: &Expected) -> String {
+    let mut out = String::new();
+    let mut groups = expected.groups.iter();
+    let mut indent = "";
+    for line in text.lines() {
+        let kw = words(line).ok().and_then(|w| w.into_iter().next());
+        if matches!(kw.as_deref(), Some("expect" | "expect-kqring" | "end")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+        let trimmed = line.trim_start();
+        if !trimmed.is_empty() {
+            indent = &line[..line.len() - trimmed.len()];
+        }
+        if kw.as_deref() == Some("wait")
+            && let Some(group) = groups.next()
+        {
+            write_group(&mut out, indent, group);
+        }
+    }
+    if let Some(last) = groups.next()
+        && (!last.io_uring.is_empty() || last.kqring.is_some())
+    {
+        out.push_str(indent);
+        out.push_str("end\n");
+        write_group(&mut out, indent, last);
+    }
+    out
+}
+
+/// Appends a group's `expect` lines, then its `expect-kqring` lines.
+fn write_group(out: &mut String, indent: &str, group: &ExpectedGroup) {
+    let mut put = |kw: &str, list: &[CqeRecord]| {
+        if list.is_empty() {
+            out.push_str(&format!("{indent}{kw} none\n"));
+        }
+        for c in list {
+            out.push_str(&format!("{indent}{kw} {c}\n"));
+        }
+    };
+    put("expect", &group.io_uring);
+    if let Some(kq) = &group.kqring {
+        put("expect-kqring", kq);
     }
 }
 
@@ -620,8 +918,20 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             declare(program, ResourceKind::BadFd)
         }
         "listener" => {
-            let blocking = blocking("listener NAME [blocking]")?;
-            declare(program, ResourceKind::Listener { blocking })
+            let usage = "usage: listener NAME [tcp] [blocking]";
+            let (mut tcp, mut blocking) = (false, false);
+            for w in rest.get(1..).ok_or(usage)? {
+                match w.as_str() {
+                    "tcp" if !tcp => tcp = true,
+                    "blocking" if !blocking => blocking = true,
+                    _ => return Err(usage.into()),
+                }
+            }
+            declare(program, ResourceKind::Listener { tcp, blocking })
+        }
+        "udp" => {
+            expect_words(rest, 1, "udp NAME")?;
+            declare(program, ResourceKind::Udp)
         }
         "client" => {
             let usage = "client NAME LISTENER [blocking]";
@@ -707,12 +1017,14 @@ impl fmt::Display for Program {
                     writeln!(f, "file {} {}", r.name, quote(contents))?
                 }
                 ResourceKind::BadFd => writeln!(f, "bad {}", r.name)?,
-                ResourceKind::Listener { blocking } => writeln!(
+                ResourceKind::Listener { tcp, blocking } => writeln!(
                     f,
-                    "listener {}{}",
+                    "listener {}{}{}",
                     r.name,
+                    if *tcp { " tcp" } else { "" },
                     if *blocking { " blocking" } else { "" }
                 )?,
+                ResourceKind::Udp => writeln!(f, "udp {}", r.name)?,
                 ResourceKind::Client { listener, blocking } => writeln!(
                     f,
                     "client {} {listener}{}",
@@ -721,6 +1033,14 @@ impl fmt::Display for Program {
                 )?,
             }
         }
+        let mut groups = self.expected.iter().flat_map(|e| e.groups.iter());
+        let group_lines = |f: &mut fmt::Formatter<'_>, group: Option<&ExpectedGroup>| {
+            let mut out = String::new();
+            if let Some(g) = group {
+                write_group(&mut out, "", g);
+            }
+            f.write_str(&out)
+        };
         for (i, step) in self.steps.iter().enumerate() {
             match step {
                 Step::Submit(entries) => {
@@ -734,8 +1054,17 @@ impl fmt::Display for Program {
                 }
                 Step::WritePeer { fd, data } => writeln!(f, "write-peer {fd} {}", quote(data))?,
                 Step::ClosePeer { fd } => writeln!(f, "close-peer {fd}")?,
-                Step::Wait(n) => writeln!(f, "wait {n}")?,
+                Step::Wait(n) => {
+                    writeln!(f, "wait {n}")?;
+                    group_lines(f, groups.next())?;
+                }
             }
+        }
+        if let Some(last) = groups.next()
+            && (!last.io_uring.is_empty() || last.kqring.is_some())
+        {
+            writeln!(f, "end")?;
+            group_lines(f, Some(last))?;
         }
         Ok(())
     }
@@ -782,15 +1111,46 @@ mod tests {
             write-peer p.a "x y"
             close-peer p.a
             wait 3
+            expect ud=1 res=-ECANCELED
+            expect ud=2 res=fd more buf=3 data="a\x00" from=u
+            expect-kqring none
+            udp u
+            listener t tcp blocking
+            socket domain=inet6 type=dgram protocol=17 file-index=alloc blocking ud=21
+            socket domain=unix type=stream as=s ud=22
+            accept fd=l as=conn ud=23
             submit
+            bind fd=s addr=[::1]:0 ud=24
+            listen fd=@1 backlog=3 ud=25
+            connect fd=conn addr=local:t ud=26
+            shutdown fd=s how=rdwr ud=27
+            sendmsg fd=u data="a" data="b" to=127.0.0.1:0 ud=28
+            recvmsg fd=u lens=1,2 ud=29
+            recvmsg-select fd=u group=2 ud=30
+            read-select fd=q.r group=1 off=cur ud=31
+            wait 0
+            expect none
+            end
+            expect ud=9 res=3
         "#;
         let p = Program::parse("t", text).unwrap();
         assert_eq!(p.order, Order::ByUserData);
         assert_eq!(p.files, 4);
-        assert_eq!(p.resources.len(), 6);
+        assert_eq!(p.resources.len(), 8);
         assert!(matches!(&p.steps[0], Step::Submit(e) if e.len() == 2));
         assert!(matches!(&p.steps[1], Step::Submit(e) if e.len() == 19));
-        assert_eq!(p.steps.last(), Some(&Step::Submit(Vec::new())));
+        assert!(matches!(&p.steps[5], Step::Submit(e) if e.len() == 3));
+        assert!(matches!(&p.steps[6], Step::Submit(e) if e.len() == 8));
+        assert_eq!(p.steps.last(), Some(&Step::Wait(0)));
+        let expected = p.expected.as_ref().unwrap();
+        assert_eq!(expected.groups.len(), 3);
+        assert_eq!(expected.groups[0].io_uring[1].res, DESCRIPTOR);
+        assert_eq!(
+            expected.groups[0].io_uring[1].flags,
+            F_MORE | F_BUFFER | 3 << 16
+        );
+        assert_eq!(expected.groups[0].kqring, Some(Vec::new()));
+        assert_eq!(expected.groups[2].io_uring[0].user_data, 9);
         let again = Program::parse("t", &p.to_string()).unwrap();
         assert_eq!(p, again, "printed:\n{p}");
     }
@@ -815,5 +1175,75 @@ mod tests {
         );
         let e = Program::parse("t", "pair p\nfiles-update at=0 fds=p.a,q.b").unwrap_err();
         assert!(e.message.contains("q.b"), "{e}");
+        let e = Program::parse("t", "socket domain=inet type=stream as=s ud=1\nlisten fd=s")
+            .unwrap_err();
+        assert!(e.message.contains("same batch"), "{e}");
+        let e = Program::parse("t", "socket domain=inet type=stream as=s\nnop").unwrap_err();
+        assert!(e.message.contains("user_data of its own"), "{e}");
+        let e = Program::parse("t", "bind fd=x addr=localhost ud=1").unwrap_err();
+        assert!(e.message.contains("not an address"), "{e}");
+    }
+
+    #[test]
+    fn expectation_errors_name_the_line() {
+        let e = Program::parse("t", "nop ud=1\nexpect ud=1 res=0\nwait 1").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("after a `wait`"), "{e}");
+        let e = Program::parse("t", "nop ud=1\nwait 1\nexpect ud=1 res=0\nnop ud=2\nwait 1")
+            .unwrap_err();
+        assert_eq!(e.line, 5);
+        assert!(e.message.contains("no `expect` line"), "{e}");
+        let e = Program::parse("t", "nop ud=1\nwait 1\nexpect ud=1 res=-EWHAT").unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("EWHAT"), "{e}");
+        let e =
+            Program::parse("t", "nop ud=1\nwait 1\nexpect none\nexpect ud=1 res=0").unwrap_err();
+        assert_eq!(e.line, 4);
+        let e = Program::parse("t", "nop ud=1\nwait 1\nexpect-kqring ud=1 res=0").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("no `expect` line"), "{e}");
+        let e = Program::parse("t", "nop ud=1\nwait 1\nexpect none\nend\nnop").unwrap_err();
+        assert_eq!(e.line, 5);
+        let e = Program::parse("t", "nop ud=1\nwait 1\nexpect ud=1").unwrap_err();
+        assert!(e.message.contains("res"), "{e}");
+    }
+
+    #[test]
+    fn expectations_are_filled_in_where_the_waits_are() {
+        let text = "# a comment\npair p\n  nop ud=1\n  wait 1 # first\n  expect ud=7 res=0\n\
+                    nop ud=2\nwait 1\nend\nexpect ud=3 res=0\n";
+        let rec = |ud, res| CqeRecord {
+            user_data: ud,
+            res,
+            flags: 0,
+            data: None,
+            from: None,
+        };
+        let expected = Expected {
+            groups: vec![
+                ExpectedGroup {
+                    io_uring: vec![rec(1, 0)],
+                    kqring: None,
+                },
+                ExpectedGroup {
+                    io_uring: vec![rec(2, -libc::EINVAL)],
+                    kqring: Some(vec![rec(2, 0)]),
+                },
+                ExpectedGroup {
+                    io_uring: vec![rec(3, 4)],
+                    kqring: None,
+                },
+            ],
+        };
+        let out = with_expectations(text, &expected);
+        assert_eq!(
+            out,
+            "# a comment\npair p\n  nop ud=1\n  wait 1 # first\n  expect ud=1 res=0\n\
+             nop ud=2\nwait 1\nexpect ud=2 res=-EINVAL\nexpect-kqring ud=2 res=0\n\
+             end\nexpect ud=3 res=4\n"
+        );
+        let p = Program::parse("t", &out).unwrap();
+        assert_eq!(p.expected.as_ref(), Some(&expected));
+        assert_eq!(Program::parse("t", &p.to_string()).unwrap(), p);
     }
 }

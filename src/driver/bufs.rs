@@ -87,6 +87,17 @@ impl BufGroups {
         Ok(())
     }
 
+    /// Whether `op` selects a buffer it doesn't hold yet from a group that
+    /// is empty: trying it fails at once with -ENOBUFS, ready or not.
+    pub(crate) fn runs_dry(&mut self, op: &mut Op) -> bool {
+        let Some((pick, _)) = op.pick_mut() else {
+            return false;
+        };
+        pick.on
+            && pick.bid.is_none()
+            && self.groups.get(&pick.group).is_none_or(VecDeque::is_empty)
+    }
+
     /// Puts the buffer an operation holds back at the front of its group:
     /// its attempt found nothing to read, or failed.
     pub(crate) fn unpick(&mut self, op: &mut Op) {

@@ -716,8 +716,12 @@ impl Driver {
             return self.offload(id);
         }
         // Queue behind earlier operations on the same (fd, direction) so
-        // they complete in submission order.
-        if self.fds.has_io_waiters(fd, dir) || self.may_skip_try(fd, dir) {
+        // they complete in submission order. A read whose buffer group is
+        // empty is tried, though: it fails with -ENOBUFS at once, as in
+        // io_uring, whether data is there or not.
+        if self.fds.has_io_waiters(fd, dir)
+            || (self.may_skip_try(fd, dir) && !self.bufs.runs_dry(&mut self.ops[id].op))
+        {
             self.fds.push_io(fd, dir, id);
             return;
         }
