@@ -189,6 +189,10 @@ pub(crate) struct CqInner {
     /// The driver has stopped: nothing more will be posted, so a wait for
     /// more than is queued ends with ESHUTDOWN instead of never.
     closed: AtomicBool,
+    /// Completions left in the driver's overflow list by the last post.
+    /// Stored under the queue's lock, so a consumer that took the last
+    /// completion posted also sees what was left behind it.
+    backlog: AtomicUsize,
 }
 
 impl CqInner {
@@ -200,6 +204,7 @@ impl CqInner {
             sleepers: AtomicUsize::new(0),
             capacity,
             closed: AtomicBool::new(false),
+            backlog: AtomicUsize::new(0),
         }
     }
 
@@ -213,11 +218,11 @@ impl CqInner {
         self.len.load(Ordering::Acquire)
     }
 
-    /// Moves as many of `pending` (front first) as fit; returns whether
-    /// all did.
-    pub(crate) fn post(&self, pending: &mut VecDeque<Cqe>) -> bool {
+    /// Moves as many of `pending` (front first) as fit; the rest stay
+    /// there, counted in `backlog`.
+    pub(crate) fn post(&self, pending: &mut VecDeque<Cqe>) {
         if pending.is_empty() {
-            return true;
+            return;
         }
         {
             let mut q = self.lock();
@@ -225,11 +230,11 @@ impl CqInner {
             let n = room.min(pending.len());
             q.extend(pending.drain(..n));
             self.len.store(q.len(), Ordering::Release);
+            self.backlog.store(pending.len(), Ordering::SeqCst);
         }
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             self.ready.notify_all();
         }
-        pending.is_empty()
     }
 
     /// Moves all of `pending` in, past the capacity: for the ring's last
@@ -239,8 +244,19 @@ impl CqInner {
             let mut q = self.lock();
             q.extend(pending.drain(..));
             self.len.store(q.len(), Ordering::Release);
+            self.backlog.store(0, Ordering::SeqCst);
         }
         self.ready.notify_all();
+    }
+
+    /// Completions waiting in the driver's overflow list.
+    pub(crate) fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::SeqCst)
+    }
+
+    /// Free entries in the queue now.
+    pub(crate) fn room(&self) -> usize {
+        self.capacity.saturating_sub(self.len())
     }
 
     /// Marks the queue final (the driver's last completions are in) and

@@ -75,8 +75,6 @@ pub(crate) struct Shared {
     pub(crate) kq: Kqueue,
     /// The driver is (about to be) blocked in `kevent` and needs a wakeup.
     parked: AtomicBool,
-    /// Completions wait in the overflow list: submissions are refused.
-    pub(crate) overflowing: AtomicBool,
     /// `submit` calls so far: entries pushed between two calls form one
     /// submission.
     pub(crate) submissions: AtomicU64,
@@ -125,7 +123,7 @@ impl Shared {
         }
         // Entries pushed from now on belong to the next submission.
         self.submissions.fetch_add(1, Ordering::AcqRel);
-        let was_overflowing = self.overflowing.load(Ordering::SeqCst);
+        let was_overflowing = self.cq.backlog() > 0;
         match self.mode {
             Mode::PollingThread => self.wake(),
             Mode::Inline => match self.try_lock_inline() {
@@ -139,11 +137,11 @@ impl Shared {
             },
         }
         // The driver takes no entry while completions wait in the overflow
-        // list. A call that found it so, and whose turn could not move
-        // them into the CQ, tells the caller to reap first, as io_uring's
-        // NODROP answers EBUSY; the call that caused the overflow has had
-        // its entries taken, and succeeds.
-        if was_overflowing && self.overflowing.load(Ordering::SeqCst) {
+        // list. A call that found it so tells the caller to reap first, as
+        // io_uring's NODROP answers EBUSY, unless the CQ has room for all
+        // of them now (the driver's next turn moves them); the call that
+        // caused the overflow has had its entries taken, and succeeds.
+        if was_overflowing && self.cq.backlog() > self.cq.room() {
             return Err(io::Error::from_raw_os_error(libc::EBUSY));
         }
         Ok(())
@@ -152,7 +150,7 @@ impl Shared {
     /// A consumer took completions: if the driver holds some back because
     /// the CQ was full, it may go on.
     pub(crate) fn cq_drained(&self) {
-        if self.overflowing.load(Ordering::Relaxed) {
+        if self.cq.backlog() > 0 {
             self.wake();
         }
     }
@@ -357,7 +355,6 @@ impl Builder {
             // syscall until EAGAIN.
             kq: Kqueue::uncounted()?,
             parked: AtomicBool::new(false),
-            overflowing: AtomicBool::new(false),
             submissions: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             stats: Counters::default(),

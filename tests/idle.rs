@@ -19,9 +19,20 @@ fn an_idle_ring_costs_no_cpu_after_sq_idle() {
         .unwrap();
     submit_all(&ring, [Nop::new().build().user_data(1)]);
     wait_n(&ring, 1);
+    // Parked for good: its last park was not ended by a wakeup, and the
+    // `kevent` call it parks in is counted (the count goes up just before
+    // the call; nothing else in this ring makes one). Until then the
+    // counters may still move.
     let deadline = std::time::Instant::now() + PATIENCE;
-    while ring.stats().parks == 0 {
-        assert!(std::time::Instant::now() < deadline, "poller never parked");
+    loop {
+        let s = ring.stats();
+        if s.parks > s.wakeups && s.kevent_calls == s.parks {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "poller never parked: {s:?}"
+        );
         std::thread::yield_now();
     }
     let (stats, before) = (ring.stats(), poller_cpu());
@@ -36,11 +47,13 @@ fn an_idle_ring_costs_no_cpu_after_sq_idle() {
     assert_eq!(ring.stats(), stats);
 }
 
-/// CPU time (user + system) of this process's `kqring-poller` thread.
+/// CPU time (user + system) of this process's `kqring-poller` thread,
+/// which must be there, and alone.
 fn poller_cpu() -> Duration {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     let mut total = 0;
+    let mut found = 0;
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = task.unwrap().path();
         if std::fs::read_to_string(dir.join("comm"))
@@ -50,11 +63,13 @@ fn poller_cpu() -> Duration {
         {
             continue;
         }
+        found += 1;
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
         // Fields after the parenthesised name: utime is the 12th, stime the 13th.
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let fields: Vec<&str> = rest.split(' ').collect();
         total += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     }
+    assert_eq!(found, 1, "kqring-poller threads found in /proc/self/task");
     Duration::from_millis(total * 1000 / ticks)
 }

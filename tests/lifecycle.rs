@@ -113,11 +113,11 @@ fn a_consumer_waiting_on_another_thread_gets_the_cancellations_of_the_drop() {
 }
 
 #[test]
-fn the_drop_stops_a_worker_blocked_on_a_descriptor() {
+fn the_drop_cancels_an_async_read_of_a_blocking_socket() {
     for mode in [Mode::PollingThread, Mode::Inline] {
         let ring = Ring::builder().mode(mode).build().unwrap();
-        // A blocking socket with no data, forced onto the pool: its worker
-        // waits for data that never comes.
+        // A blocking socket with no data, forced onto the pool: the worker
+        // must not park on it, or the drop would wait for it for ever.
         let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         submit_all(
             &ring,

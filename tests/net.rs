@@ -607,27 +607,30 @@ fn a_reset_peer_is_econnreset_for_pending_and_later_receives() {
 
 #[test]
 fn send_to_a_closed_unix_peer_is_epipe_without_sigpipe() {
-    each_mode(|ring| {
-        let (a, b) = UnixStream::pair().unwrap();
-        drop(b);
-        let mut c = run1(
-            ring,
-            Send::new(a.as_raw_fd(), Bytes::from_static(b"nobody"))
-                .build()
-                .user_data(1),
-        );
-        assert_eq!(c.res(), -libc::EPIPE);
-        assert_eq!(
-            c.take_buf().and_then(Buffer::into_bytes).as_deref(),
-            Some(&b"nobody"[..])
-        );
-        let c = run1(
-            ring,
-            SendMsg::new(a.as_raw_fd(), vec![Bytes::from_static(b"x")])
-                .build()
-                .user_data(2),
-        );
-        assert_eq!(c.res(), -libc::EPIPE);
+    const NAME: &str = "send_to_a_closed_unix_peer_is_epipe_without_sigpipe";
+    with_default_sigpipe(NAME, || {
+        each_mode(|ring| {
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            let mut c = run1(
+                ring,
+                Send::new(a.as_raw_fd(), Bytes::from_static(b"nobody"))
+                    .build()
+                    .user_data(1),
+            );
+            assert_eq!(c.res(), -libc::EPIPE);
+            assert_eq!(
+                c.take_buf().and_then(Buffer::into_bytes).as_deref(),
+                Some(&b"nobody"[..])
+            );
+            let c = run1(
+                ring,
+                SendMsg::new(a.as_raw_fd(), vec![Bytes::from_static(b"x")])
+                    .build()
+                    .user_data(2),
+            );
+            assert_eq!(c.res(), -libc::EPIPE);
+        });
     });
 }
 
@@ -910,25 +913,28 @@ fn sockaddr_conversions() {
 #[test]
 fn the_peer_of_a_pair_is_not_killed_by_sigpipe_on_sendmsg() {
     // Same as above for TCP after a reset: the send fails as a completion.
-    each_mode(|ring| {
-        let (client, server) = tcp_pair();
-        linger_zero(&server);
-        drop(server);
-        // Wait until the reset is seen, by a receive.
-        let c = run1(
-            ring,
-            Recv::new(client.as_raw_fd(), BytesMut::with_capacity(1))
-                .build()
-                .user_data(1),
-        );
-        assert_eq!(c.res(), -libc::ECONNRESET);
-        let c = run1(
-            ring,
-            SendMsg::new(client.as_raw_fd(), vec![Bytes::from_static(b"x")])
-                .build()
-                .user_data(2),
-        );
-        assert_eq!(c.res(), -libc::EPIPE);
-        let _ = cqe_flags::MORE;
+    const NAME: &str = "the_peer_of_a_pair_is_not_killed_by_sigpipe_on_sendmsg";
+    with_default_sigpipe(NAME, || {
+        each_mode(|ring| {
+            let (client, server) = tcp_pair();
+            linger_zero(&server);
+            drop(server);
+            // Wait until the reset is seen, by a receive.
+            let c = run1(
+                ring,
+                Recv::new(client.as_raw_fd(), BytesMut::with_capacity(1))
+                    .build()
+                    .user_data(1),
+            );
+            assert_eq!(c.res(), -libc::ECONNRESET);
+            let c = run1(
+                ring,
+                SendMsg::new(client.as_raw_fd(), vec![Bytes::from_static(b"x")])
+                    .build()
+                    .user_data(2),
+            );
+            assert_eq!(c.res(), -libc::EPIPE);
+            let _ = cqe_flags::MORE;
+        });
     });
 }

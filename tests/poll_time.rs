@@ -7,8 +7,11 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::*;
+use kqring::SqeFlags;
 use kqring::cqe_flags;
-use kqring::ops::{AsyncCancel, Nop, PollAdd, PollRemove, Timeout, TimeoutRemove, monotonic_now};
+use kqring::ops::{
+    AsyncCancel, LinkTimeout, Nop, PollAdd, PollRemove, Timeout, TimeoutRemove, monotonic_now,
+};
 
 const POLLIN: u32 = libc::POLLIN as u32;
 const POLLOUT: u32 = libc::POLLOUT as u32;
@@ -205,5 +208,35 @@ fn cancel_a_timeout() {
         submit_all(ring, [AsyncCancel::new(1).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
         assert_eq!((cqes[0].res(), cqes[1].res()), (-libc::ECANCELED, 0));
+    });
+}
+
+#[test]
+fn a_link_timeout_cancels_a_waiting_poll() {
+    each_mode(|ring| {
+        let (mut a, b) = pair();
+        submit_all(
+            ring,
+            [
+                PollAdd::new(b.as_raw_fd(), POLLIN)
+                    .build()
+                    .user_data(1)
+                    .flags(SqeFlags::IO_LINK),
+                LinkTimeout::new(Duration::from_millis(20))
+                    .build()
+                    .user_data(2),
+            ],
+        );
+        let cqes = wait_sorted(ring, 2);
+        let got: Vec<(u64, i32, u32)> = cqes
+            .iter()
+            .map(|c| (c.user_data(), c.res(), c.flags()))
+            .collect();
+        assert_eq!(got, [(1, -libc::ECANCELED, 0), (2, -kqring::sys::ETIME, 0)]);
+        // The poll is gone: data now wakes nothing.
+        a.write_all(b"x").unwrap();
+        assert_quiet(ring);
+        submit_all(ring, [PollRemove::new(1).build().user_data(3)]);
+        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
     });
 }

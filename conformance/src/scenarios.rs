@@ -1029,24 +1029,17 @@ pub static ALL: &[Scenario] = &[
         expect ud=1 res=-ECANCELED
         expect ud=2 res=-ETIME"#,
     ),
-    differs(
+    same(
         "link-timeout-running-async",
-        "a LinkTimeout on an ASYNC read of an empty blocking socket",
-        r#"pair p blocking
+        "a LinkTimeout on an ASYNC read of an empty blocking socket: the worker hands the \
+         read back to wait, where the timeout cancels it",
+        r#"order user_data
+        pair p blocking
         read fd=p.b len=2 ud=1 flags=async|link
         link-timeout ms=50 ud=2
-        wait 1
-        expect ud=2 res=-ETIME
-        expect-kqring ud=2 res=-EALREADY
-        write-peer p.a "ok"
-        wait 1
+        wait 2
         expect ud=1 res=-ECANCELED
-        expect-kqring ud=1 res=2 data="ok""#,
-        Difference::ByDesign(
-            "kqring runs an ASYNC entry as a blocking call on its pool, which cannot be \
-             interrupted: the timeout answers -EALREADY and the read completes with the \
-             data; io_uring cancels the read (-ECANCELED) and the timeout completes with -ETIME",
-        ),
+        expect ud=2 res=-ETIME"#,
     ),
     same(
         "link-timeout-alone",
@@ -1271,24 +1264,18 @@ pub static ALL: &[Scenario] = &[
         expect ud=1 res=2 data="ok"
         expect ud=2 res=0"#,
     ),
-    differs(
+    same(
         "cancel-running-async",
-        "AsyncCancel of an ASYNC read of an empty blocking socket",
+        "AsyncCancel of an ASYNC read of an empty blocking socket, in its batch: the \
+         cancel withdraws it from the pool before a worker starts it",
         r#"pair p blocking
         read fd=p.b len=2 ud=1 flags=async
         cancel target=1 ud=2
         wait 1
         expect ud=2 res=0
-        expect-kqring ud=2 res=-EALREADY
         write-peer p.a "ok"
         wait 1
-        expect ud=1 res=-ECANCELED
-        expect-kqring ud=1 res=2 data="ok""#,
-        Difference::ByDesign(
-            "kqring runs an ASYNC entry as a blocking call on its pool, which cannot be \
-             interrupted: the cancel answers -EALREADY and the read completes with the \
-             data; io_uring cancels the read (-ECANCELED) and answers 0",
-        ),
+        expect ud=1 res=-ECANCELED"#,
     ),
     // --- close ---
     same(

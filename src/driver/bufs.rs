@@ -93,9 +93,7 @@ impl BufGroups {
         let Some((pick, _)) = op.pick_mut() else {
             return false;
         };
-        pick.on
-            && pick.bid.is_none()
-            && self.groups.get(&pick.group).is_none_or(VecDeque::is_empty)
+        pick.on && pick.bid.is_none() && self.groups.get(&pick.group).is_none_or(VecDeque::is_empty)
     }
 
     /// Puts the buffer an operation holds back at the front of its group:

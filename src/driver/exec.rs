@@ -138,7 +138,16 @@ pub(crate) fn attempt(op: &mut Op, kind: &mut Option<FdKind>) -> Attempt {
     match k {
         FdKind::Socket => settle(try_socket(op), dir),
         FdKind::NonBlockingStream => settle(call(op, k), dir),
-        FdKind::BlockingStream | FdKind::File => Attempt::Offload,
+        // A blocking pipe or terminal can't be called without blocking:
+        // wait for readiness here, then make the call on the pool, where
+        // it returns at once (or blocks only as long as the kernel takes
+        // to move the rest of a write bigger than the room there was).
+        FdKind::BlockingStream => match ready_now(fd, dir) {
+            Ok(true) => Attempt::Offload,
+            Ok(false) => Attempt::Wait(dir),
+            Err(e) => Attempt::Done(-e),
+        },
+        FdKind::File => Attempt::Offload,
     }
 }
 
@@ -236,13 +245,15 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
 }
 
 /// Runs an operation to completion on a worker, blocking as long as the
-/// syscall does. A call that could block for ever (on a socket, pipe or
-/// terminal) first waits for readiness or for `stop`, which the ring's
-/// drop makes readable: a stopped operation completes with -ECANCELED.
-pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>, stop: RawFd) -> i32 {
+/// syscall does. A worker never waits for a descriptor that can be polled:
+/// a socket, pipe or terminal that is not ready sends the operation back
+/// to the driver with -EAGAIN, to wait for readiness there, where a cancel
+/// or a linked timeout can still reach it (io_uring's worker arms a poll
+/// the same way).
+pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
     match op {
         Op::Close(c) => res(sys::close(c.fd)),
-        Op::Connect(c) => net::connect_blocking(c, stop),
+        Op::Connect(c) => net::connect_blocking(c),
         Op::Read(_) | Op::Write(_) | Op::Readv(_) | Op::Writev(_) => {
             let (Some(fd), Some(dir)) = (op.fd(), direction(op)) else {
                 return -libc::EINVAL;
@@ -254,46 +265,28 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>, stop: RawFd) -> i3
                     Err(e) => return -e,
                 },
             };
-            let events = match dir {
-                Dir::Read => libc::POLLIN,
-                Dir::Write => libc::POLLOUT,
-            };
             match kind {
-                // Forced onto the pool (IOSQE_ASYNC). A non-blocking
-                // socket's EAGAIN goes back to the driver; a blocking one
-                // waits here, as its call would, but for readiness, so
-                // that the ring's drop can stop it.
-                FdKind::Socket => loop {
-                    match socket_call(op, libc::MSG_DONTWAIT) {
-                        Err(e) if sys::would_block(e) => {}
-                        r => return res(r),
-                    }
-                    match crate::sys::net::is_nonblocking(fd) {
-                        Ok(false) => {}
-                        Ok(true) => return -libc::EAGAIN,
-                        Err(e) => return -e,
-                    }
-                    match sys::poll_or_stop(fd, events, stop) {
-                        Ok(true) => {}
-                        Ok(false) => return -libc::ECANCELED,
-                        Err(e) => return -e,
-                    }
-                },
-                // A blocking pipe or terminal can't be called without
-                // blocking; after readiness the call blocks only if
-                // another reader or writer got there first.
-                FdKind::BlockingStream => match sys::poll_or_stop(fd, events, stop) {
+                FdKind::Socket => res(try_socket(op)),
+                FdKind::BlockingStream => match ready_now(fd, dir) {
                     Ok(true) => res(call(op, kind)),
-                    Ok(false) => -libc::ECANCELED,
+                    Ok(false) => -libc::EAGAIN,
                     Err(e) => -e,
                 },
-                // EAGAIN from a non-blocking stream goes back to the
-                // driver, which waits for readiness.
                 FdKind::NonBlockingStream | FdKind::File => res(call(op, kind)),
             }
         }
         _ => -libc::EINVAL,
     }
+}
+
+/// Whether `fd` is ready for `dir` now (or has an error or hang-up to
+/// report, which the call then returns).
+fn ready_now(fd: RawFd, dir: Dir) -> Result<bool, i32> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    sys::poll_now(fd, events).map(|revents| revents != 0)
 }
 
 /// A poll's ready events now: `Ok(mask)` (0 when not ready) or `Err(res)`.

@@ -99,6 +99,12 @@ struct Entry {
     /// Cancelled because an earlier link member failed: the decision to
     /// post the rest of the chain was that member's, not this one's.
     chain_cancelled: bool,
+    /// A cancel (or its linked timeout) found it running on the pool: if
+    /// the worker hands it back to wait for readiness, it ends there with
+    /// -ECANCELED instead (io_uring's worker marks such work cancelled).
+    cancel_asked: bool,
+    /// While on the pool: lets a cancel withdraw the job no worker started.
+    claim: Option<Arc<pool::Claim>>,
 }
 
 /// An entry's place in link chains and its timer.
@@ -167,6 +173,12 @@ pub(crate) struct Driver {
     /// How many of `pending` were left over by the last flush.
     overflow_len: usize,
     pool: pool::Pool,
+    /// The first entry pushed after the last `submit`, taken off the queue
+    /// to read its submission and kept until that submission is made.
+    held: Option<Sqe>,
+    /// Jobs for the pool, sent when the turn's intake is done: a cancel in
+    /// the same batch still finds them unstarted, however fast a worker is.
+    outbox: Vec<pool::Job>,
     open_link: OpenLink,
     /// The submission the open link's entries came in.
     open_link_batch: u64,
@@ -214,6 +226,8 @@ impl Driver {
             pending: VecDeque::new(),
             overflow_len: 0,
             pool: pool::Pool::new(workers, shared)?,
+            outbox: Vec::new(),
+            held: None,
             open_link: OpenLink::None,
             open_link_batch: 0,
             deferred: VecDeque::new(),
@@ -225,8 +239,8 @@ impl Driver {
     }
 
     /// Whether the next turn has something to do without waiting.
-    pub(crate) fn has_ready_work(&self) -> bool {
-        (!self.sq.is_empty() && self.pending.is_empty())
+    pub(crate) fn has_ready_work(&mut self) -> bool {
+        (self.pending.is_empty() && self.has_submitted())
             || (!self.pending.is_empty() && self.shared.cq.len() < self.shared.cq_capacity())
             || !self.pool.done.is_empty()
             || !self.changes.is_empty()
@@ -243,12 +257,18 @@ impl Driver {
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
         self.shared.stats.turns.fetch_add(1, Ordering::Relaxed);
         let mut work = self.flush();
-        if self.pending.is_empty() {
+        // What the flush could not move is the overflow list: no entry is
+        // taken while it holds completions.
+        let overflowing = !self.pending.is_empty();
+        // Pool results first: a cancel taken below then finds an operation
+        // its worker handed back waiting, where it can cancel it.
+        work |= self.take_pool_results();
+        if !overflowing {
             work |= self.take_submissions();
         }
-        work |= self.take_pool_results();
         let now = Instant::now();
         work |= self.fire_timers(now);
+        self.send_offloaded();
         let files = &self.files;
         self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
         self.fds.sweep(now, &mut self.changes);
@@ -297,6 +317,7 @@ impl Driver {
         if self.pending.is_empty() {
             work |= self.release_deferred();
         }
+        self.send_offloaded();
         if !self.retired.is_empty() {
             self.close_retired();
         }
@@ -335,7 +356,7 @@ impl Driver {
     /// moved.
     fn flush(&mut self) -> bool {
         let before = self.pending.len();
-        let all = self.shared.cq.post(&mut self.pending);
+        self.shared.cq.post(&mut self.pending);
         let moved = before - self.pending.len();
         // Entries left over from an earlier flush were counted then.
         let old_left = self.overflow_len.saturating_sub(moved);
@@ -347,12 +368,7 @@ impl Driver {
                 .fetch_add(newly as u64, Ordering::Relaxed);
         }
         self.overflow_len = self.pending.len();
-        let moved = moved > 0;
-        let overflowing = !all;
-        if self.shared.overflowing.load(Ordering::Relaxed) != overflowing {
-            self.shared.overflowing.store(overflowing, Ordering::SeqCst);
-        }
-        moved
+        moved > 0
     }
 
     fn take_submissions(&mut self) -> bool {
@@ -360,12 +376,43 @@ impl Driver {
         // The entries queued now, as io_uring takes the tail it finds: a
         // producer that keeps pushing must not keep one turn taking (and
         // its completions out of the CQ) for ever.
-        for _ in 0..self.sq.len().min(SUBMIT_BATCH) {
-            let Ok(sqe) = self.sq.try_recv() else { break };
+        let queued = self.sq.len() + usize::from(self.held.is_some());
+        for _ in 0..queued.min(SUBMIT_BATCH) {
+            let Some(sqe) = self.next_submitted() else {
+                break;
+            };
             any = true;
             self.intake(sqe);
         }
         any
+    }
+
+    /// The next entry of a submission made: entries pushed since the last
+    /// `submit` stay unseen, as io_uring sees nothing past the tail the
+    /// application published. A submission is then taken whole, so what
+    /// it says of its own entries (a cancel, a link) finds them as io_uring
+    /// would, however the pushes and the driver's turns interleave.
+    fn next_submitted(&mut self) -> Option<Sqe> {
+        let sqe = match self.held.take() {
+            Some(sqe) => sqe,
+            None => self.sq.try_recv().ok()?,
+        };
+        // Entries carry the count of `submit` calls made before their push.
+        if sqe.batch >= self.shared.submissions.load(Ordering::Acquire) {
+            self.held = Some(sqe);
+            return None;
+        }
+        Some(sqe)
+    }
+
+    /// Whether an entry of a submission made is waiting to be taken.
+    fn has_submitted(&mut self) -> bool {
+        if self.held.is_none() {
+            self.held = self.sq.try_recv().ok();
+        }
+        self.held
+            .as_ref()
+            .is_some_and(|sqe| sqe.batch < self.shared.submissions.load(Ordering::Acquire))
     }
 
     /// Takes one entry: starts it, or holds it back behind a drain.
@@ -448,6 +495,8 @@ impl Driver {
             links: None,
             quiet: false,
             chain_cancelled: false,
+            cancel_asked: false,
+            claim: None,
         });
         if flags.contains(SqeFlags::IO_DRAIN) {
             self.drain_op = Some((id, seq));
@@ -918,6 +967,8 @@ impl Driver {
             return self.complete(id, res);
         }
         entry.state = State::Running;
+        let claim = Arc::new(pool::Claim::default());
+        entry.claim = Some(Arc::clone(&claim));
         let op = std::mem::replace(&mut entry.op, Op::Nop(crate::ops::Nop::new()));
         let job = pool::Job {
             id,
@@ -925,16 +976,29 @@ impl Driver {
             op,
             span: entry.span.clone(),
             kind: entry.kind,
+            claim,
         };
-        match self.pool.submit(job) {
-            Ok(()) => {
-                self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(job) => {
-                self.ops[id].op = job.op;
-                self.complete(id, -libc::ECANCELED);
+        self.outbox.push(job);
+    }
+
+    /// Hands the jobs offloaded so far to the pool.
+    fn send_offloaded(&mut self) {
+        for job in std::mem::take(&mut self.outbox) {
+            match self.pool.submit(job) {
+                Ok(()) => {
+                    self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(job) => {
+                    self.ops[job.id].op = job.op;
+                    self.complete(job.id, -libc::ECANCELED);
+                }
             }
         }
+    }
+
+    /// Withdraws operation `id` from the pool if no worker has started it.
+    fn withdraw(&self, id: usize) -> bool {
+        self.ops[id].claim.as_ref().is_some_and(|c| c.withdraw())
     }
 
     fn take_pool_results(&mut self) -> bool {
@@ -944,17 +1008,23 @@ impl Driver {
             if self.ops.get(done.id).is_some_and(|e| e.seq == done.seq) {
                 let entry = &mut self.ops[done.id];
                 entry.op = done.op;
+                entry.claim = None;
                 // An ASYNC operation on a non-blocking descriptor that was
                 // not ready waits for readiness like any other, as
                 // io_uring's worker punts it to poll.
                 if crate::sys::io::would_block(-done.res)
+                    && !entry.cancel_asked
                     && let (Some(fd), Some(dir)) = (entry.fd, exec::direction(&entry.op))
                 {
                     entry.state = State::Waiting;
                     self.fds.push_io(fd, dir, done.id);
                     continue;
                 }
-                let res = self.install_direct(done.id, done.res);
+                let res = if crate::sys::io::would_block(-done.res) && entry.cancel_asked {
+                    -libc::ECANCELED
+                } else {
+                    self.install_direct(done.id, done.res)
+                };
                 self.complete(done.id, res);
             }
         }
@@ -977,8 +1047,12 @@ impl Driver {
             any = true;
             match self.ops[id].links().bounds {
                 Some((target, tseq)) if self.is_live(target, tseq) => {
-                    if self.ops[target].state == State::Running {
+                    if self.ops[target].state == State::Running && !self.withdraw(target) {
+                        self.ops[target].cancel_asked = true;
                         self.complete(id, -libc::EALREADY);
+                    } else if self.ops[target].state == State::Running {
+                        // Withdrawn: the pool hands it back -ECANCELED.
+                        self.complete(id, -crate::sys::ETIME);
                     } else {
                         self.complete(id, -crate::sys::ETIME);
                         self.remove_from_fds(target);
@@ -1131,7 +1205,11 @@ impl Driver {
             if !self.is_live(id, seq) {
                 continue;
             }
-            if self.ops[id].state == State::Running {
+            if self.ops[id].state == State::Running && self.withdraw(id) {
+                // The pool hands it back -ECANCELED, with its buffer.
+                cancelled += 1;
+            } else if self.ops[id].state == State::Running {
+                self.ops[id].cancel_asked = true;
                 running += 1;
             } else {
                 self.remove_from_fds(id);
@@ -1289,8 +1367,16 @@ impl Driver {
         while let Some(sqe) = self.deferred.pop_front() {
             self.submit_cancelled(sqe);
         }
+        if let Some(sqe) = self.held.take() {
+            self.submit_cancelled(sqe);
+        }
         while let Ok(sqe) = self.sq.try_recv() {
             self.submit_cancelled(sqe);
+        }
+        // Never sent: as good as unstarted.
+        for job in std::mem::take(&mut self.outbox) {
+            self.ops[job.id].op = job.op;
+            self.complete(job.id, -libc::ECANCELED);
         }
         let (unstarted, done) = self.pool.shutdown();
         for job in unstarted {
@@ -1302,7 +1388,14 @@ impl Driver {
         for d in done {
             if self.ops.get(d.id).is_some_and(|e| e.seq == d.seq) {
                 self.ops[d.id].op = d.op;
-                self.complete(d.id, d.res);
+                // One the worker handed back to wait is cancelled with the
+                // rest.
+                let res = if crate::sys::io::would_block(-d.res) {
+                    -libc::ECANCELED
+                } else {
+                    d.res
+                };
+                self.complete(d.id, res);
             }
         }
         // Completing one may complete others (its chain, its timeout).

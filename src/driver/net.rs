@@ -2,8 +2,6 @@
 //! listen, shutdown), the non-blocking attempts of the evented ones, and a
 //! blocking socket's connect on a worker.
 
-use std::os::fd::RawFd;
-
 use crate::driver::exec::{Attempt, filled, filled_vec, iovecs, res, spare_iovecs};
 use crate::driver::fds::Dir;
 use crate::ops::net::Connect;
@@ -154,16 +152,13 @@ fn connect_outcome(fd: i32) -> Attempt {
 }
 
 /// A blocking socket's connect, on a worker.
-pub(crate) fn connect_blocking(c: &mut Connect, stop: RawFd) -> i32 {
+pub(crate) fn connect_blocking(c: &mut Connect) -> i32 {
     match netsys::connect(c.fd, &c.addr) {
         Ok(_) => 0,
-        // Interrupted: the connect goes on; wait for its outcome, or for
-        // the ring's drop.
+        // Interrupted: the connect goes on; wait for its outcome.
         Err(libc::EINPROGRESS) => loop {
-            match crate::sys::io::poll_or_stop(c.fd, libc::POLLOUT, stop) {
-                Ok(true) => {}
-                Ok(false) => return -libc::ECANCELED,
-                Err(e) => return -e,
+            if let Err(e) = netsys::poll_wait(c.fd, libc::POLLOUT) {
+                return -e;
             }
             match connect_outcome(c.fd) {
                 Attempt::Done(res) => return res,

@@ -5,9 +5,9 @@
 //! hands the operation back with its result; the driver posts the
 //! completion, so links, counts and cancellation stay in one place.
 
-use std::io::{self, PipeWriter};
-use std::os::fd::{AsRawFd, RawFd};
+use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,8 +22,47 @@ pub(crate) struct Job {
     pub(crate) seq: u64,
     pub(crate) op: Op,
     pub(crate) span: tracing::Span,
-    /// `IOSQE_ASYNC` on a socket: do the blocking call, not `MSG_DONTWAIT`.
+    /// What the descriptor is, when the driver has found out already.
     pub(crate) kind: Option<crate::sys::io::FdKind>,
+    /// Shared with the driver's entry, so a cancel can withdraw the job
+    /// before a worker starts it.
+    pub(crate) claim: Arc<Claim>,
+}
+
+/// Who has a job: a worker starts it, or a cancel withdraws it first, and
+/// the worker then hands it back -ECANCELED without making its call (as
+/// io_uring cancels work its workers have not started).
+#[derive(Debug, Default)]
+pub(crate) struct Claim(AtomicU8);
+
+impl Claim {
+    const QUEUED: u8 = 0;
+    const STARTED: u8 = 1;
+    const WITHDRAWN: u8 = 2;
+
+    /// A worker takes the job; false if it was withdrawn.
+    fn start(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::QUEUED,
+                Self::STARTED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The driver withdraws the job; false if a worker has started it.
+    pub(crate) fn withdraw(&self) -> bool {
+        self.0
+            .compare_exchange(
+                Self::QUEUED,
+                Self::WITHDRAWN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
 }
 
 /// A finished job.
@@ -41,27 +80,20 @@ pub(crate) struct Pool {
     queued: Receiver<Job>,
     pub(crate) done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
-    /// Dropped at shutdown: its reader then reads as hung up, which stops
-    /// every worker waiting for a socket, pipe or terminal.
-    /// Every worker shares the reader, which lives as long as they do.
-    stop: Option<PipeWriter>,
 }
 
 impl Pool {
     pub(crate) fn new(workers: usize, shared: &Arc<Shared>) -> io::Result<Pool> {
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-        let (stopped, stop) = io::pipe()?;
-        let stopped = Arc::new(stopped);
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
             let jobs = jobs_rx.clone();
             let done = done_tx.clone();
             let shared = Arc::clone(shared);
-            let stopped = Arc::clone(&stopped);
             let thread = std::thread::Builder::new()
                 .name(format!("kqring-worker-{i}"))
-                .spawn(move || work(&jobs, &done, &shared, stopped.as_raw_fd()))?;
+                .spawn(move || work(&jobs, &done, &shared))?;
             threads.push(thread);
         }
         Ok(Pool {
@@ -69,7 +101,6 @@ impl Pool {
             queued: jobs_rx,
             done: done_rx,
             threads,
-            stop: Some(stop),
         })
     }
 
@@ -82,14 +113,12 @@ impl Pool {
         }
     }
 
-    /// Stops the pool: takes back the jobs no worker started, stops the
-    /// running ones that wait for a descriptor (they end -ECANCELED), waits
-    /// for the others, joins the workers. Returns the unstarted jobs and
-    /// the results still unread.
+    /// Stops the pool: takes back the jobs no worker started, waits for the
+    /// running ones, joins the workers. Returns the unstarted jobs and the
+    /// results still unread.
     pub(crate) fn shutdown(&mut self) -> (Vec<Job>, Vec<Done>) {
         let unstarted: Vec<Job> = self.queued.try_iter().collect();
         self.jobs = None;
-        self.stop = None;
         for t in self.threads.drain(..) {
             // A worker only panics on a bug in kqring; the others still
             // need joining, and the results they sent are still good.
@@ -99,11 +128,14 @@ impl Pool {
     }
 }
 
-fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared, stopped: RawFd) {
+fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared) {
     for mut job in jobs.iter() {
-        let res = job
-            .span
-            .in_scope(|| exec::run_blocking(&mut job.op, job.kind, stopped));
+        let res = if job.claim.start() {
+            job.span
+                .in_scope(|| exec::run_blocking(&mut job.op, job.kind))
+        } else {
+            -libc::ECANCELED
+        };
         let finished = Done {
             id: job.id,
             seq: job.seq,

@@ -199,33 +199,6 @@ pub(crate) fn poll_now(fd: RawFd, events: i16) -> SysResult {
     Ok(pfd.revents as u16 as usize)
 }
 
-/// Waits, blocking, until `fd` is ready for `events` or `stop` is
-/// readable (or hung up); returns whether `fd` is ready. A worker waits
-/// here before a call that could block for ever, so that the ring's drop
-/// can stop it.
-pub(crate) fn poll_or_stop(fd: RawFd, events: i16, stop: RawFd) -> Result<bool, i32> {
-    let mut pfds = [
-        libc::pollfd {
-            fd: stop,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        },
-    ];
-    loop {
-        // SAFETY: two valid pollfds, and poll writes only their `revents`.
-        match check_int(unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) }) {
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-            Ok(_) => return Ok(pfds[0].revents == 0),
-        }
-    }
-}
-
 /// `POLLRDHUP` (the peer shut its writing side down) where poll(2) has it;
 /// 0 elsewhere.
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -599,3 +599,15 @@ pub(crate) fn sendmsg_to(
         if r < 0 { Err(errno()) } else { Ok(r as usize) }
     })
 }
+
+/// Waits, blocking, until `fd` is ready for `events` (a worker's blocking
+/// connect that was interrupted).
+pub(crate) fn poll_wait(fd: RawFd, events: i16) -> SysResult {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    retry(|| check_int(unsafe { libc::poll(&mut pfd, 1, -1) }))
+}

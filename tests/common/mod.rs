@@ -184,3 +184,118 @@ pub fn exchanges(
         assert_eq!(&take_mut(&mut c)[..], msg.as_bytes());
     }
 }
+
+/// Polls `cond` until it holds, failing with `what` after `PATIENCE`.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not in time");
+        std::thread::yield_now();
+    }
+}
+
+/// The byte [`fill`] writes.
+pub const FILLER: u8 = 0xa5;
+
+/// Writes [`FILLER`] bytes into the non-blocking `fd` (a pipe or a stream
+/// socket) until not even one more byte fits; returns how many it wrote.
+pub fn fill(fd: &impl AsRawFd) -> usize {
+    let chunk = [FILLER; 65536];
+    let mut total = 0;
+    let mut size = chunk.len();
+    loop {
+        // SAFETY: `chunk` is readable for `size <= chunk.len()` bytes.
+        let n = unsafe { libc::write(fd.as_raw_fd(), chunk.as_ptr().cast(), size) };
+        if n > 0 {
+            total += n as usize;
+            continue;
+        }
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "fill: {e}");
+        if size == 1 {
+            return total;
+        }
+        size /= 2;
+    }
+}
+
+/// Reads exactly `n` bytes from the non-blocking `fd`, waiting (bounded by
+/// `PATIENCE`) for them to arrive.
+pub fn read_exactly(fd: &impl AsRawFd, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    let mut off = 0;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while off < n {
+        // SAFETY: `buf[off..]` is writable for `n - off` bytes.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf[off..].as_mut_ptr().cast(), n - off) };
+        match r {
+            0 => panic!("end of stream after {off} of {n} bytes"),
+            r if r > 0 => off += r as usize,
+            _ => {
+                let e = std::io::Error::last_os_error();
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "read: {e}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{off} of {n} bytes came"
+                );
+                std::thread::yield_now();
+            }
+        }
+    }
+    buf
+}
+
+/// Asserts that the non-blocking `fd` has nothing more to read now.
+pub fn assert_nothing_to_read(fd: &impl AsRawFd) {
+    let mut byte = 0u8;
+    // SAFETY: one writable byte.
+    let r = unsafe { libc::read(fd.as_raw_fd(), (&raw mut byte).cast(), 1) };
+    let e = std::io::Error::last_os_error();
+    assert!(
+        r < 0 && e.kind() == std::io::ErrorKind::WouldBlock,
+        "unexpected data or end: read returned {r} ({e}), byte {byte:#x}"
+    );
+}
+
+/// The environment variable that tells a re-run test binary which test
+/// runs with SIGPIPE's default action.
+const SIGPIPE_CHILD: &str = "KQRING_TEST_SIGPIPE_DEFAULT";
+
+/// Runs `body` in a child process where SIGPIPE has its default action,
+/// which kills the process, and asserts that the child passed. The Rust
+/// runtime ignores SIGPIPE, so a check in this process could never see
+/// one. The child is this test binary re-run for the test `name` alone
+/// (which must be the calling test: it calls this function again there).
+pub fn with_default_sigpipe(name: &str, body: impl FnOnce()) {
+    use std::os::unix::process::ExitStatusExt;
+    if std::env::var_os(SIGPIPE_CHILD).is_some_and(|v| v == name) {
+        // SAFETY: setting a signal's disposition to SIG_DFL has no
+        // memory-safety preconditions.
+        let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        assert_ne!(old, libc::SIG_ERR);
+        body();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", name, "--test-threads=1"])
+        .env(SIGPIPE_CHILD, name)
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the child was killed by signal {:?} (SIGPIPE is {}):\n{stdout}\n{stderr}",
+        out.status.signal(),
+        libc::SIGPIPE
+    );
+    assert!(
+        out.status.success(),
+        "the child failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("test {name} ... ok")),
+        "the child did not run {name}:\n{stdout}\n{stderr}"
+    );
+}
