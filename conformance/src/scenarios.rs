@@ -1893,6 +1893,21 @@ pub static ALL: &[Scenario] = &[
         expect ud=6 res=2"#,
     ),
     same(
+        "read-select-short-breaks-link",
+        "a read that fills less than the provided buffer it took is short: its link breaks",
+        r#"order user_data
+        pipe q
+        provide-buffers group=1 count=1 len=8 ud=1
+        wait 1
+        expect ud=1 res=0
+        write-peer q.w "abc"
+        read-select fd=q.r group=1 ud=2 flags=link
+        nop ud=3
+        wait 2
+        expect ud=2 res=3 buf=0 data="abc"
+        expect ud=3 res=-ECANCELED"#,
+    ),
+    same(
         "read-select",
         "reads take provided buffers in the order provided; a file read at an offset; an empty group -ENOBUFS",
         r#"pipe q

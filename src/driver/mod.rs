@@ -1299,6 +1299,8 @@ impl Driver {
             self.bufs.unpick(&mut entry.op);
         }
         let flags = bufs::held_flags(&mut entry.op);
+        // A read into a provided buffer asked for that buffer's size.
+        let want = entry.want.or_else(|| entry.op.selected_len());
         let buf = entry.op.take_buffer();
         let addr = entry.op.take_addr();
         if !entry.quiet && (res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)) {
@@ -1314,7 +1316,7 @@ impl Driver {
             );
         }
         // io_uring fails a link on an error, and on a short read or write.
-        let short = res >= 0 && entry.want.is_some_and(|w| (res as u32) < w);
+        let short = res >= 0 && want.is_some_and(|w| (res as u32) < w);
         let failed = (res < 0 || short) && !entry.flags.contains(SqeFlags::IO_HARDLINK);
         // A failure of an entry with CQE_SKIP_SUCCESS posts its own CQE
         // but none for the members it cancels (io_uring's

@@ -190,6 +190,18 @@ impl Op {
         }
     }
 
+    /// The size of the provided buffer a `Read` picked: what it asked for,
+    /// as io_uring takes a selected buffer's length for the read's.
+    pub(crate) fn selected_len(&self) -> Option<u32> {
+        match self {
+            Op::Read(op) if op.pick.bid.is_some() => op
+                .buf
+                .as_ref()
+                .map(|b| b.capacity().min(u32::MAX as usize) as u32),
+            _ => None,
+        }
+    }
+
     /// Hands the operation's buffer back, for its completion.
     pub(crate) fn take_buffer(&mut self) -> Option<crate::Buffer> {
         match self {
