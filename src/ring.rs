@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::cq::{CompletionQueue, CqInner};
-use crate::driver::{Driver, WAKE_IDENT};
+use crate::driver::{Driver, WAKE_TOKEN};
 use crate::sq::{Sqe, SubmissionQueue};
-use crate::sys::{Change, Flags, Kqueue, note};
+use crate::sys::{Kqueue, Waker};
 
 /// How the ring is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub(crate) struct Shared {
     pub(crate) cq: CqInner,
     cq_capacity: usize,
     pub(crate) kq: Kqueue,
+    /// Wakes the driver blocked in `kq`'s `kevent`; its events carry
+    /// `WAKE_TOKEN`.
+    pub(crate) waker: Waker,
     /// The driver is (about to be) blocked in `kevent` and needs a wakeup.
     parked: AtomicBool,
     /// `submit` calls so far: entries pushed between two calls form one
@@ -104,17 +107,9 @@ impl Shared {
 
     fn force_wake(&self) {
         self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
-        // EV_RECEIPT makes the call return with the change's receipt
-        // alone: without it, this call would collect pending events itself
-        // and could swallow the very trigger meant for the driver.
-        let mut receipt = Vec::with_capacity(1);
-        // A failed trigger can only mean the kqueue is gone, which only
+        // A failed wake-up can only mean the kqueue is gone, which only
         // happens after the driver has stopped.
-        let _ = self.kq.kevent(
-            &[Change::user(WAKE_IDENT, Flags::RECEIPT, note::TRIGGER)],
-            &mut receipt,
-            Some(Duration::ZERO),
-        );
+        let _ = self.waker.wake(&self.kq);
     }
 
     pub(crate) fn submit(&self) -> io::Result<()> {
@@ -346,14 +341,17 @@ impl Builder {
         let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
         let (sq_tx, sq_rx): (Sender<Sqe>, Receiver<Sqe>) =
             crossbeam_channel::bounded(self.sq_entries);
+        // The driver never reads an event's `data`: it retries its
+        // syscall until EAGAIN.
+        let kq = Kqueue::uncounted()?;
+        let waker = Waker::new(&kq, WAKE_TOKEN)?;
         let shared = Arc::new(Shared {
             sq_tx,
             sq_open: RwLock::new(true),
             cq: CqInner::new(cq_entries),
             cq_capacity: cq_entries,
-            // The driver never reads an event's `data`: it retries its
-            // syscall until EAGAIN.
-            kq: Kqueue::uncounted()?,
+            kq,
+            waker,
             parked: AtomicBool::new(false),
             submissions: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),

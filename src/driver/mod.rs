@@ -32,13 +32,12 @@ use crate::ring::Shared;
 use crate::sq::{Sqe, SqeFlags};
 use crate::sys;
 use crate::sys::io::FdKind;
-use crate::sys::{Change, Event, Flags, note};
+use crate::sys::{Change, Event};
 use exec::Attempt;
 use fds::{Dir, FdTable};
 
-/// The EVFILT_USER ident and token that wake a parked driver.
-pub(crate) const WAKE_IDENT: usize = 0;
-const WAKE_TOKEN: u64 = u64::MAX;
+/// The token of the ring's waker's events, which wake a parked driver.
+pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 
 /// The largest batch of submissions one turn takes, so that completions
 /// and events are served between batches.
@@ -202,16 +201,7 @@ impl Driver {
         workers: usize,
         files: u32,
     ) -> io::Result<Driver> {
-        let mut events = Vec::with_capacity(256);
-        let wake =
-            Change::user(WAKE_IDENT, Flags::ADD | Flags::CLEAR, note::FFNOP).token(WAKE_TOKEN);
-        shared
-            .kq
-            .kevent(&[wake], &mut events, Some(Duration::ZERO))?;
-        if let Some(err) = events.iter().find_map(Event::error) {
-            return Err(err);
-        }
-        events.clear();
+        let events = Vec::with_capacity(256);
         Ok(Driver {
             shared: Arc::clone(shared),
             sq,
@@ -1088,6 +1078,7 @@ impl Driver {
 
     fn on_event(&mut self, ev: &Event) -> bool {
         if ev.token() == WAKE_TOKEN {
+            self.shared.waker.reset();
             return false;
         }
         let Some(dir) = Dir::from_filter(ev.filter()) else {

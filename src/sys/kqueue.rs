@@ -48,6 +48,7 @@ impl Kqueue {
     /// A kqueue for callers that never read the `data` of EVFILT_READ and
     /// EVFILT_WRITE events. The kernel counts for free, so this is
     /// [`Kqueue::new`]; the Linux compat skips the calls that count.
+    #[cfg_attr(kq_libkqueue, allow(dead_code))]
     pub fn uncounted() -> io::Result<Kqueue> {
         Kqueue::new()
     }
@@ -74,6 +75,23 @@ impl Kqueue {
             events.reserve(changes.len().max(1));
         }
         let capacity = (events.capacity() - events.len()).min(i32::MAX as usize);
+        self.kevent_into(changes, events, capacity, timeout)
+    }
+
+    /// One `kevent` call as the syscall makes it: submits `changes` and
+    /// collects events into at most `capacity` slots of the spare capacity
+    /// of `events` (fewer if there are fewer), waiting up to `timeout`.
+    /// EINTR is retried with the time that is left, without the changes.
+    pub(crate) fn kevent_into(
+        &self,
+        changes: &[Change],
+        events: &mut Vec<Event>,
+        capacity: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let capacity = capacity
+            .min(events.capacity() - events.len())
+            .min(i32::MAX as usize);
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
         let mut pending = changes;
         loop {

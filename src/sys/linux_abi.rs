@@ -86,3 +86,8 @@ unsafe extern "C" {
 // The layout the C library expects, checked at compile time.
 const _: () =
     assert!(std::mem::size_of::<kevent>() == 32 || cfg!(not(target_pointer_width = "64")));
+
+/// The most event slots libkqueue's `kevent()` uses in one call
+/// (`MAX_KEVENT` in its sources); it clamps a larger `nevents` to this.
+#[cfg_attr(not(kq_libkqueue), allow(dead_code))]
+pub const MAX_KEVENT: usize = 512;

@@ -1,7 +1,7 @@
 //! The kevent layer: one safe kqueue API over every platform kqring runs on.
 //!
-//! Everything above this module speaks only [`Kqueue`], [`Change`] and
-//! [`Event`]; no code outside `src/sys/` touches a raw `struct kevent`.
+//! Everything above this module speaks only [`Kqueue`], [`Change`],
+//! [`Event`] and [`Waker`]; no code outside `src/sys/` touches a raw `struct kevent`.
 //! Which backend serves the API is decided here, once, at the module
 //! boundary:
 //!
@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | macOS, iOS, FreeBSD, NetBSD, OpenBSD, DragonFly | `kqueue.rs`: the native syscall | `libc` for the target |
 //! | Linux (default) | `compat/`: kqueue semantics over epoll, eventfd, timerfd, pidfd, signalfd, inotify | `linux_abi.rs` |
-//! | Linux, feature `libkqueue` | `kqueue.rs` over the system's libkqueue | `linux_abi.rs` |
+//! | Linux, feature `libkqueue` | `libkqueue.rs` over `kqueue.rs`, linking the system's libkqueue | `linux_abi.rs` |
 //!
 //! The platform facts hidden here: the size and packing of `struct kevent`
 //! (64 bytes on FreeBSD ≥ 12, `packed(4)` on macOS, 32 bytes elsewhere),
@@ -35,13 +35,25 @@ pub(crate) mod raw;
 
 #[cfg(any(kq_native, kq_libkqueue))]
 mod kqueue;
-#[cfg(any(kq_native, kq_libkqueue))]
+#[cfg(kq_native)]
 pub use kqueue::Kqueue;
+
+#[cfg(kq_libkqueue)]
+mod libkqueue;
+#[cfg(kq_libkqueue)]
+pub use libkqueue::{Kqueue, Waker};
 
 #[cfg(kq_compat)]
 mod compat;
 #[cfg(kq_compat)]
 pub use compat::Kqueue;
+
+// A kernel kqueue and the compat wake a blocked `kevent` with an
+// EVFILT_USER trigger; libkqueue can't (see `libkqueue.rs`).
+#[cfg(not(kq_libkqueue))]
+mod user_waker;
+#[cfg(not(kq_libkqueue))]
+pub use user_waker::Waker;
 
 #[cfg(not(kq_native))]
 use raw::{NOTE_EXIT_STATUS, TIMER_UNITS};
@@ -95,7 +107,9 @@ pub(crate) fn registration_bytes() -> usize {
 }
 
 /// The name of the backend serving [`Kqueue`] in this build, for logs and
-/// benchmark tables.
+/// benchmark tables, and for tests whose expectation a backend can't meet
+/// (docs/semantics.md lists where libkqueue differs from a kernel kqueue):
+/// `"kqueue"` (the kernel's), `"linux-compat"` or `"libkqueue"`.
 pub const BACKEND: &str = if cfg!(kq_libkqueue) {
     "libkqueue"
 } else if cfg!(kq_compat) {

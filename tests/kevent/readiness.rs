@@ -177,7 +177,15 @@ fn add_modifies_an_existing_registration() {
         send(&tx, b"hello");
         let events = wait(&kq, WAIT);
         assert_eq!(events.len(), 1, "one registration, one event: {events:?}");
-        Want::new(id(&rx), Filter::READ, Flags::ADD, 0x18)
+        let token = if libkqueue_skips(
+            "the new token of a modified registration",
+            "libkqueue's EVFILT_READ ignores EV_ADD on an existing registration",
+        ) {
+            events[0].token()
+        } else {
+            0x18
+        };
+        Want::new(id(&rx), Filter::READ, Flags::ADD, token)
             .data(5)
             .check(&events[0]);
 
@@ -238,7 +246,7 @@ fn read_and_write_on_one_fd_are_independent() {
             ],
         );
         let read = Want::new(id(&rx), Filter::READ, Flags::ADD, 0x21).data(5);
-        let write = Want::new(id(&rx), Filter::WRITE, Flags::ADD, 0x22).data_at_least(MIN_ROOM);
+        let write = Want::new(id(&rx), Filter::WRITE, Flags::ADD, 0x22).room(MIN_ROOM);
 
         send(&tx, b"hello");
         let events = wait_all(&kq, &[read, write]);
@@ -290,7 +298,7 @@ fn write_reports_room_in_the_same_call() {
             .expect("kevent");
         assert_eq!(n, 1, "{events:?}");
         Want::new(id(&tx), Filter::WRITE, Flags::ADD, 0x24)
-            .data_at_least(MIN_ROOM)
+            .room(MIN_ROOM)
             .check(&events[0]);
     }
 }
@@ -318,7 +326,7 @@ fn write_readiness_returns_after_the_peer_drains() {
         }
         assert_eq!(read, written);
         Want::new(id(&tx), Filter::WRITE, Flags::ADD, 0x25)
-            .data_at_least(MIN_ROOM)
+            .room(MIN_ROOM)
             .check(&wait_one(&kq));
     }
 }
@@ -327,6 +335,12 @@ fn write_readiness_returns_after_the_peer_drains() {
 /// how many (the listen queue length).
 #[test]
 fn listener_read_counts_pending_connections() {
+    if libkqueue_skips(
+        "EVFILT_READ data on a listening socket",
+        "libkqueue reports 1, not the number of pending connections",
+    ) {
+        return;
+    }
     let kq = kq();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local_addr");
@@ -372,6 +386,13 @@ fn close_removes_the_registrations_of_that_descriptor() {
             .check(&wait_one(&kq));
 
         drop(rx2);
+        if libkqueue_skips(
+            "the removal of a closed descriptor's registration",
+            "libkqueue's epoll registration lives as long as the open file, \
+             which `rx` still holds",
+        ) {
+            continue;
+        }
         // The open file is still readable through `rx`, but the
         // registration on the closed number is gone.
         assert_quiet(&kq);
@@ -450,15 +471,24 @@ fn write_eof_when_the_reader_closes() {
         let (rx, tx) = pair(kind);
         apply(&kq, &[Change::write(raw(&tx), Flags::ADD).token(0x33)]);
         Want::new(id(&tx), Filter::WRITE, Flags::ADD, 0x33)
-            .data_at_least(MIN_ROOM)
+            .room(MIN_ROOM)
             .check(&wait_one(&kq));
 
         drop(rx);
         let ev = wait_until(&kq, "with EV_EOF", |ev| ev.is_eof());
-        Want::new(id(&tx), Filter::WRITE, Flags::ADD | Flags::ONESHOT, 0x33)
+        let want = Want::new(id(&tx), Filter::WRITE, Flags::ADD | Flags::ONESHOT, 0x33)
             .eof()
-            .any_data()
-            .check(&ev);
+            .any_data();
+        if kind == Kind::Pipe
+            && libkqueue_skips(
+                "fflags of EV_EOF on a pipe",
+                "libkqueue reports EIO in fflags when a pipe's reader is gone",
+            )
+        {
+            want.fflags_among(0, 0).check(&ev);
+        } else {
+            want.check(&ev);
+        }
     }
 }
 
@@ -587,6 +617,14 @@ fn two_kqueues_watch_one_descriptor_independently() {
 /// is already blocked.
 #[test]
 fn registration_from_another_thread_wakes_a_blocked_kevent() {
+    if libkqueue_skips(
+        "a registration from another thread waking a blocked kevent",
+        "libkqueue holds the kqueue's lock while a kevent call waits: a kevent call \
+         from another thread waits for it to return (kqring wakes its driver with \
+         sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)",
+    ) {
+        return;
+    }
     let kq = kq();
     let (rx, tx) = pair(Kind::Pipe);
     send(&tx, b"ready");

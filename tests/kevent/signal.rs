@@ -52,6 +52,12 @@ fn counted_signal() -> libc::c_int {
 
 #[test]
 fn three_deliveries_count_three() {
+    if libkqueue_skips(
+        "EVFILT_SIGNAL counting deliveries",
+        "libkqueue reads the signal from a signalfd, which can't count them: data is 1",
+    ) {
+        return;
+    }
     let sig = counted_signal();
     let blocked = BlockedSignal::new(sig);
     let kq = kq();
@@ -69,6 +75,12 @@ fn three_deliveries_count_three() {
 /// signal already pending when it is added is not.
 #[test]
 fn a_signal_sent_before_the_registration_is_not_counted() {
+    if libkqueue_skips(
+        "ignoring a signal pending before the registration",
+        "libkqueue (since 2.6.0) reports a signal already pending when it is added",
+    ) {
+        return;
+    }
     let sig = libc::SIGWINCH;
     let blocked = BlockedSignal::new(sig);
     let kq = kq();

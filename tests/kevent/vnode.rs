@@ -78,8 +78,15 @@ fn unlink_reports_delete() {
     let want = watch(&kq, &file, 0x84);
 
     std::fs::remove_file(&file.path).expect("unlink");
-    want.fflags_among(note::DELETE, REQUESTED)
-        .check(&wait_one(&kq));
+    let mask = if libkqueue_skips(
+        "NOTE_ATTRIB absent on unlink",
+        "libkqueue's inotify sees the link count change as IN_ATTRIB",
+    ) {
+        REQUESTED & !note::ATTRIB
+    } else {
+        REQUESTED
+    };
+    want.fflags_among(note::DELETE, mask).check(&wait_one(&kq));
     assert_quiet(&kq);
 }
 
