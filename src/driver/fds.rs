@@ -26,7 +26,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::fdmap::FdMap;
-use crate::sys::{Change, Filter, Flags};
+use crate::sys::{self, Change, Filter, Flags};
 
 /// How often idle registrations are swept; one idle through a whole
 /// period is deleted.
@@ -241,10 +241,24 @@ pub(crate) struct FdTable {
     next_sweep: Instant,
     /// Directions with an active registration.
     active: usize,
+    /// Whether a registration left without waiters stays (idle), or is
+    /// deleted before the turn's completions are seen: the latter where
+    /// the backend keeps a closed descriptor's registrations
+    /// (`sys::KEEPS_CLOSED_REGISTRATIONS`).
+    keep_idle: bool,
+    /// Registrations left without waiters, to delete (`keep_idle` off).
+    deserted: Vec<(RawFd, Dir)>,
 }
 
 impl Default for FdTable {
     fn default() -> FdTable {
+        FdTable::keeping_idle(!sys::KEEPS_CLOSED_REGISTRATIONS)
+    }
+}
+
+impl FdTable {
+    /// A table whose registrations stay idle without waiters, or not.
+    fn keeping_idle(keep_idle: bool) -> FdTable {
         FdTable {
             slots: FdMap::default(),
             dirty: Vec::new(),
@@ -252,11 +266,11 @@ impl Default for FdTable {
             period: 0,
             next_sweep: Instant::now() + IDLE_SWEEP,
             active: 0,
+            keep_idle,
+            deserted: Vec::new(),
         }
     }
-}
 
-impl FdTable {
     fn slot(&self, fd: RawFd) -> Option<&[Waiters; 2]> {
         self.slots.get(fd)
     }
@@ -302,20 +316,32 @@ impl FdTable {
     /// without waiters goes idle.
     pub(crate) fn remove(&mut self, fd: RawFd, id: usize) -> bool {
         let period = self.period;
+        let keep_idle = self.keep_idle;
         let Some(dirs) = self.slot_mut(fd) else {
             return false;
         };
         let mut found = false;
         let mut went_idle = [false; 2];
         let mut to_list = [false; 2];
+        let mut deserted = [false; 2];
         for (i, w) in dirs.iter_mut().enumerate() {
             if w.remove(id) {
                 found = true;
                 if w.is_empty() && w.reg == Reg::Active {
-                    w.reg = Reg::Idle;
-                    w.idle_since = period;
                     went_idle[i] = true;
-                    to_list[i] = !std::mem::replace(&mut w.listed, true);
+                    if !keep_idle && !w.trusted {
+                        // Its owner may close it the moment it sees the
+                        // completion: the registration goes first. What
+                        // the last read found stays true of the stream.
+                        w.reg = Reg::Off;
+                        w.trusted = false;
+                        w.eof = false;
+                        deserted[i] = true;
+                    } else {
+                        w.reg = Reg::Idle;
+                        w.idle_since = period;
+                        to_list[i] = !std::mem::replace(&mut w.listed, true);
+                    }
                 }
             }
         }
@@ -323,6 +349,9 @@ impl FdTable {
             self.active -= usize::from(went_idle[dir as usize]);
             if to_list[dir as usize] {
                 self.idle.push((fd, dir));
+            }
+            if deserted[dir as usize] {
+                self.deserted.push((fd, dir));
             }
         }
         found
@@ -454,6 +483,8 @@ impl FdTable {
     /// descriptor and had it when it added them), and deletes those of a
     /// closing descriptor, as changes for the next `kevent` call.
     pub(crate) fn reconcile(&mut self, changes: &mut Vec<Change>, owned: impl Fn(RawFd) -> bool) {
+        // Deletions first: a waiter that came since is added afresh after.
+        self.take_deserted(changes, Flags::NONE);
         for fd in self.dirty.drain(..) {
             let Some(dirs) = self.slots.get_mut(fd) else {
                 continue;
@@ -480,6 +511,16 @@ impl FdTable {
                 w.reg = if wanted { Reg::Active } else { Reg::Off };
                 changes.push(Change::new(fd as usize, dir.filter(), flags).token(fd as u64));
             }
+        }
+    }
+
+    /// Deletions of the registrations left without waiters since the last
+    /// call (see `KEEPS_CLOSED_REGISTRATIONS`), with `extra` flags.
+    pub(crate) fn take_deserted(&mut self, changes: &mut Vec<Change>, extra: Flags) {
+        for (fd, dir) in self.deserted.drain(..) {
+            changes.push(
+                Change::new(fd as usize, dir.filter(), Flags::DELETE | extra).token(fd as u64),
+            );
         }
     }
 
@@ -516,6 +557,7 @@ impl FdTable {
     /// Deletes every registration, for shutdown.
     pub(crate) fn release_all(&mut self, changes: &mut Vec<Change>) {
         self.dirty.clear();
+        self.take_deserted(changes, Flags::NONE);
         for (fd, dirs) in self.slots.iter_mut() {
             for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
                 if std::mem::take(&mut w.reg) != Reg::Off {
@@ -552,8 +594,38 @@ mod tests {
     }
 
     #[test]
+    fn without_idle_registrations_the_last_waiter_deletes_at_once() {
+        let mut t = FdTable::keeping_idle(false);
+        t.push_io(5, Dir::Read, 1);
+        changes(&mut t);
+        t.set_drained(5, Dir::Read, true);
+        assert!(t.remove(5, 1));
+        assert!(!t.is_registered(5, Dir::Read) && !t.has_active());
+        let mut out = Vec::new();
+        t.take_deserted(&mut out, Flags::RECEIPT);
+        let got: Vec<_> = out
+            .iter()
+            .map(|c| (c.ident(), c.filter(), c.flags()))
+            .collect();
+        assert_eq!(got, [(5, Filter::READ, Flags::DELETE | Flags::RECEIPT)]);
+        // The stream stays emptied, and the next waiter adds afresh, which
+        // reports what is there: it may wait without trying.
+        assert!(t.is_drained(5, Dir::Read) && t.reports_current(5, Dir::Read));
+        t.push_io(5, Dir::Read, 2);
+        assert_eq!(changes(&mut t), [(5, Filter::READ, add())]);
+        // A registered file's registration is trusted: it stays idle.
+        let mut t = FdTable::keeping_idle(false);
+        t.push_io(9, Dir::Read, 1);
+        t.reconcile(&mut Vec::new(), |_| true);
+        assert!(t.remove(9, 1));
+        assert!(t.is_registered(9, Dir::Read));
+        t.take_deserted(&mut out, Flags::NONE);
+        assert_eq!(out.len(), 1, "nothing more to delete");
+    }
+
+    #[test]
     fn first_waiter_adds_and_later_waiters_share_it() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         t.push_io(7, Dir::Read, 1);
         t.push_io(7, Dir::Read, 2);
         assert_eq!(changes(&mut t), [(7, Filter::READ, add())]);
@@ -565,7 +637,7 @@ mod tests {
 
     #[test]
     fn an_idle_registration_stays_and_is_re_added_for_the_next_waiter() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         t.push_io(5, Dir::Write, 1);
         changes(&mut t);
         assert!(t.remove(5, 1));
@@ -583,7 +655,7 @@ mod tests {
 
     #[test]
     fn the_sweep_deletes_what_stayed_idle_for_a_whole_period() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         let start = Instant::now();
         for fd in [3, 4] {
             t.push_io(fd, Dir::Read, fd as usize);
@@ -618,7 +690,7 @@ mod tests {
 
     #[test]
     fn a_close_deletes_at_once_and_shutdown_deletes_everything() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         t.push_io(8, Dir::Read, 1);
         t.push_poll(8, Dir::Write, 2);
         t.push_io(9, Dir::Read, 3);
@@ -653,7 +725,7 @@ mod tests {
 
     #[test]
     fn an_owned_descriptors_idle_registration_is_taken_back_as_it_is() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         let owned = |fd| fd == 5;
         let changes = |t: &mut FdTable| {
             let mut out = Vec::new();
@@ -689,7 +761,7 @@ mod tests {
 
     #[test]
     fn a_failed_add_unregisters() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         t.push_io(6, Dir::Read, 1);
         changes(&mut t);
         t.unregister(6, Dir::Read);
@@ -700,7 +772,7 @@ mod tests {
 
     #[test]
     fn the_emptied_mark_and_the_stream_kind_go_with_the_registration() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         assert!(!t.is_drained(4, Dir::Read));
         t.set_drained(4, Dir::Read, true);
         assert!(t.is_drained(4, Dir::Read) && !t.is_drained(4, Dir::Write));
@@ -725,7 +797,7 @@ mod tests {
 
     #[test]
     fn negative_descriptors_are_ignored() {
-        let mut t = FdTable::default();
+        let mut t = FdTable::keeping_idle(true);
         t.push_io(-1, Dir::Read, 1);
         assert_eq!(changes(&mut t), []);
         assert!(!t.remove(-1, 1));

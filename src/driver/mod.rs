@@ -32,7 +32,7 @@ use crate::ring::Shared;
 use crate::sq::{Sqe, SqeFlags};
 use crate::sys;
 use crate::sys::io::FdKind;
-use crate::sys::{Change, Event};
+use crate::sys::{Change, Event, Flags};
 use exec::Attempt;
 use fds::{Dir, FdTable};
 
@@ -175,8 +175,10 @@ pub(crate) struct Driver {
     /// The first entry pushed after the last `submit`, taken off the queue
     /// to read its submission and kept until that submission is made.
     held: Option<Sqe>,
-    /// Jobs for the pool, sent when the turn's intake is done: a cancel in
-    /// the same batch still finds them unstarted, however fast a worker is.
+    /// Jobs for the pool, sent at the end of the turn: a cancel in the same
+    /// batch still finds them unstarted, however fast a worker is, and a
+    /// `Close` reaches the pool after its registrations' deletion has
+    /// reached the kernel.
     outbox: Vec<pool::Job>,
     open_link: OpenLink,
     /// The submission the open link's entries came in.
@@ -258,7 +260,6 @@ impl Driver {
         }
         let now = Instant::now();
         work |= self.fire_timers(now);
-        self.send_offloaded();
         let files = &self.files;
         self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
         self.fds.sweep(now, &mut self.changes);
@@ -281,6 +282,8 @@ impl Driver {
         // skip the syscall.
         if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
             drop(closing);
+            self.send_offloaded();
+            self.delete_deserted();
             self.flush();
             return Ok(work);
         }
@@ -311,6 +314,7 @@ impl Driver {
         if !self.retired.is_empty() {
             self.close_retired();
         }
+        self.delete_deserted();
         self.flush();
         Ok(work)
     }
@@ -319,26 +323,40 @@ impl Driver {
     /// `kevent` call, deleting their registrations first in a call of
     /// their own: waiting for the next turn's would keep them open until
     /// an inline ring's owner calls again.
+    fn delete_deserted(&mut self) {
+        let mut deletes = Vec::new();
+        self.fds.take_deserted(&mut deletes, Flags::RECEIPT);
+        if !deletes.is_empty() {
+            self.delete_at_once(&deletes);
+        }
+    }
+
     fn close_retired(&mut self) {
         let mut deletes = Vec::new();
         for fd in &self.retired {
             self.fds.delete_now(fd.as_raw_fd(), &mut deletes);
         }
         if !deletes.is_empty() {
-            let stats = &self.shared.stats;
-            stats.kevent_calls.fetch_add(1, Ordering::Relaxed);
-            stats
-                .changes
-                .fetch_add(deletes.len() as u64, Ordering::Relaxed);
-            let mut receipts = Vec::with_capacity(deletes.len());
-            // Deletions only: one that fails (the registration is gone
-            // already) needs nothing, as in `on_event`.
-            let _ = self
-                .shared
-                .kq
-                .kevent(&deletes, &mut receipts, Some(Duration::ZERO));
+            self.delete_at_once(&deletes);
         }
         self.retired.clear();
+    }
+
+    /// Deletes registrations in a `kevent` call of their own (the changes
+    /// carry `RECEIPT`, so it returns their receipts alone).
+    fn delete_at_once(&self, deletes: &[Change]) {
+        let stats = &self.shared.stats;
+        stats.kevent_calls.fetch_add(1, Ordering::Relaxed);
+        stats
+            .changes
+            .fetch_add(deletes.len() as u64, Ordering::Relaxed);
+        let mut receipts = Vec::with_capacity(deletes.len());
+        // Deletions only: one that fails (the registration is gone
+        // already) needs nothing, as in `on_event`.
+        let _ = self
+            .shared
+            .kq
+            .kevent(deletes, &mut receipts, Some(Duration::ZERO));
     }
 
     /// Moves this turn's completions into the CQ; what does not fit stays

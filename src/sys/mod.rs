@@ -106,6 +106,14 @@ pub(crate) fn registration_bytes() -> usize {
     0
 }
 
+/// Whether a descriptor's registrations outlive its `close()`: a kernel
+/// kqueue forgets them, and the compat notices the number naming another
+/// file when it is registered again; libkqueue keeps its state for the
+/// closed file, so a registration added again after the number was reused
+/// never reports. The driver then deletes a registration as soon as its
+/// last waiter leaves, before that waiter's completion can be seen.
+pub(crate) const KEEPS_CLOSED_REGISTRATIONS: bool = cfg!(kq_libkqueue);
+
 /// The name of the backend serving [`Kqueue`] in this build, for logs and
 /// benchmark tables, and for tests whose expectation a backend can't meet
 /// (docs/semantics.md lists where libkqueue differs from a kernel kqueue):
