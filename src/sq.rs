@@ -158,10 +158,13 @@ impl SubmissionQueue {
         self.shared.sq_tx.try_send(sqe).map_err(|e| e.into_inner())
     }
 
-    /// Makes the queued entries visible to the driver: wakes a parked
-    /// polling thread (no syscall while it is awake), or runs one driver
-    /// turn on this thread for an inline ring. Fails with `EBUSY` while
-    /// completions wait in the overflow list: drain the completion queue.
+    /// Ends a submission: the entries pushed since the last call form it
+    /// (a link chain ends with it, and the blocking-pool work its entries
+    /// start may begin). Wakes a parked polling thread (no syscall while it
+    /// is awake; a spinning one takes entries as they are pushed, as
+    /// SQPOLL does), or runs one driver turn on this thread for an inline
+    /// ring. Fails with `EBUSY` while the overflow list holds more
+    /// completions than the completion queue has room for: drain it.
     pub fn submit(&self) -> io::Result<()> {
         self.shared.submit()
     }

@@ -172,14 +172,15 @@ pub(crate) struct Driver {
     /// How many of `pending` were left over by the last flush.
     overflow_len: usize,
     pool: pool::Pool,
-    /// The first entry pushed after the last `submit`, taken off the queue
-    /// to read its submission and kept until that submission is made.
-    held: Option<Sqe>,
-    /// Jobs for the pool, sent at the end of the turn: a cancel in the same
-    /// batch still finds them unstarted, however fast a worker is, and a
-    /// `Close` reaches the pool after its registrations' deletion has
-    /// reached the kernel.
-    outbox: Vec<pool::Job>,
+    /// Jobs for the pool, sent at the end of the turn once the submission
+    /// of the entry that started them has been made (`submit` called): a
+    /// cancel in the same submission then still finds them unstarted,
+    /// however the pushes and the turns interleave and however fast a
+    /// worker is; and a `Close` reaches the pool after its registrations'
+    /// deletion has reached the kernel.
+    outbox: Vec<(pool::Job, Option<u64>)>,
+    /// The submission of the entry being taken, while it starts.
+    taking: Option<u64>,
     open_link: OpenLink,
     /// The submission the open link's entries came in.
     open_link_batch: u64,
@@ -219,7 +220,7 @@ impl Driver {
             overflow_len: 0,
             pool: pool::Pool::new(workers, shared)?,
             outbox: Vec::new(),
-            held: None,
+            taking: None,
             open_link: OpenLink::None,
             open_link_batch: 0,
             deferred: VecDeque::new(),
@@ -231,8 +232,9 @@ impl Driver {
     }
 
     /// Whether the next turn has something to do without waiting.
-    pub(crate) fn has_ready_work(&mut self) -> bool {
-        (self.pending.is_empty() && self.has_submitted())
+    pub(crate) fn has_ready_work(&self) -> bool {
+        (!self.sq.is_empty() && self.pending.is_empty())
+            || self.outbox.iter().any(|&(_, batch)| self.submitted(batch))
             || (!self.pending.is_empty() && self.shared.cq.len() < self.shared.cq_capacity())
             || !self.pool.done.is_empty()
             || !self.changes.is_empty()
@@ -384,43 +386,12 @@ impl Driver {
         // The entries queued now, as io_uring takes the tail it finds: a
         // producer that keeps pushing must not keep one turn taking (and
         // its completions out of the CQ) for ever.
-        let queued = self.sq.len() + usize::from(self.held.is_some());
-        for _ in 0..queued.min(SUBMIT_BATCH) {
-            let Some(sqe) = self.next_submitted() else {
-                break;
-            };
+        for _ in 0..self.sq.len().min(SUBMIT_BATCH) {
+            let Ok(sqe) = self.sq.try_recv() else { break };
             any = true;
             self.intake(sqe);
         }
         any
-    }
-
-    /// The next entry of a submission made: entries pushed since the last
-    /// `submit` stay unseen, as io_uring sees nothing past the tail the
-    /// application published. A submission is then taken whole, so what
-    /// it says of its own entries (a cancel, a link) finds them as io_uring
-    /// would, however the pushes and the driver's turns interleave.
-    fn next_submitted(&mut self) -> Option<Sqe> {
-        let sqe = match self.held.take() {
-            Some(sqe) => sqe,
-            None => self.sq.try_recv().ok()?,
-        };
-        // Entries carry the count of `submit` calls made before their push.
-        if sqe.batch >= self.shared.submissions.load(Ordering::Acquire) {
-            self.held = Some(sqe);
-            return None;
-        }
-        Some(sqe)
-    }
-
-    /// Whether an entry of a submission made is waiting to be taken.
-    fn has_submitted(&mut self) -> bool {
-        if self.held.is_none() {
-            self.held = self.sq.try_recv().ok();
-        }
-        self.held
-            .as_ref()
-            .is_some_and(|sqe| sqe.batch < self.shared.submissions.load(Ordering::Acquire))
     }
 
     /// Takes one entry: starts it, or holds it back behind a drain.
@@ -466,6 +437,12 @@ impl Driver {
     /// Enters one operation in the table and starts it, unless its link
     /// chain makes it wait.
     fn submit(&mut self, sqe: Sqe) {
+        let taking = self.taking.replace(sqe.batch);
+        self.start_entry(sqe);
+        self.taking = taking;
+    }
+
+    fn start_entry(&mut self, sqe: Sqe) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let Sqe {
@@ -986,12 +963,24 @@ impl Driver {
             kind: entry.kind,
             claim,
         };
-        self.outbox.push(job);
+        self.outbox.push((job, self.taking));
     }
 
-    /// Hands the jobs offloaded so far to the pool.
+    /// Whether `batch` (a submission's number) has been submitted.
+    fn submitted(&self, batch: Option<u64>) -> bool {
+        batch.is_none_or(|b| b < self.shared.submissions.load(Ordering::Acquire))
+    }
+
+    /// Hands the pool the jobs of submissions made.
     fn send_offloaded(&mut self) {
-        for job in std::mem::take(&mut self.outbox) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|&(_, batch)| self.submitted(batch));
+        self.outbox = waiting;
+        for (job, _) in ready {
             match self.pool.submit(job) {
                 Ok(()) => {
                     self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
@@ -1378,14 +1367,11 @@ impl Driver {
         while let Some(sqe) = self.deferred.pop_front() {
             self.submit_cancelled(sqe);
         }
-        if let Some(sqe) = self.held.take() {
-            self.submit_cancelled(sqe);
-        }
         while let Ok(sqe) = self.sq.try_recv() {
             self.submit_cancelled(sqe);
         }
         // Never sent: as good as unstarted.
-        for job in std::mem::take(&mut self.outbox) {
+        for (job, _) in std::mem::take(&mut self.outbox) {
             self.ops[job.id].op = job.op;
             self.complete(job.id, -libc::ECANCELED);
         }
