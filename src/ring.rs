@@ -273,7 +273,10 @@ impl Default for Builder {
             sq_entries: 256,
             cq_entries: None,
             sq_idle: Duration::from_millis(1),
-            workers: 4,
+            // One per CPU: on a 2-CPU machine 4 workers halved poller-mode
+            // file reads against 2 (docs/performance.md), and cached reads
+            // gain nothing from more threads than CPUs.
+            workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             mode: Mode::PollingThread,
             files: 0,
         }
@@ -304,7 +307,9 @@ impl Builder {
         self
     }
 
-    /// Threads in the blocking pool (default 4, at least 1).
+    /// Threads in the blocking pool (default: one per CPU; at least 1).
+    /// Work that blocks on a slow disk or network file system may want
+    /// more.
     #[must_use]
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = n.max(1);

@@ -102,7 +102,7 @@ pub struct Args {
     #[arg(long, value_name = "US")]
     pub sq_idle_us: Option<u64>,
 
-    /// Threads in kqring's blocking pool (default: the library's, 4).
+    /// Threads in kqring's blocking pool (default: the library's, one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub workers: Option<u32>,
 
@@ -269,7 +269,10 @@ impl Args {
         };
         let workers = match self.workers {
             Some(n) => format!("{n} workers"),
-            None => "4 workers (default)".into(),
+            None => format!(
+                "{} workers (default: one per CPU)",
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            ),
         };
         format!("{idle}, {workers}")
     }

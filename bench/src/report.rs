@@ -303,7 +303,7 @@ pub struct Report {
     pub rounds: usize,
     /// Message size of TCP echo and pipe ping-pong.
     pub msg_size: usize,
-    /// kqring's builder settings, as a note (`"sq_idle 1 ms, 4 workers"`).
+    /// kqring's builder settings, as a note (`"sq_idle 1 ms (default), 2 workers (default: one per CPU)"`).
     pub kqring_settings: String,
     /// tokio's runtime, as a note (`"one worker thread per CPU"`).
     pub tokio_settings: String,
