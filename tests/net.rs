@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use kqring::ops::{
-    Accept, AsyncCancel, Bind, Close, Connect, Listen, Recv, RecvMsg, Send, SendMsg, Shutdown,
+    Accept, AsyncCancel, Bind, Close, Connect, Listen, Nop, Recv, RecvMsg, Send, SendMsg, Shutdown,
     Socket,
 };
 use kqring::{Buffer, Cqe, Ring, SockAddr, cqe_flags};
@@ -529,6 +529,101 @@ fn recv_flags_peek_waitall_and_len() {
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!(c.res(), 2);
         assert_eq!(&take_mut(&mut c)[..], b"ab");
+    });
+}
+
+#[test]
+fn send_waitall_sends_everything_as_room_comes() {
+    each_mode(|ring| {
+        let (a, b) = tcp_pair();
+        a.set_nonblocking(true).unwrap();
+        // Far more than the socket buffers hold: a plain send is short.
+        let data = Bytes::from((0..16 << 20).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
+        start(
+            ring,
+            [
+                Send::new(a.as_raw_fd(), data.clone())
+                    .flags(libc::MSG_WAITALL)
+                    .build()
+                    .user_data(1)
+                    .flags(kqring::SqeFlags::IO_LINK),
+                Nop::new().build().user_data(2),
+            ],
+        );
+        // The buffers are full and the send waits: now the peer reads.
+        let reader = std::thread::spawn(move || {
+            let mut b = b;
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut cqes = wait_n(ring, 2);
+        assert_eq!(
+            [
+                (cqes[0].user_data(), cqes[0].res()),
+                (cqes[1].user_data(), cqes[1].res())
+            ],
+            [(1, data.len() as i32), (2, 0)],
+            "one completion for all of it, and the link holds"
+        );
+        assert_eq!(
+            cqes[0].take_buf().and_then(Buffer::into_bytes),
+            Some(data.clone())
+        );
+        drop(a);
+        assert!(reader.join().unwrap() == data[..], "every byte, in order");
+
+        // Without MSG_WAITALL the first send that fills the buffers ends
+        // short, and a short send is no failure: the link holds too.
+        let (a, _b) = tcp_pair();
+        a.set_nonblocking(true).unwrap();
+        submit_all(
+            ring,
+            [
+                Send::new(a.as_raw_fd(), data.clone())
+                    .build()
+                    .user_data(3)
+                    .flags(kqring::SqeFlags::IO_LINK),
+                Nop::new().build().user_data(4),
+            ],
+        );
+        let cqes = wait_n(ring, 2);
+        assert!(
+            cqes[0].res() > 0 && (cqes[0].res() as usize) < data.len(),
+            "{cqes:?}"
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].res()), (4, 0));
+    });
+}
+
+#[test]
+fn a_send_waitall_cut_short_by_a_reset_breaks_its_link() {
+    each_mode(|ring| {
+        let (a, b) = tcp_pair();
+        a.set_nonblocking(true).unwrap();
+        linger_zero(&b);
+        let data = Bytes::from(vec![7u8; 16 << 20]);
+        start(
+            ring,
+            [
+                Send::new(a.as_raw_fd(), data.clone())
+                    .flags(libc::MSG_WAITALL)
+                    .build()
+                    .user_data(1)
+                    .flags(kqring::SqeFlags::IO_LINK),
+                Nop::new().build().user_data(2),
+            ],
+        );
+        // The send has filled the buffers and waits for room: the peer
+        // resets the connection instead.
+        drop(b);
+        let cqes = wait_n(ring, 2);
+        let sent = cqes[0].res();
+        assert!(
+            sent > 0 && (sent as usize) < data.len(),
+            "what was sent before the reset: {cqes:?}"
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, -libc::ECANCELED));
     });
 }
 

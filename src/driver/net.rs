@@ -34,15 +34,7 @@ pub(crate) fn attempt(op: &mut Op) -> Option<Attempt> {
         Op::Accept(_) => accept(op),
         Op::Connect(c) => connect(c),
         Op::Recv(_) => recv(op),
-        Op::Send(s) => {
-            let Some(buf) = s.buf.as_ref() else {
-                return Some(Attempt::Done(-libc::EINVAL));
-            };
-            settle(
-                sys::send(s.fd, buf.as_slice(), s.flags | libc::MSG_DONTWAIT),
-                Dir::Write,
-            )
-        }
+        Op::Send(s) => send(s),
         Op::RecvMsg(_) => recvmsg(op),
         Op::SendMsg(m) => {
             let Some(bufs) = m.msg.bufs.as_ref() else {
@@ -166,6 +158,31 @@ pub(crate) fn connect_blocking(c: &mut Connect) -> i32 {
             }
         },
         Err(e) => -e,
+    }
+}
+
+fn send(s: &mut crate::ops::net::Send) -> Attempt {
+    let Some(buf) = s.buf.as_ref() else {
+        return Attempt::Done(-libc::EINVAL);
+    };
+    let wait_all = s.flags & libc::MSG_WAITALL != 0;
+    let flags = (s.flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT;
+    let data = buf.as_slice();
+    let from = (s.done as usize).min(data.len());
+    match sys::send(s.fd, &data[from..], flags) {
+        Ok(n) if wait_all => {
+            s.done = s.done.saturating_add(n.min(u32::MAX as usize) as u32);
+            if n > 0 && (s.done as usize) < data.len() {
+                // MSG_WAITALL: the rest goes when there is room.
+                Attempt::Wait(Dir::Write)
+            } else {
+                Attempt::Done(res(Ok(s.done as usize)))
+            }
+        }
+        Err(e) if would_block(e) => Attempt::Wait(Dir::Write),
+        // What was sent before the failure is the result, as in io_uring.
+        Err(_) if wait_all && s.done > 0 => Attempt::Done(res(Ok(s.done as usize))),
+        r => Attempt::Done(res(r)),
     }
 }
 

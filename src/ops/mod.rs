@@ -180,8 +180,11 @@ impl Op {
                 .as_ref()
                 .map(|v| v.iter().map(|b| b.capacity() - b.len()).sum()),
             Op::Writev(op) => op.bufs.as_ref().map(|v| v.iter().map(|b| b.len()).sum()),
-            // Only MSG_WAITALL makes a short receive a failure, as in
-            // io_uring.
+            // Only MSG_WAITALL makes a short receive or send a failure, as
+            // in io_uring.
+            Op::Send(op) if op.flags & libc::MSG_WAITALL != 0 => {
+                op.buf.as_ref().map(|b| b.as_slice().len())
+            }
             Op::Recv(op) if op.flags & libc::MSG_WAITALL != 0 => op
                 .buf
                 .as_ref()

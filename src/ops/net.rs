@@ -364,6 +364,8 @@ pub struct Send {
     pub(crate) fixed: bool,
     pub(crate) buf: Option<WriteBuf>,
     pub(crate) flags: i32,
+    /// Bytes sent so far by a `MSG_WAITALL` send.
+    pub(crate) done: u32,
 }
 
 impl Send {
@@ -375,10 +377,13 @@ impl Send {
             fixed,
             buf: Some(buf.into()),
             flags: 0,
+            done: 0,
         }
     }
 
-    /// `send(2)` flags (`MSG_NOSIGNAL` is always added).
+    /// `send(2)` flags (`MSG_NOSIGNAL` is always added). `MSG_WAITALL`
+    /// sends the rest as room comes, until all is sent or the socket
+    /// fails, as io_uring does on a stream socket.
     #[must_use]
     pub fn flags(mut self, flags: i32) -> Send {
         self.flags = flags;
