@@ -160,10 +160,7 @@ fn settle(r: SysResult, dir: Dir) -> Attempt {
 
 /// The socket form of an I/O operation, with `MSG_DONTWAIT`.
 fn try_socket(op: &mut Op) -> SysResult {
-    socket_call(op, libc::MSG_DONTWAIT)
-}
-
-fn socket_call(op: &mut Op, flags: libc::c_int) -> SysResult {
+    let flags = libc::MSG_DONTWAIT;
     match op {
         Op::Read(r) => {
             let Some(buf) = r.buf.as_mut() else {
