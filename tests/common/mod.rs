@@ -299,3 +299,23 @@ pub fn with_default_sigpipe(name: &str, body: impl FnOnce()) {
         "the child did not run {name}:\n{stdout}\n{stderr}"
     );
 }
+
+/// Cancels the waiting operations 1 and 2 (with cancels 3 and 4) and
+/// returns the four completions sorted by `user_data`, having checked that
+/// both were cancelled and both cancels found them.
+pub fn cancel_one_and_two(ring: &Ring) -> Vec<Cqe> {
+    submit_all(
+        ring,
+        [
+            kqring::ops::AsyncCancel::new(1).build().user_data(3),
+            kqring::ops::AsyncCancel::new(2).build().user_data(4),
+        ],
+    );
+    let cqes = wait_sorted(ring, 4);
+    let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+    assert_eq!(
+        got,
+        [(1, -libc::ECANCELED), (2, -libc::ECANCELED), (3, 0), (4, 0)]
+    );
+    cqes
+}
