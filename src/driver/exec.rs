@@ -10,6 +10,7 @@ use crate::driver::fds::Dir;
 use crate::driver::net;
 use crate::ops::Op;
 use crate::ops::io::CURRENT_POSITION;
+use crate::sys::errno::Errno;
 use crate::sys::io::{self as sys, FdKind, SysResult};
 
 /// What a non-blocking attempt came to.
@@ -26,7 +27,7 @@ pub(crate) enum Attempt {
 pub(super) fn res(r: SysResult) -> i32 {
     match r {
         Ok(n) => n.min(i32::MAX as usize) as i32,
-        Err(e) => -e,
+        Err(e) => e.res(),
     }
 }
 
@@ -122,12 +123,12 @@ pub(crate) fn attempt(op: &mut Op, kind: &mut Option<FdKind>) -> Attempt {
     let k = match *kind {
         Some(k) => k,
         None => match try_socket(op) {
-            Err(e) if e == libc::ENOTSOCK => match sys::classify(fd) {
+            Err(Errno::ENOTSOCK) => match sys::classify(fd) {
                 Ok(k) => {
                     *kind = Some(k);
                     k
                 }
-                Err(e) => return Attempt::Done(-e),
+                Err(e) => return Attempt::Done(e.res()),
             },
             r => {
                 *kind = Some(FdKind::Socket);
@@ -145,7 +146,7 @@ pub(crate) fn attempt(op: &mut Op, kind: &mut Option<FdKind>) -> Attempt {
         FdKind::BlockingStream => match ready_now(fd, dir) {
             Ok(true) => Attempt::Offload,
             Ok(false) => Attempt::Wait(dir),
-            Err(e) => Attempt::Done(-e),
+            Err(e) => Attempt::Done(e.res()),
         },
         FdKind::File => Attempt::Offload,
     }
@@ -153,7 +154,7 @@ pub(crate) fn attempt(op: &mut Op, kind: &mut Option<FdKind>) -> Attempt {
 
 fn settle(r: SysResult, dir: Dir) -> Attempt {
     match r {
-        Err(e) if sys::would_block(e) => Attempt::Wait(dir),
+        Err(e) if e.would_block() => Attempt::Wait(dir),
         r => Attempt::Done(res(r)),
     }
 }
@@ -164,7 +165,7 @@ fn try_socket(op: &mut Op) -> SysResult {
     match op {
         Op::Read(r) => {
             let Some(buf) = r.buf.as_mut() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             // read(2) of nothing returns 0 at once; recv(2) of nothing on
             // an empty socket would say EAGAIN.
@@ -177,13 +178,13 @@ fn try_socket(op: &mut Op) -> SysResult {
         }
         Op::Write(w) => {
             let Some(buf) = w.buf.as_ref() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             sys::send(w.fd, buf.as_slice(), flags)
         }
         Op::Readv(r) => {
             let Some(bufs) = r.bufs.as_mut() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             if bufs.iter().all(|b| b.capacity() == b.len()) {
                 return Ok(0);
@@ -195,11 +196,11 @@ fn try_socket(op: &mut Op) -> SysResult {
         }
         Op::Writev(w) => {
             let Some(bufs) = w.bufs.as_ref() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             sys::sendmsg(w.fd, &iovecs(bufs), flags)
         }
-        _ => Err(libc::EINVAL),
+        _ => Err(Errno::EINVAL),
     }
 }
 
@@ -209,7 +210,7 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
     match op {
         Op::Read(r) => {
             let Some(buf) = r.buf.as_mut() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             let spare: &mut [MaybeUninit<u8>] = buf.spare_capacity_mut();
             let n = sys::read(r.fd, spare, offset(r.offset, kind))?;
@@ -218,13 +219,13 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
         }
         Op::Write(w) => {
             let Some(buf) = w.buf.as_ref() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             sys::write(w.fd, buf.as_slice(), offset(w.offset, kind))
         }
         Op::Readv(r) => {
             let Some(bufs) = r.bufs.as_mut() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             let iov = spare_iovecs(bufs);
             let n = sys::readv(r.fd, &iov, offset(r.offset, kind))?;
@@ -233,11 +234,11 @@ fn call(op: &mut Op, kind: FdKind) -> SysResult {
         }
         Op::Writev(w) => {
             let Some(bufs) = w.bufs.as_ref() else {
-                return Err(libc::EINVAL);
+                return Err(Errno::EINVAL);
             };
             sys::writev(w.fd, &iovecs(bufs), offset(w.offset, kind))
         }
-        _ => Err(libc::EINVAL),
+        _ => Err(Errno::EINVAL),
     }
 }
 
@@ -259,7 +260,7 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
                 Some(k) => k,
                 None => match sys::classify(fd) {
                     Ok(k) => k,
-                    Err(e) => return -e,
+                    Err(e) => return e.res(),
                 },
             };
             match kind {
@@ -267,7 +268,7 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
                 FdKind::BlockingStream => match ready_now(fd, dir) {
                     Ok(true) => res(call(op, kind)),
                     Ok(false) => -libc::EAGAIN,
-                    Err(e) => -e,
+                    Err(e) => e.res(),
                 },
                 FdKind::NonBlockingStream | FdKind::File => res(call(op, kind)),
             }
@@ -278,7 +279,7 @@ pub(crate) fn run_blocking(op: &mut Op, kind: Option<FdKind>) -> i32 {
 
 /// Whether `fd` is ready for `dir` now (or has an error or hang-up to
 /// report, which the call then returns).
-fn ready_now(fd: RawFd, dir: Dir) -> Result<bool, i32> {
+fn ready_now(fd: RawFd, dir: Dir) -> Result<bool, Errno> {
     let events = match dir {
         Dir::Read => libc::POLLIN,
         Dir::Write => libc::POLLOUT,
@@ -299,7 +300,7 @@ pub(crate) fn poll_ready(fd: i32, events: u32) -> Result<u32, i32> {
             let always = (libc::POLLERR | libc::POLLHUP | sys::POLL_RDHUP) as u16 as u32;
             Ok(revents & (events | always))
         }
-        Err(e) => Err(-e),
+        Err(e) => Err(e.res()),
     }
 }
 

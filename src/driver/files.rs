@@ -243,7 +243,7 @@ fn dup(fd: RawFd) -> Result<OwnedFd, i32> {
     // SAFETY: F_DUPFD_CLOEXEC takes an integer and reads no memory.
     let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if copy < 0 {
-        return Err(-crate::sys::io::errno());
+        return Err(crate::sys::errno::Errno::last().res());
     }
     // SAFETY: `copy` is a descriptor just made here, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })

@@ -1009,7 +1009,7 @@ impl Driver {
                 // An ASYNC operation on a non-blocking descriptor that was
                 // not ready waits for readiness like any other, as
                 // io_uring's worker punts it to poll.
-                if crate::sys::io::would_block(-done.res)
+                if crate::sys::errno::Errno::new(-done.res).would_block()
                     && !entry.cancel_asked
                     && let (Some(fd), Some(dir)) = (entry.fd, exec::direction(&entry.op))
                 {
@@ -1017,7 +1017,9 @@ impl Driver {
                     self.fds.push_io(fd, dir, done.id);
                     continue;
                 }
-                let res = if crate::sys::io::would_block(-done.res) && entry.cancel_asked {
+                let res = if crate::sys::errno::Errno::new(-done.res).would_block()
+                    && entry.cancel_asked
+                {
                     -libc::ECANCELED
                 } else {
                     self.install_direct(done.id, done.res)
@@ -1387,7 +1389,7 @@ impl Driver {
                 self.ops[d.id].op = d.op;
                 // One the worker handed back to wait is cancelled with the
                 // rest.
-                let res = if crate::sys::io::would_block(-d.res) {
+                let res = if crate::sys::errno::Errno::new(-d.res).would_block() {
                     -libc::ECANCELED
                 } else {
                     d.res

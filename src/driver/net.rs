@@ -6,7 +6,8 @@ use crate::driver::exec::{Attempt, filled, filled_vec, iovecs, res, spare_iovecs
 use crate::driver::fds::Dir;
 use crate::ops::net::Connect;
 use crate::ops::{Op, net_limit};
-use crate::sys::io::{self as sys, would_block};
+use crate::sys::errno::Errno;
+use crate::sys::io as sys;
 use crate::sys::net::{self as netsys, SockAddr};
 
 /// Runs an operation that can't block, on the driver's thread.
@@ -54,9 +55,9 @@ pub(crate) fn attempt(op: &mut Op) -> Option<Attempt> {
     })
 }
 
-fn settle(r: Result<usize, i32>, dir: Dir) -> Attempt {
+fn settle(r: Result<usize, Errno>, dir: Dir) -> Attempt {
     match r {
-        Err(e) if would_block(e) => Attempt::Wait(dir),
+        Err(e) if e.would_block() => Attempt::Wait(dir),
         r => Attempt::Done(res(r)),
     }
 }
@@ -69,7 +70,7 @@ fn accept(op: &mut Op) -> Attempt {
         Some(b) => b,
         None => match netsys::is_nonblocking(a.fd) {
             Ok(nb) => *a.blocking.insert(!nb),
-            Err(e) => return Attempt::Done(-e),
+            Err(e) => return Attempt::Done(e.res()),
         },
     };
     loop {
@@ -82,7 +83,7 @@ fn accept(op: &mut Op) -> Attempt {
                     return Attempt::Wait(Dir::Read);
                 }
                 Ok(_) => {}
-                Err(e) => return Attempt::Done(-e),
+                Err(e) => return Attempt::Done(e.res()),
             }
         }
         let mut addr = a.want_addr.then(SockAddr::empty);
@@ -97,10 +98,10 @@ fn accept(op: &mut Op) -> Attempt {
                 a.addr = addr.map(Box::new);
                 return Attempt::Done(res(Ok(fd)));
             }
-            Err(e) if would_block(e) => return Attempt::Wait(Dir::Read),
+            Err(e) if e.would_block() => return Attempt::Wait(Dir::Read),
             // The connection went away before it was taken: try the next.
-            Err(libc::ECONNABORTED) => continue,
-            Err(e) => return Attempt::Done(-e),
+            Err(Errno::ECONNABORTED) => continue,
+            Err(e) => return Attempt::Done(e.res()),
         }
     }
 }
@@ -112,18 +113,18 @@ fn connect(c: &mut Connect) -> Attempt {
             // A blocking socket's connect would block the driver: the pool
             // runs it.
             Ok(false) => return Attempt::Offload,
-            Err(e) => return Attempt::Done(-e),
+            Err(e) => return Attempt::Done(e.res()),
         }
         return match netsys::connect(c.fd, &c.addr) {
             Ok(_) => Attempt::Done(0),
-            Err(libc::EINPROGRESS | libc::EALREADY) => {
+            Err(Errno::EINPROGRESS | Errno::EALREADY) => {
                 c.started = true;
                 Attempt::Wait(Dir::Write)
             }
             // A Unix socket whose listener's backlog is full: try again
             // when it may have room.
-            Err(e) if would_block(e) => Attempt::Wait(Dir::Write),
-            Err(e) => Attempt::Done(-e),
+            Err(e) if e.would_block() => Attempt::Wait(Dir::Write),
+            Err(e) => Attempt::Done(e.res()),
         };
     }
     connect_outcome(c.fd)
@@ -132,14 +133,13 @@ fn connect(c: &mut Connect) -> Attempt {
 /// The outcome of a connect in progress: its error, done, or still going.
 fn connect_outcome(fd: i32) -> Attempt {
     match netsys::take_socket_error(fd) {
-        Err(e) => return Attempt::Done(-e),
-        Ok(0) => {}
-        Ok(err) => return Attempt::Done(-err),
+        Err(e) | Ok(Some(e)) => return Attempt::Done(e.res()),
+        Ok(None) => {}
     }
     match netsys::is_connected(fd) {
         Ok(true) => Attempt::Done(0),
         Ok(false) => Attempt::Wait(Dir::Write),
-        Err(e) => Attempt::Done(-e),
+        Err(e) => Attempt::Done(e.res()),
     }
 }
 
@@ -148,16 +148,16 @@ pub(crate) fn connect_blocking(c: &mut Connect) -> i32 {
     match netsys::connect(c.fd, &c.addr) {
         Ok(_) => 0,
         // Interrupted: the connect goes on; wait for its outcome.
-        Err(libc::EINPROGRESS) => loop {
+        Err(Errno::EINPROGRESS) => loop {
             if let Err(e) = netsys::poll_wait(c.fd, libc::POLLOUT) {
-                return -e;
+                return e.res();
             }
             match connect_outcome(c.fd) {
                 Attempt::Done(res) => return res,
                 _ => continue,
             }
         },
-        Err(e) => -e,
+        Err(e) => e.res(),
     }
 }
 
@@ -179,7 +179,7 @@ fn send(s: &mut crate::ops::net::Send) -> Attempt {
                 Attempt::Done(res(Ok(s.done as usize)))
             }
         }
-        Err(e) if would_block(e) => Attempt::Wait(Dir::Write),
+        Err(e) if e.would_block() => Attempt::Wait(Dir::Write),
         // What was sent before the failure is the result, as in io_uring.
         Err(_) if wait_all && s.done > 0 => Attempt::Done(res(Ok(s.done as usize))),
         r => Attempt::Done(res(r)),
@@ -216,9 +216,9 @@ fn recv(op: &mut Op) -> Attempt {
                 Attempt::Done(res(Ok(r.done as usize)))
             }
         }
-        Err(e) if would_block(e) => Attempt::Wait(Dir::Read),
+        Err(e) if e.would_block() => Attempt::Wait(Dir::Read),
         Err(_) if wait_all && r.done > 0 => Attempt::Done(res(Ok(r.done as usize))),
-        Err(e) => Attempt::Done(-e),
+        Err(e) => Attempt::Done(e.res()),
     }
 }
 
@@ -242,7 +242,7 @@ fn recvmsg(op: &mut Op) -> Attempt {
             n
         })
     } else {
-        Err(libc::EINVAL)
+        Err(Errno::EINVAL)
     };
     if r.is_ok() && !from.is_empty() {
         state.from = Some(Box::new(from));

@@ -1,6 +1,6 @@
 //! The syscalls operations make, as safe functions over raw parts.
 //!
-//! Every function returns `Ok(n)` or `Err(errno)` (positive), the shape a
+//! Every function returns `Ok(n)` or `Err(Errno)`, the shape a
 //! completion's `res` is built from. They never change a descriptor's
 //! status flags: "would block" comes from per-call flags (`MSG_DONTWAIT`)
 //! or from checking `O_NONBLOCK`, so kqring leaves no state behind on a
@@ -9,23 +9,10 @@
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
+use super::errno::{Errno, check_len as check};
+
 /// `Ok(bytes or value)` or `Err(errno)`.
-pub(crate) type SysResult = Result<usize, i32>;
-
-/// The calling thread's errno.
-pub(crate) fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-fn check(ret: isize) -> SysResult {
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(ret as usize)
-    }
-}
+pub(crate) type SysResult = Result<usize, Errno>;
 
 fn check_int(ret: libc::c_int) -> SysResult {
     check(ret as isize)
@@ -53,7 +40,7 @@ pub(crate) enum FdKind {
 }
 
 /// Classifies `fd` (one `fstat`, plus `fcntl` for streams).
-pub(crate) fn classify(fd: RawFd) -> Result<FdKind, i32> {
+pub(crate) fn classify(fd: RawFd) -> Result<FdKind, Errno> {
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a `struct stat` into the pointer it is given,
     // which addresses enough space for one.
@@ -82,7 +69,7 @@ pub(crate) fn classify(fd: RawFd) -> Result<FdKind, i32> {
 pub(crate) fn is_byte_stream(fd: RawFd) -> bool {
     match super::net::socket_type(fd) {
         Ok(ty) => ty == libc::SOCK_STREAM,
-        Err(libc::ENOTSOCK) => {
+        Err(Errno::ENOTSOCK) => {
             let mut st = MaybeUninit::<libc::stat>::uninit();
             // SAFETY: as in `classify`.
             if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
@@ -213,11 +200,6 @@ pub(crate) fn close(fd: RawFd) -> SysResult {
     // SAFETY: closing an fd has no memory-safety preconditions; which fd to
     // close is the user's explicit request (a Close operation).
     check_int(unsafe { libc::close(fd) })
-}
-
-/// Whether `errno` means "not ready, try again after readiness".
-pub(crate) fn would_block(errno: i32) -> bool {
-    errno == libc::EAGAIN || errno == libc::EWOULDBLOCK
 }
 
 /// `CLOCK_MONOTONIC` now, as io_uring's absolute timeouts measure it.

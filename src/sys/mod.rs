@@ -17,6 +17,7 @@
 //! or 8), and the timer-unit bits of `fflags`, which differ between FreeBSD
 //! and everyone else.
 
+pub(crate) mod errno;
 mod event;
 pub(crate) mod io;
 pub(crate) mod net;

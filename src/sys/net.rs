@@ -15,7 +15,8 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::io::{IoVecs, SysResult, errno};
+use super::errno::{Errno, retry};
+use super::io::{IoVecs, SysResult};
 
 /// A socket address of any family kqring's operations take or report:
 /// IPv4, IPv6 and Unix (path, unnamed, and Linux's abstract names), kept
@@ -314,21 +315,7 @@ impl fmt::Debug for SockAddr {
 }
 
 fn check_int(ret: libc::c_int) -> SysResult {
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(ret as usize)
-    }
-}
-
-/// Retries `f` while it fails with EINTR.
-fn retry(mut f: impl FnMut() -> SysResult) -> SysResult {
-    loop {
-        match f() {
-            Err(libc::EINTR) => continue,
-            r => return r,
-        }
-    }
+    super::errno::check(ret).map(|n| n as usize)
 }
 
 /// `socket()` with close-on-exec and non-blocking set as asked, atomically
@@ -374,7 +361,7 @@ pub(crate) fn socket(
 
 /// Sets close-on-exec, non-blocking and `SO_NOSIGPIPE` on a new socket.
 #[cfg(target_vendor = "apple")]
-fn set_fd_flags(fd: RawFd, cloexec: bool, nonblock: bool) -> Result<(), i32> {
+fn set_fd_flags(fd: RawFd, cloexec: bool, nonblock: bool) -> Result<(), Errno> {
     // SAFETY: fcntl and setsockopt with integer arguments, and a pointer
     // to a live c_int of the size passed.
     unsafe {
@@ -488,7 +475,7 @@ pub(crate) fn listen(fd: RawFd, backlog: i32) -> SysResult {
 pub(crate) fn connect(fd: RawFd, addr: &SockAddr) -> SysResult {
     // SAFETY: the pointer and length describe the address's storage.
     match check_int(unsafe { libc::connect(fd, addr.as_ptr(), addr.raw_len()) }) {
-        Err(libc::EINTR) => Err(libc::EINPROGRESS),
+        Err(Errno::EINTR) => Err(Errno::EINPROGRESS),
         r => r,
     }
 }
@@ -505,7 +492,7 @@ pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> SysResult {
 }
 
 /// An int-valued `SOL_SOCKET` option.
-fn socket_option(fd: RawFd, name: libc::c_int) -> Result<libc::c_int, i32> {
+fn socket_option(fd: RawFd, name: libc::c_int) -> Result<libc::c_int, Errno> {
     let mut value: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: a pointer to a live c_int and its size.
@@ -522,30 +509,30 @@ fn socket_option(fd: RawFd, name: libc::c_int) -> Result<libc::c_int, i32> {
 }
 
 /// The pending socket error (`SO_ERROR`), which reading clears.
-pub(crate) fn take_socket_error(fd: RawFd) -> Result<i32, i32> {
-    socket_option(fd, libc::SO_ERROR)
+pub(crate) fn take_socket_error(fd: RawFd) -> Result<Option<Errno>, Errno> {
+    socket_option(fd, libc::SO_ERROR).map(|e| (e != 0).then_some(Errno::new(e)))
 }
 
 /// The socket's type (`SO_TYPE`): `SOCK_STREAM`, `SOCK_DGRAM`, ...
-pub(crate) fn socket_type(fd: RawFd) -> Result<i32, i32> {
+pub(crate) fn socket_type(fd: RawFd) -> Result<i32, Errno> {
     socket_option(fd, libc::SO_TYPE)
 }
 
 /// Whether the socket has a peer (`getpeername` succeeds): `Ok(false)` on
 /// ENOTCONN.
-pub(crate) fn is_connected(fd: RawFd) -> Result<bool, i32> {
+pub(crate) fn is_connected(fd: RawFd) -> Result<bool, Errno> {
     let mut addr = SockAddr::empty();
     let (ptr, mut len) = addr.as_mut_parts();
     // SAFETY: `ptr`/`len` describe the address's own storage.
     match check_int(unsafe { libc::getpeername(fd, ptr, &mut len) }) {
         Ok(_) => Ok(true),
-        Err(libc::ENOTCONN) => Ok(false),
+        Err(Errno::ENOTCONN) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
 /// Whether `fd` has `O_NONBLOCK` set.
-pub(crate) fn is_nonblocking(fd: RawFd) -> Result<bool, i32> {
+pub(crate) fn is_nonblocking(fd: RawFd) -> Result<bool, Errno> {
     // SAFETY: F_GETFL takes no pointer argument.
     let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })? as libc::c_int;
     Ok(fl & libc::O_NONBLOCK != 0)
@@ -558,7 +545,7 @@ pub(crate) fn recvmsg_from(
     iov: &IoVecs,
     from: &mut SockAddr,
     flags: libc::c_int,
-) -> Result<(usize, i32), i32> {
+) -> Result<(usize, i32), Errno> {
     // SAFETY: msghdr is plain data; all-zero is "no address, no control".
     let mut msg: libc::msghdr = unsafe { mem::zeroed() };
     let (ptr, len) = from.as_mut_parts();
@@ -570,7 +557,7 @@ pub(crate) fn recvmsg_from(
     // at `from`'s storage with its capacity.
     let n = retry(|| {
         let r = unsafe { libc::recvmsg(fd, &mut msg, flags) };
-        if r < 0 { Err(errno()) } else { Ok(r as usize) }
+        super::errno::check_len(r)
     })?;
     from.set_len(msg.msg_namelen);
     Ok((n, msg.msg_flags))
@@ -596,7 +583,7 @@ pub(crate) fn sendmsg_to(
     // kernel only reads them.
     retry(|| {
         let r = unsafe { libc::sendmsg(fd, &msg, flags | libc::MSG_NOSIGNAL) };
-        if r < 0 { Err(errno()) } else { Ok(r as usize) }
+        super::errno::check_len(r)
     })
 }
 

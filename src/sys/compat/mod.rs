@@ -345,10 +345,10 @@ impl Kqueue {
     }
 
     fn create(counted: bool) -> io::Result<Kqueue> {
-        let epoll = os::epoll_create().map_err(io::Error::from_raw_os_error)?;
+        let epoll = os::epoll_create().map_err(io::Error::from)?;
         let main = epoll.as_raw_fd();
-        let fds = readiness::Readiness::new(main, counted).map_err(io::Error::from_raw_os_error)?;
-        let wake = os::eventfd().map_err(io::Error::from_raw_os_error)?;
+        let fds = readiness::Readiness::new(main, counted).map_err(io::Error::from)?;
+        let wake = os::eventfd().map_err(io::Error::from)?;
         os::epoll_ctl(
             main,
             libc::EPOLL_CTL_ADD,
@@ -356,7 +356,7 @@ impl Kqueue {
             libc::EPOLLIN as u32,
             TOKEN_WAKE,
         )
-        .map_err(io::Error::from_raw_os_error)?;
+        .map_err(io::Error::from)?;
         let registry = Registry {
             main,
             wake,
@@ -425,8 +425,8 @@ impl Kqueue {
             match result {
                 Ok(n) => reg.process(&ready[..n], &mut out),
                 // A signal: wait again for what is left of the timeout.
-                Err(libc::EINTR) => {}
-                Err(errno) => return Err(io::Error::from_raw_os_error(errno)),
+                Err(Errno::EINTR) => {}
+                Err(errno) => return Err(errno.into()),
             }
             reg.sync_wake();
             if out.count() > 0 || expired(deadline) {
@@ -490,12 +490,12 @@ impl Registry {
             Filter::USER | Filter::TIMER | Filter::PROC | Filter::SIGNAL | Filter::VNODE => {
                 self.apply(change)
             }
-            _ => Err(libc::EINVAL),
+            _ => Err(Errno::EINVAL),
         };
         let errno = match result {
             Ok(()) if change.flags().contains(Flags::RECEIPT) => 0,
             Ok(()) => return,
-            Err(errno) => errno,
+            Err(errno) => errno.raw(),
         };
         out.push(Event::from_parts(
             change.ident(),
@@ -518,7 +518,7 @@ impl Registry {
         if change.filter() == Filter::VNODE {
             // An fd filter: kqueue looks the descriptor up first, and a
             // knote whose descriptor was closed no longer exists.
-            let fd = RawFd::try_from(change.ident()).map_err(|_| libc::EBADF)?;
+            let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
             let stale = match self.knotes.get(&key) {
                 Some(Knote {
                     source: Source::Vnode(v),
@@ -533,13 +533,13 @@ impl Registry {
                 }
             }
             if !self.knotes.contains_key(&key) && !os::is_open(fd) {
-                return Err(libc::EBADF);
+                return Err(Errno::EBADF);
             }
         }
 
         if !self.knotes.contains_key(&key) {
             if !flags.contains(Flags::ADD) {
-                return Err(libc::ENOENT);
+                return Err(Errno::ENOENT);
             }
             let source = self.attach(key, change)?;
             let knote = Knote {
@@ -562,7 +562,7 @@ impl Registry {
 
         let inotify = self.inotify.as_mut();
         let Some(knote) = self.knotes.get_mut(&key) else {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         };
         match &mut knote.source {
             Source::User(u) => {
@@ -639,7 +639,7 @@ impl Registry {
                 }))
             }
             Filter::VNODE => {
-                let fd = RawFd::try_from(change.ident()).map_err(|_| libc::EBADF)?;
+                let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
                 let main = self.main;
                 let inotify = match &mut self.inotify {
                     Some(inotify) => inotify,
@@ -652,7 +652,7 @@ impl Registry {
                     change.get_fflags(),
                 )?)
             }
-            _ => return Err(libc::EINVAL),
+            _ => return Err(Errno::EINVAL),
         };
         Ok(source)
     }

@@ -10,19 +10,8 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use libc::c_int;
 
-/// An errno value.
-pub(super) type Errno = i32;
-
-/// The calling thread's errno after a failed call.
-pub(super) fn errno() -> Errno {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-fn check(ret: c_int) -> Result<c_int, Errno> {
-    if ret < 0 { Err(errno()) } else { Ok(ret) }
-}
+pub(super) use crate::sys::errno::Errno;
+use crate::sys::errno::check;
 
 /// Takes ownership of the descriptor a creating call returned.
 fn owned(ret: c_int) -> Result<OwnedFd, Errno> {
@@ -151,7 +140,11 @@ pub(super) fn sigset_of(signal: c_int) -> Result<libc::sigset_t, Errno> {
 pub(super) fn block_signals(set: &libc::sigset_t) -> Result<(), Errno> {
     // SAFETY: `set` is valid; a null old-set pointer is allowed.
     let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
-    if ret == 0 { Ok(()) } else { Err(ret) }
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(Errno::new(ret))
+    }
 }
 
 /// A non-blocking, close-on-exec inotify instance.
@@ -202,8 +195,8 @@ pub(super) fn read_u64(fd: RawFd) -> Result<u64, Errno> {
     let n = unsafe { libc::read(fd, (&raw mut value).cast(), 8) };
     match n {
         8 => Ok(value),
-        n if n < 0 => Err(errno()),
-        _ => Err(libc::EIO),
+        n if n < 0 => Err(Errno::last()),
+        _ => Err(Errno::EIO),
     }
 }
 
@@ -211,14 +204,18 @@ pub(super) fn read_u64(fd: RawFd) -> Result<u64, Errno> {
 pub(super) fn write_u64(fd: RawFd, value: u64) -> Result<(), Errno> {
     // SAFETY: 8 bytes are read from `value`.
     let n = unsafe { libc::write(fd, (&raw const value).cast(), 8) };
-    if n < 0 { Err(errno()) } else { Ok(()) }
+    if n < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// Reads into `buf`.
 pub(super) fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is writable for its whole length.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Reads every signal queued for a signalfd; returns how many there were.
@@ -303,7 +300,7 @@ pub(super) fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
 pub(super) fn offset(fd: RawFd) -> Result<i64, Errno> {
     // SAFETY: integer arguments only.
     let off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    if off < 0 { Err(errno()) } else { Ok(off) }
+    if off < 0 { Err(Errno::last()) } else { Ok(off) }
 }
 
 #[cfg(test)]
@@ -323,7 +320,7 @@ mod tests {
     #[test]
     fn closed_descriptors() {
         assert!(!is_open(-1));
-        assert_eq!(fstat(-1).err(), Some(libc::EBADF));
-        assert_eq!(read_u64(-1).err(), Some(libc::EBADF));
+        assert_eq!(fstat(-1).err(), Some(Errno::EBADF));
+        assert_eq!(read_u64(-1).err(), Some(Errno::EBADF));
     }
 }

@@ -26,7 +26,7 @@ pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
     let pid = libc::pid_t::try_from(ident)
         .ok()
         .filter(|pid| *pid > 0)
-        .ok_or(libc::ESRCH)?;
+        .ok_or(Errno::ESRCH)?;
     os::pidfd_open(pid)
 }
 
@@ -86,9 +86,9 @@ mod tests {
 
     #[test]
     fn nonexistent_pids() {
-        assert_eq!(open(0).err(), Some(libc::ESRCH));
-        assert_eq!(open(usize::MAX).err(), Some(libc::ESRCH));
+        assert_eq!(open(0).err(), Some(Errno::ESRCH));
+        assert_eq!(open(usize::MAX).err(), Some(Errno::ESRCH));
         // pid_max is at most 2^22.
-        assert_eq!(open(1 << 30).err(), Some(libc::ESRCH));
+        assert_eq!(open(1 << 30).err(), Some(Errno::ESRCH));
     }
 }

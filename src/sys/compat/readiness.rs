@@ -199,7 +199,7 @@ impl File {
         if (st.st_dev, st.st_ino) == (self.dev, self.ino) {
             Ok(st)
         } else {
-            Err(libc::ENOENT)
+            Err(Errno::ENOENT)
         }
     }
 
@@ -244,15 +244,15 @@ fn token(fd: RawFd, generation: u32) -> u64 {
 /// Errors after which kqueue would no longer have the registration: the
 /// descriptor was closed, or its number now names another file.
 fn gone(errno: Errno) -> bool {
-    errno == libc::EBADF || errno == libc::ENOENT
+    errno == Errno::EBADF || errno == Errno::ENOENT
 }
 
 /// What kqueue answers for a change to a registration that does not exist.
 fn missing(fd: RawFd) -> Errno {
     if os::is_open(fd) {
-        libc::ENOENT
+        Errno::ENOENT
     } else {
-        libc::EBADF
+        Errno::EBADF
     }
 }
 
@@ -280,7 +280,7 @@ fn arm(
                 if gone(errno) {
                     *entry = Entry::Out;
                 }
-                if !(adding && errno == libc::ENOENT) {
+                if !(adding && errno == Errno::ENOENT) {
                     return Err(errno);
                 }
             }
@@ -293,7 +293,7 @@ fn arm(
             *entry = Entry::Armed;
             Ok(true)
         }
-        Err(libc::EEXIST) => {
+        Err(Errno::EEXIST) => {
             os::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events, data)?;
             *entry = Entry::Armed;
             Ok(false)
@@ -309,7 +309,7 @@ fn disarm(ep: RawFd, entry: &mut Entry, fd: RawFd) -> Result<(), Errno> {
         return if os::is_open(fd) {
             Ok(())
         } else {
-            Err(libc::EBADF)
+            Err(Errno::EBADF)
         };
     }
     *entry = Entry::Out;
@@ -379,7 +379,7 @@ impl Readiness {
         } else {
             READ
         };
-        let fd = RawFd::try_from(change.ident()).map_err(|_| libc::EBADF)?;
+        let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
         let flags = change.flags();
         if self.dir(fd, dir).is_none_or(|d| d.knote.is_none()) {
             if !flags.contains(Flags::ADD) {
@@ -390,7 +390,7 @@ impl Readiness {
                 return if os::is_open(fd) {
                     Ok(false)
                 } else {
-                    Err(libc::EBADF)
+                    Err(Errno::EBADF)
                 };
             }
             return self.add(fd, dir, change);
@@ -415,7 +415,7 @@ impl Readiness {
             let events = events(dir, reg.flags);
             match arm(ep, &mut entry, &mut generation, fd, events, true) {
                 Ok(made) => fresh = made,
-                Err(libc::EPERM) => file = Some(Box::new(File::open(fd)?)),
+                Err(Errno::EPERM) => file = Some(Box::new(File::open(fd)?)),
                 Err(errno) => {
                     if let Some(d) = self.dir_mut(fd, dir) {
                         d.entry = entry;
@@ -426,11 +426,11 @@ impl Readiness {
         } else if !os::is_open(fd) {
             // A disabled registration is checked only for the descriptor;
             // whether epoll takes it is found out at EV_ENABLE.
-            return Err(libc::EBADF);
+            return Err(Errno::EBADF);
         }
         let is_file = file.is_some();
         let Some(slot) = self.slot_mut(fd) else {
-            return Err(libc::EBADF);
+            return Err(Errno::EBADF);
         };
         if fresh {
             slot.facts = Facts::default();
@@ -456,14 +456,14 @@ impl Readiness {
         let adding = change.flags().contains(Flags::ADD);
         let ep = self.epolls[dir].as_raw_fd();
         if fd < 0 {
-            return Err(libc::EBADF);
+            return Err(Errno::EBADF);
         }
         let Some(slot) = self.slots.get_mut(fd) else {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         };
         let d = &mut slot.dirs[dir];
         let Some(knote) = d.knote.as_mut() else {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         };
         knote.reg.touch(change, true);
 
@@ -495,7 +495,7 @@ impl Readiness {
                 }
                 Ok(false)
             }
-            Err(libc::EPERM) if adding => {
+            Err(Errno::EPERM) if adding => {
                 // The number now names a file epoll refuses.
                 knote.file = Some(Box::new(File::open(fd)?));
                 self.files.push((fd, dir));
@@ -513,10 +513,10 @@ impl Readiness {
     fn delete(&mut self, fd: RawFd, dir: usize, pending: &mut Pending) -> Result<(), Errno> {
         let ep = self.epolls[dir].as_raw_fd();
         let Some(d) = self.dir_mut(fd, dir) else {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         };
         let Some(knote) = d.knote.take() else {
-            return Err(libc::ENOENT);
+            return Err(Errno::ENOENT);
         };
         match knote.file {
             Some(file) => {
@@ -754,7 +754,7 @@ impl Facts {
         let count = match self.readable {
             ReadCount::Fionread => match os::ioctl_int(fd, libc::FIONREAD) {
                 Ok(n) => i64::from(n),
-                Err(libc::EBADF) => return None,
+                Err(Errno::EBADF) => return None,
                 // Linux refuses FIONREAD on a listening socket (EINVAL).
                 Err(_) => match tcp_backlog(fd).ok()? {
                     Some(backlog) => {
@@ -793,7 +793,7 @@ impl Facts {
     fn write_state(&mut self, fd: RawFd, bits: u32) -> Option<(bool, u32, i64)> {
         if matches!(self.room, WriteRoom::Unprobed | WriteRoom::Socket) {
             let sndbuf = os::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF);
-            if sndbuf == Err(libc::EBADF) {
+            if sndbuf == Err(Errno::EBADF) {
                 return None;
             }
             if let Ok(sndbuf) = sndbuf {
@@ -825,7 +825,7 @@ impl Facts {
                     let used = os::ioctl_int(fd, libc::FIONREAD).unwrap_or(0);
                     return Some((false, 0, i64::from(size.saturating_sub(used).max(0))));
                 }
-                Err(libc::EBADF) => return None,
+                Err(Errno::EBADF) => return None,
                 Err(_) => {}
             }
         }
@@ -840,7 +840,7 @@ impl Facts {
 fn tcp_backlog(fd: RawFd) -> Result<Option<i64>, Errno> {
     match os::tcp_info(fd) {
         Ok(info) => Ok((info.tcpi_state == TCP_LISTEN).then_some(i64::from(info.tcpi_unacked))),
-        Err(libc::EBADF) => Err(libc::EBADF),
+        Err(Errno::EBADF) => Err(Errno::EBADF),
         Err(_) => Ok(None),
     }
 }

@@ -28,7 +28,7 @@ pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
     let signal = libc::c_int::try_from(ident)
         .ok()
         .filter(|s| (1..=libc::SIGRTMAX()).contains(s))
-        .ok_or(libc::EINVAL)?;
+        .ok_or(Errno::EINVAL)?;
     let set = os::sigset_of(signal)?;
     os::block_signals(&set)?;
     let fd = os::signalfd(&set)?;
@@ -61,8 +61,8 @@ mod tests {
 
     #[test]
     fn invalid_signals() {
-        assert_eq!(open(0).err(), Some(libc::EINVAL));
-        assert_eq!(open(65).err(), Some(libc::EINVAL));
-        assert_eq!(open(usize::MAX).err(), Some(libc::EINVAL));
+        assert_eq!(open(0).err(), Some(Errno::EINVAL));
+        assert_eq!(open(65).err(), Some(Errno::EINVAL));
+        assert_eq!(open(usize::MAX).err(), Some(Errno::EINVAL));
     }
 }

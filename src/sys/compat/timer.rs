@@ -32,7 +32,7 @@ impl Spec {
     pub(super) fn new(data: i64, fflags: u32, oneshot: bool) -> Result<Spec, Errno> {
         let units = raw::NOTE_SECONDS | raw::NOTE_USECONDS | raw::NOTE_NSECONDS;
         if data < 0 || fflags & !units != 0 {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         let per_unit: u128 = match fflags & units {
             0 => 1_000_000,
@@ -40,7 +40,7 @@ impl Spec {
             raw::NOTE_USECONDS => 1_000,
             raw::NOTE_NSECONDS => 1,
             // More than one unit.
-            _ => return Err(libc::EINVAL),
+            _ => return Err(Errno::EINVAL),
         };
         let ticks = if data == 0 && !oneshot { 1 } else { data };
         let period = timespec(ticks as u128 * per_unit);
@@ -118,12 +118,12 @@ mod tests {
         assert_eq!((ns(s.value), ns(s.interval)), (1_000_000, 1_000_000));
         let s = Spec::new(0, 0, true).unwrap();
         assert_eq!((ns(s.value), ns(s.interval)), (1, 0));
-        assert_eq!(Spec::new(-1, 0, false).err(), Some(libc::EINVAL));
+        assert_eq!(Spec::new(-1, 0, false).err(), Some(Errno::EINVAL));
         assert_eq!(
             Spec::new(1, raw::NOTE_SECONDS | raw::NOTE_NSECONDS, false).err(),
-            Some(libc::EINVAL)
+            Some(Errno::EINVAL)
         );
-        assert_eq!(Spec::new(1, 0x100, false).err(), Some(libc::EINVAL));
+        assert_eq!(Spec::new(1, 0x100, false).err(), Some(Errno::EINVAL));
     }
 
     #[test]

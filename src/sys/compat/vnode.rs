@@ -196,7 +196,7 @@ impl Vnode {
         ]
         .contains(&kind)
         {
-            return Err(libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         let wd = inotify.watch(ident, fd, fflags)?;
         Ok(Vnode {
@@ -217,7 +217,7 @@ impl Vnode {
         if (st.st_dev, st.st_ino) == (self.dev, self.ino) {
             Ok(())
         } else {
-            Err(libc::ENOENT)
+            Err(Errno::ENOENT)
         }
     }
 
@@ -228,7 +228,7 @@ impl Vnode {
         ident: usize,
         fflags: u32,
     ) -> Result<(), Errno> {
-        let fd = RawFd::try_from(ident).map_err(|_| libc::EBADF)?;
+        let fd = RawFd::try_from(ident).map_err(|_| Errno::EBADF)?;
         let wd = inotify.watch(ident, fd, fflags)?;
         if wd != self.wd {
             // The old watch was removed by the kernel in the meantime.
