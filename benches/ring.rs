@@ -171,7 +171,7 @@ fn pipe_ping_pong(c: &mut Criterion) {
                     ring.submit_and_wait(2).unwrap();
                     for mut cqe in ring.completion().wait_nr(2).unwrap() {
                         assert_eq!(cqe.res(), 1);
-                        if let Some(b) = cqe.take_buf().and_then(kqring::Buffer::into_mut) {
+                        if let Ok(b) = cqe.take_buf::<BytesMut>() {
                             buf = Some(b);
                         }
                     }

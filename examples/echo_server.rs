@@ -28,7 +28,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
 use kqring::ops::{Accept, AsyncCancel, Close, FileSlot, Fixed, ProvideBuffers, Read, Recv, Send};
-use kqring::{Buffer, Cqe, Ring, Sqe};
+use kqring::{Cqe, Ring, Sqe};
 
 const GROUP: u16 = 1;
 
@@ -260,7 +260,7 @@ impl Server {
             Some(Kind::Recv) => {
                 if cqe.res() > 0 {
                     self.counters.bytes += cqe.res() as u64;
-                    let buf = cqe.take_buf().and_then(Buffer::into_mut);
+                    let buf = cqe.take_buf::<BytesMut>().ok();
                     if let (Some(buf), Some(bid), Some(&generation)) =
                         (buf, cqe.buffer_id(), self.conns.get(&slot))
                     {
@@ -282,7 +282,7 @@ impl Server {
                 }
             }
             Some(Kind::Send) => {
-                let Some(buf) = cqe.take_buf().and_then(Buffer::into_mut) else {
+                let Some(buf) = cqe.take_buf::<BytesMut>().ok() else {
                     return Ok(());
                 };
                 let sent = cqe.res();
@@ -305,10 +305,7 @@ impl Server {
             }
             Some(Kind::SendRest) => {
                 let sent = cqe.res();
-                let rest = cqe
-                    .take_buf()
-                    .and_then(Buffer::into_bytes)
-                    .unwrap_or_default();
+                let rest = cqe.take_buf::<Bytes>().ok().unwrap_or_default();
                 if sent < 0 && current {
                     self.close(slot, backlog)?;
                 } else if (sent as usize) < rest.len() && current {

@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kqring::ops::{Accept, AsyncCancel, Close, Read, Recv, Send};
-use kqring::{Buffer, Cqe, Mode, Ring};
+use kqring::{Cqe, Mode, Ring};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: kqring\r\n\
@@ -162,7 +162,7 @@ impl Server {
                 }
             }
             Some(Kind::Recv) => {
-                let buf = cqe.take_buf().and_then(Buffer::into_mut);
+                let buf = cqe.take_buf::<BytesMut>().ok();
                 let (Some(mut buf), true) = (buf, cqe.res() > 0) else {
                     // End of stream, an error, or cancelled: done.
                     return self.close(fd, backlog);
@@ -194,10 +194,7 @@ impl Server {
             }
             Some(Kind::Send) => {
                 let sent = cqe.res();
-                let body = cqe
-                    .take_buf()
-                    .and_then(Buffer::into_bytes)
-                    .unwrap_or_default();
+                let body = cqe.take_buf::<Bytes>().ok().unwrap_or_default();
                 let Some(c) = self.conns.get_mut(&fd) else {
                     return Ok(());
                 };

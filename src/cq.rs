@@ -4,12 +4,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-
+use crate::buf::{AnyBuf, BufError};
 use crate::ring::Shared;
 use crate::sys::net::SockAddr;
 
@@ -25,64 +25,17 @@ pub mod flags {
     pub const BUFFER_SHIFT: u32 = 16;
 }
 
-/// The buffer(s) an operation owned, handed back with its completion.
-#[derive(Debug)]
-pub enum Buffer {
-    /// The buffer of a read or a receive (its length set to what was
-    /// read), or of a write that was given a `BytesMut`.
-    Mut(BytesMut),
-    /// The buffer of a write given `Bytes`.
-    Shared(Bytes),
-    /// The buffers of a vectored read, each filled in order.
-    MutVec(Vec<BytesMut>),
-    /// The buffers of a vectored write.
-    SharedVec(Vec<Bytes>),
+/// What a completion carries beside its buffer.
+#[derive(Debug, Default)]
+pub(crate) enum Extra {
+    #[default]
+    None,
+    /// The address an operation received: an accepted connection's peer,
+    /// a datagram's sender.
+    Addr(Box<SockAddr>),
     /// The descriptors of a `FilesUpdate`, with the slots it chose for
     /// `FileSlot::Alloc` written in.
-    Fds(Vec<std::os::fd::RawFd>),
-}
-
-impl Buffer {
-    /// The buffer as `BytesMut`, if it is one.
-    pub fn into_mut(self) -> Option<BytesMut> {
-        match self {
-            Buffer::Mut(b) => Some(b),
-            _ => None,
-        }
-    }
-
-    /// The buffer as `Bytes`, freezing a `BytesMut`.
-    pub fn into_bytes(self) -> Option<Bytes> {
-        match self {
-            Buffer::Mut(b) => Some(b.freeze()),
-            Buffer::Shared(b) => Some(b),
-            _ => None,
-        }
-    }
-
-    /// The buffers of a vectored read.
-    pub fn into_mut_vec(self) -> Option<Vec<BytesMut>> {
-        match self {
-            Buffer::MutVec(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The buffers of a vectored write.
-    pub fn into_shared_vec(self) -> Option<Vec<Bytes>> {
-        match self {
-            Buffer::SharedVec(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The descriptors of a `FilesUpdate`.
-    pub fn into_fds(self) -> Option<Vec<std::os::fd::RawFd>> {
-        match self {
-            Buffer::Fds(v) => Some(v),
-            _ => None,
-        }
-    }
+    Fds(Vec<RawFd>),
 }
 
 /// A completion queue entry: the operation's `user_data`, its result as
@@ -91,20 +44,35 @@ pub struct Cqe {
     pub(crate) user_data: u64,
     pub(crate) res: i32,
     pub(crate) flags: u32,
-    pub(crate) buf: Option<Buffer>,
-    /// The address an operation received: an accepted connection's peer,
-    /// a datagram's sender.
-    pub(crate) addr: Option<Box<SockAddr>>,
+    pub(crate) buf: Option<AnyBuf>,
+    pub(crate) extra: Extra,
 }
 
 impl Cqe {
+    /// A completion with no buffer and nothing else.
+    pub(crate) fn new(user_data: u64, res: i32, flags: u32) -> Cqe {
+        Cqe {
+            user_data,
+            res,
+            flags,
+            buf: None,
+            extra: Extra::None,
+        }
+    }
+
     /// The `user_data` of the submission.
     pub fn user_data(&self) -> u64 {
         self.user_data
     }
 
-    /// The result: `>= 0` on success (bytes, a descriptor, a mask…),
-    /// `-errno` on failure.
+    /// The result, as io_uring's `cqe->res` (and the io-uring crate's
+    /// `cqueue::Entry::result`): `>= 0` on success (bytes, a descriptor, a
+    /// mask…), `-errno` on failure.
+    pub fn result(&self) -> i32 {
+        self.res
+    }
+
+    /// The result, as [`result`](Self::result).
     pub fn res(&self) -> i32 {
         self.res
     }
@@ -114,8 +82,8 @@ impl Cqe {
         self.flags
     }
 
-    /// The result as an `io::Result`.
-    pub fn result(&self) -> io::Result<u32> {
+    /// The result as an `io::Result`: the count, or the errno as an error.
+    pub fn io_result(&self) -> io::Result<u32> {
         if self.res >= 0 {
             Ok(self.res as u32)
         } else {
@@ -133,9 +101,36 @@ impl Cqe {
         (self.flags & flags::BUFFER != 0).then_some((self.flags >> flags::BUFFER_SHIFT) as u16)
     }
 
-    /// The buffer, if the operation had one; `None` after the first call.
-    pub fn take_buf(&mut self) -> Option<Buffer> {
-        self.buf.take()
+    /// Takes the operation's buffer back as the type it was given (a
+    /// provided buffer is a `BytesMut`; a vectored operation's buffers are
+    /// a `Vec` of them):
+    ///
+    /// ```
+    /// # use bytes::BytesMut;
+    /// # use kqring::{BufError, Ring, ops};
+    /// let ring = Ring::new(4)?;
+    /// let (a, b) = std::os::unix::net::UnixStream::pair()?;
+    /// # use std::os::fd::AsRawFd;
+    /// ring.submission().push(ops::Write::new(a.as_raw_fd(), vec![1u8, 2, 3]).build())?;
+    /// ring.submission().submit_and_wait(1)?;
+    /// let mut cqe = ring.completion().pop().expect("a completion");
+    /// assert!(matches!(cqe.take_buf::<BytesMut>(), Err(BufError::WrongType { .. })));
+    /// assert_eq!(cqe.take_buf::<Vec<u8>>()?, [1, 2, 3]);
+    /// assert_eq!(cqe.take_buf::<Vec<u8>>(), Err(BufError::Missing));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// Asking for another type leaves the buffer where it is.
+    pub fn take_buf<T: 'static>(&mut self) -> Result<T, BufError> {
+        let buf = self.buf.take().ok_or(BufError::Missing)?;
+        buf.downcast::<T>().map_err(|buf| {
+            let err = BufError::WrongType {
+                asked: std::any::type_name::<T>(),
+                held: buf.type_name(),
+            };
+            self.buf = Some(buf);
+            err
+        })
     }
 
     /// Whether the completion still carries a buffer.
@@ -143,21 +138,45 @@ impl Cqe {
         self.buf.is_some()
     }
 
+    /// The type of the buffer the completion carries.
+    pub fn buf_type(&self) -> Option<&'static str> {
+        self.buf.as_ref().map(AnyBuf::type_name)
+    }
+
     /// The address that came with the completion: the peer of a
     /// connection `Accept` took (when asked with `peer_addr`), the sender
     /// of a message `RecvMsg` received.
     pub fn addr(&self) -> Option<&SockAddr> {
-        self.addr.as_deref()
+        match &self.extra {
+            Extra::Addr(a) => Some(a),
+            _ => None,
+        }
     }
 
     /// [`addr`](Self::addr) as an IP socket address, when it is one.
     pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
-        self.addr.as_ref().and_then(|a| a.as_socket())
+        self.addr().and_then(|a| a.as_socket())
     }
 
     /// Takes the address; `None` after the first call.
     pub fn take_addr(&mut self) -> Option<SockAddr> {
-        self.addr.take().map(|a| *a)
+        match std::mem::take(&mut self.extra) {
+            Extra::Addr(a) => Some(*a),
+            other => {
+                self.extra = other;
+                None
+            }
+        }
+    }
+
+    /// The descriptors of a `FilesUpdate`, with the slots it chose for
+    /// `FileSlot::Alloc` written in (as io_uring writes them into the
+    /// caller's array).
+    pub fn fds(&self) -> Option<&[RawFd]> {
+        match &self.extra {
+            Extra::Fds(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -167,8 +186,8 @@ impl fmt::Debug for Cqe {
             .field("user_data", &self.user_data)
             .field("res", &self.res)
             .field("flags", &format_args!("{:#x}", self.flags))
-            .field("buf", &self.buf.as_ref().map(|_| ".."))
-            .field("addr", &self.addr)
+            .field("buf", &self.buf)
+            .field("extra", &self.extra)
             .finish()
     }
 }

@@ -16,15 +16,15 @@
 //! let ring = Ring::new(16)?;
 //! let (a, b) = std::os::unix::net::UnixStream::pair()?;
 //! let sq = ring.submission();
-//! sq.push(ops::Write::new(a.as_raw_fd(), Bytes::from_static(b"ping")).build().user_data(1)).unwrap();
-//! sq.push(ops::Read::new(b.as_raw_fd(), BytesMut::with_capacity(16)).build().user_data(2)).unwrap();
+//! sq.push(ops::Write::new(a.as_raw_fd(), Bytes::from_static(b"ping")).build().user_data(1))?;
+//! sq.push(ops::Read::new(b.as_raw_fd(), BytesMut::with_capacity(16)).build().user_data(2))?;
 //! sq.submit_and_wait(2)?;
 //! let mut cqes = ring.completion().wait_nr(2)?;
 //! cqes.sort_by_key(|c| c.user_data());
-//! assert_eq!(cqes[0].res(), 4);
-//! let buf = cqes[1].take_buf().and_then(|b| b.into_mut()).unwrap();
+//! assert_eq!(cqes[0].result(), 4);
+//! let buf: BytesMut = cqes[1].take_buf()?;
 //! assert_eq!(&buf[..], b"ping");
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! The [`sys`] module is the kevent layer everything stands on: native
@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+mod buf;
 mod cq;
 mod driver;
 mod fdmap;
@@ -40,7 +41,8 @@ mod ring;
 mod sq;
 pub mod sys;
 
-pub use cq::{Buffer, CompletionQueue, Cqe, Drain, flags as cqe_flags};
+pub use buf::{BufError, IoBuf, IoBufMut};
+pub use cq::{CompletionQueue, Cqe, Drain, flags as cqe_flags};
 pub use ring::{Builder, Mode, Ring, Stats};
-pub use sq::{Sqe, SqeFlags, SubmissionQueue};
+pub use sq::{PushError, Sqe, SqeFlags, SubmissionQueue};
 pub use sys::net::SockAddr;

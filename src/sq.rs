@@ -2,59 +2,43 @@
 
 use std::fmt;
 use std::io;
-use std::ops::BitOr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::ops::Op;
 use crate::ring::Shared;
 
-/// Submission flags, with io_uring's meaning.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct SqeFlags(u8);
+bitflags::bitflags! {
+    /// Submission flags, with io_uring's meaning and bit values
+    /// (`IOSQE_*`).
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default, Debug)]
+    pub struct SqeFlags: u8 {
+        /// `IOSQE_FIXED_FILE`: the entry's descriptor is a slot of the
+        /// ring's file table. Operations given a
+        /// [`Fixed`](crate::ops::Fixed) set it.
+        const FIXED_FILE = 1 << 0;
+        /// `IOSQE_IO_DRAIN`: start only after every earlier entry
+        /// completed.
+        const IO_DRAIN = 1 << 1;
+        /// `IOSQE_IO_LINK`: the next entry starts only after this one
+        /// succeeds.
+        const IO_LINK = 1 << 2;
+        /// `IOSQE_IO_HARDLINK`: like `IO_LINK`, but the chain goes on after
+        /// a failure.
+        const IO_HARDLINK = 1 << 3;
+        /// `IOSQE_ASYNC`: run on the blocking pool rather than trying
+        /// inline.
+        const ASYNC = 1 << 4;
+        /// `IOSQE_BUFFER_SELECT`: take the buffer from a provided group.
+        const BUFFER_SELECT = 1 << 5;
+        /// `IOSQE_CQE_SKIP_SUCCESS`: post no completion on success.
+        const CQE_SKIP_SUCCESS = 1 << 6;
+    }
+}
 
 impl SqeFlags {
     /// No flag.
-    pub const NONE: SqeFlags = SqeFlags(0);
-    /// `IOSQE_FIXED_FILE`: the entry's descriptor is a slot of the ring's
-    /// file table. Operations given a [`Fixed`](crate::ops::Fixed) set it.
-    pub const FIXED_FILE: SqeFlags = SqeFlags(1 << 0);
-    /// `IOSQE_IO_DRAIN`: start only after every earlier entry completed.
-    pub const IO_DRAIN: SqeFlags = SqeFlags(1 << 1);
-    /// `IOSQE_IO_LINK`: the next entry starts only after this one succeeds.
-    pub const IO_LINK: SqeFlags = SqeFlags(1 << 2);
-    /// `IOSQE_IO_HARDLINK`: like `IO_LINK`, but the chain goes on after a
-    /// failure.
-    pub const IO_HARDLINK: SqeFlags = SqeFlags(1 << 3);
-    /// `IOSQE_ASYNC`: run on the blocking pool rather than trying inline.
-    pub const ASYNC: SqeFlags = SqeFlags(1 << 4);
-    /// `IOSQE_BUFFER_SELECT`: take the buffer from a provided group.
-    pub const BUFFER_SELECT: SqeFlags = SqeFlags(1 << 5);
-    /// `IOSQE_CQE_SKIP_SUCCESS`: post no completion on success.
-    pub const CQE_SKIP_SUCCESS: SqeFlags = SqeFlags(1 << 6);
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: SqeFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// The raw bits (io_uring's `IOSQE_*` values).
-    pub const fn bits(self) -> u8 {
-        self.0
-    }
-}
-
-impl BitOr for SqeFlags {
-    type Output = SqeFlags;
-    fn bitor(self, rhs: SqeFlags) -> SqeFlags {
-        SqeFlags(self.0 | rhs.0)
-    }
-}
-
-impl fmt::Debug for SqeFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SqeFlags({:#04x})", self.0)
-    }
+    pub const NONE: SqeFlags = SqeFlags::empty();
 }
 
 /// A submission queue entry: one operation with its owned buffers, its
@@ -69,8 +53,10 @@ pub struct Sqe {
 }
 
 impl Sqe {
-    pub(crate) fn new(op: Op) -> Sqe {
-        let flags = if op.uses_fixed_file() {
+    /// An entry for `op`; `fixed`: its builder was given a slot of the
+    /// file table.
+    pub(crate) fn new(op: Op, fixed: bool) -> Sqe {
+        let flags = if fixed {
             SqeFlags::FIXED_FILE
         } else {
             SqeFlags::NONE
@@ -80,6 +66,16 @@ impl Sqe {
             user_data: 0,
             flags,
             batch: 0,
+        }
+    }
+
+    /// Adds `BUFFER_SELECT` when `on`: the operation was built to take a
+    /// provided buffer.
+    pub(crate) fn select(self, on: bool) -> Sqe {
+        if on {
+            self.flags(SqeFlags::BUFFER_SELECT)
+        } else {
+            self
         }
     }
 
@@ -94,7 +90,7 @@ impl Sqe {
     /// set some: `BUFFER_SELECT`), as io_uring's `Entry::flags` does.
     #[must_use]
     pub fn flags(mut self, flags: SqeFlags) -> Sqe {
-        self.flags = self.flags | flags;
+        self.flags |= flags;
         self
     }
 
@@ -139,10 +135,10 @@ pub struct SubmissionQueue {
 }
 
 impl SubmissionQueue {
-    /// Queues `sqe`. When the queue is full the entry is handed back: this
-    /// never blocks and never drops.
-    /// After the ring is dropped every entry is handed back.
-    pub fn push(&self, mut sqe: Sqe) -> Result<(), Sqe> {
+    /// Queues `sqe`. When the queue is full the entry is handed back in
+    /// the error: this never blocks and never drops. After the ring is
+    /// dropped every entry is handed back.
+    pub fn push(&self, mut sqe: Sqe) -> Result<(), PushError> {
         // Held across the send: the driver's final look at the queue comes
         // after it closes the queue under the write lock, so no accepted
         // entry can slip in unseen.
@@ -152,10 +148,13 @@ impl SubmissionQueue {
             .read()
             .unwrap_or_else(|e| e.into_inner());
         if !*open {
-            return Err(sqe);
+            return Err(PushError { sqe, closed: true });
         }
         sqe.batch = self.shared.submissions.load(Ordering::Acquire);
-        self.shared.sq_tx.try_send(sqe).map_err(|e| e.into_inner())
+        self.shared.sq_tx.try_send(sqe).map_err(|e| PushError {
+            sqe: e.into_inner(),
+            closed: false,
+        })
     }
 
     /// Ends a submission: the entries pushed since the last call form it
@@ -197,5 +196,57 @@ impl fmt::Debug for SubmissionQueue {
         f.debug_struct("SubmissionQueue")
             .field("len", &self.len())
             .finish()
+    }
+}
+
+/// An entry [`SubmissionQueue::push`] could not queue, handed back: the
+/// queue was full, or the ring is gone.
+pub struct PushError {
+    sqe: Sqe,
+    closed: bool,
+}
+
+impl PushError {
+    /// The entry, to push again once there is room.
+    pub fn into_inner(self) -> Sqe {
+        self.sqe
+    }
+
+    /// Whether the ring is gone (no push will succeed again), rather than
+    /// its queue full.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+impl fmt::Debug for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushError")
+            .field("sqe", &self.sqe)
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.closed {
+            f.write_str("the ring is gone: the entry was not queued")
+        } else {
+            f.write_str("the submission queue is full: the entry was not queued")
+        }
+    }
+}
+
+impl std::error::Error for PushError {}
+
+impl From<PushError> for io::Error {
+    fn from(e: PushError) -> io::Error {
+        let kind = if e.closed {
+            io::ErrorKind::BrokenPipe
+        } else {
+            io::ErrorKind::WouldBlock
+        };
+        io::Error::new(kind, e.to_string())
     }
 }

@@ -17,7 +17,7 @@ use common::*;
 use kqring::ops::{
     AsyncCancel, Nop, ProvideBuffers, Read, Recv, RecvMsg, RemoveBuffers, Send, Write,
 };
-use kqring::{Buffer, Cqe, Mode, Ring, SqeFlags, cqe_flags};
+use kqring::{Cqe, Mode, Ring, SqeFlags, cqe_flags};
 
 /// Counts the bytes the process holds on the heap, to measure what idle
 /// operations cost.
@@ -75,10 +75,7 @@ fn provide(ring: &Ring, group: u16, n: usize, size: usize, bid: u16) {
 /// Removes up to `n` buffers; the count and the buffers.
 fn remove(ring: &Ring, group: u16, n: u16) -> (i32, Vec<BytesMut>) {
     let mut c = run1(ring, RemoveBuffers::new(group, n).build().user_data(1001));
-    let v = c
-        .take_buf()
-        .and_then(Buffer::into_mut_vec)
-        .unwrap_or_default();
+    let v = c.take_buf::<Vec<BytesMut>>().ok().unwrap_or_default();
     (c.res(), v)
 }
 
@@ -323,10 +320,7 @@ fn provide_buffers_errors_give_the_buffers_back() {
                 .user_data(2),
         );
         assert_eq!(c.res(), -libc::EINVAL);
-        assert_eq!(
-            c.take_buf().and_then(Buffer::into_mut_vec).map(|v| v.len()),
-            Some(2)
-        );
+        assert_eq!(c.take_buf::<Vec<BytesMut>>().ok().map(|v| v.len()), Some(2));
         let c = run1(
             ring,
             ProvideBuffers::new(GROUP, vec![BytesMut::new()], 0)
@@ -365,7 +359,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .user_data(1),
         );
         assert_eq!(c.res(), -libc::EOPNOTSUPP);
-        assert!(c.take_buf().is_some());
+        assert_eq!(c.take_buf::<Bytes>().ok(), Some(Bytes::from_static(b"x")));
         let c = run1(
             ring,
             Send::new(a.as_raw_fd(), Bytes::from_static(b"x"))
@@ -503,7 +497,7 @@ fn push_all(ring: &Ring, sqes: impl IntoIterator<Item = kqring::Sqe>, sink: &mut
             match sq.push(sqe) {
                 Ok(()) => break,
                 Err(back) => {
-                    sqe = back;
+                    sqe = back.into_inner();
                     // EBUSY (completions in the overflow list) clears as we
                     // drain.
                     let _ = sq.submit();

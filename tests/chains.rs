@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::*;
 use kqring::ops::{LinkTimeout, Nop, Read, Readv, Timeout, TimeoutUpdate, Write, Writev};
-use kqring::{Buffer, Cqe, SqeFlags};
+use kqring::{Cqe, SqeFlags};
 
 const LINK: SqeFlags = SqeFlags::IO_LINK;
 const ETIME: i32 = kqring::sys::ETIME;
@@ -116,7 +116,7 @@ fn a_chain_of_write_read_timeout() {
             [(1, 3), (2, 3), (3, -ETIME), (4, -libc::ECANCELED)]
         );
         assert_eq!(
-            cqes[1].take_buf().and_then(Buffer::into_mut).as_deref(),
+            cqes[1].take_buf::<BytesMut>().ok().as_deref(),
             Some(&b"abc"[..])
         );
     });
@@ -166,7 +166,7 @@ fn a_short_write_breaks_a_link() {
             [(1, PIPE_CAPACITY as i32), (2, -libc::ECANCELED)]
         );
         // The whole buffer comes back, not only the part that was written.
-        assert_eq!(cqes[0].take_buf().and_then(Buffer::into_bytes), Some(data));
+        assert_eq!(cqes[0].take_buf::<Bytes>().ok(), Some(data));
         drop(r);
     });
 }
@@ -259,10 +259,7 @@ fn a_link_timeout_cancels_a_slow_operation() {
         cqes.sort_by_key(Cqe::user_data);
         assert_eq!(seq(&cqes), [(1, -libc::ECANCELED), (2, -ETIME)]);
         assert_eq!(
-            cqes[0]
-                .take_buf()
-                .and_then(Buffer::into_mut)
-                .map(|b| b.capacity()),
+            cqes[0].take_buf::<BytesMut>().ok().map(|b| b.capacity()),
             Some(8)
         );
     });
@@ -419,10 +416,7 @@ fn async_runs_a_socket_read_on_the_pool() {
         );
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!(c.res(), 4);
-        assert_eq!(
-            c.take_buf().and_then(Buffer::into_mut).as_deref(),
-            Some(&b"pool"[..])
-        );
+        assert_eq!(c.take_buf::<BytesMut>().ok().as_deref(), Some(&b"pool"[..]));
         assert_eq!(ring.stats().offloaded, 1, "ASYNC ran it on the pool");
         a.write_all(b"poll").unwrap();
         let mut c = run1(

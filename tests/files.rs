@@ -15,7 +15,7 @@ use kqring::ops::{
     Accept, AsyncCancel, CancelTarget, Close, Connect, FileSlot, FilesUpdate, Fixed, Read, Send,
     Socket,
 };
-use kqring::{Buffer, Cqe, Mode, Ring, Sqe, SqeFlags};
+use kqring::{Cqe, Mode, Ring, Sqe, SqeFlags};
 
 fn rings_with(files: u32) -> Vec<Ring> {
     [Mode::PollingThread, Mode::Inline]
@@ -46,10 +46,10 @@ fn run(ring: &Ring, sqe: Sqe) -> Cqe {
 }
 
 fn update(ring: &Ring, slot: FileSlot, fds: Vec<i32>) -> (i32, Vec<i32>) {
-    let mut c = run(ring, FilesUpdate::new(slot, fds).build().user_data(90));
+    let c = run(ring, FilesUpdate::new(slot, fds).build().user_data(90));
     let fds = c
-        .take_buf()
-        .and_then(Buffer::into_fds)
+        .fds()
+        .map(<[_]>::to_vec)
         .expect("the descriptors come back");
     (c.res(), fds)
 }

@@ -14,7 +14,7 @@ use common::*;
 use kqring::ops::{
     AsyncCancel, CancelTarget, Close, LinkTimeout, Nop, Read, Readv, Recv, Send, Write, Writev,
 };
-use kqring::{Buffer, Cqe, Ring, Sqe, SqeFlags};
+use kqring::{Cqe, Ring, Sqe, SqeFlags};
 
 #[test]
 fn nop_completes_with_zero_and_its_user_data() {
@@ -50,7 +50,7 @@ fn write_then_read_on_a_socket_pair() {
         );
         let mut w = wait_n(ring, 1).remove(0);
         assert_eq!((w.user_data(), w.res()), (1, 13));
-        assert_eq!(w.take_buf().and_then(Buffer::into_bytes), Some(payload));
+        assert_eq!(w.take_buf::<Bytes>().ok(), Some(payload));
 
         submit_all(
             ring,
@@ -125,22 +125,13 @@ fn bad_fd_is_ebadf_with_the_buffer_back() {
             assert_eq!(c.res(), -libc::EBADF, "user_data {}", c.user_data());
         }
         assert_eq!(take_mut(&mut cqes[0]).capacity(), 16);
+        assert_eq!(cqes[1].take_buf::<Bytes>().ok().as_deref(), Some(&b"x"[..]));
         assert_eq!(
-            cqes[1].take_buf().and_then(Buffer::into_bytes).as_deref(),
-            Some(&b"x"[..])
-        );
-        assert_eq!(
-            cqes[2]
-                .take_buf()
-                .and_then(Buffer::into_mut_vec)
-                .map(|v| v.len()),
+            cqes[2].take_buf::<Vec<BytesMut>>().ok().map(|v| v.len()),
             Some(1)
         );
         assert_eq!(
-            cqes[3]
-                .take_buf()
-                .and_then(Buffer::into_shared_vec)
-                .map(|v| v.len()),
+            cqes[3].take_buf::<Vec<Bytes>>().ok().map(|v| v.len()),
             Some(1)
         );
         assert!(!cqes[4].has_buf());
@@ -196,10 +187,7 @@ fn write_to_a_closed_peer_is_epipe_without_sigpipe() {
             );
             let mut c = wait_n(ring, 1).remove(0);
             assert_eq!((c.user_data(), c.res()), (1, -libc::EPIPE));
-            assert_eq!(
-                c.take_buf().and_then(Buffer::into_bytes).as_deref(),
-                Some(&b"nobody"[..])
-            );
+            assert_eq!(c.take_buf::<Bytes>().ok().as_deref(), Some(&b"nobody"[..]));
         });
     });
 }
@@ -219,7 +207,7 @@ fn writev_to_a_closed_peer_is_epipe_without_sigpipe() {
                     .user_data(1),
             );
             assert_eq!((c.user_data(), c.res()), (1, -libc::EPIPE));
-            assert_eq!(c.take_buf().and_then(Buffer::into_shared_vec), Some(parts));
+            assert_eq!(c.take_buf::<Vec<Bytes>>().ok(), Some(parts));
         });
     });
 }
@@ -409,13 +397,13 @@ fn readv_and_writev_spread_and_gather() {
         );
         let mut w = wait_n(ring, 1).remove(0);
         assert_eq!(w.res(), 10);
-        assert_eq!(w.take_buf().and_then(Buffer::into_shared_vec), Some(parts));
+        assert_eq!(w.take_buf::<Vec<Bytes>>().ok(), Some(parts));
 
         let bufs = vec![BytesMut::with_capacity(4), BytesMut::with_capacity(16)];
         submit_all(ring, [Readv::new(b.as_raw_fd(), bufs).build().user_data(2)]);
         let mut r = wait_n(ring, 1).remove(0);
         assert_eq!(r.res(), 10);
-        let bufs = r.take_buf().and_then(Buffer::into_mut_vec).unwrap();
+        let bufs = r.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!(&bufs[0][..], b"abcd");
         assert_eq!(&bufs[1][..], b"efghij");
     });
@@ -580,7 +568,7 @@ fn a_thousand_pending(op: fn(RawFd, u64) -> Sqe) {
             let mut sqe = op(b.as_raw_fd(), i as u64);
             while let Err(back) = sq.push(sqe) {
                 sq.submit().unwrap();
-                sqe = back;
+                sqe = back.into_inner();
                 std::thread::yield_now();
             }
         }
@@ -644,13 +632,9 @@ fn a_write_with_a_bytes_mut_gives_back_buffer_mut() {
         buf.extend_from_slice(b"mutable bytes");
         let mut c = run1(ring, Write::new(a.as_raw_fd(), buf).build().user_data(1));
         assert_eq!((c.user_data(), c.res()), (1, 13));
-        match c.take_buf() {
-            Some(Buffer::Mut(back)) => {
-                assert_eq!(&back[..], b"mutable bytes");
-                assert_eq!(back.capacity(), 32);
-            }
-            other => panic!("expected Buffer::Mut, got {other:?}"),
-        }
+        let back = c.take_buf::<BytesMut>().expect("the BytesMut it was given");
+        assert_eq!(&back[..], b"mutable bytes");
+        assert_eq!(back.capacity(), 32);
         assert_eq!(read_exactly(&b, 13), b"mutable bytes");
         assert_nothing_to_read(&b);
     });
@@ -673,14 +657,12 @@ fn writes_cancelled_while_waiting_give_their_buffers_back_and_write_nothing() {
             ],
         );
         let mut cqes = cancel_one_and_two(ring);
-        match cqes[0].take_buf() {
-            Some(Buffer::Shared(b)) => assert_eq!(&b[..], b"shared"),
-            other => panic!("expected Buffer::Shared, got {other:?}"),
-        }
-        match cqes[1].take_buf() {
-            Some(Buffer::Mut(b)) => assert_eq!((&b[..], b.capacity()), (&b"owned"[..], 16)),
-            other => panic!("expected Buffer::Mut, got {other:?}"),
-        }
+        let shared = cqes[0].take_buf::<Bytes>().expect("the Bytes it was given");
+        assert_eq!(&shared[..], b"shared");
+        let owned = cqes[1]
+            .take_buf::<BytesMut>()
+            .expect("the BytesMut it was given");
+        assert_eq!((&owned[..], owned.capacity()), (&b"owned"[..], 16));
         assert_only_filler_then(ring, &r, w.as_raw_fd(), filled);
     });
 }
@@ -704,8 +686,7 @@ fn a_readv_cancelled_while_waiting_gives_all_its_buffers_back() {
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
         let bufs = cqes[0]
-            .take_buf()
-            .and_then(Buffer::into_mut_vec)
+            .take_buf::<Vec<BytesMut>>()
             .expect("the buffers come back");
         let shapes: Vec<(&[u8], usize)> = bufs.iter().map(|b| (&b[..], b.capacity())).collect();
         assert_eq!(shapes, [(&b""[..], 4), (&b"pre"[..], 8)]);
@@ -732,10 +713,7 @@ fn a_writev_cancelled_while_waiting_gives_all_its_buffers_back_and_writes_nothin
         let mut cqes = wait_sorted(ring, 2);
         assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
         assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
-        assert_eq!(
-            cqes[0].take_buf().and_then(Buffer::into_shared_vec),
-            Some(parts)
-        );
+        assert_eq!(cqes[0].take_buf::<Vec<Bytes>>().ok(), Some(parts));
         assert_only_filler_then(ring, &b, a.as_raw_fd(), filled);
     });
 }
@@ -763,10 +741,8 @@ fn a_link_timeout_cancels_a_write_waiting_on_a_full_pipe() {
             (cqes[1].user_data(), cqes[1].res()),
             (2, -kqring::sys::ETIME)
         );
-        match cqes[0].take_buf() {
-            Some(Buffer::Shared(b)) => assert_eq!(&b[..], b"late"),
-            other => panic!("expected Buffer::Shared, got {other:?}"),
-        }
+        let late = cqes[0].take_buf::<Bytes>().expect("the Bytes it was given");
+        assert_eq!(&late[..], b"late");
         assert_only_filler_then(ring, &r, w.as_raw_fd(), filled);
     });
 }
@@ -801,7 +777,10 @@ fn cancel_of_a_write_under_way_on_a_worker_is_ealready() {
         assert_eq!(n, 1, "the write never started");
         let c = run1(ring, AsyncCancel::new(1).build().user_data(2));
         assert_eq!((c.user_data(), c.res()), (2, -libc::EALREADY));
-        assert_eq!(c.result().unwrap_err().raw_os_error(), Some(libc::EALREADY));
+        assert_eq!(
+            c.io_result().unwrap_err().raw_os_error(),
+            Some(libc::EALREADY)
+        );
         // The call goes on: every byte arrives, and the write completes
         // with all of them and its buffer.
         let mut got = vec![0u8; data.len()];
@@ -809,7 +788,7 @@ fn cancel_of_a_write_under_way_on_a_worker_is_ealready() {
         assert!(got == data[..], "the bytes arrive in order");
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, data.len() as i32));
-        assert_eq!(c.take_buf().and_then(Buffer::into_bytes), Some(data));
+        assert_eq!(c.take_buf::<Bytes>().ok(), Some(data));
         assert!(ring.completion().pop().is_none());
     });
 }
@@ -850,21 +829,24 @@ fn result_gives_the_count_or_the_errno() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.result().unwrap(), 5);
+        assert_eq!(c.io_result().unwrap(), 5);
         let c = run1(
             ring,
             Read::new(BAD_FD, BytesMut::with_capacity(1))
                 .build()
                 .user_data(2),
         );
-        let e = c.result().unwrap_err();
+        let e = c.io_result().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EBADF));
         assert_eq!(
             e.kind(),
             std::io::Error::from_raw_os_error(libc::EBADF).kind()
         );
         let c = run1(ring, AsyncCancel::new(12345).build().user_data(3));
-        assert_eq!(c.result().unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        assert_eq!(
+            c.io_result().unwrap_err().raw_os_error(),
+            Some(libc::ENOENT)
+        );
         let c = run1(
             ring,
             kqring::ops::Timeout::new(Duration::from_millis(1))
@@ -872,7 +854,7 @@ fn result_gives_the_count_or_the_errno() {
                 .user_data(4),
         );
         assert_eq!(
-            c.result().unwrap_err().raw_os_error(),
+            c.io_result().unwrap_err().raw_os_error(),
             Some(kqring::sys::ETIME)
         );
     });

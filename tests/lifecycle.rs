@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use common::*;
 use kqring::ops::{Nop, Read, Timeout};
-use kqring::{Buffer, Mode, Ring};
+use kqring::{Mode, Ring};
 
 #[test]
 fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
@@ -35,10 +35,7 @@ fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
         for (i, c) in cqes.iter_mut().enumerate() {
             assert_eq!((c.user_data(), c.res()), (i as u64, -libc::ECANCELED));
             if i < 5 {
-                let buf = c
-                    .take_buf()
-                    .and_then(Buffer::into_mut)
-                    .expect("buffer back");
+                let buf = c.take_buf::<BytesMut>().expect("buffer back");
                 assert_eq!(buf.capacity(), 32);
             }
         }
@@ -46,7 +43,8 @@ fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
         let back = sq
             .push(Nop::new().build().user_data(77))
             .expect_err("ring is gone");
-        assert_eq!(back.get_user_data(), 77);
+        assert!(back.is_closed());
+        assert_eq!(back.into_inner().get_user_data(), 77);
         assert_eq!(
             sq.submit().unwrap_err().raw_os_error(),
             Some(libc::ESHUTDOWN)
@@ -151,6 +149,8 @@ fn a_full_submission_queue_hands_the_entry_back() {
     let back = sq
         .push(Nop::new().build().user_data(4))
         .expect_err("queue is full");
+    assert!(!back.is_closed());
+    let back = back.into_inner();
     assert_eq!(back.get_user_data(), 4);
     sq.submit_and_wait(4).unwrap();
     sq.push(back).unwrap();
@@ -212,7 +212,7 @@ fn a_slow_consumer_of_a_tiny_cq_gets_a_thousand_completions_in_order() {
                 for i in 0..1000u64 {
                     let mut sqe = Nop::new().build().user_data(i);
                     while let Err(back) = sq.push(sqe) {
-                        sqe = back;
+                        sqe = back.into_inner();
                         match sq.submit() {
                             Ok(()) => {}
                             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {

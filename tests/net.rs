@@ -17,7 +17,7 @@ use kqring::ops::{
     Accept, AsyncCancel, Bind, Close, Connect, Listen, Nop, Recv, RecvMsg, Send, SendMsg, Shutdown,
     Socket,
 };
-use kqring::{Buffer, Cqe, Ring, SockAddr, cqe_flags};
+use kqring::{Cqe, Ring, SockAddr, cqe_flags};
 
 /// Sends `msg` on `from` (user_data `ud`) and receives it on `to`
 /// (`ud + 1`), byte for byte.
@@ -59,7 +59,7 @@ fn closed_port() -> SocketAddr {
 /// A socket made with the Socket operation.
 fn socket(ring: &Ring, domain: i32, ty: i32) -> OwnedFd {
     let c = run1(ring, Socket::new(domain, ty, 0).build().user_data(99));
-    let fd = c.result().expect("socket") as RawFd;
+    let fd = c.io_result().expect("socket") as RawFd;
     // SAFETY: the Socket operation made this descriptor for us alone.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
@@ -193,9 +193,18 @@ fn every_op_on_a_bad_fd_is_ebadf() {
         }
         // The buffers come back with the error.
         assert_eq!(take_mut(&mut cqes[4]).capacity(), 4);
-        assert!(cqes[5].take_buf().is_some());
-        assert!(cqes[6].take_buf().is_some());
-        assert!(cqes[7].take_buf().is_some());
+        assert_eq!(
+            cqes[5].take_buf::<Bytes>().ok(),
+            Some(Bytes::from_static(b"x"))
+        );
+        let recvmsg = cqes[6]
+            .take_buf::<Vec<BytesMut>>()
+            .expect("RecvMsg's buffers");
+        assert_eq!(recvmsg.len(), 1);
+        assert_eq!(
+            cqes[7].take_buf::<Vec<Bytes>>().ok(),
+            Some(vec![Bytes::from_static(b"y")])
+        );
     });
 }
 
@@ -566,10 +575,7 @@ fn send_waitall_sends_everything_as_room_comes() {
             [(1, data.len() as i32), (2, 0)],
             "one completion for all of it, and the link holds"
         );
-        assert_eq!(
-            cqes[0].take_buf().and_then(Buffer::into_bytes),
-            Some(data.clone())
-        );
+        assert_eq!(cqes[0].take_buf::<Bytes>().ok(), Some(data.clone()));
         drop(a);
         assert!(reader.join().unwrap() == data[..], "every byte, in order");
 
@@ -714,10 +720,7 @@ fn send_to_a_closed_unix_peer_is_epipe_without_sigpipe() {
                     .user_data(1),
             );
             assert_eq!(c.res(), -libc::EPIPE);
-            assert_eq!(
-                c.take_buf().and_then(Buffer::into_bytes).as_deref(),
-                Some(&b"nobody"[..])
-            );
+            assert_eq!(c.take_buf::<Bytes>().ok().as_deref(), Some(&b"nobody"[..]));
             let c = run1(
                 ring,
                 SendMsg::new(a.as_raw_fd(), vec![Bytes::from_static(b"x")])
@@ -759,7 +762,7 @@ fn udp_sendmsg_and_recvmsg_carry_addresses() {
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, 8));
         assert_eq!(c.socket_addr(), Some(a_addr));
-        let bufs = c.take_buf().and_then(Buffer::into_mut_vec).unwrap();
+        let bufs = c.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!((&bufs[0][..], &bufs[1][..]), (&b"dat"[..], &b"agram"[..]));
 
         // Connected UDP: plain Send and Recv.
@@ -907,7 +910,7 @@ fn unix_datagrams_carry_the_sender_path() {
             c.addr().and_then(SockAddr::as_unix_path),
             Some(pa.as_path())
         );
-        let bufs = c.take_buf().and_then(Buffer::into_mut_vec).unwrap();
+        let bufs = c.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!(&bufs[0][..], b"dgram");
         // An unbound sender is unnamed.
         let anon = UnixDatagram::unbound().unwrap();

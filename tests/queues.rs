@@ -45,7 +45,7 @@ fn four_producers_ten_thousand_nops_each_completes_once() {
                         // A full queue hands the entry back: submit (which
                         // may say EBUSY while completions overflow) and retry.
                         while let Err(back) = sq.push(sqe) {
-                            sqe = back;
+                            sqe = back.into_inner();
                             let _ = sq.submit();
                             assert!(std::time::Instant::now() < deadline, "producer {p} stuck");
                             thread::yield_now();

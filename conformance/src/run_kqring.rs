@@ -5,7 +5,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kqring::{Buffer, Mode, Ring, SockAddr, Sqe, SqeFlags, ops};
+use kqring::{Mode, Ring, SockAddr, Sqe, SqeFlags, ops};
 
 use crate::model::{Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, How, Op, Program};
 use crate::resources::{Fds, SockAddress};
@@ -289,10 +289,13 @@ impl Backend for Kqring {
         Ok(cqe.map(|mut c| {
             // The bytes of a successful read ride back in its buffer.
             let read = self.reads.contains(&c.user_data()) && c.res() >= 0;
-            let data = match c.take_buf() {
-                Some(Buffer::Mut(b)) if read => Some(b.to_vec()),
-                Some(Buffer::MutVec(v)) if read => Some(v.concat()),
-                _ => None,
+            let data = if read {
+                c.take_buf::<BytesMut>()
+                    .map(|b| b.to_vec())
+                    .or_else(|_| c.take_buf::<Vec<BytesMut>>().map(|v| v.concat()))
+                    .ok()
+            } else {
+                None
             };
             let from = if self.messages.contains(&c.user_data()) && c.res() >= 0 {
                 c.addr().map(address)

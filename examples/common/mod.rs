@@ -53,7 +53,7 @@ pub fn push(ring: &Ring, mut sqe: Sqe, backlog: &mut Vec<Cqe>) -> io::Result<()>
         match ring.submission().push(sqe) {
             Ok(()) => return Ok(()),
             Err(back) => {
-                sqe = back;
+                sqe = back.into_inner();
                 match ring.submission().submit() {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
@@ -73,7 +73,7 @@ pub fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
         .map_err(|_| io::Error::other("submission queue full"))?;
     ring.submit_and_wait(1)?;
     let cqe = ring.completion().wait()?;
-    cqe.result()
+    cqe.io_result()
         .map(|v| v as i32)
         .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
 }

@@ -1,172 +1,29 @@
-//! Per-descriptor waiter queues and their kevent registrations.
+//! Every descriptor's waiters and registrations, indexed by descriptor
+//! number: what the driver adds, re-adds and deletes, and what it has
+//! learnt about each descriptor on the way.
 //!
-//! Operations waiting on one (fd, direction) queue in submission order;
-//! however many there are, they share one registration, `EV_ADD |
-//! EV_CLEAR`. Edge-triggered is right here because a waiter retries its
-//! syscall until EAGAIN before waiting again, so no readiness goes unused.
-//!
-//! A registration outlives its last waiter for a while ("idle"): servers
-//! wait on the same descriptors over and over, and deleting and re-adding
-//! costs two changes per wait (on the Linux compat, two `epoll_ctl` calls).
-//! An idle registration is not trusted, though: the owner may have closed
-//! the descriptor and opened another file under the same number, which
-//! kqueue's `close()` and epoll's file release silently unregister. So the
-//! first waiter after an idle spell re-adds it, one change that kqueue
-//! applies to whatever file the number names now (the compat: one
-//! `EPOLL_CTL_MOD`), and that reports the readiness already there as a new
-//! registration would. The exception is a descriptor the ring owns (a
-//! registered file): nobody else can close it, so its idle registration
-//! is still its own and is taken back as it is. Idle registrations are
-//! deleted by a sweep once they have stayed idle a whole [`IDLE_SWEEP`]
-//! period, at a `Close`, and at shutdown, so nothing stays behind for a
-//! descriptor kqring is done with.
+//! Idle registrations (`registration.rs`) are deleted by a sweep once they
+//! have stayed idle a whole [`IDLE_SWEEP`] period, at a `Close`, and at
+//! shutdown, so nothing stays behind for a descriptor kqring is done with.
+//! Where the backend keeps a closed descriptor's registrations
+//! (`sys::KEEPS_CLOSED_REGISTRATIONS`), none stays idle: each is deleted
+//! in the turn its last waiter leaves.
 
-use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+use crate::driver::registration::{Reg, change};
+use crate::driver::table::OpKey;
+use crate::driver::waiters::Waiters;
 use crate::fdmap::FdMap;
-use crate::sys::{self, Change, Filter, Flags};
+use crate::ops::Dir;
+use crate::sys::{self, Change, Flags};
 
 /// How often idle registrations are swept; one idle through a whole
 /// period is deleted.
 pub(crate) const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
-/// A readiness direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
-    Read = 0,
-    Write = 1,
-}
-
-impl Dir {
-    const BOTH: [Dir; 2] = [Dir::Read, Dir::Write];
-
-    pub(crate) fn filter(self) -> Filter {
-        match self {
-            Dir::Read => Filter::READ,
-            Dir::Write => Filter::WRITE,
-        }
-    }
-
-    pub(crate) fn from_filter(filter: Filter) -> Option<Dir> {
-        match filter {
-            Filter::READ => Some(Dir::Read),
-            Filter::WRITE => Some(Dir::Write),
-            _ => None,
-        }
-    }
-}
-
-/// What the kqueue holds for one direction of one descriptor.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Reg {
-    /// Nothing.
-    #[default]
-    Off,
-    /// A registration that waiters rely on.
-    Active,
-    /// A registration kept after its last waiter left; re-added before
-    /// anyone relies on it again.
-    Idle,
-    /// The descriptor is being closed: deleted at the next reconcile,
-    /// unless a new waiter wants it re-added.
-    Closing,
-}
-
-/// The I/O operations waiting on one direction, head first. Most
-/// directions have at most one: it is kept inline, and only a second
-/// allocates.
-#[derive(Default, Debug)]
-enum Queue {
-    #[default]
-    Empty,
-    One(usize),
-    // Boxed so that the enum is two words, not four: it sits in every
-    // descriptor's slot, and a second waiter is rare.
-    #[allow(clippy::box_collection)]
-    Many(Box<VecDeque<usize>>),
-}
-
-impl Queue {
-    fn front(&self) -> Option<usize> {
-        match self {
-            Queue::Empty => None,
-            Queue::One(id) => Some(*id),
-            Queue::Many(q) => q.front().copied(),
-        }
-    }
-
-    fn push(&mut self, id: usize) {
-        match self {
-            Queue::Empty => *self = Queue::One(id),
-            Queue::One(first) => *self = Queue::Many(Box::new(VecDeque::from([*first, id]))),
-            Queue::Many(q) => q.push_back(id),
-        }
-    }
-
-    fn remove(&mut self, id: usize) -> bool {
-        match self {
-            Queue::Empty => false,
-            Queue::One(only) => {
-                let found = *only == id;
-                if found {
-                    *self = Queue::Empty;
-                }
-                found
-            }
-            Queue::Many(q) => {
-                let Some(i) = q.iter().position(|&w| w == id) else {
-                    return false;
-                };
-                q.remove(i);
-                match q.len() {
-                    0 => *self = Queue::Empty,
-                    1 => *self = Queue::One(q[0]),
-                    _ => {}
-                }
-                true
-            }
-        }
-    }
-
-    fn take(&mut self) -> Vec<usize> {
-        match std::mem::take(self) {
-            Queue::Empty => Vec::new(),
-            Queue::One(id) => vec![id],
-            Queue::Many(q) => Vec::from(*q),
-        }
-    }
-}
-
-/// The waiters of one direction of one descriptor.
-#[derive(Default, Debug)]
-pub(crate) struct Waiters {
-    /// I/O operations, served head first so they complete in order.
-    io: Queue,
-    /// Poll operations: every one of them hears every readiness event.
-    /// Boxed (one word, not three): rare, and most descriptors never have
-    /// one.
-    #[allow(clippy::box_collection)]
-    polls: Option<Box<Vec<usize>>>,
-    reg: Reg,
-    /// In the sweep list.
-    listed: bool,
-    /// The sweep period in which it last became idle.
-    idle_since: u32,
-    /// Read side: the last read returned less than it asked of a byte
-    /// stream, so the descriptor was empty then.
-    drained: bool,
-    /// Read side: whether the descriptor is a byte stream, once asked.
-    stream: Stream,
-    /// The registration was added while the ring owned the descriptor (a
-    /// registered file): nobody else can close it, so it stays current
-    /// while idle and is taken back into use without a re-add.
-    trusted: bool,
-    /// An event of this registration carried the end of the stream, which
-    /// no later event reports again.
-    eof: bool,
-}
+const BOTH: [Dir; 2] = [Dir::Read, Dir::Write];
 
 /// Whether a descriptor reads as one stream of bytes, as far as known.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,61 +34,36 @@ enum Stream {
     Other,
 }
 
-impl Waiters {
-    fn is_empty(&self) -> bool {
-        matches!(self.io, Queue::Empty) && self.polls.is_none()
-    }
+/// One direction of one descriptor.
+#[derive(Default, Debug)]
+pub(crate) struct Side {
+    waiters: Waiters,
+    reg: Reg,
+    /// In the sweep list.
+    listed: bool,
+    /// Read side: the last read returned less than it asked of a byte
+    /// stream, so the descriptor was empty then.
+    drained: bool,
+    /// Read side: whether the descriptor is a byte stream, once asked.
+    stream: Stream,
+    /// An event of this registration carried the end of the stream, which
+    /// no later event reports again.
+    eof: bool,
+}
 
-    /// The I/O operation served next.
-    pub(crate) fn first_io(&self) -> Option<usize> {
-        self.io.front()
-    }
-
-    /// The poll operations.
-    pub(crate) fn polls(&self) -> &[usize] {
-        self.polls.as_deref().map_or(&[], Vec::as_slice)
-    }
-
-    /// Takes every waiter, I/O first.
-    pub(crate) fn take(&mut self) -> Vec<usize> {
-        let mut ids = self.io.take();
-        if let Some(polls) = self.polls.take() {
-            ids.extend(*polls);
-        }
-        ids
-    }
-
+impl Side {
     /// Forgets what was learnt about the descriptor: its number may name
     /// another file next.
     fn forget(&mut self) {
         self.drained = false;
         self.stream = Stream::Unknown;
-        self.trusted = false;
         self.eof = false;
-    }
-
-    fn remove(&mut self, id: usize) -> bool {
-        if self.io.remove(id) {
-            return true;
-        }
-        let Some(polls) = &mut self.polls else {
-            return false;
-        };
-        let Some(i) = polls.iter().position(|&w| w == id) else {
-            return false;
-        };
-        polls.swap_remove(i);
-        if polls.is_empty() {
-            self.polls = None;
-        }
-        true
     }
 }
 
-/// Every descriptor's waiters, indexed by descriptor number, and the
-/// registrations to reconcile.
+/// Every descriptor's waiters, and the registrations to reconcile.
 pub(crate) struct FdTable {
-    slots: FdMap<[Waiters; 2]>,
+    slots: FdMap<[Side; 2]>,
     /// Descriptors whose waiters changed since the last reconcile.
     dirty: Vec<RawFd>,
     /// Directions that may be idle, for the sweep.
@@ -242,9 +74,7 @@ pub(crate) struct FdTable {
     /// Directions with an active registration.
     active: usize,
     /// Whether a registration left without waiters stays (idle), or is
-    /// deleted before the turn's completions are seen: the latter where
-    /// the backend keeps a closed descriptor's registrations
-    /// (`sys::KEEPS_CLOSED_REGISTRATIONS`).
+    /// deleted before the turn's completions are seen.
     keep_idle: bool,
     /// Registrations left without waiters, to delete (`keep_idle` off).
     deserted: Vec<(RawFd, Dir)>,
@@ -271,162 +101,150 @@ impl FdTable {
         }
     }
 
-    fn slot(&self, fd: RawFd) -> Option<&[Waiters; 2]> {
-        self.slots.get(fd)
+    fn side(&self, fd: RawFd, dir: Dir) -> Option<&Side> {
+        self.slots.get(fd).map(|s| &s[dir as usize])
     }
 
-    fn slot_mut(&mut self, fd: RawFd) -> Option<&mut [Waiters; 2]> {
-        self.slots.get_mut(fd)
+    fn side_mut(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Side> {
+        self.slots.get_mut(fd).map(|s| &mut s[dir as usize])
     }
 
-    pub(crate) fn waiters(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
-        self.slot_mut(fd).map(|w| &mut w[dir as usize])
+    /// The waiters of (fd, dir).
+    pub(crate) fn waiters(&self, fd: RawFd, dir: Dir) -> Option<&Waiters> {
+        self.side(fd, dir).map(|s| &s.waiters)
+    }
+
+    /// The I/O operation served next on (fd, dir).
+    pub(crate) fn first_io(&self, fd: RawFd, dir: Dir) -> Option<OpKey> {
+        self.waiters(fd, dir).and_then(Waiters::first_io)
     }
 
     /// Whether operations already wait on (fd, dir): a new one must queue
     /// behind them rather than try its syscall, to keep submission order.
     pub(crate) fn has_io_waiters(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd)
-            .is_some_and(|w| w[dir as usize].io.front().is_some())
+        self.first_io(fd, dir).is_some()
     }
 
     /// Queues an I/O operation. A descriptor number that is not one
     /// (negative) never gets here: its syscall fails first.
-    pub(crate) fn push_io(&mut self, fd: RawFd, dir: Dir, id: usize) {
-        if let Some(w) = self.entry(fd, dir) {
-            w.io.push(id);
+    pub(crate) fn push_io(&mut self, fd: RawFd, dir: Dir, key: OpKey) {
+        if let Some(s) = self.entry(fd, dir) {
+            s.waiters.push_io(key);
         }
     }
 
-    pub(crate) fn push_poll(&mut self, fd: RawFd, dir: Dir, id: usize) {
-        if let Some(w) = self.entry(fd, dir) {
-            w.polls.get_or_insert_default().push(id);
+    pub(crate) fn push_poll(&mut self, fd: RawFd, dir: Dir, key: OpKey) {
+        if let Some(s) = self.entry(fd, dir) {
+            s.waiters.push_poll(key);
         }
     }
 
-    fn entry(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Waiters> {
-        let w = &mut self.slots.entry(fd)?[dir as usize];
-        if w.reg != Reg::Active {
+    fn entry(&mut self, fd: RawFd, dir: Dir) -> Option<&mut Side> {
+        let s = &mut self.slots.entry(fd)?[dir as usize];
+        if !s.reg.is_active() {
             self.dirty.push(fd);
         }
-        Some(w)
+        Some(s)
     }
 
-    /// Removes `id` from wherever it waits on `fd`. A registration left
-    /// without waiters goes idle.
-    pub(crate) fn remove(&mut self, fd: RawFd, id: usize) -> bool {
-        let period = self.period;
-        let keep_idle = self.keep_idle;
-        let Some(dirs) = self.slot_mut(fd) else {
+    /// Removes `key` from wherever it waits on `fd`. A registration left
+    /// without waiters goes idle, or is deleted (see `keep_idle`).
+    pub(crate) fn remove(&mut self, fd: RawFd, key: OpKey) -> bool {
+        let (period, keep_idle) = (self.period, self.keep_idle);
+        let Some(sides) = self.slots.get_mut(fd) else {
             return false;
         };
         let mut found = false;
-        let mut went_idle = [false; 2];
-        let mut to_list = [false; 2];
-        let mut deserted = [false; 2];
-        for (i, w) in dirs.iter_mut().enumerate() {
-            if w.remove(id) {
-                found = true;
-                if w.is_empty() && w.reg == Reg::Active {
-                    went_idle[i] = true;
-                    if !keep_idle && !w.trusted {
-                        // Its owner may close it the moment it sees the
-                        // completion: the registration goes first. What
-                        // the last read found stays true of the stream.
-                        w.reg = Reg::Off;
-                        w.trusted = false;
-                        w.eof = false;
-                        deserted[i] = true;
-                    } else {
-                        w.reg = Reg::Idle;
-                        w.idle_since = period;
-                        to_list[i] = !std::mem::replace(&mut w.listed, true);
-                    }
-                }
+        for (dir, s) in BOTH.into_iter().zip(sides.iter_mut()) {
+            if !s.waiters.remove(key) {
+                continue;
             }
-        }
-        for dir in Dir::BOTH {
-            self.active -= usize::from(went_idle[dir as usize]);
-            if to_list[dir as usize] {
-                self.idle.push((fd, dir));
+            found = true;
+            if !s.waiters.is_empty() || !s.reg.is_active() {
+                continue;
             }
-            if deserted[dir as usize] {
+            self.active -= 1;
+            if s.reg.deserted(period, keep_idle).is_some() {
+                // What the last read found stays true of the stream.
+                s.eof = false;
                 self.deserted.push((fd, dir));
+            } else if !std::mem::replace(&mut s.listed, true) {
+                self.idle.push((fd, dir));
             }
         }
         found
     }
 
+    /// Takes the waiters of (fd, dir), whose registration failed.
+    pub(crate) fn take_dir(&mut self, fd: RawFd, dir: Dir) -> Vec<OpKey> {
+        self.side_mut(fd, dir)
+            .map(|s| s.waiters.take())
+            .unwrap_or_default()
+    }
+
     /// Takes every waiter of `fd`, both directions, for a close: its
     /// registrations are deleted at the next reconcile.
-    pub(crate) fn take_all(&mut self, fd: RawFd) -> Vec<usize> {
-        let Some(dirs) = self.slots.get_mut(fd) else {
+    pub(crate) fn take_all(&mut self, fd: RawFd) -> Vec<OpKey> {
+        let Some(sides) = self.slots.get_mut(fd) else {
             return Vec::new();
         };
-        let mut ids = Vec::new();
-        for w in dirs.iter_mut() {
-            ids.extend(w.take());
-            w.forget();
-            if w.reg != Reg::Off {
-                self.active -= usize::from(w.reg == Reg::Active);
-                w.reg = Reg::Closing;
-            }
+        let mut keys = Vec::new();
+        for s in sides.iter_mut() {
+            keys.extend(s.waiters.take());
+            s.forget();
+            self.active -= usize::from(s.reg.is_active());
+            s.reg.close();
         }
         self.dirty.push(fd);
-        ids
+        keys
     }
 
     /// Whether (fd, dir) is registered: an event for an unregistered pair
     /// is stale and ignored.
     pub(crate) fn is_registered(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd)
-            .is_some_and(|w| w[dir as usize].reg != Reg::Off)
+        self.side(fd, dir).is_some_and(|s| s.reg.is_registered())
     }
 
     /// Whether (fd, dir) has a registration that stays as it is: one that
     /// won't report readiness that is already there.
     #[cfg(test)]
     pub(crate) fn is_active(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd)
-            .is_some_and(|w| w[dir as usize].reg == Reg::Active)
+        self.side(fd, dir).is_some_and(|s| s.reg.is_active())
     }
 
     /// Whether a waiter of (fd, dir) now would make the next reconcile
     /// add its registration, which reports the readiness already there;
     /// false when a registration in place is used as it is.
     pub(crate) fn reports_current(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd).is_none_or(|w| {
-            let w = &w[dir as usize];
-            !(w.reg == Reg::Active || (w.reg == Reg::Idle && w.trusted))
-        })
+        self.side(fd, dir).is_none_or(|s| s.reg.reports_current())
     }
 
     /// Whether an event of (fd, dir) has carried the end of the stream.
     pub(crate) fn eof_seen(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd).is_some_and(|w| w[dir as usize].eof)
+        self.side(fd, dir).is_some_and(|s| s.eof)
     }
 
     /// Records that an event of (fd, dir) carried the end of the stream.
     pub(crate) fn set_eof(&mut self, fd: RawFd, dir: Dir) {
-        if let Some(w) = self.waiters(fd, dir) {
-            w.eof = true;
+        if let Some(s) = self.side_mut(fd, dir) {
+            s.eof = true;
         }
     }
 
     /// Whether the last read of (fd, dir) emptied it.
     pub(crate) fn is_drained(&self, fd: RawFd, dir: Dir) -> bool {
-        self.slot(fd).is_some_and(|w| w[dir as usize].drained)
+        self.side(fd, dir).is_some_and(|s| s.drained)
     }
 
     /// Records whether the last read of (fd, dir) emptied it.
     pub(crate) fn set_drained(&mut self, fd: RawFd, dir: Dir, drained: bool) {
-        let w = if drained {
+        let sides = if drained {
             self.slots.entry(fd)
         } else {
             self.slots.get_mut(fd)
         };
-        if let Some(w) = w {
-            w[dir as usize].drained = drained;
+        if let Some(sides) = sides {
+            sides[dir as usize].drained = drained;
         }
     }
 
@@ -436,44 +254,44 @@ impl FdTable {
     /// number closed behind the ring's back and reused) costs only time:
     /// a read that waits needlessly is still woken.
     pub(crate) fn is_byte_stream(&mut self, fd: RawFd, probe: impl FnOnce(RawFd) -> bool) -> bool {
-        let Some(dirs) = self.slots.entry(fd) else {
+        let Some(sides) = self.slots.entry(fd) else {
             return false;
         };
-        let w = &mut dirs[Dir::Read as usize];
-        if w.stream == Stream::Unknown {
-            w.stream = if probe(fd) {
+        let s = &mut sides[Dir::Read as usize];
+        if s.stream == Stream::Unknown {
+            s.stream = if probe(fd) {
                 Stream::Bytes
             } else {
                 Stream::Other
             };
         }
-        w.stream == Stream::Bytes
+        s.stream == Stream::Bytes
     }
 
     /// Deletes the registrations of `fd`, which is closing, at once
     /// rather than at the next reconcile: changes that carry `RECEIPT`, so
     /// that the `kevent` call making them returns their receipts alone.
     pub(crate) fn delete_now(&mut self, fd: RawFd, changes: &mut Vec<Change>) {
-        let Some(dirs) = self.slots.get_mut(fd) else {
+        let Some(sides) = self.slots.get_mut(fd) else {
             return;
         };
-        for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
-            if w.reg == Reg::Closing && w.is_empty() {
-                w.reg = Reg::Off;
-                changes.push(
-                    Change::new(fd as usize, dir.filter(), Flags::DELETE | Flags::RECEIPT)
-                        .token(fd as u64),
-                );
+        for (dir, s) in BOTH.into_iter().zip(sides.iter_mut()) {
+            if s.reg == Reg::Closing
+                && s.waiters.is_empty()
+                && let Some(flags) = s.reg.release()
+            {
+                changes.push(change(fd, dir, flags | Flags::RECEIPT));
             }
         }
     }
 
     /// A registration failed to be added: it is not there.
     pub(crate) fn unregister(&mut self, fd: RawFd, dir: Dir) {
-        if let Some(w) = self.waiters(fd, dir) {
-            let was = std::mem::take(&mut w.reg);
-            w.forget();
-            self.active -= usize::from(was == Reg::Active);
+        if let Some(s) = self.side_mut(fd, dir) {
+            let was_active = s.reg.is_active();
+            s.reg.failed();
+            s.forget();
+            self.active -= usize::from(was_active);
             self.dirty.push(fd);
         }
     }
@@ -486,30 +304,21 @@ impl FdTable {
         // Deletions first: a waiter that came since is added afresh after.
         self.take_deserted(changes, Flags::NONE);
         for fd in self.dirty.drain(..) {
-            let Some(dirs) = self.slots.get_mut(fd) else {
+            let Some(sides) = self.slots.get_mut(fd) else {
                 continue;
             };
-            for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
-                let wanted = !w.is_empty();
-                let flags = match (wanted, w.reg) {
-                    (true, Reg::Active) => continue,
-                    (true, Reg::Idle) if w.trusted => {
-                        self.active += 1;
-                        w.reg = Reg::Active;
-                        continue;
-                    }
-                    (true, _) => {
-                        self.active += 1;
-                        w.trusted = owned(fd);
-                        Flags::ADD | Flags::CLEAR
-                    }
-                    (false, Reg::Closing) => Flags::DELETE,
-                    // Idle, or never added; an active one without waiters
-                    // went idle when its last one left.
-                    (false, _) => continue,
+            for (dir, s) in BOTH.into_iter().zip(sides.iter_mut()) {
+                let todo = if s.waiters.is_empty() {
+                    s.reg.unwanted()
+                } else {
+                    let was_active = s.reg.is_active();
+                    let todo = s.reg.wanted(owned(fd));
+                    self.active += usize::from(!was_active);
+                    todo
                 };
-                w.reg = if wanted { Reg::Active } else { Reg::Off };
-                changes.push(Change::new(fd as usize, dir.filter(), flags).token(fd as u64));
+                if let Some(flags) = todo {
+                    changes.push(change(fd, dir, flags));
+                }
             }
         }
     }
@@ -518,9 +327,7 @@ impl FdTable {
     /// call (see `KEEPS_CLOSED_REGISTRATIONS`), with `extra` flags.
     pub(crate) fn take_deserted(&mut self, changes: &mut Vec<Change>, extra: Flags) {
         for (fd, dir) in self.deserted.drain(..) {
-            changes.push(
-                Change::new(fd as usize, dir.filter(), Flags::DELETE | extra).token(fd as u64),
-            );
+            changes.push(change(fd, dir, Flags::DELETE | extra));
         }
     }
 
@@ -535,21 +342,23 @@ impl FdTable {
         self.period = period.wrapping_add(1);
         let mut idle = std::mem::take(&mut self.idle);
         idle.retain(|&(fd, dir)| {
-            let Some(w) = self.waiters(fd, dir) else {
+            let Some(s) = self.side_mut(fd, dir) else {
                 return false;
             };
-            if w.reg == Reg::Idle && w.idle_since == period {
+            if !s.reg.is_idle() {
+                s.listed = false;
+                return false;
+            }
+            match s.reg.sweep(period) {
+                Some(flags) => {
+                    s.forget();
+                    s.listed = false;
+                    changes.push(change(fd, dir, flags));
+                    false
+                }
                 // Went idle during the last period: give it the next one.
-                return true;
+                None => true,
             }
-            if w.reg == Reg::Idle {
-                w.reg = Reg::Off;
-                w.forget();
-                changes
-                    .push(Change::new(fd as usize, dir.filter(), Flags::DELETE).token(fd as u64));
-            }
-            w.listed = false;
-            false
         });
         self.idle = idle;
     }
@@ -558,12 +367,10 @@ impl FdTable {
     pub(crate) fn release_all(&mut self, changes: &mut Vec<Change>) {
         self.dirty.clear();
         self.take_deserted(changes, Flags::NONE);
-        for (fd, dirs) in self.slots.iter_mut() {
-            for (dir, w) in Dir::BOTH.into_iter().zip(dirs.iter_mut()) {
-                if std::mem::take(&mut w.reg) != Reg::Off {
-                    changes.push(
-                        Change::new(fd as usize, dir.filter(), Flags::DELETE).token(fd as u64),
-                    );
+        for (fd, sides) in self.slots.iter_mut() {
+            for (dir, s) in BOTH.into_iter().zip(sides.iter_mut()) {
+                if let Some(flags) = s.reg.release() {
+                    changes.push(change(fd, dir, flags));
                 }
             }
         }
@@ -580,6 +387,11 @@ impl FdTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::Filter;
+
+    fn k(n: u32) -> OpKey {
+        OpKey::test(n)
+    }
 
     fn add() -> Flags {
         Flags::ADD | Flags::CLEAR
@@ -596,10 +408,10 @@ mod tests {
     #[test]
     fn without_idle_registrations_the_last_waiter_deletes_at_once() {
         let mut t = FdTable::keeping_idle(false);
-        t.push_io(5, Dir::Read, 1);
+        t.push_io(5, Dir::Read, k(1));
         changes(&mut t);
         t.set_drained(5, Dir::Read, true);
-        assert!(t.remove(5, 1));
+        assert!(t.remove(5, k(1)));
         assert!(!t.is_registered(5, Dir::Read) && !t.has_active());
         let mut out = Vec::new();
         t.take_deserted(&mut out, Flags::RECEIPT);
@@ -611,13 +423,13 @@ mod tests {
         // The stream stays emptied, and the next waiter adds afresh, which
         // reports what is there: it may wait without trying.
         assert!(t.is_drained(5, Dir::Read) && t.reports_current(5, Dir::Read));
-        t.push_io(5, Dir::Read, 2);
+        t.push_io(5, Dir::Read, k(2));
         assert_eq!(changes(&mut t), [(5, Filter::READ, add())]);
         // A registered file's registration is trusted: it stays idle.
         let mut t = FdTable::keeping_idle(false);
-        t.push_io(9, Dir::Read, 1);
+        t.push_io(9, Dir::Read, k(1));
         t.reconcile(&mut Vec::new(), |_| true);
-        assert!(t.remove(9, 1));
+        assert!(t.remove(9, k(1)));
         assert!(t.is_registered(9, Dir::Read));
         t.take_deserted(&mut out, Flags::NONE);
         assert_eq!(out.len(), 1, "nothing more to delete");
@@ -626,11 +438,11 @@ mod tests {
     #[test]
     fn first_waiter_adds_and_later_waiters_share_it() {
         let mut t = FdTable::keeping_idle(true);
-        t.push_io(7, Dir::Read, 1);
-        t.push_io(7, Dir::Read, 2);
+        t.push_io(7, Dir::Read, k(1));
+        t.push_io(7, Dir::Read, k(2));
         assert_eq!(changes(&mut t), [(7, Filter::READ, add())]);
         assert!(t.is_active(7, Dir::Read) && t.has_active());
-        t.push_io(7, Dir::Read, 3);
+        t.push_io(7, Dir::Read, k(3));
         assert_eq!(changes(&mut t), []);
         assert!(!t.is_registered(7, Dir::Write));
     }
@@ -638,9 +450,9 @@ mod tests {
     #[test]
     fn an_idle_registration_stays_and_is_re_added_for_the_next_waiter() {
         let mut t = FdTable::keeping_idle(true);
-        t.push_io(5, Dir::Write, 1);
+        t.push_io(5, Dir::Write, k(1));
         changes(&mut t);
-        assert!(t.remove(5, 1));
+        assert!(t.remove(5, k(1)));
         assert_eq!(changes(&mut t), [], "no delete when the queue empties");
         assert!(
             t.is_registered(5, Dir::Write),
@@ -648,7 +460,7 @@ mod tests {
         );
         assert!(!t.is_active(5, Dir::Write) && !t.has_active());
         // The number may name another file by now: re-added, not trusted.
-        t.push_io(5, Dir::Write, 2);
+        t.push_io(5, Dir::Write, k(2));
         assert_eq!(changes(&mut t), [(5, Filter::WRITE, add())]);
         assert!(t.is_active(5, Dir::Write));
     }
@@ -658,11 +470,11 @@ mod tests {
         let mut t = FdTable::keeping_idle(true);
         let start = Instant::now();
         for fd in [3, 4] {
-            t.push_io(fd, Dir::Read, fd as usize);
+            t.push_io(fd, Dir::Read, k(fd as u32));
         }
         changes(&mut t);
-        t.remove(3, 3);
-        t.remove(4, 4);
+        t.remove(3, k(3));
+        t.remove(4, k(4));
         let mut out = Vec::new();
         t.sweep(start, &mut out);
         assert!(out.is_empty(), "not before a period has passed");
@@ -670,7 +482,7 @@ mod tests {
         t.sweep(start + IDLE_SWEEP, &mut out);
         assert!(out.is_empty(), "{out:?}");
         // Fd 4 works again in the meantime.
-        t.push_io(4, Dir::Read, 40);
+        t.push_io(4, Dir::Read, k(40));
         changes(&mut t);
         t.sweep(start + 2 * IDLE_SWEEP, &mut out);
         let deleted: Vec<_> = out.iter().map(|c| (c.ident(), c.flags())).collect();
@@ -678,7 +490,7 @@ mod tests {
         assert!(!t.is_registered(3, Dir::Read));
         assert!(t.is_active(4, Dir::Read));
         // Idle again: listed again, and swept two periods later.
-        t.remove(4, 40);
+        t.remove(4, k(40));
         out.clear();
         t.sweep(start + 3 * IDLE_SWEEP, &mut out);
         assert!(out.is_empty(), "{out:?}");
@@ -691,24 +503,24 @@ mod tests {
     #[test]
     fn a_close_deletes_at_once_and_shutdown_deletes_everything() {
         let mut t = FdTable::keeping_idle(true);
-        t.push_io(8, Dir::Read, 1);
-        t.push_poll(8, Dir::Write, 2);
-        t.push_io(9, Dir::Read, 3);
-        t.push_io(10, Dir::Read, 4);
+        t.push_io(8, Dir::Read, k(1));
+        t.push_poll(8, Dir::Write, k(2));
+        t.push_io(9, Dir::Read, k(3));
+        t.push_io(10, Dir::Read, k(4));
         changes(&mut t);
-        t.remove(9, 3);
-        t.remove(10, 4);
+        t.remove(9, k(3));
+        t.remove(10, k(4));
         // An idle registration goes at its descriptor's close too.
         assert_eq!(t.take_all(10), []);
         assert_eq!(changes(&mut t), [(10, Filter::READ, Flags::DELETE)]);
         // A waiter that comes before the reconcile re-adds it instead.
         t.take_all(9);
-        t.push_io(9, Dir::Read, 5);
+        t.push_io(9, Dir::Read, k(5));
         assert_eq!(changes(&mut t), [(9, Filter::READ, add())]);
-        t.remove(9, 5);
+        t.remove(9, k(5));
         let mut taken = t.take_all(8);
         taken.sort();
-        assert_eq!(taken, [1, 2]);
+        assert_eq!(taken, [k(1), k(2)]);
         assert_eq!(
             changes(&mut t),
             [
@@ -735,20 +547,20 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         for fd in [5, 6] {
-            t.push_io(fd, Dir::Read, fd as usize);
+            t.push_io(fd, Dir::Read, k(fd as u32));
         }
         assert_eq!(changes(&mut t), [(5, add()), (6, add())]);
-        t.remove(5, 5);
-        t.remove(6, 6);
+        t.remove(5, k(5));
+        t.remove(6, k(6));
         assert!(t.reports_current(6, Dir::Read) && !t.reports_current(5, Dir::Read));
-        t.push_io(5, Dir::Read, 50);
-        t.push_io(6, Dir::Read, 60);
+        t.push_io(5, Dir::Read, k(50));
+        t.push_io(6, Dir::Read, k(60));
         assert_eq!(changes(&mut t), [(6, add())], "only the other is re-added");
         assert!(t.is_active(5, Dir::Read) && t.has_active());
         // A close forgets the trust, and the end of stream seen.
         t.set_eof(5, Dir::Read);
         assert!(t.eof_seen(5, Dir::Read));
-        t.remove(5, 50);
+        t.remove(5, k(50));
         t.take_all(5);
         assert!(!t.eof_seen(5, Dir::Read) && t.reports_current(5, Dir::Read));
         let mut out = Vec::new();
@@ -762,7 +574,7 @@ mod tests {
     #[test]
     fn a_failed_add_unregisters() {
         let mut t = FdTable::keeping_idle(true);
-        t.push_io(6, Dir::Read, 1);
+        t.push_io(6, Dir::Read, k(1));
         changes(&mut t);
         t.unregister(6, Dir::Read);
         assert!(!t.is_registered(6, Dir::Read) && !t.has_active());
@@ -798,8 +610,8 @@ mod tests {
     #[test]
     fn negative_descriptors_are_ignored() {
         let mut t = FdTable::keeping_idle(true);
-        t.push_io(-1, Dir::Read, 1);
+        t.push_io(-1, Dir::Read, k(1));
         assert_eq!(changes(&mut t), []);
-        assert!(!t.remove(-1, 1));
+        assert!(!t.remove(-1, k(1)));
     }
 }

@@ -18,6 +18,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use crate::fdmap::FdMap;
 use crate::ops::{FileSlot, FilesUpdate};
+use crate::sys::errno::Errno;
 
 /// A descriptor the ring owns.
 #[derive(Debug)]
@@ -59,7 +60,7 @@ impl Files {
     /// The descriptor in slot `index`, now held by an operation until it
     /// calls [`Files::release`]; `-EBADF` for an empty slot, one past the
     /// table, or no table, as io_uring answers.
-    pub(crate) fn hold(&mut self, index: u32) -> Result<RawFd, i32> {
+    pub(crate) fn hold(&mut self, index: u32) -> Result<RawFd, Errno> {
         let fd = self.lookup(index)?;
         if let Some(o) = self.owned_mut(fd) {
             o.holds += 1;
@@ -69,11 +70,11 @@ impl Files {
 
     /// The descriptor in slot `index`, not held (a cancel by slot);
     /// `-EBADF` as for [`Files::hold`].
-    pub(crate) fn lookup(&self, index: u32) -> Result<RawFd, i32> {
+    pub(crate) fn lookup(&self, index: u32) -> Result<RawFd, Errno> {
         self.slots
             .as_ref()
             .and_then(|s| s.get(index as usize).copied().flatten())
-            .ok_or(-libc::EBADF)
+            .ok_or(Errno::EBADF)
     }
 
     /// An operation is done with `fd`. Returns the descriptor if that was
@@ -101,21 +102,21 @@ impl Files {
         &mut self,
         slot: FileSlot,
         fd: OwnedFd,
-    ) -> Result<(i32, Option<OwnedFd>), i32> {
+    ) -> Result<(i32, Option<OwnedFd>), Errno> {
         use std::os::fd::AsRawFd;
         let Some(slots) = self.slots.as_mut() else {
             // io_uring looks for a free slot before it looks for a table.
-            return Err(if slot == FileSlot::Alloc {
-                -libc::ENFILE
+            return Err(Errno::new(if slot == FileSlot::Alloc {
+                libc::ENFILE
             } else {
-                -libc::ENXIO
-            });
+                libc::ENXIO
+            }));
         };
         let (index, res) = match slot {
             FileSlot::Index(i) if (i as usize) < slots.len() => (i as usize, 0),
-            FileSlot::Index(_) => return Err(-libc::EINVAL),
+            FileSlot::Index(_) => return Err(Errno::EINVAL),
             FileSlot::Alloc => {
-                let i = free_slot(slots, self.alloc_hint).ok_or(-libc::ENFILE)?;
+                let i = free_slot(slots, self.alloc_hint).ok_or(Errno::new(libc::ENFILE))?;
                 (i, i as i32)
             }
         };
@@ -139,12 +140,12 @@ impl Files {
 
     /// Empties slot `index` (a `Close` of a slot). Returns the descriptor
     /// it held if that was its last use.
-    pub(crate) fn remove(&mut self, index: u32) -> Result<Option<OwnedFd>, i32> {
+    pub(crate) fn remove(&mut self, index: u32) -> Result<Option<OwnedFd>, Errno> {
         let Some(slots) = self.slots.as_mut() else {
-            return Err(-libc::ENXIO);
+            return Err(Errno::new(libc::ENXIO));
         };
-        let slot = slots.get_mut(index as usize).ok_or(-libc::EINVAL)?;
-        let fd = slot.take().ok_or(-libc::EBADF)?;
+        let slot = slots.get_mut(index as usize).ok_or(Errno::EINVAL)?;
+        let fd = slot.take().ok_or(Errno::EBADF)?;
         self.alloc_hint = index as usize;
         Ok(self.leave_table(fd))
     }
@@ -160,9 +161,10 @@ impl Files {
     /// it ended, for the caller to retire. Each descriptor given is
     /// duplicated (close-on-exec); the caller's stays theirs.
     pub(crate) fn update(&mut self, op: &mut FilesUpdate, retired: &mut Vec<OwnedFd>) -> i32 {
-        let Some(fds) = op.fds.as_mut().filter(|f| !f.is_empty()) else {
+        let fds = &mut op.fds;
+        if fds.is_empty() {
             return -libc::EINVAL;
-        };
+        }
         let Some(len) = self.slots.as_ref().map(Vec::len) else {
             return -libc::ENXIO;
         };
@@ -184,7 +186,7 @@ impl Files {
                 },
             };
             if let Err(e) = step {
-                return if done > 0 { done } else { e };
+                return if done > 0 { done } else { e.res() };
             }
             done += 1;
         }
@@ -199,7 +201,7 @@ impl Files {
         index: usize,
         fd: RawFd,
         retired: &mut Vec<OwnedFd>,
-    ) -> Result<(), i32> {
+    ) -> Result<(), Errno> {
         if fd == FilesUpdate::SKIP {
             return Ok(());
         }
@@ -236,14 +238,14 @@ fn free_slot(slots: &[Option<RawFd>], hint: usize) -> Option<usize> {
 }
 
 /// A close-on-exec duplicate of `fd`; `-EBADF` if it is not open.
-fn dup(fd: RawFd) -> Result<OwnedFd, i32> {
+fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
     if fd < 0 {
-        return Err(-libc::EBADF);
+        return Err(Errno::EBADF);
     }
     // SAFETY: F_DUPFD_CLOEXEC takes an integer and reads no memory.
     let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
     if copy < 0 {
-        return Err(crate::sys::errno::Errno::last().res());
+        return Err(Errno::last());
     }
     // SAFETY: `copy` is a descriptor just made here, owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
@@ -262,12 +264,12 @@ mod tests {
     #[test]
     fn without_a_table_nothing_resolves_or_installs() {
         let mut f = Files::new(0);
-        assert_eq!(f.hold(0), Err(-libc::EBADF));
-        assert_eq!(f.remove(0).err(), Some(-libc::ENXIO));
+        assert_eq!(f.hold(0), Err(Errno::EBADF));
+        assert_eq!(f.remove(0).err(), Some(Errno::new(libc::ENXIO)));
         let at = f.install(FileSlot::Index(0), descriptor());
-        assert_eq!(at.err(), Some(-libc::ENXIO));
+        assert_eq!(at.err(), Some(Errno::new(libc::ENXIO)));
         let any = f.install(FileSlot::Alloc, descriptor());
-        assert_eq!(any.err(), Some(-libc::ENFILE));
+        assert_eq!(any.err(), Some(Errno::new(libc::ENFILE)));
     }
 
     #[test]
@@ -279,7 +281,7 @@ mod tests {
         assert!(f.owns(fd));
         // Emptied while an operation holds it: kept until the release.
         assert!(f.remove(0).unwrap().is_none());
-        assert_eq!(f.hold(0), Err(-libc::EBADF));
+        assert_eq!(f.hold(0), Err(Errno::EBADF));
         let last = f.release(fd).expect("the last use hands it back");
         assert_eq!(last.as_raw_fd(), fd);
         assert!(!f.owns(fd));
@@ -303,10 +305,10 @@ mod tests {
         // 2 moves it on; then the search wraps and finds nothing.
         f.install(FileSlot::Index(0), descriptor()).unwrap();
         assert_eq!(alloc(&mut f), Ok(2));
-        assert_eq!(alloc(&mut f), Err(-libc::ENFILE));
+        assert_eq!(alloc(&mut f), Err(Errno::new(libc::ENFILE)));
         assert_eq!(
             f.install(FileSlot::Index(3), descriptor()).err(),
-            Some(-libc::EINVAL)
+            Some(Errno::EINVAL)
         );
     }
 }

@@ -12,15 +12,37 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::driver::exec;
-use crate::ops::Op;
+use crate::driver::table::OpKey;
+use crate::ops::{BlockingOp, IoOp, Op};
 use crate::ring::Shared;
+
+/// What a worker runs: an operation of one of the kinds that can run
+/// there.
+pub(crate) enum Work {
+    Io(Box<dyn IoOp>),
+    Blocking(Box<dyn BlockingOp>),
+}
+
+impl Work {
+    pub(crate) fn into_op(self) -> Op {
+        match self {
+            Work::Io(op) => Op::Io(op),
+            Work::Blocking(op) => Op::Blocking(op),
+        }
+    }
+
+    fn run(&mut self, kind: Option<crate::sys::io::FdKind>) -> i32 {
+        match self {
+            Work::Io(op) => op.run_blocking(kind),
+            Work::Blocking(op) => op.run_blocking(kind),
+        }
+    }
+}
 
 /// Work for the pool.
 pub(crate) struct Job {
-    pub(crate) id: usize,
-    pub(crate) seq: u64,
-    pub(crate) op: Op,
+    pub(crate) key: OpKey,
+    pub(crate) work: Work,
     pub(crate) span: tracing::Span,
     /// What the descriptor is, when the driver has found out already.
     pub(crate) kind: Option<crate::sys::io::FdKind>,
@@ -67,9 +89,8 @@ impl Claim {
 
 /// A finished job.
 pub(crate) struct Done {
-    pub(crate) id: usize,
-    pub(crate) seq: u64,
-    pub(crate) op: Op,
+    pub(crate) key: OpKey,
+    pub(crate) work: Work,
     pub(crate) res: i32,
 }
 
@@ -131,15 +152,13 @@ impl Pool {
 fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared) {
     for mut job in jobs.iter() {
         let res = if job.claim.start() {
-            job.span
-                .in_scope(|| exec::run_blocking(&mut job.op, job.kind))
+            job.span.in_scope(|| job.work.run(job.kind))
         } else {
             -libc::ECANCELED
         };
         let finished = Done {
-            id: job.id,
-            seq: job.seq,
-            op: job.op,
+            key: job.key,
+            work: job.work,
             res,
         };
         if done.send(finished).is_err() {

@@ -13,20 +13,8 @@
 
 use bytes::BytesMut;
 
-use crate::ops::Op;
+use crate::ops::{Op, RingOp};
 use crate::sq::Sqe;
-
-/// The buffer selection state of an operation that can take a provided
-/// buffer.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pick {
-    /// The group to take from.
-    pub(crate) group: u16,
-    /// Set by the driver when the entry carries `BUFFER_SELECT`.
-    pub(crate) on: bool,
-    /// The id of the buffer the operation holds now (in its `buf`).
-    pub(crate) bid: Option<u16>,
-}
 
 /// `IORING_OP_PROVIDE_BUFFERS`: adds `bufs` to group `group`, with ids
 /// `bid`, `bid + 1`, …. The buffers are emptied (their length set to 0;
@@ -40,17 +28,14 @@ pub(crate) struct Pick {
 pub struct ProvideBuffers {
     pub(crate) group: u16,
     pub(crate) bid: u16,
-    pub(crate) bufs: Option<Vec<BytesMut>>,
+    /// The buffers, until the group takes them.
+    pub(crate) bufs: Vec<BytesMut>,
 }
 
 impl ProvideBuffers {
     /// Provides `bufs` to `group`, numbered from `bid`.
     pub fn new(group: u16, bufs: Vec<BytesMut>, bid: u16) -> ProvideBuffers {
-        ProvideBuffers {
-            group,
-            bid,
-            bufs: Some(bufs),
-        }
+        ProvideBuffers { group, bid, bufs }
     }
 
     /// Provides one buffer with id `bid`: how a buffer taken by a
@@ -61,14 +46,13 @@ impl ProvideBuffers {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::ProvideBuffers(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::Provide(self))), false)
     }
 }
 
 /// `IORING_OP_REMOVE_BUFFERS`: removes up to `n` buffers from `group` (the
 /// ones that would be used next). Completes with the number removed — the
-/// buffers themselves come back in the completion
-/// ([`Buffer::MutVec`](crate::Buffer::MutVec)) — or `-ENOENT` for a group
+/// buffers themselves come back in the completion, a `Vec<BytesMut>` — or `-ENOENT` for a group
 /// that was never provided, `-EINVAL` for `n == 0`.
 #[derive(Debug)]
 pub struct RemoveBuffers {
@@ -90,6 +74,6 @@ impl RemoveBuffers {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::RemoveBuffers(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::Remove(self))), false)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::ops::Op;
+use crate::ops::{Op, RingOp};
 use crate::sq::Sqe;
 
 /// Which operations an [`AsyncCancel`] matches.
@@ -50,6 +50,6 @@ impl AsyncCancel {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::AsyncCancel(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::Cancel(self))), false)
     }
 }

@@ -20,20 +20,20 @@
 //! // Slot 0 gets a's socket; then a send and a receive go through slots.
 //! sq.push(ops::FilesUpdate::new(FileSlot::Index(0), vec![a.as_raw_fd(), b.as_raw_fd()]).build().user_data(1)).unwrap();
 //! sq.submit_and_wait(1)?;
-//! assert_eq!(ring.completion().pop().unwrap().res(), 2);
+//! assert_eq!(ring.completion().pop().unwrap().result(), 2);
 //! drop((a, b)); // the ring holds its own references
 //! sq.push(ops::Send::new(Fixed(0), Bytes::from_static(b"hi")).build().user_data(2)).unwrap();
 //! sq.push(ops::Recv::new(Fixed(1), BytesMut::with_capacity(8)).build().user_data(3)).unwrap();
 //! sq.submit_and_wait(2)?;
 //! let mut cqes = ring.completion().wait_nr(2)?;
 //! cqes.sort_by_key(|c| c.user_data());
-//! assert_eq!(cqes[1].take_buf().and_then(|b| b.into_mut()).as_deref(), Some(&b"hi"[..]));
-//! # Ok::<(), std::io::Error>(())
+//! assert_eq!(cqes[1].take_buf::<BytesMut>()?, &b"hi"[..]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use std::os::fd::RawFd;
 
-use crate::ops::Op;
+use crate::ops::{Op, RingOp};
 use crate::sq::Sqe;
 
 /// A registered file: slot `n` of the ring's file table (io_uring's
@@ -98,15 +98,15 @@ pub enum FileSlot {
 /// the update, which then completes with its error if it was the first
 /// (`-EBADF` for a descriptor that is not open). The range must fit the
 /// table (`-EINVAL`), and the ring must have one (`-ENXIO`). The
-/// completion hands the descriptors back as [`Buffer::Fds`], with the
-/// slots chosen for `Alloc` written in, as io_uring writes them into the
+/// completion hands the descriptors back ([`Cqe::fds`]), with the slots
+/// chosen for `Alloc` written in, as io_uring writes them into the
 /// caller's array.
 ///
-/// [`Buffer::Fds`]: crate::Buffer::Fds
+/// [`Cqe::fds`]: crate::Cqe::fds
 #[derive(Debug)]
 pub struct FilesUpdate {
     pub(crate) slot: FileSlot,
-    pub(crate) fds: Option<Vec<RawFd>>,
+    pub(crate) fds: Vec<RawFd>,
 }
 
 impl FilesUpdate {
@@ -116,14 +116,11 @@ impl FilesUpdate {
 
     /// Puts `fds` into the table from `slot` on.
     pub fn new(slot: FileSlot, fds: Vec<RawFd>) -> FilesUpdate {
-        FilesUpdate {
-            slot,
-            fds: Some(fds),
-        }
+        FilesUpdate { slot, fds }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::FilesUpdate(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::FilesUpdate(self))), false)
     }
 }

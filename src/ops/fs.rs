@@ -2,8 +2,9 @@
 
 use std::os::fd::RawFd;
 
-use crate::ops::{Fd, Op};
+use crate::ops::{BlockingOp, Fd, Op, Operation, Output, RingOp, on_fd, res};
 use crate::sq::Sqe;
+use crate::sys::io::{self as sys, FdKind};
 
 /// `IORING_OP_CLOSE`: closes `fd`. Operations still waiting on it complete
 /// with `-ECANCELED` first and its kevent registrations are removed, since
@@ -15,19 +16,50 @@ use crate::sq::Sqe;
 /// file go on; it is closed when the last of them completes.
 #[derive(Debug, Clone, Copy)]
 pub struct Close {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
+    fd: RawFd,
+    /// The slot of the file table, for a `Fixed` one.
+    slot: Option<u32>,
 }
 
 impl Close {
     /// Closes `fd`, or empties a registered file's slot.
     pub fn new(fd: impl Into<Fd>) -> Close {
-        let (fd, fixed) = fd.into().split();
-        Close { fd, fixed }
+        match fd.into() {
+            Fd::Raw(fd) => Close { fd, slot: None },
+            Fd::Fixed(slot) => Close {
+                fd: -1,
+                slot: Some(slot),
+            },
+        }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Close(self))
+        // A slot is named in the operation, as io_uring's `file_index`:
+        // the entry carries no FIXED_FILE.
+        match self.slot {
+            Some(slot) => Sqe::new(Op::Ring(Box::new(RingOp::CloseSlot(slot))), false),
+            None => Sqe::new(Op::Blocking(Box::new(self)), false),
+        }
+    }
+}
+
+impl Operation for Close {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Close"
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl BlockingOp for Close {
+    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
+        res(sys::close(self.fd))
+    }
+
+    fn closes(&self) -> Option<RawFd> {
+        Some(self.fd)
     }
 }

@@ -8,139 +8,328 @@ use std::os::fd::RawFd;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cq::Buffer;
-use crate::ops::bufs::Pick;
-use crate::ops::{Fd, Op};
-use crate::sq::{Sqe, SqeFlags};
+use crate::buf::{IoBuf, IoBufMut, Room, filled};
+use crate::ops::{
+    Attempt, BlockingOp, Dir, Fd, IoOp, Op, Operation, Output, Select, Target, on_fd, res, settle,
+};
+use crate::sq::Sqe;
+use crate::sys::errno::Errno;
+use crate::sys::io::{self as sys, FdKind, SysResult};
 
 /// The offset that means "the file's current position" (io_uring's -1).
 pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
 
-/// `IORING_OP_READ`: reads into the spare capacity of a `BytesMut` (after
-/// its current length), and gives the buffer back with its length grown by
-/// the bytes read (`res`).
+/// How one call on a descriptor is made, once its kind is known.
+#[derive(Clone, Copy)]
+enum How {
+    /// A socket: `recv`/`send` with `MSG_DONTWAIT`.
+    Socket,
+    /// Anything else: `read`/`write`, or their positioned forms at this
+    /// offset.
+    Plain(Option<u64>),
+}
+
+impl How {
+    fn plain(kind: FdKind, offset: u64) -> How {
+        // Streams have no position: io_uring ignores the offset there too.
+        How::Plain((offset != CURRENT_POSITION && kind == FdKind::File).then_some(offset))
+    }
+}
+
+/// Tries a read or write whose call depends on what the descriptor is:
+/// sockets are tried directly (`MSG_DONTWAIT` needs no knowledge of the
+/// descriptor), everything else is classified on `ENOTSOCK` and the kind
+/// kept in `kind`.
+fn attempt(
+    fd: RawFd,
+    dir: Dir,
+    offset: u64,
+    kind: &mut Option<FdKind>,
+    mut call: impl FnMut(How) -> SysResult,
+) -> Attempt {
+    let k = match *kind {
+        Some(k) => k,
+        None => match call(How::Socket) {
+            Err(Errno::ENOTSOCK) => match sys::classify(fd) {
+                Ok(k) => *kind.insert(k),
+                Err(e) => return Attempt::Done(e.res()),
+            },
+            r => {
+                *kind = Some(FdKind::Socket);
+                return settle(r, dir);
+            }
+        },
+    };
+    match k {
+        FdKind::Socket => settle(call(How::Socket), dir),
+        FdKind::NonBlockingStream => settle(call(How::plain(k, offset)), dir),
+        // A blocking pipe or terminal can't be called without blocking:
+        // wait for readiness here, then make the call on the pool, where
+        // it returns at once (or blocks only as long as the kernel takes
+        // to move the rest of a write bigger than the room there was).
+        FdKind::BlockingStream => match ready_now(fd, dir) {
+            Ok(true) => Attempt::Offload,
+            Ok(false) => Attempt::Wait(dir),
+            Err(e) => Attempt::Done(e.res()),
+        },
+        FdKind::File => Attempt::Offload,
+    }
+}
+
+/// Makes a read or write on a worker, blocking as long as the syscall
+/// does — except on a descriptor that can be polled: a socket, pipe or
+/// terminal that is not ready sends the operation back to the driver
+/// with -EAGAIN, to wait for readiness there, where a cancel or a linked
+/// timeout can still reach it (io_uring's worker arms a poll the same
+/// way).
+fn run_blocking(
+    fd: RawFd,
+    dir: Dir,
+    offset: u64,
+    kind: Option<FdKind>,
+    mut call: impl FnMut(How) -> SysResult,
+) -> i32 {
+    let kind = match kind {
+        Some(k) => k,
+        None => match sys::classify(fd) {
+            Ok(k) => k,
+            Err(e) => return e.res(),
+        },
+    };
+    match kind {
+        FdKind::Socket => res(call(How::Socket)),
+        FdKind::BlockingStream => match ready_now(fd, dir) {
+            Ok(true) => res(call(How::plain(kind, offset))),
+            Ok(false) => Errno::new(libc::EAGAIN).res(),
+            Err(e) => e.res(),
+        },
+        FdKind::NonBlockingStream | FdKind::File => res(call(How::plain(kind, offset))),
+    }
+}
+
+/// Whether `fd` is ready for `dir` now (or has an error or hang-up to
+/// report, which the call then returns).
+fn ready_now(fd: RawFd, dir: Dir) -> Result<bool, Errno> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    sys::poll_now(fd, events).map(|revents| revents != 0)
+}
+
+/// One read into `buf` after its first `from` bytes.
+fn read_into(fd: RawFd, buf: &mut impl IoBufMut, from: usize, how: How) -> SysResult {
+    let mut room = Room::of(buf, from);
+    let n = match how {
+        // read(2) of nothing returns 0 at once; recv(2) of nothing on an
+        // empty socket would say EAGAIN.
+        How::Socket if room.len() == 0 => return Ok(0),
+        How::Socket => sys::recv(fd, room.as_uninit(), libc::MSG_DONTWAIT)?,
+        How::Plain(offset) => sys::read(fd, room.as_uninit(), offset)?,
+    };
+    filled(buf, from, n);
+    Ok(n)
+}
+
+/// One vectored read into `bufs`, each after its first `from[i]` bytes,
+/// spreading what came over them in order.
+fn read_vectored<B: IoBufMut>(fd: RawFd, bufs: &mut [B], from: &[usize], how: How) -> SysResult {
+    let iov: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .zip(from)
+        .map(|(b, &f)| Room::of(b, f).iovec())
+        .collect();
+    let n = match how {
+        How::Socket if iov.iter().all(|v| v.iov_len == 0) => return Ok(0),
+        How::Socket => sys::recvmsg(fd, &iov, libc::MSG_DONTWAIT)?,
+        How::Plain(offset) => sys::readv(fd, &iov, offset)?,
+    };
+    spread(bufs, from, n);
+    Ok(n)
+}
+
+/// Records `n` bytes a vectored read spread over `bufs` in order.
+pub(crate) fn spread<B: IoBufMut>(bufs: &mut [B], from: &[usize], mut n: usize) {
+    for (buf, &f) in bufs.iter_mut().zip(from) {
+        let take = n.min(buf.buf_capacity().saturating_sub(f));
+        filled(buf, f, take);
+        n -= take;
+    }
+}
+
+/// The iovecs of `bufs`' bytes (the kernel only reads through them).
+pub(crate) fn iovecs<B: IoBuf>(bufs: &[B]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|b| {
+            let bytes = b.as_bytes();
+            libc::iovec {
+                iov_base: bytes.as_ptr().cast_mut().cast(),
+                iov_len: bytes.len(),
+            }
+        })
+        .collect()
+}
+
+fn write_from(fd: RawFd, bytes: &[u8], how: How) -> SysResult {
+    match how {
+        How::Socket => sys::send(fd, bytes, libc::MSG_DONTWAIT),
+        How::Plain(offset) => sys::write(fd, bytes, offset),
+    }
+}
+
+fn write_vectored(fd: RawFd, iov: &[libc::iovec], how: How) -> SysResult {
+    match how {
+        How::Socket => sys::sendmsg(fd, iov, libc::MSG_DONTWAIT),
+        How::Plain(offset) => sys::writev(fd, iov, offset),
+    }
+}
+
+/// The room left in `buf` after its first `from` bytes.
+pub(crate) fn room<B: IoBufMut + ?Sized>(buf: &B, from: usize) -> usize {
+    buf.buf_capacity().saturating_sub(from)
+}
+
+/// `IORING_OP_READ`: reads into the buffer's room after its data (see
+/// [`IoBufMut`]), and gives it back with its length grown by the bytes
+/// read (`res`).
 ///
 /// With [`Read::select`] the buffer is taken from a provided group when
 /// the data is ready (`SqeFlags::BUFFER_SELECT`).
 #[derive(Debug)]
-pub struct Read {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) buf: Option<BytesMut>,
-    pub(crate) offset: u64,
-    pub(crate) pick: Pick,
+pub struct Read<B = BytesMut> {
+    fd: RawFd,
+    fixed: bool,
+    target: Target<B>,
+    offset: u64,
 }
 
-impl Read {
-    /// Reads from `fd` into `buf`'s spare capacity, at offset 0.
-    pub fn new(fd: impl Into<Fd>, buf: BytesMut) -> Read {
+impl<B: IoBufMut> Read<B> {
+    /// Reads from `fd` into `buf`'s room, at offset 0.
+    pub fn new(fd: impl Into<Fd>, buf: B) -> Read<B> {
         let (fd, fixed) = fd.into().split();
         Read {
             fd,
             fixed,
-            buf: Some(buf),
+            target: Target::own(buf),
             offset: 0,
-            pick: Pick::default(),
-        }
-    }
-
-    /// Reads from `fd` into a buffer of provided group `group`, taken when
-    /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: impl Into<Fd>, group: u16) -> Read {
-        let (fd, fixed) = fd.into().split();
-        Read {
-            fd,
-            fixed,
-            buf: None,
-            offset: 0,
-            pick: Pick {
-                group,
-                ..Pick::default()
-            },
         }
     }
 
     /// The file offset to read at; `u64::MAX` reads at the current position
     /// and advances it. Ignored by sockets, pipes and terminals.
     #[must_use]
-    pub fn offset(mut self, offset: u64) -> Read {
+    pub fn offset(mut self, offset: u64) -> Read<B> {
         self.offset = offset;
         self
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let select = self.buf.is_none();
-        let sqe = Sqe::new(Op::Read(self));
-        if select {
-            sqe.flags(SqeFlags::BUFFER_SELECT)
-        } else {
-            sqe
+        let (fixed, select) = (self.fixed, self.target.is_select());
+        Sqe::new(Op::Io(Box::new(self)), fixed).select(select)
+    }
+
+    fn call(&mut self, how: How) -> SysResult {
+        match &mut self.target {
+            Target::Own { buf, start } => read_into(self.fd, buf, *start, how),
+            Target::Select(s) => match &mut s.picked {
+                Some((_, picked)) => read_into(self.fd, picked, 0, how),
+                // Nothing taken: no room, as a full buffer has none.
+                None => Ok(0),
+            },
         }
     }
 }
 
-/// The buffer of a write: `Bytes` or `BytesMut`, handed back as it came.
-#[derive(Debug)]
-pub enum WriteBuf {
-    /// Shared, immutable bytes.
-    Shared(Bytes),
-    /// A mutable buffer; its readable part is written.
-    Mut(BytesMut),
-}
-
-impl WriteBuf {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            WriteBuf::Shared(b) => b,
-            WriteBuf::Mut(b) => b,
-        }
-    }
-
-    pub(crate) fn into_buffer(self) -> Buffer {
-        match self {
-            WriteBuf::Shared(b) => Buffer::Shared(b),
-            WriteBuf::Mut(b) => Buffer::Mut(b),
+impl Read<BytesMut> {
+    /// Reads from `fd` into a buffer of provided group `group`, taken when
+    /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
+    pub fn select(fd: impl Into<Fd>, group: u16) -> Read<BytesMut> {
+        let (fd, fixed) = fd.into().split();
+        Read {
+            fd,
+            fixed,
+            target: Target::Select(Select::new(group)),
+            offset: 0,
         }
     }
 }
 
-impl From<Bytes> for WriteBuf {
-    fn from(b: Bytes) -> WriteBuf {
-        WriteBuf::Shared(b)
+impl<B: IoBufMut> Operation for Read<B> {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Read"
+    }
+
+    fn finish(self: Box<Self>, out: &mut Output) {
+        self.target.finish(out);
     }
 }
 
-impl From<BytesMut> for WriteBuf {
-    fn from(b: BytesMut) -> WriteBuf {
-        WriteBuf::Mut(b)
+impl<B: IoBufMut> BlockingOp for Read<B> {
+    fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
+        run_blocking(self.fd, Dir::Read, self.offset, kind, |how| self.call(how))
     }
 }
 
-impl From<&'static [u8]> for WriteBuf {
-    fn from(b: &'static [u8]) -> WriteBuf {
-        WriteBuf::Shared(Bytes::from_static(b))
+impl<B: IoBufMut> IoOp for Read<B> {
+    fn dir(&self) -> Dir {
+        Dir::Read
+    }
+
+    fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
+        let (fd, offset) = (self.fd, self.offset);
+        attempt(fd, Dir::Read, offset, kind, |how| self.call(how))
+    }
+
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        // Selecting with a buffer of its own, or built to select and told
+        // not to: there is no buffer to read into.
+        if select != self.target.is_select() {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
+    fn select(&mut self) -> Option<&mut Select> {
+        self.target.select()
+    }
+
+    fn wanted(&self) -> Option<usize> {
+        // A read into a provided buffer asks for that buffer's size, as
+        // io_uring takes a selected buffer's length for the read's.
+        self.target.room()
+    }
+
+    fn read_request(&self) -> Option<usize> {
+        self.wanted().filter(|&n| n > 0)
+    }
+
+    fn zero_is_eof(&self) -> bool {
+        true
     }
 }
 
-/// `IORING_OP_WRITE`: writes the buffer's bytes; `res` is how many were
+/// `IORING_OP_WRITE`: writes the buffer's bytes (any [`IoBuf`]: `Bytes`,
+/// `BytesMut`, `Vec<u8>`, `&'static [u8]`…); `res` is how many were
 /// written (a short write is a success), and the buffer comes back whole.
 #[derive(Debug)]
-pub struct Write {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) buf: Option<WriteBuf>,
-    pub(crate) offset: u64,
+pub struct Write<B = Bytes> {
+    fd: RawFd,
+    fixed: bool,
+    buf: B,
+    offset: u64,
 }
 
-impl Write {
-    /// Writes `buf` (`Bytes` or `BytesMut`) to `fd` at offset 0.
-    pub fn new(fd: impl Into<Fd>, buf: impl Into<WriteBuf>) -> Write {
+impl<B: IoBuf> Write<B> {
+    /// Writes `buf` to `fd` at offset 0.
+    pub fn new(fd: impl Into<Fd>, buf: B) -> Write<B> {
         let (fd, fixed) = fd.into().split();
         Write {
             fd,
             fixed,
-            buf: Some(buf.into()),
+            buf,
             offset: 0,
         }
     }
@@ -148,82 +337,228 @@ impl Write {
     /// The file offset to write at; `u64::MAX` writes at the current
     /// position. Ignored by sockets, pipes and terminals.
     #[must_use]
-    pub fn offset(mut self, offset: u64) -> Write {
+    pub fn offset(mut self, offset: u64) -> Write<B> {
         self.offset = offset;
         self
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Write(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Io(Box::new(self)), fixed)
     }
 }
 
-/// `IORING_OP_READV`: reads into the spare capacity of each buffer in
-/// turn; each comes back with its length grown by what landed in it.
-#[derive(Debug)]
-pub struct Readv {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) bufs: Option<Vec<BytesMut>>,
-    pub(crate) offset: u64,
+impl<B: IoBuf> Operation for Write<B> {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Write"
+    }
+
+    fn finish(self: Box<Self>, out: &mut Output) {
+        out.buf(self.buf);
+    }
 }
 
-impl Readv {
+impl<B: IoBuf> BlockingOp for Write<B> {
+    fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
+        let (fd, bytes) = (self.fd, self.buf.as_bytes());
+        run_blocking(fd, Dir::Write, self.offset, kind, |how| {
+            write_from(fd, bytes, how)
+        })
+    }
+}
+
+impl<B: IoBuf> IoOp for Write<B> {
+    fn dir(&self) -> Dir {
+        Dir::Write
+    }
+
+    fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
+        let (fd, bytes) = (self.fd, self.buf.as_bytes());
+        attempt(fd, Dir::Write, self.offset, kind, |how| {
+            write_from(fd, bytes, how)
+        })
+    }
+
+    fn wanted(&self) -> Option<usize> {
+        Some(self.buf.as_bytes().len())
+    }
+}
+
+/// `IORING_OP_READV`: reads into the room of each buffer in turn; each
+/// comes back with its length grown by what landed in it.
+#[derive(Debug)]
+pub struct Readv<B = BytesMut> {
+    fd: RawFd,
+    fixed: bool,
+    bufs: Vec<B>,
+    /// Each buffer's length when given.
+    start: Vec<usize>,
+    offset: u64,
+}
+
+impl<B: IoBufMut> Readv<B> {
     /// Reads from `fd` into `bufs`, at offset 0.
-    pub fn new(fd: impl Into<Fd>, bufs: Vec<BytesMut>) -> Readv {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> Readv<B> {
         let (fd, fixed) = fd.into().split();
         Readv {
             fd,
             fixed,
-            bufs: Some(bufs),
+            start: bufs.iter().map(IoBufMut::buf_len).collect(),
+            bufs,
             offset: 0,
         }
     }
 
     /// The file offset; `u64::MAX` for the current position.
     #[must_use]
-    pub fn offset(mut self, offset: u64) -> Readv {
+    pub fn offset(mut self, offset: u64) -> Readv<B> {
         self.offset = offset;
         self
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Readv(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Io(Box::new(self)), fixed)
+    }
+}
+
+impl<B: IoBufMut> Operation for Readv<B> {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Readv"
+    }
+
+    fn finish(self: Box<Self>, out: &mut Output) {
+        out.buf(self.bufs);
+    }
+}
+
+impl<B: IoBufMut> BlockingOp for Readv<B> {
+    fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
+        let Readv {
+            fd,
+            bufs,
+            start,
+            offset,
+            ..
+        } = self;
+        run_blocking(*fd, Dir::Read, *offset, kind, |how| {
+            read_vectored(*fd, bufs, start, how)
+        })
+    }
+}
+
+impl<B: IoBufMut> IoOp for Readv<B> {
+    fn dir(&self) -> Dir {
+        Dir::Read
+    }
+
+    fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
+        let Readv {
+            fd,
+            bufs,
+            start,
+            offset,
+            ..
+        } = self;
+        attempt(*fd, Dir::Read, *offset, kind, |how| {
+            read_vectored(*fd, bufs, start, how)
+        })
+    }
+
+    fn wanted(&self) -> Option<usize> {
+        Some(
+            self.bufs
+                .iter()
+                .zip(&self.start)
+                .map(|(b, &f)| room(b, f))
+                .sum(),
+        )
+    }
+
+    fn read_request(&self) -> Option<usize> {
+        self.wanted().filter(|&n| n > 0)
+    }
+
+    fn zero_is_eof(&self) -> bool {
+        true
     }
 }
 
 /// `IORING_OP_WRITEV`: writes the buffers in order, as one call.
 #[derive(Debug)]
-pub struct Writev {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) bufs: Option<Vec<Bytes>>,
-    pub(crate) offset: u64,
+pub struct Writev<B = Bytes> {
+    fd: RawFd,
+    fixed: bool,
+    bufs: Vec<B>,
+    offset: u64,
 }
 
-impl Writev {
+impl<B: IoBuf> Writev<B> {
     /// Writes `bufs` to `fd` at offset 0.
-    pub fn new(fd: impl Into<Fd>, bufs: Vec<Bytes>) -> Writev {
+    pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> Writev<B> {
         let (fd, fixed) = fd.into().split();
         Writev {
             fd,
             fixed,
-            bufs: Some(bufs),
+            bufs,
             offset: 0,
         }
     }
 
     /// The file offset; `u64::MAX` for the current position.
     #[must_use]
-    pub fn offset(mut self, offset: u64) -> Writev {
+    pub fn offset(mut self, offset: u64) -> Writev<B> {
         self.offset = offset;
         self
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Writev(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Io(Box::new(self)), fixed)
+    }
+}
+
+impl<B: IoBuf> Operation for Writev<B> {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Writev"
+    }
+
+    fn finish(self: Box<Self>, out: &mut Output) {
+        out.buf(self.bufs);
+    }
+}
+
+impl<B: IoBuf> BlockingOp for Writev<B> {
+    fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
+        let (fd, iov) = (self.fd, iovecs(&self.bufs));
+        run_blocking(fd, Dir::Write, self.offset, kind, |how| {
+            write_vectored(fd, &iov, how)
+        })
+    }
+}
+
+impl<B: IoBuf> IoOp for Writev<B> {
+    fn dir(&self) -> Dir {
+        Dir::Write
+    }
+
+    fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
+        let (fd, iov) = (self.fd, iovecs(&self.bufs));
+        attempt(fd, Dir::Write, self.offset, kind, |how| {
+            write_vectored(fd, &iov, how)
+        })
+    }
+
+    fn wanted(&self) -> Option<usize> {
+        Some(self.bufs.iter().map(|b| b.as_bytes().len()).sum())
     }
 }

@@ -1,9 +1,10 @@
 //! Operations that do nothing but complete.
 
-use crate::ops::Op;
+use crate::ops::{DirectOp, Op, Operation, Output};
 use crate::sq::Sqe;
 
-/// `IORING_OP_NOP`: completes with 0. Measures the ring itself.
+/// `IORING_OP_NOP`: completes with 0, at once. Its cost is the ring's own
+/// per-operation cost.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Nop {}
 
@@ -15,6 +16,20 @@ impl Nop {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Nop(self))
+        Sqe::new(Op::Direct(Box::new(self)), false)
+    }
+}
+
+impl Operation for Nop {
+    fn name(&self) -> &'static str {
+        "Nop"
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl DirectOp for Nop {
+    fn call(&mut self) -> i32 {
+        0
     }
 }

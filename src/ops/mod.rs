@@ -11,6 +11,14 @@
 //! assert_eq!(sqe.opcode(), "Read");
 //! ```
 //!
+//! Inside the crate an operation is declared once, in its family's file:
+//! its struct and builder, and the trait that says how it runs — [`IoOp`]
+//! (tried without blocking, waits for readiness, may go to the pool),
+//! [`BlockingOp`] (runs on the pool), [`DirectOp`] (one call on the
+//! driver's thread that can't block) — or, for what works on the ring's
+//! own state, a [`RingOp`] variant the driver serves. docs/architecture.md
+//! says how to add one.
+//!
 //! [`Sqe`]: crate::Sqe
 
 pub(crate) mod bufs;
@@ -21,307 +29,422 @@ pub(crate) mod io;
 mod misc;
 pub(crate) mod net;
 mod poll;
+mod sock;
 pub(crate) mod time;
+
+use std::os::fd::RawFd;
 
 pub use bufs::{ProvideBuffers, RemoveBuffers};
 pub use cancel::{AsyncCancel, CancelTarget};
 pub use files::{Fd, FileSlot, FilesUpdate, Fixed};
 pub use fs::Close;
-pub use io::{Read, Readv, Write, WriteBuf, Writev};
+pub use io::{Read, Readv, Write, Writev};
 pub use misc::Nop;
-pub use net::{Accept, Bind, Connect, Listen, Recv, RecvMsg, Send, SendMsg, Shutdown, Socket};
+pub use net::{Accept, Bind, Connect, Listen, Shutdown, Socket};
 pub use poll::{PollAdd, PollRemove};
+pub use sock::{Recv, RecvMsg, Send, SendMsg};
 pub use time::{LinkTimeout, Timeout, TimeoutRemove, TimeoutUpdate, monotonic_now};
 
-/// The operation inside an entry, as the driver sees it.
-pub(crate) enum Op {
-    Nop(Nop),
-    Read(Read),
-    Write(Write),
-    Readv(Readv),
-    Writev(Writev),
-    PollAdd(PollAdd),
+use crate::buf::AnyBuf;
+use crate::cq::Extra;
+use crate::sys::errno::Errno;
+use crate::sys::io::FdKind;
+
+/// A readiness direction: the kevent filter a waiting operation needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read = 0,
+    Write = 1,
+}
+
+/// What a non-blocking attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Finished with this `res`.
+    Done(i32),
+    /// Not ready: wait for readiness in this direction, then try again.
+    Wait(Dir),
+    /// Can't be done without blocking: hand it to the pool.
+    Offload,
+}
+
+/// A syscall's outcome as a completion's `res`: the count, or `-errno`.
+pub(crate) fn res(r: Result<usize, Errno>) -> i32 {
+    match r {
+        Ok(n) => n.min(i32::MAX as usize) as i32,
+        Err(e) => e.res(),
+    }
+}
+
+/// A non-blocking call's outcome: not ready means wait in `dir`.
+pub(crate) fn settle(r: Result<usize, Errno>, dir: Dir) -> Attempt {
+    match r {
+        Err(e) if e.would_block() => Attempt::Wait(dir),
+        r => Attempt::Done(res(r)),
+    }
+}
+
+/// What a finished operation hands its completion: its buffer, and any
+/// result that is not a buffer.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub(crate) buf: Option<AnyBuf>,
+    pub(crate) extra: Extra,
+}
+
+impl Output {
+    /// Hands back `buf`, typed as it came.
+    pub(crate) fn buf<B: std::marker::Send + 'static>(&mut self, buf: B) {
+        self.buf = Some(AnyBuf::new(buf));
+    }
+}
+
+/// What the driver asks of every operation, whatever runs it.
+pub(crate) trait Operation: std::marker::Send + 'static {
+    /// The opcode's name, as spans and [`Sqe::opcode`](crate::Sqe::opcode)
+    /// show it.
+    fn name(&self) -> &'static str;
+
+    /// The descriptor it works on: a slot index while the entry carries
+    /// `FIXED_FILE` and the driver has not resolved it.
+    fn fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Where that descriptor is kept, so the driver can put the one a slot
+    /// holds in place of the slot index.
+    fn fd_mut(&mut self) -> Option<&mut RawFd> {
+        None
+    }
+
+    /// Where a descriptor it makes goes in the file table.
+    fn direct_slot(&self) -> Option<FileSlot> {
+        None
+    }
+
+    /// Hands its buffers and results to its completion.
+    fn finish(self: Box<Self>, out: &mut Output);
+}
+
+/// The operation's descriptor fields, for the ops that work on one.
+macro_rules! on_fd {
+    () => {
+        fn fd(&self) -> Option<std::os::fd::RawFd> {
+            Some(self.fd)
+        }
+
+        fn fd_mut(&mut self) -> Option<&mut std::os::fd::RawFd> {
+            Some(&mut self.fd)
+        }
+    };
+}
+pub(crate) use on_fd;
+
+/// An operation on a descriptor that can wait for readiness: tried at
+/// once without blocking; on "not ready" queued on the descriptor until a
+/// kevent says it is; or, where no call can be made without blocking
+/// (regular files, blocking pipes), run on the pool.
+pub(crate) trait IoOp: BlockingOp {
+    /// The readiness it waits for.
+    fn dir(&self) -> Dir;
+
+    /// Makes its call without blocking. `kind` caches what the descriptor
+    /// is, for the operations whose call depends on it.
+    fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt;
+
+    /// Checks what can be checked before it starts, given whether the
+    /// entry carries `BUFFER_SELECT`.
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        if select {
+            Err(Errno::new(libc::EOPNOTSUPP))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Its buffer selection, for the operations built to take a provided
+    /// buffer.
+    fn select(&mut self) -> Option<&mut Select> {
+        None
+    }
+
+    /// The bytes it asks to move: fewer is a short transfer, which breaks
+    /// an `IO_LINK` chain as in io_uring.
+    fn wanted(&self) -> Option<usize> {
+        None
+    }
+
+    /// How many bytes a plain read asks for: one that returns fewer has
+    /// emptied a byte stream.
+    fn read_request(&self) -> Option<usize> {
+        None
+    }
+
+    /// Whether it is a multishot operation that goes on after a
+    /// completion with `res`.
+    fn continues(&self, _res: i32) -> bool {
+        false
+    }
+
+    /// Hands one shot's buffer and address to a completion with `F_MORE`.
+    fn take_shot(&mut self, _out: &mut Output) {}
+
+    /// Whether `res == 0` means end of stream, so a socket error that the
+    /// readiness event carried is the better answer.
+    fn zero_is_eof(&self) -> bool {
+        false
+    }
+
+    /// Whether a provided buffer goes back to its group when the call sees
+    /// the end of the stream (`res` 0), as io_uring recycles a receive's
+    /// buffer then.
+    fn eof_returns_buffer(&self) -> bool {
+        false
+    }
+
+    /// A connect in progress: a socket error on its readiness event is
+    /// its outcome.
+    fn connecting(&self) -> bool {
+        false
+    }
+
+    /// Whether `ASYNC` may move it to the pool: network operations stay
+    /// evented, whatever the flag says.
+    fn may_offload(&self) -> bool {
+        true
+    }
+}
+
+/// An operation a worker of the blocking pool runs.
+pub(crate) trait BlockingOp: Operation {
+    /// Makes its call, blocking as long as the syscall does. `kind` is
+    /// what the descriptor is, when the driver knows it already.
+    fn run_blocking(&mut self, kind: Option<FdKind>) -> i32;
+
+    /// The descriptor it closes: the driver ends what waits on it, and
+    /// sends it to the pool once the descriptor's registrations are
+    /// deleted.
+    fn closes(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// An operation that is one call on the driver's thread, which never
+/// blocks.
+pub(crate) trait DirectOp: Operation {
+    /// Makes the call; its completion's `res`.
+    fn call(&mut self) -> i32;
+}
+
+/// The buffer selection state of an operation built to take a provided
+/// buffer (`SqeFlags::BUFFER_SELECT`).
+#[derive(Debug, Default)]
+pub(crate) struct Select {
+    /// The group to take from.
+    pub(crate) group: u16,
+    /// The buffer taken, with its id, between the pick right before an
+    /// attempt and the completion.
+    pub(crate) picked: Option<(u16, bytes::BytesMut)>,
+}
+
+impl Select {
+    pub(crate) fn new(group: u16) -> Select {
+        Select {
+            group,
+            picked: None,
+        }
+    }
+}
+
+/// Where a read lands: the operation's own buffer, or a provided one.
+#[derive(Debug)]
+pub(crate) enum Target<B> {
+    /// The operation's own buffer, after its first `start` bytes.
+    Own { buf: B, start: usize },
+    /// A buffer of a provided group, taken when the data is there.
+    Select(Select),
+}
+
+impl<B: crate::IoBufMut> Target<B> {
+    pub(crate) fn own(buf: B) -> Target<B> {
+        Target::Own {
+            start: buf.buf_len(),
+            buf,
+        }
+    }
+
+    pub(crate) fn is_select(&self) -> bool {
+        matches!(self, Target::Select(_))
+    }
+
+    pub(crate) fn select(&mut self) -> Option<&mut Select> {
+        match self {
+            Target::Select(s) => Some(s),
+            Target::Own { .. } => None,
+        }
+    }
+
+    /// The room a read may fill: the own buffer's after its data, or the
+    /// provided buffer's once taken.
+    pub(crate) fn room(&self) -> Option<usize> {
+        match self {
+            Target::Own { buf, start } => Some(io::room(buf, *start)),
+            Target::Select(s) => s.picked.as_ref().map(|(_, b)| b.capacity()),
+        }
+    }
+
+    /// Hands the buffer to the completion.
+    pub(crate) fn finish(self, out: &mut Output) {
+        match self {
+            Target::Own { buf, .. } => out.buf(buf),
+            Target::Select(s) => {
+                if let Some((_, picked)) = s.picked {
+                    out.buf(picked);
+                }
+            }
+        }
+    }
+}
+
+/// An operation on the ring's own state, which the driver serves itself.
+pub(crate) enum RingOp {
+    Poll(PollAdd),
     PollRemove(PollRemove),
     Timeout(Timeout),
     TimeoutRemove(TimeoutRemove),
     TimeoutUpdate(TimeoutUpdate),
     LinkTimeout(LinkTimeout),
-    AsyncCancel(AsyncCancel),
-    Close(Close),
-    Socket(Socket),
-    Bind(Bind),
-    Listen(Listen),
-    Accept(Accept),
-    Connect(Connect),
-    Recv(Recv),
-    Send(Send),
-    RecvMsg(RecvMsg),
-    SendMsg(SendMsg),
-    Shutdown(Shutdown),
-    ProvideBuffers(ProvideBuffers),
-    RemoveBuffers(RemoveBuffers),
+    Cancel(AsyncCancel),
+    Provide(ProvideBuffers),
+    Remove(RemoveBuffers),
     FilesUpdate(FilesUpdate),
+    /// A `Close` of a slot of the file table.
+    CloseSlot(u32),
+}
+
+impl RingOp {
+    fn name(&self) -> &'static str {
+        match self {
+            RingOp::Poll(_) => "PollAdd",
+            RingOp::PollRemove(_) => "PollRemove",
+            RingOp::Timeout(_) => "Timeout",
+            RingOp::TimeoutRemove(_) => "TimeoutRemove",
+            RingOp::TimeoutUpdate(_) => "TimeoutUpdate",
+            RingOp::LinkTimeout(_) => "LinkTimeout",
+            RingOp::Cancel(_) => "AsyncCancel",
+            RingOp::Provide(_) => "ProvideBuffers",
+            RingOp::Remove(_) => "RemoveBuffers",
+            RingOp::FilesUpdate(_) => "FilesUpdate",
+            RingOp::CloseSlot(_) => "Close",
+        }
+    }
+
+    fn finish(self, out: &mut Output) {
+        match self {
+            // The buffers a failed provide kept.
+            RingOp::Provide(p) if !p.bufs.is_empty() => out.buf(p.bufs),
+            RingOp::Remove(RemoveBuffers {
+                removed: Some(removed),
+                ..
+            }) => out.buf(removed),
+            RingOp::FilesUpdate(u) => out.extra = Extra::Fds(u.fds),
+            _ => {}
+        }
+    }
+}
+
+/// An operation as the driver holds it: how it runs decides which trait
+/// serves it.
+pub(crate) enum Op {
+    Io(Box<dyn IoOp>),
+    Blocking(Box<dyn BlockingOp>),
+    Direct(Box<dyn DirectOp>),
+    /// Boxed, as the others are: the biggest of them would double the size
+    /// of every entry.
+    Ring(Box<RingOp>),
 }
 
 impl Op {
-    /// The opcode's name, as spans and logs show it.
+    /// The opcode's name.
     pub(crate) fn name(&self) -> &'static str {
         match self {
-            Op::Nop(_) => "Nop",
-            Op::Read(_) => "Read",
-            Op::Write(_) => "Write",
-            Op::Readv(_) => "Readv",
-            Op::Writev(_) => "Writev",
-            Op::PollAdd(_) => "PollAdd",
-            Op::PollRemove(_) => "PollRemove",
-            Op::Timeout(_) => "Timeout",
-            Op::TimeoutRemove(_) => "TimeoutRemove",
-            Op::TimeoutUpdate(_) => "TimeoutUpdate",
-            Op::LinkTimeout(_) => "LinkTimeout",
-            Op::AsyncCancel(_) => "AsyncCancel",
-            Op::Close(_) => "Close",
-            Op::Socket(_) => "Socket",
-            Op::Bind(_) => "Bind",
-            Op::Listen(_) => "Listen",
-            Op::Accept(_) => "Accept",
-            Op::Connect(_) => "Connect",
-            Op::Recv(_) => "Recv",
-            Op::Send(_) => "Send",
-            Op::RecvMsg(_) => "RecvMsg",
-            Op::SendMsg(_) => "SendMsg",
-            Op::Shutdown(_) => "Shutdown",
-            Op::ProvideBuffers(_) => "ProvideBuffers",
-            Op::RemoveBuffers(_) => "RemoveBuffers",
-            Op::FilesUpdate(_) => "FilesUpdate",
+            Op::Io(op) => op.name(),
+            Op::Blocking(op) => op.name(),
+            Op::Direct(op) => op.name(),
+            Op::Ring(op) => op.name(),
         }
     }
 
-    /// The descriptor the operation works on, if any: a slot index while
-    /// the entry carries `FIXED_FILE` and the driver has not resolved it.
-    pub(crate) fn fd(&self) -> Option<i32> {
-        self.file().map(|(fd, _)| fd)
+    /// The descriptor it works on, if any (a slot index until resolved).
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        match self {
+            Op::Io(op) => op.fd(),
+            Op::Blocking(op) => op.fd(),
+            Op::Direct(op) => op.fd(),
+            Op::Ring(op) => match **op {
+                RingOp::Poll(p) => Some(p.fd),
+                _ => None,
+            },
+        }
     }
 
-    /// The descriptor and whether the builder was given a registered file.
-    fn file(&self) -> Option<(i32, bool)> {
+    /// The ring operation it is, if it is one.
+    pub(crate) fn ring(&self) -> Option<&RingOp> {
         match self {
-            Op::Read(op) => Some((op.fd, op.fixed)),
-            Op::Write(op) => Some((op.fd, op.fixed)),
-            Op::Readv(op) => Some((op.fd, op.fixed)),
-            Op::Writev(op) => Some((op.fd, op.fixed)),
-            Op::PollAdd(op) => Some((op.fd, op.fixed)),
-            Op::Close(op) => Some((op.fd, op.fixed)),
-            Op::Bind(op) => Some((op.fd, op.fixed)),
-            Op::Listen(op) => Some((op.fd, op.fixed)),
-            Op::Accept(op) => Some((op.fd, op.fixed)),
-            Op::Connect(op) => Some((op.fd, op.fixed)),
-            Op::Recv(op) => Some((op.fd, op.fixed)),
-            Op::Send(op) => Some((op.fd, op.fixed)),
-            Op::RecvMsg(op) => Some((op.fd, op.fixed)),
-            Op::SendMsg(op) => Some((op.fd, op.fixed)),
-            Op::Shutdown(op) => Some((op.fd, op.fixed)),
+            Op::Ring(op) => Some(op),
             _ => None,
         }
     }
 
-    /// The descriptor, to put the one a slot holds in place of the slot
-    /// index.
-    pub(crate) fn fd_mut(&mut self) -> Option<&mut i32> {
+    /// Where its descriptor is kept.
+    pub(crate) fn fd_mut(&mut self) -> Option<&mut RawFd> {
         match self {
-            Op::Read(op) => Some(&mut op.fd),
-            Op::Write(op) => Some(&mut op.fd),
-            Op::Readv(op) => Some(&mut op.fd),
-            Op::Writev(op) => Some(&mut op.fd),
-            Op::PollAdd(op) => Some(&mut op.fd),
-            Op::Bind(op) => Some(&mut op.fd),
-            Op::Listen(op) => Some(&mut op.fd),
-            Op::Accept(op) => Some(&mut op.fd),
-            Op::Connect(op) => Some(&mut op.fd),
-            Op::Recv(op) => Some(&mut op.fd),
-            Op::Send(op) => Some(&mut op.fd),
-            Op::RecvMsg(op) => Some(&mut op.fd),
-            Op::SendMsg(op) => Some(&mut op.fd),
-            Op::Shutdown(op) => Some(&mut op.fd),
-            _ => None,
+            Op::Io(op) => op.fd_mut(),
+            Op::Blocking(op) => op.fd_mut(),
+            Op::Direct(op) => op.fd_mut(),
+            Op::Ring(op) => match &mut **op {
+                RingOp::Poll(p) => Some(&mut p.fd),
+                _ => None,
+            },
         }
     }
 
-    /// Whether `FIXED_FILE` on the entry makes its descriptor a slot:
-    /// every operation on a file but `Close`, which names a slot in its
-    /// own field, as io_uring's `file_index` does (the flag on a `Close`
-    /// is an error there).
-    pub(crate) fn takes_fixed_file(&self) -> bool {
-        !matches!(self, Op::Close(_)) && self.file().is_some()
-    }
-
-    /// Whether the builder was given a slot, so `build()` sets
-    /// `FIXED_FILE`.
-    pub(crate) fn uses_fixed_file(&self) -> bool {
-        self.takes_fixed_file() && self.file().is_some_and(|(_, fixed)| fixed)
-    }
-
-    /// Where a descriptor the operation makes goes in the file table.
+    /// Where a descriptor it makes goes in the file table.
     pub(crate) fn direct_slot(&self) -> Option<FileSlot> {
         match self {
-            Op::Accept(op) => op.direct,
-            Op::Socket(op) => op.direct,
-            _ => None,
+            Op::Io(op) => op.direct_slot(),
+            Op::Blocking(op) => op.direct_slot(),
+            Op::Direct(op) => op.direct_slot(),
+            Op::Ring(_) => None,
         }
     }
 
-    /// The bytes a read or write asks for: fewer is a short transfer,
-    /// which breaks an `IO_LINK` chain as in io_uring.
-    pub(crate) fn wanted_len(&self) -> Option<usize> {
+    /// Whether it is a `Close`, which names a slot its own way: the
+    /// `FIXED_FILE` flag on one is `-EBADF`, as in io_uring.
+    pub(crate) fn is_close(&self) -> bool {
         match self {
-            Op::Read(op) => op.buf.as_ref().map(|b| b.capacity() - b.len()),
-            Op::Write(op) => op.buf.as_ref().map(|b| b.as_slice().len()),
-            Op::Readv(op) => op
-                .bufs
-                .as_ref()
-                .map(|v| v.iter().map(|b| b.capacity() - b.len()).sum()),
-            Op::Writev(op) => op.bufs.as_ref().map(|v| v.iter().map(|b| b.len()).sum()),
-            // Only MSG_WAITALL makes a short receive or send a failure, as
-            // in io_uring.
-            Op::Send(op) if op.flags & libc::MSG_WAITALL != 0 => {
-                op.buf.as_ref().map(|b| b.as_slice().len())
-            }
-            Op::Recv(op) if op.flags & libc::MSG_WAITALL != 0 => op
-                .buf
-                .as_ref()
-                .map(|b| net_limit(b.capacity() - b.len(), op.len)),
-            _ => None,
-        }
-    }
-
-    /// The size of the provided buffer a `Read` picked: what it asked for,
-    /// as io_uring takes a selected buffer's length for the read's.
-    pub(crate) fn selected_len(&self) -> Option<u32> {
-        match self {
-            Op::Read(op) if op.pick.bid.is_some() => op
-                .buf
-                .as_ref()
-                .map(|b| b.capacity().min(u32::MAX as usize) as u32),
-            _ => None,
-        }
-    }
-
-    /// Hands the operation's buffer back, for its completion.
-    pub(crate) fn take_buffer(&mut self) -> Option<crate::Buffer> {
-        match self {
-            Op::Read(op) => {
-                op.pick.bid = None;
-                op.buf.take().map(crate::Buffer::Mut)
-            }
-            Op::Write(op) => op.buf.take().map(WriteBuf::into_buffer),
-            Op::Readv(op) => op.bufs.take().map(crate::Buffer::MutVec),
-            Op::Writev(op) => op.bufs.take().map(crate::Buffer::SharedVec),
-            Op::Recv(op) => {
-                op.pick.bid = None;
-                op.buf.take().map(crate::Buffer::Mut)
-            }
-            Op::Send(op) => op.buf.take().map(WriteBuf::into_buffer),
-            Op::RecvMsg(op) => {
-                op.pick.bid = None;
-                op.take_buffer()
-            }
-            Op::SendMsg(op) => op.msg.bufs.take().map(crate::Buffer::SharedVec),
-            Op::ProvideBuffers(op) => op.bufs.take().map(crate::Buffer::MutVec),
-            Op::RemoveBuffers(op) => op.removed.take().map(crate::Buffer::MutVec),
-            Op::FilesUpdate(op) => op.fds.take().map(crate::Buffer::Fds),
-            _ => None,
-        }
-    }
-
-    /// Hands the address the operation received (a peer's, a sender's)
-    /// back, for its completion.
-    pub(crate) fn take_addr(&mut self) -> Option<Box<crate::sys::net::SockAddr>> {
-        match self {
-            Op::Accept(op) => op.addr.take(),
-            Op::RecvMsg(op) => op.msg.from.take(),
-            _ => None,
-        }
-    }
-
-    /// The buffer selection state and the slot a provided buffer goes in,
-    /// for the operations that can select one.
-    pub(crate) fn pick_mut(&mut self) -> Option<(&mut bufs::Pick, &mut Option<bytes::BytesMut>)> {
-        match self {
-            Op::Read(op) => Some((&mut op.pick, &mut op.buf)),
-            Op::Recv(op) => Some((&mut op.pick, &mut op.buf)),
-            Op::RecvMsg(op) => Some((&mut op.pick, &mut op.msg.picked)),
-            _ => None,
-        }
-    }
-
-    /// Turns buffer selection on (the entry carries `BUFFER_SELECT`):
-    /// `-EOPNOTSUPP` for an operation that can't select, as io_uring
-    /// answers, `-EINVAL` for one that brought its own buffer.
-    pub(crate) fn enable_select(&mut self) -> Result<(), i32> {
-        let own = match self {
-            Op::Read(op) => op.buf.is_some(),
-            Op::Recv(op) => op.buf.is_some() || op.flags & libc::MSG_WAITALL != 0,
-            Op::RecvMsg(op) => op.msg.bufs.is_some(),
-            _ => return Err(-libc::EOPNOTSUPP),
-        };
-        if own {
-            return Err(-libc::EINVAL);
-        }
-        if let Some((pick, _)) = self.pick_mut() {
-            pick.on = true;
-        }
-        Ok(())
-    }
-
-    /// Checks what can be checked before the operation starts (beyond
-    /// buffer selection): `Err(res)` to complete it with at once.
-    pub(crate) fn validate(&self, select: bool) -> Result<(), i32> {
-        match self {
-            // io_uring: multishot receives need a provided buffer group and
-            // can't wait for all.
-            Op::Recv(op) if op.multishot && (!select || op.flags & libc::MSG_WAITALL != 0) => {
-                Err(-libc::EINVAL)
-            }
-            // io_uring: a multishot accept into the table must let it
-            // choose the slots.
-            Op::Accept(op) if op.multishot && matches!(op.direct, Some(FileSlot::Index(_))) => {
-                Err(-libc::EINVAL)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether this is a multishot operation that goes on after a
-    /// completion with `res`: a receive until end of stream or an error,
-    /// an accept until an error.
-    pub(crate) fn continues(&self, res: i32) -> bool {
-        match self {
-            Op::Accept(op) => op.multishot && res >= 0,
-            Op::Recv(op) => op.multishot && res > 0,
+            Op::Blocking(op) => op.closes().is_some(),
+            Op::Ring(op) => matches!(**op, RingOp::CloseSlot(_)),
             _ => false,
         }
     }
 
-    /// Whether `res == 0` means end of stream (so a socket error that the
-    /// readiness event carried is the better answer).
-    pub(crate) fn zero_is_eof(&self) -> bool {
-        matches!(
-            self,
-            Op::Read(_) | Op::Readv(_) | Op::Recv(_) | Op::RecvMsg(_)
-        )
+    /// Its buffer selection, if it was built to take a provided buffer.
+    pub(crate) fn select(&mut self) -> Option<&mut Select> {
+        match self {
+            Op::Io(op) => op.select(),
+            _ => None,
+        }
     }
 
-    /// Whether the operation is a network one (always evented: `ASYNC`
-    /// doesn't move it to the pool).
-    pub(crate) fn is_net(&self) -> bool {
-        matches!(
-            self,
-            Op::Accept(_)
-                | Op::Connect(_)
-                | Op::Recv(_)
-                | Op::Send(_)
-                | Op::RecvMsg(_)
-                | Op::SendMsg(_)
-        )
+    /// Hands its buffers and results to its completion.
+    pub(crate) fn finish(self, out: &mut Output) {
+        match self {
+            Op::Io(op) => op.finish(out),
+            Op::Blocking(op) => op.finish(out),
+            Op::Direct(op) => op.finish(out),
+            Op::Ring(op) => op.finish(out),
+        }
     }
 }
 

@@ -1,6 +1,5 @@
-//! Network operations: `Socket`, `Bind`, `Listen`, `Accept` (+multishot),
-//! `Connect`, `Recv` (+multishot), `Send`, `RecvMsg`, `SendMsg`,
-//! `Shutdown`.
+//! Sockets: `Socket`, `Bind`, `Listen`, `Accept` (+multishot), `Connect`,
+//! `Shutdown`. The transfers on them are in `sock.rs`.
 //!
 //! `Socket`, `Bind`, `Listen` and `Shutdown` never block: they run as one
 //! syscall on the driver's thread. The others try their syscall at once
@@ -15,7 +14,7 @@
 //! let sq = ring.submission();
 //! sq.push(ops::Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0).build().user_data(1)).unwrap();
 //! sq.submit_and_wait(1)?;
-//! let fd = ring.completion().pop().unwrap().result()? as i32;
+//! let fd = ring.completion().pop().unwrap().io_result()? as i32;
 //! let addr = SockAddr::from("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap());
 //! sq.push(ops::Bind::new(fd, addr).build().user_data(2)).unwrap();
 //! sq.push(ops::Listen::new(fd, 128).build().user_data(3)).unwrap();
@@ -23,20 +22,20 @@
 //! sq.submit_and_wait(3)?;
 //! let mut cqes = ring.completion().wait_nr(3)?;
 //! cqes.sort_by_key(|c| c.user_data());
-//! assert!(cqes.iter().all(|c| c.res() == 0));
+//! assert!(cqes.iter().all(|c| c.result() == 0));
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
 use std::os::fd::RawFd;
 
-use bytes::{Bytes, BytesMut};
-
-use crate::cq::Buffer;
-use crate::ops::bufs::Pick;
-use crate::ops::io::WriteBuf;
-use crate::ops::{Fd, FileSlot, Op};
-use crate::sq::{Sqe, SqeFlags};
-use crate::sys::net::SockAddr;
+use crate::cq::Extra;
+use crate::ops::{
+    Attempt, BlockingOp, Dir, DirectOp, Fd, FileSlot, IoOp, Op, Operation, Output, on_fd, res,
+};
+use crate::sq::Sqe;
+use crate::sys::errno::Errno;
+use crate::sys::io::{self as sys, FdKind};
+use crate::sys::net::{self as netsys, SockAddr};
 
 /// `IORING_OP_SOCKET`: creates a socket; `res` is its descriptor.
 ///
@@ -46,13 +45,13 @@ use crate::sys::net::SockAddr;
 /// and a blocking socket's `Connect` has to run on the blocking pool.
 #[derive(Debug, Clone, Copy)]
 pub struct Socket {
-    pub(crate) domain: i32,
-    pub(crate) ty: i32,
-    pub(crate) protocol: i32,
-    pub(crate) cloexec: bool,
-    pub(crate) nonblocking: bool,
+    domain: i32,
+    ty: i32,
+    protocol: i32,
+    cloexec: bool,
+    nonblocking: bool,
     /// Where in the file table the socket goes, if it goes there.
-    pub(crate) direct: Option<FileSlot>,
+    direct: Option<FileSlot>,
 }
 
 impl Socket {
@@ -94,16 +93,43 @@ impl Socket {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Socket(self))
+        Sqe::new(Op::Direct(Box::new(self)), false)
+    }
+}
+
+impl Operation for Socket {
+    fn name(&self) -> &'static str {
+        "Socket"
+    }
+
+    fn direct_slot(&self) -> Option<FileSlot> {
+        self.direct
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl DirectOp for Socket {
+    fn call(&mut self) -> i32 {
+        // A descriptor for the file table is the ring's: never inherited,
+        // never blocking.
+        let ring_owned = self.direct.is_some();
+        res(netsys::socket(
+            self.domain,
+            self.ty,
+            self.protocol,
+            self.cloexec || ring_owned,
+            self.nonblocking || ring_owned,
+        ))
     }
 }
 
 /// `IORING_OP_BIND`: binds `fd` to an address; completes with 0.
 #[derive(Debug)]
 pub struct Bind {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) addr: Box<SockAddr>,
+    fd: RawFd,
+    fixed: bool,
+    addr: SockAddr,
 }
 
 impl Bind {
@@ -113,22 +139,39 @@ impl Bind {
         Bind {
             fd,
             fixed,
-            addr: Box::new(addr.into()),
+            addr: addr.into(),
         }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Bind(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Direct(Box::new(self)), fixed)
+    }
+}
+
+impl Operation for Bind {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Bind"
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl DirectOp for Bind {
+    fn call(&mut self) -> i32 {
+        res(netsys::bind(self.fd, &self.addr))
     }
 }
 
 /// `IORING_OP_LISTEN`: marks `fd` as listening; completes with 0.
 #[derive(Debug, Clone, Copy)]
 pub struct Listen {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) backlog: i32,
+    fd: RawFd,
+    fixed: bool,
+    backlog: i32,
 }
 
 impl Listen {
@@ -140,7 +183,63 @@ impl Listen {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Listen(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Direct(Box::new(self)), fixed)
+    }
+}
+
+impl Operation for Listen {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Listen"
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl DirectOp for Listen {
+    fn call(&mut self) -> i32 {
+        res(netsys::listen(self.fd, self.backlog))
+    }
+}
+
+/// `IORING_OP_SHUTDOWN`: shuts down one or both directions of a
+/// connection; completes with 0 (`-ENOTCONN` when not connected).
+#[derive(Debug, Clone, Copy)]
+pub struct Shutdown {
+    fd: RawFd,
+    fixed: bool,
+    how: std::net::Shutdown,
+}
+
+impl Shutdown {
+    /// Shuts down `how` of `fd` (`std::net::Shutdown::Write` half-closes).
+    pub fn new(fd: impl Into<Fd>, how: std::net::Shutdown) -> Shutdown {
+        let (fd, fixed) = fd.into().split();
+        Shutdown { fd, fixed, how }
+    }
+
+    /// The entry to push.
+    pub fn build(self) -> Sqe {
+        let fixed = self.fixed;
+        Sqe::new(Op::Direct(Box::new(self)), fixed)
+    }
+}
+
+impl Operation for Shutdown {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Shutdown"
+    }
+
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl DirectOp for Shutdown {
+    fn call(&mut self) -> i32 {
+        res(netsys::shutdown(self.fd, self.how))
     }
 }
 
@@ -157,18 +256,18 @@ impl Listen {
 /// blocks in it unless another process takes the connection in between.
 #[derive(Debug)]
 pub struct Accept {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) multishot: bool,
-    pub(crate) want_addr: bool,
-    pub(crate) cloexec: bool,
-    pub(crate) nonblocking: bool,
+    fd: RawFd,
+    fixed: bool,
+    multishot: bool,
+    want_addr: bool,
+    cloexec: bool,
+    nonblocking: bool,
     /// Whether the listener is blocking, once looked up.
-    pub(crate) blocking: Option<bool>,
+    blocking: Option<bool>,
     /// The peer's address of the connection just accepted.
-    pub(crate) addr: Option<Box<SockAddr>>,
+    addr: Option<SockAddr>,
     /// Where in the file table the new socket goes, if it goes there.
-    pub(crate) direct: Option<FileSlot>,
+    direct: Option<FileSlot>,
 }
 
 impl Accept {
@@ -231,7 +330,105 @@ impl Accept {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Accept(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Io(Box::new(self)), fixed)
+    }
+
+    /// One accept: the new descriptor, or not ready.
+    fn accept(&mut self) -> Result<usize, Errno> {
+        let blocking = match self.blocking {
+            Some(b) => b,
+            None => *self.blocking.insert(!netsys::is_nonblocking(self.fd)?),
+        };
+        let ring_owned = self.direct.is_some();
+        loop {
+            // A blocking listener: accept only what poll says is there, so
+            // the driver's thread does not block in accept.
+            if blocking {
+                let r = sys::poll_now(self.fd, libc::POLLIN)? as i16;
+                if r & libc::POLLNVAL != 0 {
+                    return Err(Errno::EBADF);
+                }
+                if r & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) == 0 {
+                    return Err(Errno::new(libc::EAGAIN));
+                }
+            }
+            let mut addr = self.want_addr.then(SockAddr::empty);
+            match netsys::accept(
+                self.fd,
+                addr.as_mut(),
+                self.cloexec || ring_owned,
+                self.nonblocking || ring_owned,
+            ) {
+                Ok(fd) => {
+                    self.addr = addr;
+                    return Ok(fd);
+                }
+                // The connection went away before it was taken: try the next.
+                Err(Errno::ECONNABORTED) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Operation for Accept {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Accept"
+    }
+
+    fn direct_slot(&self) -> Option<FileSlot> {
+        self.direct
+    }
+
+    fn finish(mut self: Box<Self>, out: &mut Output) {
+        self.take_shot(out);
+    }
+}
+
+impl BlockingOp for Accept {
+    /// Network operations stay evented: on a worker, one non-blocking
+    /// accept, and not ready goes back to the driver to wait.
+    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
+        res(self.accept())
+    }
+}
+
+impl IoOp for Accept {
+    fn dir(&self) -> Dir {
+        Dir::Read
+    }
+
+    fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
+        crate::ops::settle(self.accept(), Dir::Read)
+    }
+
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        if select {
+            return Err(Errno::new(libc::EOPNOTSUPP));
+        }
+        // io_uring: a multishot accept into the table must let it choose
+        // the slots.
+        if self.multishot && matches!(self.direct, Some(FileSlot::Index(_))) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
+    fn continues(&self, res: i32) -> bool {
+        self.multishot && res >= 0
+    }
+
+    fn take_shot(&mut self, out: &mut Output) {
+        if let Some(addr) = self.addr.take() {
+            out.extra = Extra::Addr(Box::new(addr));
+        }
+    }
+
+    fn may_offload(&self) -> bool {
+        false
     }
 }
 
@@ -244,11 +441,11 @@ impl Accept {
 /// blocking pool.
 #[derive(Debug)]
 pub struct Connect {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) addr: Box<SockAddr>,
+    fd: RawFd,
+    fixed: bool,
+    addr: SockAddr,
     /// The connect is in progress: the next attempt reads its outcome.
-    pub(crate) started: bool,
+    started: bool,
 }
 
 impl Connect {
@@ -258,294 +455,94 @@ impl Connect {
         Connect {
             fd,
             fixed,
-            addr: Box::new(addr.into()),
+            addr: addr.into(),
             started: false,
         }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Connect(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Io(Box::new(self)), fixed)
     }
 }
 
-/// `IORING_OP_RECV`: receives into the spare capacity of a `BytesMut`, or
-/// into a buffer taken from a provided group ([`Recv::select`]); `res` is
-/// the bytes received, 0 at end of stream.
-///
-/// Multishot (`IORING_RECV_MULTISHOT`, buffer selection only) posts a
-/// completion with `F_MORE` and a buffer each time data arrives, and ends
-/// with a completion without `F_MORE`: 0 at end of stream, an error,
-/// `-ENOBUFS` when the group ran dry, or `-ECANCELED`.
-#[derive(Debug)]
-pub struct Recv {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) buf: Option<BytesMut>,
-    pub(crate) flags: i32,
-    pub(crate) len: u32,
-    pub(crate) multishot: bool,
-    pub(crate) pick: Pick,
-    /// Bytes received so far by a `MSG_WAITALL` receive.
-    pub(crate) done: u32,
+/// The outcome of a connect in progress: its error, done, or still going.
+fn connect_outcome(fd: RawFd) -> Attempt {
+    match netsys::take_socket_error(fd) {
+        Err(e) | Ok(Some(e)) => return Attempt::Done(e.res()),
+        Ok(None) => {}
+    }
+    match netsys::is_connected(fd) {
+        Ok(true) => Attempt::Done(0),
+        Ok(false) => Attempt::Wait(Dir::Write),
+        Err(e) => Attempt::Done(e.res()),
+    }
 }
 
-impl Recv {
-    /// Receives from `fd` into `buf`'s spare capacity.
-    pub fn new(fd: impl Into<Fd>, buf: BytesMut) -> Recv {
-        let (fd, fixed) = fd.into().split();
-        Recv {
-            fd,
-            fixed,
-            buf: Some(buf),
-            flags: 0,
-            len: 0,
-            multishot: false,
-            pick: Pick::default(),
-            done: 0,
-        }
+impl Operation for Connect {
+    on_fd!();
+
+    fn name(&self) -> &'static str {
+        "Connect"
     }
 
-    /// Receives from `fd` into a buffer of provided group `group`, taken
-    /// when the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: impl Into<Fd>, group: u16) -> Recv {
-        Recv {
-            buf: None,
-            pick: Pick {
-                group,
-                ..Pick::default()
+    fn finish(self: Box<Self>, _out: &mut Output) {}
+}
+
+impl BlockingOp for Connect {
+    /// A blocking socket's connect, on a worker.
+    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
+        match netsys::connect(self.fd, &self.addr) {
+            Ok(_) => 0,
+            // Interrupted: the connect goes on; wait for its outcome.
+            Err(Errno::EINPROGRESS) => loop {
+                if let Err(e) = netsys::poll_wait(self.fd, libc::POLLOUT) {
+                    return e.res();
+                }
+                if let Attempt::Done(res) = connect_outcome(self.fd) {
+                    return res;
+                }
             },
-            ..Recv::new(fd, BytesMut::new())
-        }
-    }
-
-    /// `recv(2)` flags (`libc::MSG_PEEK`, `libc::MSG_WAITALL`…).
-    /// `MSG_WAITALL` keeps receiving until the buffer is full, the stream
-    /// ends or fails (own buffers only).
-    #[must_use]
-    pub fn flags(mut self, flags: i32) -> Recv {
-        self.flags = flags;
-        self
-    }
-
-    /// Receives at most `len` bytes (0, the default: as many as the
-    /// buffer holds).
-    #[must_use]
-    pub fn len(mut self, len: u32) -> Recv {
-        self.len = len;
-        self
-    }
-
-    /// Keeps receiving, one completion per arrival (needs
-    /// [`select`](Self::select)).
-    #[must_use]
-    pub fn multishot(mut self, on: bool) -> Recv {
-        self.multishot = on;
-        self
-    }
-
-    /// The entry to push.
-    pub fn build(self) -> Sqe {
-        let select = self.buf.is_none();
-        let sqe = Sqe::new(Op::Recv(self));
-        if select {
-            sqe.flags(SqeFlags::BUFFER_SELECT)
-        } else {
-            sqe
+            Err(e) => e.res(),
         }
     }
 }
 
-/// `IORING_OP_SEND`: sends the buffer's bytes; `res` is how many were
-/// sent (a short send is a success), and the buffer comes back whole.
-#[derive(Debug)]
-pub struct Send {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) buf: Option<WriteBuf>,
-    pub(crate) flags: i32,
-    /// Bytes sent so far by a `MSG_WAITALL` send.
-    pub(crate) done: u32,
-}
+impl IoOp for Connect {
+    fn dir(&self) -> Dir {
+        Dir::Write
+    }
 
-impl Send {
-    /// Sends `buf` (`Bytes` or `BytesMut`) on `fd`.
-    pub fn new(fd: impl Into<Fd>, buf: impl Into<WriteBuf>) -> Send {
-        let (fd, fixed) = fd.into().split();
-        Send {
-            fd,
-            fixed,
-            buf: Some(buf.into()),
-            flags: 0,
-            done: 0,
+    fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
+        if self.started {
+            return connect_outcome(self.fd);
+        }
+        match netsys::is_nonblocking(self.fd) {
+            Ok(true) => {}
+            // A blocking socket's connect would block the driver: the
+            // pool runs it.
+            Ok(false) => return Attempt::Offload,
+            Err(e) => return Attempt::Done(e.res()),
+        }
+        match netsys::connect(self.fd, &self.addr) {
+            Ok(_) => Attempt::Done(0),
+            Err(Errno::EINPROGRESS | Errno::EALREADY) => {
+                self.started = true;
+                Attempt::Wait(Dir::Write)
+            }
+            // A Unix socket whose listener's backlog is full: try again
+            // when it may have room.
+            Err(e) if e.would_block() => Attempt::Wait(Dir::Write),
+            Err(e) => Attempt::Done(e.res()),
         }
     }
 
-    /// `send(2)` flags (`MSG_NOSIGNAL` is always added). `MSG_WAITALL`
-    /// sends the rest as room comes, until all is sent or the socket
-    /// fails, as io_uring does on a stream socket.
-    #[must_use]
-    pub fn flags(mut self, flags: i32) -> Send {
-        self.flags = flags;
-        self
+    fn connecting(&self) -> bool {
+        self.started
     }
 
-    /// The entry to push.
-    pub fn build(self) -> Sqe {
-        Sqe::new(Op::Send(self))
-    }
-}
-
-/// What a `RecvMsg` owns, boxed to keep every operation small.
-#[derive(Debug)]
-pub(crate) struct RecvMsgState {
-    /// The caller's buffers.
-    pub(crate) bufs: Option<Vec<BytesMut>>,
-    /// The provided buffer taken, with buffer selection.
-    pub(crate) picked: Option<BytesMut>,
-    /// The sender's address, once received.
-    pub(crate) from: Option<Box<SockAddr>>,
-    pub(crate) flags: i32,
-}
-
-/// `IORING_OP_RECVMSG`: receives one message into the spare capacity of
-/// the buffers in order (or into a provided buffer,
-/// [`RecvMsg::select`]); `res` is the bytes received, and the sender's
-/// address comes back with the completion ([`Cqe::addr`](crate::Cqe::addr))
-/// — for UDP and Unix datagram sockets.
-#[derive(Debug)]
-pub struct RecvMsg {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) msg: Box<RecvMsgState>,
-    pub(crate) pick: Pick,
-}
-
-impl RecvMsg {
-    /// Receives from `fd` into `bufs`.
-    pub fn new(fd: impl Into<Fd>, bufs: Vec<BytesMut>) -> RecvMsg {
-        let (fd, fixed) = fd.into().split();
-        RecvMsg {
-            fd,
-            fixed,
-            msg: Box::new(RecvMsgState {
-                bufs: Some(bufs),
-                picked: None,
-                from: None,
-                flags: 0,
-            }),
-            pick: Pick::default(),
-        }
-    }
-
-    /// Receives from `fd` into a buffer of provided group `group`. `build()`
-    /// sets `SqeFlags::BUFFER_SELECT`.
-    pub fn select(fd: impl Into<Fd>, group: u16) -> RecvMsg {
-        let mut op = RecvMsg::new(fd, Vec::new());
-        op.msg.bufs = None;
-        op.pick.group = group;
-        op
-    }
-
-    /// `recvmsg(2)` flags (`libc::MSG_PEEK`…).
-    #[must_use]
-    pub fn flags(mut self, flags: i32) -> RecvMsg {
-        self.msg.flags = flags;
-        self
-    }
-
-    /// The entry to push.
-    pub fn build(self) -> Sqe {
-        let select = self.msg.bufs.is_none();
-        let sqe = Sqe::new(Op::RecvMsg(self));
-        if select {
-            sqe.flags(SqeFlags::BUFFER_SELECT)
-        } else {
-            sqe
-        }
-    }
-}
-
-/// What a `SendMsg` owns, boxed to keep every operation small.
-#[derive(Debug)]
-pub(crate) struct SendMsgState {
-    pub(crate) bufs: Option<Vec<Bytes>>,
-    pub(crate) to: Option<SockAddr>,
-    pub(crate) flags: i32,
-}
-
-/// `IORING_OP_SENDMSG`: sends the buffers as one message, to an address
-/// ([`to`](Self::to)) or the connected peer; `res` is the bytes sent.
-#[derive(Debug)]
-pub struct SendMsg {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) msg: Box<SendMsgState>,
-}
-
-impl SendMsg {
-    /// Sends `bufs` on `fd`.
-    pub fn new(fd: impl Into<Fd>, bufs: Vec<Bytes>) -> SendMsg {
-        let (fd, fixed) = fd.into().split();
-        SendMsg {
-            fd,
-            fixed,
-            msg: Box::new(SendMsgState {
-                bufs: Some(bufs),
-                to: None,
-                flags: 0,
-            }),
-        }
-    }
-
-    /// The destination (for unconnected datagram sockets).
-    #[must_use]
-    pub fn to(mut self, addr: impl Into<SockAddr>) -> SendMsg {
-        self.msg.to = Some(addr.into());
-        self
-    }
-
-    /// `sendmsg(2)` flags (`MSG_NOSIGNAL` is always added).
-    #[must_use]
-    pub fn flags(mut self, flags: i32) -> SendMsg {
-        self.msg.flags = flags;
-        self
-    }
-
-    /// The entry to push.
-    pub fn build(self) -> Sqe {
-        Sqe::new(Op::SendMsg(self))
-    }
-}
-
-/// `IORING_OP_SHUTDOWN`: shuts down one or both directions of a
-/// connection; completes with 0 (`-ENOTCONN` when not connected).
-#[derive(Debug, Clone, Copy)]
-pub struct Shutdown {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
-    pub(crate) how: std::net::Shutdown,
-}
-
-impl Shutdown {
-    /// Shuts down `how` of `fd` (`std::net::Shutdown::Write` half-closes).
-    pub fn new(fd: impl Into<Fd>, how: std::net::Shutdown) -> Shutdown {
-        let (fd, fixed) = fd.into().split();
-        Shutdown { fd, fixed, how }
-    }
-
-    /// The entry to push.
-    pub fn build(self) -> Sqe {
-        Sqe::new(Op::Shutdown(self))
-    }
-}
-
-impl RecvMsg {
-    /// The buffer(s) for the completion.
-    pub(crate) fn take_buffer(&mut self) -> Option<Buffer> {
-        match self.msg.picked.take() {
-            Some(b) => Some(Buffer::Mut(b)),
-            None => self.msg.bufs.take().map(Buffer::MutVec),
-        }
+    fn may_offload(&self) -> bool {
+        false
     }
 }

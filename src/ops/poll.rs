@@ -2,8 +2,10 @@
 
 use std::os::fd::RawFd;
 
-use crate::ops::{Fd, Op};
+use crate::ops::{Dir, Fd, Op, RingOp};
 use crate::sq::Sqe;
+use crate::sys::errno::Errno;
+use crate::sys::io as sys;
 
 /// `IORING_OP_POLL_ADD`: completes when `fd` is ready for any of `events`
 /// (`libc::POLLIN`, `libc::POLLOUT`…) with the ready mask as `res`. A
@@ -39,7 +41,8 @@ impl PollAdd {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::PollAdd(self))
+        let fixed = self.fixed;
+        Sqe::new(Op::Ring(Box::new(RingOp::Poll(self))), fixed)
     }
 }
 
@@ -59,6 +62,36 @@ impl PollRemove {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::PollRemove(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::PollRemove(self))), false)
+    }
+}
+
+impl PollAdd {
+    /// Its ready events now: the mask (0 when not ready), or `-EBADF` for
+    /// a descriptor that is not open.
+    pub(crate) fn ready(&self) -> Result<u32, Errno> {
+        let revents = sys::poll_now(self.fd, self.events as i16 | sys::POLL_RDHUP)? as u32;
+        if revents & libc::POLLNVAL as u32 != 0 {
+            return Err(Errno::EBADF);
+        }
+        // poll(2) always reports errors and hang-ups; io_uring also always
+        // reports a peer's shutdown (POLLRDHUP, where it exists).
+        let always = (libc::POLLERR | libc::POLLHUP | sys::POLL_RDHUP) as u16 as u32;
+        Ok(revents & (self.events | always))
+    }
+
+    /// The directions its mask waits on.
+    pub(crate) fn dirs(&self) -> [Option<Dir>; 2] {
+        let read = (libc::POLLIN | libc::POLLPRI | libc::POLLRDNORM | libc::POLLRDBAND) as u32;
+        let write = (libc::POLLOUT | libc::POLLWRNORM | libc::POLLWRBAND) as u32;
+        let r = (self.events & read != 0).then_some(Dir::Read);
+        let w = (self.events & write != 0).then_some(Dir::Write);
+        // A poll for neither (only errors or hang-up) waits on the read
+        // side, where kqueue reports EOF.
+        if r.is_none() && w.is_none() {
+            [Some(Dir::Read), None]
+        } else {
+            [r, w]
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::ops::Op;
+use crate::ops::{Op, RingOp};
 use crate::sq::Sqe;
 
 /// `CLOCK_MONOTONIC` now: the clock [`Timeout::absolute`] measures, the
@@ -48,7 +48,7 @@ impl Timeout {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Timeout(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::Timeout(self))), false)
     }
 }
 
@@ -68,7 +68,7 @@ impl TimeoutRemove {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::TimeoutRemove(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutRemove(self))), false)
     }
 }
 
@@ -101,7 +101,7 @@ impl LinkTimeout {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::LinkTimeout(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::LinkTimeout(self))), false)
     }
 }
 
@@ -134,7 +134,7 @@ impl TimeoutUpdate {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::TimeoutUpdate(self))
+        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutUpdate(self))), false)
     }
 }
 

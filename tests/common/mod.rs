@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kqring::ops::{Nop, Recv};
-use kqring::{Buffer, Cqe, Mode, Ring, Sqe};
+use kqring::{Cqe, Mode, Ring, Sqe};
 
 /// A descriptor number that is never open: closing a real descriptor to
 /// get a bad one races with tests in other threads that reuse the number.
@@ -161,8 +161,7 @@ pub fn recv64(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
 
 /// The buffer a read or receive hands back.
 pub fn take_mut(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
+    cqe.take_buf::<BytesMut>()
         .expect("the buffer comes back")
 }
 

@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use kqring::ops::{Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
-use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
+use kqring::ops::{Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Timeout, Write};
+use kqring::{Builder, Cqe, IoBuf, Mode, Ring, Sqe, SubmissionQueue};
 
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
@@ -140,8 +140,8 @@ fn io_res(cqe: &Cqe, what: &str) -> Result<usize> {
 
 /// The buffer a read or a `BytesMut` write hands back.
 fn take_mut(cqe: &mut Cqe) -> Result<BytesMut> {
-    cqe.take_buf()
-        .and_then(Buffer::into_mut)
+    cqe.take_buf::<BytesMut>()
+        .ok()
         .ok_or_else(|| "completion without its buffer".into())
 }
 
@@ -154,7 +154,7 @@ fn recv(fd: Fd, buf: BytesMut) -> Sqe {
 }
 
 /// Sends `buf`.
-fn send(fd: Fd, buf: impl Into<WriteBuf>) -> Sqe {
+fn send(fd: Fd, buf: impl IoBuf) -> Sqe {
     Send::new(fd, buf).build()
 }
 
@@ -285,7 +285,7 @@ impl System for Kqring {
                 due.push(Instant::now() + d);
                 let mut sqe = Timeout::new(d).build().user_data(i as u64);
                 while let Err(back) = sq.push(sqe) {
-                    sqe = back;
+                    sqe = back.into_inner();
                     submit_or_busy(sq)?;
                     reap(&due, &mut lateness)?;
                     std::thread::yield_now();

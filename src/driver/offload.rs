@@ -1,0 +1,192 @@
+//! Handing work to the blocking pool and taking its results back.
+//!
+//! Jobs are sent at the end of the turn once the submission of the entry
+//! that started them has been made (`submit` called): a cancel in the same
+//! submission then still finds them unstarted, however the pushes and the
+//! turns interleave and however fast a worker is; and a `Close` reaches
+//! the pool after its registrations' deletion has reached the kernel.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::driver::Driver;
+use crate::driver::pool::{Claim, Job, Pool, Work};
+use crate::driver::table::{OpKey, State};
+use crate::ring::Shared;
+
+pub(super) struct Offload {
+    pool: Pool,
+    /// Jobs waiting for their submission to be made.
+    outbox: Vec<(Job, Option<u64>)>,
+    /// The submission of the entry being taken, while it starts.
+    taking: Option<u64>,
+}
+
+/// Whether `batch` (a submission's number) has been submitted.
+fn submitted(shared: &Shared, batch: Option<u64>) -> bool {
+    batch.is_none_or(|b| b < shared.submissions.load(Ordering::Acquire))
+}
+
+impl Offload {
+    pub(super) fn new(workers: usize, shared: &Arc<Shared>) -> std::io::Result<Offload> {
+        Ok(Offload {
+            pool: Pool::new(workers, shared)?,
+            outbox: Vec::new(),
+            taking: None,
+        })
+    }
+
+    /// Entry taking begins, for submission `batch`; returns what to hand
+    /// [`taken`](Self::taken) after.
+    pub(super) fn taking(&mut self, batch: u64) -> Option<u64> {
+        self.taking.replace(batch)
+    }
+
+    pub(super) fn taken(&mut self, before: Option<u64>) {
+        self.taking = before;
+    }
+
+    /// Whether a job may go to the pool now.
+    pub(super) fn has_sendable(&self, shared: &Shared) -> bool {
+        self.outbox
+            .iter()
+            .any(|&(_, batch)| submitted(shared, batch))
+    }
+
+    /// Whether a worker has handed a result back.
+    pub(super) fn has_results(&self) -> bool {
+        !self.pool.done.is_empty()
+    }
+}
+
+impl Driver {
+    /// Sends operation `key`'s `work` to the pool (at the end of the turn).
+    /// One that selects a buffer takes it now: the pool is where its data
+    /// is ready.
+    pub(super) fn offload(&mut self, key: OpKey, mut work: Work) {
+        if let Work::Io(op) = &mut work
+            && let Err(e) = self.bufs.pick(op.select())
+        {
+            self.put_op(key, work.into_op());
+            return self.complete(key, e.res());
+        }
+        let Some(entry) = self.table.get_mut(key) else {
+            return;
+        };
+        let claim = Arc::new(Claim::default());
+        entry.state = State::Running {
+            claim: Arc::clone(&claim),
+            cancel_asked: false,
+        };
+        let job = Job {
+            key,
+            work,
+            span: entry.span.clone(),
+            kind: entry.kind,
+            claim,
+        };
+        let taking = self.offload.taking;
+        self.offload.outbox.push((job, taking));
+    }
+
+    /// Hands the pool the jobs of submissions made.
+    pub(super) fn send_offloaded(&mut self) {
+        if self.offload.outbox.is_empty() {
+            return;
+        }
+        let shared = &self.shared;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.offload.outbox)
+            .into_iter()
+            .partition(|&(_, batch)| submitted(shared, batch));
+        self.offload.outbox = waiting;
+        for (job, _) in ready {
+            match self.offload.pool.submit(job) {
+                Ok(()) => {
+                    self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(job) => {
+                    let Job { key, work, .. } = *job;
+                    self.back_from_pool(key, work);
+                    self.complete(key, -libc::ECANCELED);
+                }
+            }
+        }
+    }
+
+    /// The operation is back from a worker: in its entry again, and off
+    /// the pool.
+    fn back_from_pool(&mut self, key: OpKey, work: Work) -> Option<bool> {
+        let entry = self.table.get_mut(key)?;
+        let State::Running { cancel_asked, .. } = entry.state else {
+            return None;
+        };
+        entry.state = State::Started;
+        entry.op = Some(work.into_op());
+        Some(cancel_asked)
+    }
+
+    pub(super) fn take_pool_results(&mut self) -> bool {
+        let mut any = false;
+        while let Ok(done) = self.offload.pool.done.try_recv() {
+            any = true;
+            let dir = match &done.work {
+                Work::Io(op) => Some(op.dir()),
+                Work::Blocking(_) => None,
+            };
+            let Some(cancel_asked) = self.back_from_pool(done.key, done.work) else {
+                continue;
+            };
+            let not_ready = crate::sys::errno::Errno::new(-done.res).would_block();
+            // An ASYNC operation on a non-blocking descriptor that was not
+            // ready waits for readiness like any other, as io_uring's
+            // worker punts it to poll.
+            if not_ready
+                && !cancel_asked
+                && let (Some(fd), Some(dir)) = (self.table.get(done.key).and_then(|e| e.fd), dir)
+            {
+                self.fds.push_io(fd, dir, done.key);
+                continue;
+            }
+            let res = if not_ready && cancel_asked {
+                -libc::ECANCELED
+            } else {
+                let slot = self
+                    .table
+                    .get(done.key)
+                    .and_then(|e| e.op())
+                    .and_then(|op| op.direct_slot());
+                self.install_direct(slot, done.res)
+            };
+            self.complete(done.key, res);
+        }
+        any
+    }
+
+    /// Stops the pool for shutdown: what never ran completes cancelled,
+    /// what ran completes with its result.
+    pub(super) fn stop_pool(&mut self) {
+        // Never sent: as good as unstarted.
+        for (job, _) in std::mem::take(&mut self.offload.outbox) {
+            self.back_from_pool(job.key, job.work);
+            self.complete(job.key, -libc::ECANCELED);
+        }
+        let (unstarted, done) = self.offload.pool.shutdown();
+        for job in unstarted {
+            if self.back_from_pool(job.key, job.work).is_some() {
+                self.complete(job.key, -libc::ECANCELED);
+            }
+        }
+        for d in done {
+            if self.back_from_pool(d.key, d.work).is_some() {
+                // One the worker handed back to wait is cancelled with the
+                // rest.
+                let res = if crate::sys::errno::Errno::new(-d.res).would_block() {
+                    -libc::ECANCELED
+                } else {
+                    d.res
+                };
+                self.complete(d.key, res);
+            }
+        }
+    }
+}
