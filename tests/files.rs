@@ -94,10 +94,7 @@ fn operations_reach_their_files_through_slots() {
 fn a_pipe_and_a_regular_file_work_through_slots() {
     each_mode_with(3, |ring| {
         let (r, w) = nonblocking_pipe();
-        let path = std::env::temp_dir().join(format!("kqring-files-{}", std::process::id()));
-        std::fs::write(&path, b"on disk").unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let file = kqring_test_support::temp_file(b"on disk").unwrap();
         let fds = vec![r.as_raw_fd(), w.as_raw_fd(), file.as_raw_fd()];
         assert_eq!(update(ring, FileSlot::Index(0), fds).0, 3);
         drop((r, w, file));
