@@ -37,6 +37,12 @@ pub fn libkqueue_skips(what: &str, why: &str) -> bool {
     skip
 }
 
+/// Why [`libkqueue_skips`] a check that another thread wakes a blocked
+/// kevent call.
+pub const LIBKQUEUE_HOLDS_ITS_LOCK: &str = "libkqueue holds the kqueue's lock while a kevent \
+     call waits: a kevent call from another thread waits for it to return (kqring wakes its \
+     driver with sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)";
+
 /// A new kqueue.
 #[track_caller]
 pub fn kq() -> Kqueue {

@@ -603,9 +603,7 @@ fn two_kqueues_watch_one_descriptor_independently() {
 fn registration_from_another_thread_wakes_a_blocked_kevent() {
     if libkqueue_skips(
         "a registration from another thread waking a blocked kevent",
-        "libkqueue holds the kqueue's lock while a kevent call waits: a kevent call \
-         from another thread waits for it to return (kqring wakes its driver with \
-         sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)",
+        LIBKQUEUE_HOLDS_ITS_LOCK,
     ) {
         return;
     }
