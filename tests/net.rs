@@ -17,7 +17,7 @@ use kqring::ops::{
     Socket,
 };
 use kqring::{Buffer, Cqe, Ring, SockAddr, cqe_flags};
-use kqring_test_support::{ScratchPath, close_with_reset};
+use kqring_test_support::{ScratchPath, close_with_reset, tcp_listener};
 
 /// Sends `msg` on `from` (user_data `ud`) and receives it on `to`
 /// (`ud + 1`), byte for byte.
@@ -194,8 +194,7 @@ fn recv_and_send_on_a_pipe_are_enotsock() {
 fn accept_reports_the_peer_address_on_blocking_and_nonblocking_listeners() {
     each_mode(|ring| {
         for nonblocking in [false, true] {
-            let l = TcpListener::bind(localhost()).unwrap();
-            l.set_nonblocking(nonblocking).unwrap();
+            let (l, _) = tcp_listener(nonblocking).unwrap();
             // Pending first: the accept waits for the connection.
             submit_all(
                 ring,
@@ -250,9 +249,7 @@ fn accept_on_a_socket_that_does_not_listen_is_einval() {
 #[test]
 fn multishot_accept_posts_one_completion_per_connection_until_cancelled() {
     each_mode(|ring| {
-        let l = TcpListener::bind(localhost()).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
+        let (l, addr) = tcp_listener(true).unwrap();
         // One connection is already waiting when the accept starts.
         let mut clients = vec![TcpStream::connect(addr).unwrap()];
         submit_all(
@@ -327,9 +324,7 @@ fn accept_at_emfile_is_a_completion_and_ends_a_multishot() {
         return;
     }
     each_mode(|ring| {
-        let l = TcpListener::bind(localhost()).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
+        let (l, addr) = tcp_listener(true).unwrap();
         let clients: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
         // Fill the descriptor table.
         let mut held = Vec::new();

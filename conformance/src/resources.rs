@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
-use kqring_test_support::{BAD_FD, ScratchPath, set_nonblocking, temp_file, unix_pair};
+use kqring_test_support::{
+    BAD_FD, ScratchPath, set_nonblocking, tcp_listener, temp_file, unix_pair,
+};
 
 use crate::model::{FdRef, Resource, ResourceKind};
 use crate::run::RunError;
@@ -171,11 +173,9 @@ impl Fds {
                     tcp: true,
                     blocking,
                 } => {
-                    let l = TcpListener::bind(LOOPBACK).map_err(err)?;
-                    tcp_listeners.insert(r.name.clone(), l.local_addr().map_err(err)?);
-                    let l: OwnedFd = l.into();
-                    set_nonblocking(&l, !blocking).map_err(err)?;
-                    fds.add(r.name.clone(), l);
+                    let (l, addr) = tcp_listener(!blocking).map_err(err)?;
+                    tcp_listeners.insert(r.name.clone(), addr);
+                    fds.add(r.name.clone(), l.into());
                 }
                 ResourceKind::Udp => {
                     let u: OwnedFd = UdpSocket::bind(LOOPBACK).map_err(err)?.into();

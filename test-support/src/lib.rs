@@ -14,7 +14,7 @@
 
 use std::fs::File;
 use std::io::{self, Read as _, Seek as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -71,13 +71,22 @@ pub fn unix_pair(nonblocking: bool) -> io::Result<(UnixStream, UnixStream)> {
     Ok((a, b))
 }
 
-/// A TCP connection over 127.0.0.1, `(client, server)`: the connecting end
-/// and the end accepted from a listener on a port the kernel picked (and
-/// checked to be the client's). Both are blocking and have `TCP_NODELAY`,
-/// so that a small write leaves at once.
-pub fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
+/// A TCP listener on 127.0.0.1, on a port the kernel picks, non-blocking
+/// if `nonblocking`, and its address.
+pub fn tcp_listener(nonblocking: bool) -> io::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    let client = TcpStream::connect(listener.local_addr()?)?;
+    listener.set_nonblocking(nonblocking)?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// A TCP connection over 127.0.0.1, `(client, server)`: the connecting end
+/// and the end accepted from a [`tcp_listener`] (and checked to be the
+/// client's). Both are blocking and have `TCP_NODELAY`, so that a small
+/// write leaves at once.
+pub fn tcp_pair() -> io::Result<(TcpStream, TcpStream)> {
+    let (listener, addr) = tcp_listener(false)?;
+    let client = TcpStream::connect(addr)?;
     let (server, peer) = listener.accept()?;
     if peer != client.local_addr()? {
         return Err(io::Error::other(format!(
@@ -304,6 +313,16 @@ mod tests {
             let mut got = [0; 2];
             b.read_exact(&mut got).unwrap();
             assert_eq!(&got, b"ab");
+        }
+    }
+
+    #[test]
+    fn a_tcp_listener_is_on_loopback_and_blocking_as_asked() {
+        for nonblocking in [false, true] {
+            let (l, addr) = tcp_listener(nonblocking).unwrap();
+            assert_eq!(l.local_addr().unwrap(), addr);
+            assert!(addr.ip().is_loopback() && addr.port() != 0);
+            assert_eq!(is_nonblocking(&l), nonblocking);
         }
     }
 

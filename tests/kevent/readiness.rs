@@ -342,8 +342,7 @@ fn listener_read_counts_pending_connections() {
         return;
     }
     let kq = kq();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
+    let (listener, addr) = kqring_test_support::tcp_listener(false).expect("listener");
     let lfd = listener.as_raw_fd();
     apply(&kq, &[Change::read(lfd, Flags::ADD).token(0x26)]);
     assert_quiet(&kq);
