@@ -5,7 +5,6 @@
 //! `cargo bench --bench ring`
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::Criterion;
 use kqring::ops::{Nop, Read, Write};
 use kqring::{Mode, Ring};
+use kqring_test_support::PipePartner;
 
 const BATCH: u64 = 64;
 
@@ -120,30 +120,11 @@ fn nop_batched(c: &mut Criterion) {
 }
 
 /// Two pipes and a partner thread that echoes every byte from the first
-/// to the second with blocking calls. Returns (ping writer, pong reader).
+/// to the second with blocking calls. Returns (ping writer, pong reader);
+/// the partner stops once they are closed.
 fn echo_partner(nonblocking: bool) -> (OwnedFd, OwnedFd) {
-    let (ping_r, ping_w) = std::io::pipe().unwrap();
-    let (pong_r, pong_w) = std::io::pipe().unwrap();
-    std::thread::spawn(move || {
-        let (mut r, mut w) = (ping_r, pong_w);
-        let mut b = [0u8; 1];
-        while r.read_exact(&mut b).is_ok() {
-            if w.write_all(&b).is_err() {
-                break;
-            }
-        }
-    });
-    let (ping_w, pong_r): (OwnedFd, OwnedFd) = (ping_w.into(), pong_r.into());
-    if nonblocking {
-        for fd in [&ping_w, &pong_r] {
-            // SAFETY: fcntl with integer arguments on a descriptor we own.
-            unsafe {
-                let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-                libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-            }
-        }
-    }
-    (ping_w, pong_r)
+    let p = PipePartner::spawn(nonblocking).unwrap();
+    (p.ping, p.pong)
 }
 
 fn pipe_ping_pong(c: &mut Criterion) {

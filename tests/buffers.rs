@@ -256,9 +256,7 @@ fn multishot_recv_cancel_and_reset_end_it_and_keep_the_buffers() {
 
         // A reset peer: the error ends it; no buffer is consumed.
         provide(ring, GROUP, 3, 8, 0);
-        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (server, _) = l.accept().unwrap();
+        let (client, server) = tcp_pair();
         submit_all(
             ring,
             [Recv::select(server.as_raw_fd(), GROUP)
@@ -267,21 +265,7 @@ fn multishot_recv_cancel_and_reset_end_it_and_keep_the_buffers() {
                 .user_data(7)],
         );
         assert_quiet(ring);
-        let linger = libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: a pointer to a live linger and its size.
-        unsafe {
-            libc::setsockopt(
-                client.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        drop(client);
+        kqring_test_support::close_with_reset(client).unwrap();
         let c = wait_n(ring, 1).remove(0);
         assert_eq!((c.res(), c.flags()), (-libc::ECONNRESET, 0));
         assert_eq!(remove(ring, GROUP, 64).0, 3);
@@ -425,20 +409,13 @@ fn read_selects_on_pipes_and_files_and_consumes_a_buffer_at_eof() {
         assert!(take_mut(&mut c).is_empty());
 
         // A regular file: on the pool, with the buffer taken beforehand.
-        let path = std::env::temp_dir().join(format!(
-            "kqring-bufs-{}-{:?}",
-            std::process::id(),
-            ring.mode()
-        ));
-        std::fs::write(&path, b"from a file").unwrap();
-        let f = std::fs::File::open(&path).unwrap();
+        let f = kqring_test_support::temp_file(b"from a file").unwrap();
         let mut c = run1(
             ring,
             Read::select(f.as_raw_fd(), GROUP).build().user_data(3),
         );
         assert_eq!((c.res(), c.buffer_id()), (11, Some(22)));
         assert_eq!(&take_mut(&mut c)[..], b"from a file");
-        std::fs::remove_file(&path).unwrap();
         // The group is empty now.
         let c = run1(
             ring,

@@ -126,17 +126,7 @@ fn file_content() -> Vec<u8> {
 
 /// A regular file holding `file_content()`, already unlinked.
 fn temp_file() -> std::fs::File {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let path = std::env::temp_dir().join(format!(
-        "kqring-once-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::write(&path, file_content()).unwrap();
-    let file = std::fs::File::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
-    file
+    kqring_test_support::temp_file(&file_content()).unwrap()
 }
 
 /// A duplicate of a pair's descriptor, owned by the test until a `Close`

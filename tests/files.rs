@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{Read as _, Write as _};
-use std::net::{Shutdown as How, TcpListener, TcpStream};
+use std::net::{Shutdown as How, TcpStream};
 use std::os::fd::AsRawFd;
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +16,7 @@ use kqring::ops::{
     Socket,
 };
 use kqring::{Cqe, Mode, Ring, Sqe, SqeFlags};
+use kqring_test_support::tcp_listener;
 
 fn rings_with(files: u32) -> Vec<Ring> {
     [Mode::PollingThread, Mode::Inline]
@@ -94,10 +95,7 @@ fn operations_reach_their_files_through_slots() {
 fn a_pipe_and_a_regular_file_work_through_slots() {
     each_mode_with(3, |ring| {
         let (r, w) = nonblocking_pipe();
-        let path = std::env::temp_dir().join(format!("kqring-files-{}", std::process::id()));
-        std::fs::write(&path, b"on disk").unwrap();
-        let file = std::fs::File::open(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
+        let file = kqring_test_support::temp_file(b"on disk").unwrap();
         let fds = vec![r.as_raw_fd(), w.as_raw_fd(), file.as_raw_fd()];
         assert_eq!(update(ring, FileSlot::Index(0), fds).0, 3);
         drop((r, w, file));
@@ -243,17 +241,10 @@ fn alloc_takes_the_first_free_slot_from_where_the_last_change_was() {
     });
 }
 
-fn listener() -> (TcpListener, std::net::SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let addr = l.local_addr().unwrap();
-    (l, addr)
-}
-
 #[test]
 fn a_direct_accept_puts_the_connection_in_a_slot() {
     each_mode_with(4, |ring| {
-        let (l, addr) = listener();
+        let (l, addr) = tcp_listener(true).unwrap();
         let lfd = l.as_raw_fd();
         // Into a chosen slot: res 0.
         let mut client = TcpStream::connect(addr).unwrap();
@@ -306,7 +297,7 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
 #[test]
 fn a_multishot_direct_accept_allocates_until_the_table_is_full() {
     each_mode_with(2, |ring| {
-        let (l, addr) = listener();
+        let (l, addr) = tcp_listener(true).unwrap();
         let lfd = l.as_raw_fd();
         // io_uring: a multishot accept must let the table choose.
         let c = run(
@@ -343,7 +334,7 @@ fn a_multishot_direct_accept_allocates_until_the_table_is_full() {
 #[test]
 fn a_direct_socket_connects_and_sends_through_its_slot() {
     each_mode_with(2, |ring| {
-        let (l, addr) = listener();
+        let (l, addr) = tcp_listener(true).unwrap();
         let c = run(
             ring,
             Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -382,7 +373,7 @@ fn a_direct_socket_connects_and_sends_through_its_slot() {
 #[test]
 fn a_linked_receive_uses_the_slot_its_accept_filled() {
     each_mode_with(1, |ring| {
-        let (l, addr) = listener();
+        let (l, addr) = tcp_listener(true).unwrap();
         let mut client = TcpStream::connect(addr).unwrap();
         client.write_all(b"first words").unwrap();
         submit_all(

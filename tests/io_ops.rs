@@ -412,11 +412,7 @@ fn readv_and_writev_spread_and_gather() {
 #[test]
 fn regular_files_use_offsets_on_the_blocking_pool() {
     each_mode(|ring| {
-        let path = std::env::temp_dir().join(format!(
-            "kqring-io-{}-{:?}",
-            std::process::id(),
-            ring.mode()
-        ));
+        let path = kqring_test_support::ScratchPath::new("file").unwrap();
         let file = File::options()
             .read(true)
             .write(true)

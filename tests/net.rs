@@ -9,7 +9,6 @@ use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, Shutdown as Dir, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
 use common::*;
@@ -18,6 +17,7 @@ use kqring::ops::{
     Socket,
 };
 use kqring::{Cqe, Ring, SockAddr, cqe_flags};
+use kqring_test_support::{ScratchPath, close_with_reset, tcp_listener};
 
 /// Sends `msg` on `from` (user_data `ud`) and receives it on `to`
 /// (`ud + 1`), byte for byte.
@@ -42,14 +42,6 @@ fn localhost() -> SocketAddr {
     (Ipv4Addr::LOCALHOST, 0).into()
 }
 
-/// A connected TCP pair over IPv4 loopback: (client, server side).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind(localhost()).unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
-
 /// A port on which nothing listens (bound, read, closed).
 fn closed_port() -> SocketAddr {
     let l = TcpListener::bind(localhost()).unwrap();
@@ -64,33 +56,9 @@ fn socket(ring: &Ring, domain: i32, ty: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// A unique path for a Unix socket in the temp directory.
-fn unix_path(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let p = std::env::temp_dir().join(format!("kqr-{}-{tag}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-/// Sets SO_LINGER to 0: closing sends a reset.
-fn linger_zero(fd: &impl AsRawFd) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a pointer to a live linger and its size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const l).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0);
+/// A path for a Unix socket, in a scratch directory of its own.
+fn unix_path(tag: &str) -> ScratchPath {
+    ScratchPath::new(&format!("{tag}.sock")).unwrap()
 }
 
 fn is_nonblocking(fd: RawFd) -> bool {
@@ -235,8 +203,7 @@ fn recv_and_send_on_a_pipe_are_enotsock() {
 fn accept_reports_the_peer_address_on_blocking_and_nonblocking_listeners() {
     each_mode(|ring| {
         for nonblocking in [false, true] {
-            let l = TcpListener::bind(localhost()).unwrap();
-            l.set_nonblocking(nonblocking).unwrap();
+            let (l, _) = tcp_listener(nonblocking).unwrap();
             // Pending first: the accept waits for the connection.
             submit_all(
                 ring,
@@ -291,9 +258,7 @@ fn accept_on_a_socket_that_does_not_listen_is_einval() {
 #[test]
 fn multishot_accept_posts_one_completion_per_connection_until_cancelled() {
     each_mode(|ring| {
-        let l = TcpListener::bind(localhost()).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
+        let (l, addr) = tcp_listener(true).unwrap();
         // One connection is already waiting when the accept starts.
         let mut clients = vec![TcpStream::connect(addr).unwrap()];
         submit_all(
@@ -368,9 +333,7 @@ fn accept_at_emfile_is_a_completion_and_ends_a_multishot() {
         return;
     }
     each_mode(|ring| {
-        let l = TcpListener::bind(localhost()).unwrap();
-        l.set_nonblocking(true).unwrap();
-        let addr = l.local_addr().unwrap();
+        let (l, addr) = tcp_listener(true).unwrap();
         let clients: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
         // Fill the descriptor table.
         let mut held = Vec::new();
@@ -607,7 +570,6 @@ fn a_send_waitall_cut_short_by_a_reset_breaks_its_link() {
     each_mode(|ring| {
         let (a, b) = tcp_pair();
         a.set_nonblocking(true).unwrap();
-        linger_zero(&b);
         let data = Bytes::from(vec![7u8; 16 << 20]);
         start(
             ring,
@@ -622,7 +584,7 @@ fn a_send_waitall_cut_short_by_a_reset_breaks_its_link() {
         );
         // The send has filled the buffers and waits for room: the peer
         // resets the connection instead.
-        drop(b);
+        close_with_reset(b).unwrap();
         let cqes = wait_n(ring, 2);
         let sent = cqes[0].res();
         assert!(
@@ -686,16 +648,14 @@ fn a_reset_peer_is_econnreset_for_pending_and_later_receives() {
                 .user_data(1)],
         );
         assert_quiet(ring);
-        linger_zero(&client);
-        drop(client);
+        close_with_reset(client).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.res()), (1, -libc::ECONNRESET));
         assert_eq!(take_mut(&mut c).capacity(), 8);
 
         // The reset has already arrived when the receive starts.
         let (client, server) = tcp_pair();
-        linger_zero(&client);
-        drop(client);
+        close_with_reset(client).unwrap();
         let c = run1(
             ring,
             Recv::new(server.as_raw_fd(), BytesMut::with_capacity(8))
@@ -906,10 +866,7 @@ fn unix_datagrams_carry_the_sender_path() {
                 .user_data(2),
         );
         assert_eq!(c.res(), 5);
-        assert_eq!(
-            c.addr().and_then(SockAddr::as_unix_path),
-            Some(pa.as_path())
-        );
+        assert_eq!(c.addr().and_then(SockAddr::as_unix_path), Some(pa.path()));
         let bufs = c.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!(&bufs[0][..], b"dgram");
         // An unbound sender is unnamed.
@@ -1003,8 +960,7 @@ fn the_peer_of_a_pair_is_not_killed_by_sigpipe_on_sendmsg() {
     with_default_sigpipe(NAME, || {
         each_mode(|ring| {
             let (client, server) = tcp_pair();
-            linger_zero(&server);
-            drop(server);
+            close_with_reset(server).unwrap();
             // Wait until the reset is seen, by a receive.
             let c = run1(
                 ring,

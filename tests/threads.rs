@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -53,10 +52,7 @@ fn assert_no_kqring_threads() {
 #[test]
 fn a_dropped_ring_leaves_no_thread_behind() {
     assert_eq!(kqring_threads(), (0, 0), "no ring yet");
-    let path = std::env::temp_dir().join(format!("kqring-threads-{}", std::process::id()));
-    std::fs::write(&path, b"some file content").unwrap();
-    let file = File::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
+    let file = kqring_test_support::temp_file(b"some file content").unwrap();
 
     for (mode, pollers) in [(Mode::PollingThread, 1), (Mode::Inline, 0)] {
         eprintln!("mode: {mode:?}");

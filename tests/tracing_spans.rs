@@ -134,10 +134,7 @@ fn each_op_has_a_span_with_its_result() {
 #[test]
 fn an_op_on_a_worker_is_entered_there_and_records_its_result() {
     seen();
-    let path = std::env::temp_dir().join(format!("kqring-spans-{}", std::process::id()));
-    std::fs::write(&path, b"file bytes").unwrap();
-    let file = std::fs::File::open(&path).unwrap();
-    std::fs::remove_file(&path).unwrap();
+    let file = kqring_test_support::temp_file(b"file bytes").unwrap();
     each_mode(|ring| {
         let ud = mode_base(ring) + 1000;
         let offloaded = ring.stats().offloaded;

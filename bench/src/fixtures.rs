@@ -3,15 +3,14 @@
 //! to check echoes against, and timer durations.
 
 use std::fs::File;
-use std::io::{self, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{self, Write as _};
+use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+/// The pipes with an echoing partner thread are the tests' too.
+pub use kqring_test_support::{Partner, PipePartner};
 
 use crate::{Result, ensure};
 
@@ -70,80 +69,6 @@ impl Messages {
     }
 }
 
-/// Turns on `O_NONBLOCK` on one open file description.
-pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: fcntl with integer arguments on a descriptor the caller holds.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Two pipes and a partner thread that echoes whatever arrives on the first
-/// into the second, with blocking calls. The workload's ends are `ping`
-/// (write) and `pong` (read); closing `ping` stops the partner.
-#[derive(Debug)]
-pub struct PipePartner {
-    /// Where the workload writes.
-    pub ping: OwnedFd,
-    /// Where the workload reads the echo.
-    pub pong: OwnedFd,
-    /// The echoing thread.
-    pub partner: Partner,
-}
-
-/// The thread behind a [`PipePartner`].
-#[derive(Debug)]
-pub struct Partner(JoinHandle<()>);
-
-impl Partner {
-    /// Waits for the partner to stop (once the workload's ends are closed).
-    pub fn join(self) {
-        let _ = self.0.join();
-    }
-}
-
-impl PipePartner {
-    /// Spawns the partner; the workload's two ends are made non-blocking if
-    /// asked (the partner's ends are separate open files and stay blocking).
-    pub fn spawn(nonblocking: bool) -> io::Result<PipePartner> {
-        let (ping_r, ping_w) = io::pipe()?;
-        let (pong_r, pong_w) = io::pipe()?;
-        let partner = std::thread::Builder::new()
-            .name("pipe-partner".into())
-            .spawn(move || {
-                let (mut r, mut w) = (ping_r, pong_w);
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n @ 1..) = r.read(&mut buf) {
-                    if w.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            })?;
-        let (ping, pong): (OwnedFd, OwnedFd) = (ping_w.into(), pong_r.into());
-        if nonblocking {
-            set_nonblocking(&ping)?;
-            set_nonblocking(&pong)?;
-        }
-        Ok(PipePartner {
-            ping,
-            pong,
-            partner: Partner(partner),
-        })
-    }
-
-    /// Closes the workload's ends and joins the partner.
-    pub fn finish(self) {
-        drop(self.ping);
-        drop(self.pong);
-        self.partner.join();
-    }
-}
-
 /// A loopback TCP connection: the client end and the server's accepted end.
 #[derive(Debug)]
 pub struct TcpPair {
@@ -153,34 +78,24 @@ pub struct TcpPair {
     pub server: TcpStream,
 }
 
-/// `n` loopback connections, accepted with std from a listener on an
+/// `n` loopback connections, each accepted with std from a listener on an
 /// ephemeral port, `TCP_NODELAY` on both ends, blocking.
 ///
 /// Set-up is not measured. When kqring gains `Accept`, a workload that
 /// wants to time it replaces this with a listener driven by the ring.
 pub fn tcp_pairs(n: usize) -> io::Result<Vec<TcpPair>> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let mut pairs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let client = TcpStream::connect(addr)?;
-        let (server, peer) = listener.accept()?;
-        // One connect at a time, so the accepted one is ours; checked.
-        if peer != client.local_addr()? {
-            return Err(io::Error::other("accepted a connection from a stranger"));
-        }
-        client.set_nodelay(true)?;
-        server.set_nodelay(true)?;
-        pairs.push(TcpPair { client, server });
-    }
-    Ok(pairs)
+    (0..n)
+        .map(|_| {
+            let (client, server) = kqring_test_support::tcp_pair()?;
+            Ok(TcpPair { client, server })
+        })
+        .collect()
 }
 
 /// A temporary file of 4 KiB blocks, each starting with its index (u64 LE)
-/// so a read at the wrong offset is caught. Removed on drop.
+/// so a read at the wrong offset is caught. Unlinked from the start.
 #[derive(Debug)]
 pub struct TestFile {
-    path: PathBuf,
     file: File,
     blocks: u64,
 }
@@ -189,19 +104,9 @@ impl TestFile {
     /// Creates a file of `mib` MiB in the temp directory and reads it back
     /// once, so its pages are in the cache.
     pub fn create(mib: u32) -> io::Result<TestFile> {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("kqring-bench-{}-{n}.dat", std::process::id());
-        let path = std::env::temp_dir().join(name);
         let blocks = u64::from(mib) * 1024 * 1024 / BLOCK as u64;
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let mut file = kqring_test_support::temp_file(&[])?;
         let guard = TestFile {
-            path,
             file: file.try_clone()?,
             blocks,
         };
@@ -254,12 +159,6 @@ pub fn check_block(block: u64, res: i64, buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
-impl Drop for TestFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// A small xorshift generator: random offsets without a dependency, the
 /// same sequence for every system.
 #[derive(Debug, Clone)]
@@ -304,6 +203,8 @@ pub fn timer_durations(n: usize) -> Vec<Duration> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
     #[test]
@@ -323,20 +224,6 @@ mod tests {
                 .all(|d| (TIMER_RANGE.0..=TIMER_RANGE.1).contains(d))
         );
         assert!(d.windows(2).any(|w| w[0] > w[1]));
-    }
-
-    #[test]
-    fn pipe_partner_echoes() {
-        let p = PipePartner::spawn(false).unwrap();
-        let mut w = File::from(p.ping.try_clone().unwrap());
-        let mut r = File::from(p.pong.try_clone().unwrap());
-        w.write_all(b"hello").unwrap();
-        drop(w);
-        let mut got = [0u8; 5];
-        r.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"hello");
-        drop(r);
-        p.finish();
     }
 
     #[test]

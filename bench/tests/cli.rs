@@ -229,9 +229,7 @@ fn rust_log_prints_each_operations_span_with_its_timing() {
 
 #[test]
 fn round_trips_fill_latency_and_plot() {
-    let dir = std::env::temp_dir().join(format!("kqring-bench-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let svg = dir.join("lat.svg");
+    let svg = kqring_test_support::ScratchPath::new("lat.svg").unwrap();
     let v = json_of(&bench(&[
         "--workload",
         "pipe,tcp",
@@ -276,7 +274,6 @@ fn round_trips_fill_latency_and_plot() {
     );
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(drawn.starts_with("<svg") && drawn.contains("kqring-inline"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -27,7 +27,8 @@ usage: kqring-conformance [--list] [--show] [--verbose] [--no-io-uring] [--bless
   --no-io-uring  do not run io_uring: hold kqring to the recorded expectations only
   --bless        run each program on io_uring and kqring and print it back with its
                  expectation lines (`expect`, and `expect-kqring` where kqring differs)
-                 filled in; read them before keeping them";
+                 filled in (a built-in scenario with its `##` lines, as in its file under
+                 conformance/scenarios/); read them before keeping them";
 
 /// A program to run: a built-in scenario or a file's.
 struct Target {
@@ -64,7 +65,7 @@ fn main() -> ExitCode {
         }
     }
     if list {
-        for s in scenarios::ALL {
+        for s in scenarios::all() {
             let mark = if s.difference.is_some() { "*" } else { " " };
             println!("{mark} {:<36} {}", s.name, s.about);
         }
@@ -72,7 +73,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if names.is_empty() {
-        names = scenarios::ALL.iter().map(|s| s.name.to_string()).collect();
+        names = scenarios::all()
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
     }
     let mut failed = false;
     let mut targets = Vec::new();
@@ -166,7 +170,7 @@ fn print_outcome(o: &Outcome, verbose: bool) {
         }
     }
     if o.verdict == Verdict::DocumentedDifference
-        && let Some(why) = scenarios::find(&o.name).and_then(|s| s.difference)
+        && let Some(why) = scenarios::find(&o.name).and_then(|s| s.difference.as_ref())
     {
         println!("    why ({}): {}", why.kind(), why.why());
     }
@@ -176,9 +180,13 @@ fn print_outcome(o: &Outcome, verbose: bool) {
 /// could not be.
 fn bless_all(targets: &[Target]) -> bool {
     let mut failed = false;
-    for t in targets {
-        if targets.len() > 1 {
-            println!("# --- {}", t.name);
+    for (i, t) in targets.iter().enumerate() {
+        // A built-in scenario comes back as it stands in its file, `##`
+        // lines first, ready to replace it there.
+        match t.scenario {
+            Some(s) => print!("{}{}", if i > 0 { "\n" } else { "" }, s.header),
+            None if targets.len() > 1 => println!("# --- {}", t.name),
+            None => {}
         }
         match bless(&t.name, &t.text) {
             Ok(text) => print!("{text}"),

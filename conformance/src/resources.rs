@@ -1,15 +1,17 @@
 //! A program's descriptors, made afresh for each run.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use kqring_test_support::{
+    BAD_FD, ScratchPath, set_nonblocking, tcp_listener, temp_file, unix_pair,
+};
 
 use crate::model::{FdRef, Resource, ResourceKind};
 use crate::run::RunError;
@@ -17,10 +19,6 @@ use crate::run::RunError;
 /// Where TCP and UDP resources are bound: loopback, a port the kernel
 /// picks.
 const LOOPBACK: (Ipv4Addr, u16) = (Ipv4Addr::LOCALHOST, 0);
-
-/// The number a `bad` resource stands for: never open (closing a real
-/// descriptor to get a bad one races with whoever reuses the number).
-pub(crate) const BAD_FD: RawFd = 1_000_000;
 
 /// The descriptors of one run, by name. Closed on drop, except those the
 /// program closed itself.
@@ -136,54 +134,6 @@ const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 )))]
 const SEND_FLAGS: libc::c_int = 0;
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    let fd = fd.as_raw_fd();
-    // SAFETY: fcntl with integer arguments on a descriptor we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl < 0 || libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// A path of its own in the temporary directory.
-fn temp_path(suffix: &str) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    std::env::temp_dir().join(format!(
-        "kqring-conformance-{}-{n}{suffix}",
-        std::process::id()
-    ))
-}
-
-/// Socket paths, removed on drop: once every client has connected,
-/// nothing needs them.
-struct SocketPaths(HashMap<String, PathBuf>);
-
-impl Drop for SocketPaths {
-    fn drop(&mut self) {
-        for path in self.0.values() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-fn temp_file(contents: &[u8]) -> io::Result<OwnedFd> {
-    let path = temp_path("");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    // Unlinked at once: nothing is left behind, whatever happens next.
-    std::fs::remove_file(&path)?;
-    file.write_all(contents)?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(file.into())
-}
-
 impl Fds {
     pub(crate) fn create(resources: &[Resource]) -> Result<Fds, RunError> {
         let mut fds = Fds {
@@ -193,35 +143,27 @@ impl Fds {
             pipes: Vec::new(),
             unnamed: 0,
         };
-        let mut listeners = SocketPaths(HashMap::new());
+        // Unix listeners' paths: once every client has connected, nothing
+        // needs them, and they go with their directories.
+        let mut listeners: HashMap<String, ScratchPath> = HashMap::new();
         let mut tcp_listeners: HashMap<String, SocketAddr> = HashMap::new();
         for r in resources {
             let err = |e| RunError::io(format!("creating resource {}", r.name), e);
             match &r.kind {
                 ResourceKind::SocketPair { blocking } => {
-                    let (a, b) = UnixStream::pair().map_err(err)?;
-                    let (a, b): (OwnedFd, OwnedFd) = (a.into(), b.into());
-                    if !blocking {
-                        set_nonblocking(&a).map_err(err)?;
-                        set_nonblocking(&b).map_err(err)?;
-                    }
-                    fds.add(format!("{}.a", r.name), a);
-                    fds.add(format!("{}.b", r.name), b);
+                    let (a, b) = unix_pair(!blocking).map_err(err)?;
+                    fds.add(format!("{}.a", r.name), a.into());
+                    fds.add(format!("{}.b", r.name), b.into());
                 }
                 ResourceKind::Pipe { blocking } => {
-                    let (rd, wr) = io::pipe().map_err(err)?;
-                    let (rd, wr): (OwnedFd, OwnedFd) = (rd.into(), wr.into());
-                    if !blocking {
-                        set_nonblocking(&rd).map_err(err)?;
-                        set_nonblocking(&wr).map_err(err)?;
-                    }
+                    let (rd, wr) = kqring_test_support::pipe(!blocking).map_err(err)?;
                     fds.add(format!("{}.r", r.name), rd);
                     fds.add(format!("{}.w", r.name), wr);
                     fds.pipes.extend(r.ends());
                 }
                 ResourceKind::File { contents } => {
                     let f = temp_file(contents).map_err(err)?;
-                    fds.add(r.name.clone(), f);
+                    fds.add(r.name.clone(), f.into());
                 }
                 ResourceKind::BadFd => {
                     fds.numbers.insert(r.name.clone(), BAD_FD);
@@ -231,37 +173,31 @@ impl Fds {
                     tcp: true,
                     blocking,
                 } => {
-                    let l = TcpListener::bind(LOOPBACK).map_err(err)?;
-                    tcp_listeners.insert(r.name.clone(), l.local_addr().map_err(err)?);
-                    let l: OwnedFd = l.into();
-                    if !blocking {
-                        set_nonblocking(&l).map_err(err)?;
-                    }
-                    fds.add(r.name.clone(), l);
+                    let (l, addr) = tcp_listener(!blocking).map_err(err)?;
+                    tcp_listeners.insert(r.name.clone(), addr);
+                    fds.add(r.name.clone(), l.into());
                 }
                 ResourceKind::Udp => {
                     let u: OwnedFd = UdpSocket::bind(LOOPBACK).map_err(err)?.into();
-                    set_nonblocking(&u).map_err(err)?;
+                    set_nonblocking(&u, true).map_err(err)?;
                     fds.add(r.name.clone(), u);
                 }
                 ResourceKind::Listener {
                     tcp: false,
                     blocking,
                 } => {
-                    let path = temp_path(".sock");
+                    let path = ScratchPath::new("listener.sock").map_err(err)?;
                     let l = UnixListener::bind(&path).map_err(err)?;
-                    listeners.0.insert(r.name.clone(), path);
+                    listeners.insert(r.name.clone(), path);
                     let l: OwnedFd = l.into();
-                    if !blocking {
-                        set_nonblocking(&l).map_err(err)?;
-                    }
+                    set_nonblocking(&l, !blocking).map_err(err)?;
                     fds.add(r.name.clone(), l);
                 }
                 ResourceKind::Client { listener, blocking } => {
                     // A Unix stream connect completes at once, and so does
                     // a TCP one over loopback: the connection is queued on
                     // the listener, in order.
-                    let c: OwnedFd = if let Some(path) = listeners.0.get(listener) {
+                    let c: OwnedFd = if let Some(path) = listeners.get(listener) {
                         UnixStream::connect(path).map_err(err)?.into()
                     } else if let Some(addr) = tcp_listeners.get(listener) {
                         TcpStream::connect(addr).map_err(err)?.into()
@@ -271,9 +207,7 @@ impl Fds {
                             r.name
                         )));
                     };
-                    if !blocking {
-                        set_nonblocking(&c).map_err(err)?;
-                    }
+                    set_nonblocking(&c, !blocking).map_err(err)?;
                     fds.add(r.name.clone(), c);
                 }
             }

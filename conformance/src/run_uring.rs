@@ -997,7 +997,7 @@ mod tests {
             return;
         }
         if probe.is_supported(opcode::Bind::CODE) {
-            for s in crate::scenarios::ALL {
+            for s in crate::scenarios::all() {
                 let p = s.program().unwrap();
                 assert_eq!(missing(&p, |c| probe.is_supported(c)), None, "{}", s.name);
             }

@@ -1,32 +1,24 @@
 //! The `kqring-conformance` command on a user's own program files.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// A program file of its own, removed on drop.
-struct ProgramFile(PathBuf);
+use kqring_test_support::ScratchPath;
+
+/// A program file of its own, in a scratch directory.
+struct ProgramFile(ScratchPath);
 
 impl ProgramFile {
     fn new(tag: &str, text: &str) -> ProgramFile {
-        let path = std::env::temp_dir().join(format!(
-            "kqring-conformance-cli-{}-{tag}.sqe",
-            std::process::id()
-        ));
+        let path = ScratchPath::new(&format!("{tag}.sqe")).unwrap();
         std::fs::write(&path, text).unwrap();
         ProgramFile(path)
-    }
-}
-
-impl Drop for ProgramFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
 fn run(args: &[&str], file: &ProgramFile) -> (Output, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kqring-conformance"))
         .args(args)
-        .arg(&file.0)
+        .arg(file.0.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

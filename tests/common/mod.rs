@@ -1,17 +1,19 @@
-//! Helpers shared by the ring tests.
+//! Helpers shared by the ring tests. The descriptors they set up come from
+//! `kqring-test-support`; what is here drives a ring, or is needed by the
+//! ring tests alone.
 #![allow(dead_code)]
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::TcpStream;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use kqring::ops::{Nop, Recv};
 use kqring::{Cqe, Mode, Ring, Sqe};
-
-/// A descriptor number that is never open: closing a real descriptor to
-/// get a bad one races with tests in other threads that reuse the number.
-pub const BAD_FD: i32 = 1_000_000;
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use kqring_test_support::{BAD_FD, FILLER};
 
 /// A generous bound for anything that should happen "soon".
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -40,35 +42,17 @@ pub fn each_mode(f: impl Fn(&Ring)) {
 
 /// A connected pair of non-blocking Unix stream sockets.
 pub fn pair() -> (UnixStream, UnixStream) {
-    let (a, b) = UnixStream::pair().expect("socketpair");
-    a.set_nonblocking(true).expect("nonblocking");
-    b.set_nonblocking(true).expect("nonblocking");
-    (a, b)
-}
-
-/// Sets or clears `O_NONBLOCK` on `fd`.
-pub fn set_nonblocking(fd: &impl AsRawFd, on: bool) {
-    let fd = fd.as_raw_fd();
-    // SAFETY: fcntl with integer arguments on a descriptor the caller owns.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        assert!(fl >= 0);
-        let fl = if on {
-            fl | libc::O_NONBLOCK
-        } else {
-            fl & !libc::O_NONBLOCK
-        };
-        assert_eq!(libc::fcntl(fd, libc::F_SETFL, fl), 0);
-    }
+    kqring_test_support::unix_pair(true).expect("socketpair")
 }
 
 /// A pipe whose both ends are non-blocking.
 pub fn nonblocking_pipe() -> (OwnedFd, OwnedFd) {
-    let (r, w) = std::io::pipe().expect("pipe");
-    let (r, w): (OwnedFd, OwnedFd) = (r.into(), w.into());
-    set_nonblocking(&r, true);
-    set_nonblocking(&w, true);
-    (r, w)
+    kqring_test_support::pipe(true).expect("pipe")
+}
+
+/// A blocking TCP connection over loopback, `(client, server)`.
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    kqring_test_support::tcp_pair().expect("TCP connection over loopback")
 }
 
 /// Pushes every entry and submits.
@@ -193,29 +177,10 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The byte [`fill`] writes.
-pub const FILLER: u8 = 0xa5;
-
 /// Writes [`FILLER`] bytes into the non-blocking `fd` (a pipe or a stream
 /// socket) until not even one more byte fits; returns how many it wrote.
-pub fn fill(fd: &impl AsRawFd) -> usize {
-    let chunk = [FILLER; 65536];
-    let mut total = 0;
-    let mut size = chunk.len();
-    loop {
-        // SAFETY: `chunk` is readable for `size <= chunk.len()` bytes.
-        let n = unsafe { libc::write(fd.as_raw_fd(), chunk.as_ptr().cast(), size) };
-        if n > 0 {
-            total += n as usize;
-            continue;
-        }
-        let e = std::io::Error::last_os_error();
-        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "fill: {e}");
-        if size == 1 {
-            return total;
-        }
-        size /= 2;
-    }
+pub fn fill(fd: impl AsFd) -> usize {
+    kqring_test_support::fill(fd).expect("fill")
 }
 
 /// Reads exactly `n` bytes from the non-blocking `fd`, waiting (bounded by

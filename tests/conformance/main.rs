@@ -9,43 +9,25 @@
 //! `kqring_conformance::scenarios` and in docs/semantics.md), and a
 //! documented one that has become identical fails too, so the list stays
 //! true. Without io_uring (not Linux, `io_uring_setup` refused, or an
-//! opcode this kernel lacks) the reason is printed and kqring is still
-//! held to the recorded expectations.
+//! opcode this kernel lacks) kqring is still held to the recorded
+//! expectations, and the reason is printed.
 //!
-//! The suite also checks that docs/semantics.md lists exactly the
-//! scenarios that differ.
-//!
-//! `harness = false`: this prints the summary line in every `cargo test`
-//! log. Arguments that are not options select scenarios whose name contains
-//! them (`cargo test --test conformance -- poll`).
+//! Each scenario is a trial of its own (`libtest-mimic`), and so is the
+//! check that docs/semantics.md lists exactly the scenarios that differ:
+//! `--list`, `--exact NAME`, a filter (`cargo test --test conformance --
+//! poll`) and `--test-threads` work as in any test binary. A failing
+//! scenario's trial shows the completions side by side. After the trials
+//! the suite prints why io_uring was skipped, if it was, and its summary
+//! line, which every `cargo test` log carries.
 
-use std::process::ExitCode;
+use std::sync::Mutex;
 
 use kqring_conformance::scenarios::{self, Difference, Scenario};
-use kqring_conformance::{Outcome, Verdict, check, skip_lines, summary_line};
+use kqring_conformance::{Outcome, RunError, Verdict, check, skip_lines, summary_line};
+use libtest_mimic::{Arguments, Failed, FormatSetting, Trial};
 
-/// libtest options that take a value in the next argument: skipped with it.
-const VALUED: &[&str] = &[
-    "--skip",
-    "--test-threads",
-    "--color",
-    "--format",
-    "--logfile",
-    "-Z",
-];
-
-fn filters() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if VALUED.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            out.push(a);
-        }
-    }
-    out
-}
+/// The outcomes of the scenario trials that ran, for the summary.
+static OUTCOMES: Mutex<Vec<Outcome>> = Mutex::new(Vec::new());
 
 /// The scenario names listed (as "- `name` — ...") under the heading
 /// `heading` of a Markdown text, up to the next heading.
@@ -64,11 +46,10 @@ fn listed(markdown: &str, heading: &str) -> Option<Vec<String>> {
 
 /// Whether docs/semantics.md lists every scenario that differs from
 /// io_uring under the heading of its kind, and nothing else there.
-fn docs_in_sync() -> Result<usize, Vec<String>> {
+fn docs_in_sync() -> Result<(), Failed> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/semantics.md");
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{path}: {e}")])?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
     let mut problems = Vec::new();
-    let mut count = 0;
     for (heading, by_design) in [
         ("### Differences by design", true),
         ("### Open differences", false),
@@ -77,7 +58,7 @@ fn docs_in_sync() -> Result<usize, Vec<String>> {
             problems.push(format!("docs/semantics.md has no `{heading}` section"));
             continue;
         };
-        for s in scenarios::ALL {
+        for s in scenarios::all() {
             let kind = match s.difference {
                 Some(Difference::ByDesign(_)) => true,
                 Some(Difference::Open(_)) => false,
@@ -103,71 +84,85 @@ fn docs_in_sync() -> Result<usize, Vec<String>> {
                      name differs from io_uring that way"
                 ));
             }
-            count += 1;
         }
     }
     if problems.is_empty() {
-        Ok(count)
+        Ok(())
     } else {
-        Err(problems)
+        Err(problems.join("\n").into())
     }
 }
 
-fn main() -> ExitCode {
-    let filters = filters();
-    let selected: Vec<&Scenario> = scenarios::ALL
-        .iter()
-        .filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str())))
-        .collect();
-
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for s in &selected {
-        let o = check(s);
-        println!("conformance {}", o.status_line());
-        if o.verdict.is_failure() {
-            for line in o.report(false).lines() {
-                println!("    {line}");
-            }
-            if let Some(d) = s.difference {
-                println!("    documented as {} difference: {}", d.kind(), d.why());
-            }
+/// Runs one scenario and keeps its outcome; a failure carries the
+/// completions side by side.
+fn run_scenario(s: &'static Scenario) -> Result<(), Failed> {
+    // A panic is a failure like any other, counted in the summary.
+    let o = std::panic::catch_unwind(|| check(s)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        let err = || Err(RunError::Invalid("the check panicked".into()));
+        Outcome {
+            name: s.name.to_string(),
+            polling: err(),
+            inline: err(),
+            io_uring: err(),
+            expected: None,
+            verdict: Verdict::Error(format!("the check panicked: {why}")),
         }
-        outcomes.push(o);
-    }
-
-    let docs = docs_in_sync();
-    match &docs {
-        Ok(n) => println!("conformance: docs/semantics.md lists the {n} scenarios that differ"),
-        Err(problems) => {
-            for p in problems {
-                println!("conformance: FAILED: {p}");
-            }
+    });
+    let result = if o.verdict.is_failure() {
+        let mut msg = o.status_line();
+        for line in o.report(false).lines() {
+            msg.push_str("\n    ");
+            msg.push_str(line);
         }
-    }
-    // Never skip io_uring silently.
-    for line in skip_lines(&outcomes) {
-        println!("conformance: {line}");
-    }
-    println!("{}", summary_line(&outcomes));
-    for o in &outcomes {
-        if o.verdict == Verdict::DocumentedDifference
-            && let Some(d) = scenarios::find(&o.name).and_then(|s| s.difference)
-        {
-            println!("  documented difference ({}): {}", d.kind(), o.name);
+        if let Some(d) = &s.difference {
+            msg.push_str(&format!(
+                "\n    documented as {} difference: {}",
+                d.kind(),
+                d.why()
+            ));
         }
-    }
-
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| o.verdict.is_failure())
-        .map(|o| o.name.as_str())
-        .collect();
-    if failed.is_empty() && docs.is_ok() {
-        ExitCode::SUCCESS
+        Err(msg.into())
     } else {
-        if !failed.is_empty() {
-            eprintln!("conformance: FAILED: {}", failed.join(", "));
+        Ok(())
+    };
+    OUTCOMES.lock().unwrap().push(o);
+    result
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = vec![Trial::test(
+        "docs_semantics_md_lists_the_scenarios_that_differ",
+        docs_in_sync,
+    )];
+    trials.extend(
+        scenarios::all()
+            .iter()
+            .map(|s| Trial::test(s.name, move || run_scenario(s))),
+    );
+    let conclusion = libtest_mimic::run(&args, trials);
+
+    if !args.list && args.format != Some(FormatSetting::Json) {
+        let mut outcomes = std::mem::take(&mut *OUTCOMES.lock().unwrap());
+        // Trials finish in any order: report in the scenarios' own.
+        outcomes.sort_by_key(|o| scenarios::all().iter().position(|s| s.name == o.name));
+        // Never skip io_uring silently.
+        for line in skip_lines(&outcomes) {
+            println!("conformance: {line}");
         }
-        ExitCode::FAILURE
+        println!("{}", summary_line(&outcomes));
+        for o in &outcomes {
+            if o.verdict == Verdict::DocumentedDifference
+                && let Some(d) = scenarios::find(&o.name).and_then(|s| s.difference.as_ref())
+            {
+                println!("  documented difference ({}): {}", d.kind(), o.name);
+            }
+        }
     }
+    conclusion.exit();
 }

@@ -10,13 +10,14 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use kqring::sys::{Change, Event, Filter, Flags, Kqueue};
+use kqring_test_support::{ScratchPath, tcp_pair, unix_pair};
+pub use kqring_test_support::{close_with_reset, fill, set_nonblocking};
 
 /// How long to wait for something that must happen. Generous: a correct
 /// backend answers in microseconds, a broken one fails instead of hanging.
@@ -35,6 +36,12 @@ pub fn libkqueue_skips(what: &str, why: &str) -> bool {
     }
     skip
 }
+
+/// Why [`libkqueue_skips`] a check that another thread wakes a blocked
+/// kevent call.
+pub const LIBKQUEUE_HOLDS_ITS_LOCK: &str = "libkqueue holds the kqueue's lock while a kevent \
+     call waits: a kevent call from another thread waits for it to return (kqring wakes its \
+     driver with sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)";
 
 /// A new kqueue.
 #[track_caller]
@@ -427,51 +434,27 @@ pub const KINDS: [Kind; 3] = [Kind::SocketPair, Kind::Pipe, Kind::Tcp];
 pub const DUPLEX: [Kind; 2] = [Kind::SocketPair, Kind::Tcp];
 
 /// A connected pair `(rx, tx)`: bytes sent on `tx` become readable on `rx`.
-/// Both ends are blocking and close-on-exec.
+/// Both ends are blocking and close-on-exec; TCP ends have `TCP_NODELAY`,
+/// so that a second small write leaves at once.
 #[track_caller]
 pub fn pair(kind: Kind) -> (OwnedFd, OwnedFd) {
     match kind {
         Kind::SocketPair => {
-            let (a, b) = UnixStream::pair().expect("socketpair");
+            let (a, b) = unix_pair(false).expect("socketpair");
             (a.into(), b.into())
         }
         Kind::Pipe => pipe(),
         Kind::Tcp => {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-            let addr = listener.local_addr().expect("local_addr");
-            let tx = std::net::TcpStream::connect(addr).expect("connect");
-            let (rx, _) = listener.accept().expect("accept");
-            // No Nagle: a second small write must leave at once.
-            tx.set_nodelay(true).expect("TCP_NODELAY");
-            rx.set_nodelay(true).expect("TCP_NODELAY");
-            (rx.into(), tx.into())
+            let (client, server) = tcp_pair().expect("TCP connection over 127.0.0.1");
+            (server.into(), client.into())
         }
     }
 }
 
-/// A close-on-exec pipe `(read end, write end)`.
+/// A blocking, close-on-exec pipe `(read end, write end)`.
 #[track_caller]
 pub fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // Atomic close-on-exec where the platform has pipe2, so that a child
-    // spawned by a test running in parallel cannot inherit the write end
-    // (it would hold EOF back).
-    #[cfg(not(target_vendor = "apple"))]
-    // SAFETY: `fds` has room for the two descriptors.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    #[cfg(target_vendor = "apple")]
-    // SAFETY: `fds` has room for the two descriptors.
-    let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
-    assert_eq!(rc, 0, "pipe: {}", io::Error::last_os_error());
-    // SAFETY: both descriptors were just created and are owned by no one.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    #[cfg(target_vendor = "apple")]
-    for fd in [&r, &w] {
-        // SAFETY: fcntl on a descriptor we own.
-        let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-        assert_eq!(rc, 0, "F_SETFD: {}", io::Error::last_os_error());
-    }
-    (r, w)
+    kqring_test_support::pipe(false).expect("pipe")
 }
 
 /// Writes all of `bytes` to `fd`.
@@ -498,36 +481,6 @@ pub fn recv(fd: &OwnedFd, n: usize) -> Vec<u8> {
         got += r as usize;
     }
     buf
-}
-
-/// Makes `fd` non-blocking.
-#[track_caller]
-pub fn set_nonblocking(fd: &OwnedFd) {
-    // SAFETY: fcntl on a descriptor we own, with integer arguments.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        assert!(flags >= 0, "F_GETFL: {}", io::Error::last_os_error());
-        let rc = libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-        assert_eq!(rc, 0, "F_SETFL: {}", io::Error::last_os_error());
-    }
-}
-
-/// Writes to the non-blocking `fd` until it would block; returns the count.
-#[track_caller]
-pub fn fill(fd: &OwnedFd) -> usize {
-    let chunk = vec![0x5au8; 64 * 1024];
-    let mut total = 0;
-    loop {
-        // SAFETY: `chunk` is a valid buffer.
-        let n = unsafe { libc::write(fd.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "write: {err}");
-            return total;
-        }
-        total += n as usize;
-        assert!(total < 1 << 30, "{fd:?} never filled up");
-    }
 }
 
 /// Reads from the non-blocking `fd` until it would block; returns the count.
@@ -589,53 +542,42 @@ pub fn dup(fd: &OwnedFd) -> OwnedFd {
 // Temp files
 // ---------------------------------------------------------------------------
 
-/// A file under `std::env::temp_dir()` with a unique name, open for
-/// reading and writing; removed (under its current `path`) on drop.
+/// A file in a scratch directory of its own, open for reading and writing;
+/// the directory goes on drop, with the file under whatever name it has
+/// then.
 #[derive(Debug)]
 pub struct TempFile {
-    /// Where the file is now (a test that renames it updates this).
+    /// Where the file is now (a test that renames it, within its
+    /// directory, updates this).
     pub path: PathBuf,
     /// The open file.
     pub file: File,
+    _scratch: ScratchPath,
 }
 
 impl TempFile {
-    /// Creates an empty file whose name contains `tag`.
+    /// Creates an empty file named `tag`.
     #[track_caller]
     pub fn new(tag: &str) -> TempFile {
-        let path = unique_path(tag);
+        let scratch = ScratchPath::new(tag).expect("a scratch directory");
+        let path = scratch.to_path_buf();
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)
             .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        TempFile { path, file }
+        TempFile {
+            path,
+            file,
+            _scratch: scratch,
+        }
     }
 
     /// The file's descriptor number.
     pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// A path under the temp dir that nothing else uses.
-pub fn unique_path(tag: &str) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    std::env::temp_dir().join(format!(
-        "kqring-kevent-{}-{}-{nanos}-{tag}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
 }
 
 // ---------------------------------------------------------------------------

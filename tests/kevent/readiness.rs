@@ -313,9 +313,9 @@ fn write_readiness_returns_after_the_peer_drains() {
         eprintln!("transport: {kind:?}");
         let kq = kq();
         let (rx, tx) = pair(kind);
-        set_nonblocking(&tx);
-        set_nonblocking(&rx);
-        let written = fill(&tx);
+        set_nonblocking(&tx, true).unwrap();
+        set_nonblocking(&rx, true).unwrap();
+        let written = fill(&tx).unwrap();
         assert!(written > 0);
         apply(&kq, &[Change::write(raw(&tx), Flags::ADD).token(0x25)]);
         assert_quiet(&kq);
@@ -342,8 +342,7 @@ fn listener_read_counts_pending_connections() {
         return;
     }
     let kq = kq();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("local_addr");
+    let (listener, addr) = kqring_test_support::tcp_listener(false).expect("listener");
     let lfd = listener.as_raw_fd();
     apply(&kq, &[Change::read(lfd, Flags::ADD).token(0x26)]);
     assert_quiet(&kq);
@@ -499,23 +498,7 @@ fn tcp_reset_reports_the_socket_error_in_fflags() {
     let kq = kq();
     let (rx, tx) = pair(Kind::Tcp);
     apply(&kq, &[Change::read(raw(&rx), Flags::ADD).token(0x34)]);
-    // SO_LINGER with a zero timeout: close() sends a RST.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt with a valid linger struct and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            tx.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
-    drop(tx);
+    close_with_reset(tx).unwrap();
 
     let ev = wait_until(&kq, "with EV_EOF", |ev| ev.is_eof());
     Want::new(id(&rx), Filter::READ, Flags::ADD, 0x34)
@@ -619,9 +602,7 @@ fn two_kqueues_watch_one_descriptor_independently() {
 fn registration_from_another_thread_wakes_a_blocked_kevent() {
     if libkqueue_skips(
         "a registration from another thread waking a blocked kevent",
-        "libkqueue holds the kqueue's lock while a kevent call waits: a kevent call \
-         from another thread waits for it to return (kqring wakes its driver with \
-         sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)",
+        LIBKQUEUE_HOLDS_ITS_LOCK,
     ) {
         return;
     }

@@ -21,9 +21,7 @@ fn trigger(ident: usize, token: u64) -> Change {
 fn trigger_from_another_thread_wakes_a_blocked_kevent() {
     if libkqueue_skips(
         "a trigger from another thread waking a blocked kevent",
-        "libkqueue holds the kqueue's lock while a kevent call waits: a kevent call \
-         from another thread waits for it to return (kqring wakes its driver with \
-         sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)",
+        LIBKQUEUE_HOLDS_ITS_LOCK,
     ) {
         return;
     }
@@ -73,9 +71,7 @@ fn trigger_from_another_thread_wakes_a_blocked_kevent() {
 fn trigger_wakes_a_kevent_without_timeout() {
     if libkqueue_skips(
         "a trigger from another thread waking a kevent without timeout",
-        "libkqueue holds the kqueue's lock while a kevent call waits: a kevent call \
-         from another thread waits for it to return (kqring wakes its driver with \
-         sys::Waker, checked by waker_from_another_thread_wakes_a_blocked_kevent)",
+        LIBKQUEUE_HOLDS_ITS_LOCK,
     ) {
         return;
     }

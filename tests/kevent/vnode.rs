@@ -96,7 +96,7 @@ fn rename_reports_rename() {
     let mut file = TempFile::new("rename");
     let want = watch(&kq, &file, 0x85);
 
-    let to = unique_path("renamed");
+    let to = file.path.with_file_name("renamed");
     std::fs::rename(&file.path, &to).expect("rename");
     file.path = to;
     want.fflags_among(note::RENAME, REQUESTED)

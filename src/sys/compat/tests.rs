@@ -10,6 +10,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use kqring_test_support::{ScratchPath, close_with_reset, tcp_pair};
+
 use super::Kqueue;
 use crate::sys::{Change, Event, Filter, Flags, note};
 
@@ -17,12 +19,7 @@ const WAIT: Option<Duration> = Some(Duration::from_secs(5));
 const NOW: Option<Duration> = Some(Duration::ZERO);
 
 fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills the two-element array.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just created and are owned here only.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    kqring_test_support::pipe(true).expect("pipe")
 }
 
 /// Moves `fd` to the lowest free number at or above `floor`.
@@ -142,11 +139,28 @@ fn sleeps_quietly(kq: &Kqueue, timeout: Duration) {
     );
 }
 
-fn temp_path(tag: &str) -> CString {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("kqring-compat-{}-{n}-{tag}", std::process::id()));
-    CString::new(path.into_os_string().into_encoded_bytes()).expect("path")
+/// A path in a scratch directory of its own, as a C string; the directory
+/// goes on drop, with whatever the test made in it.
+struct TempPath {
+    path: CString,
+    _scratch: ScratchPath,
+}
+
+impl std::ops::Deref for TempPath {
+    type Target = CString;
+
+    fn deref(&self) -> &CString {
+        &self.path
+    }
+}
+
+fn temp_path(tag: &str) -> TempPath {
+    let scratch = ScratchPath::new(tag).expect("a scratch directory");
+    let path = CString::new(scratch.as_os_str().as_encoded_bytes()).expect("path");
+    TempPath {
+        path,
+        _scratch: scratch,
+    }
 }
 
 fn open(path: &CString, flags: libc::c_int) -> OwnedFd {
@@ -538,9 +552,7 @@ fn realtime_signals_count_exactly_and_stay_blocked() {
 
 #[test]
 fn tcp_reset_error_reaches_both_directions() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
+    let (client, server) = tcp_pair().unwrap();
     client.set_nonblocking(true).unwrap();
     let kq = Kqueue::new().unwrap();
     let fd = client.as_raw_fd();
@@ -554,25 +566,7 @@ fn tcp_reset_error_reaches_both_directions() {
     let ev = one(&kq);
     assert_eq!(ev.filter(), Filter::WRITE);
     assert!(!ev.is_eof() && ev.data() > 0, "{ev:?}");
-    // SO_LINGER with a zero timeout: close() sends a reset.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: sets an option from a valid struct.
-    check(
-        unsafe {
-            libc::setsockopt(
-                server.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&raw const linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        },
-        "SO_LINGER",
-    );
-    drop(server);
+    close_with_reset(server).unwrap();
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while events.len() < 2 && Instant::now() < deadline {
@@ -684,12 +678,9 @@ fn dropping_a_kqueue_closes_what_it_opened() {
 #[test]
 fn uncounted_events_carry_flags_without_counts() {
     use std::io::Write as _;
-    use std::net::{TcpListener, TcpStream};
 
     let kq = Kqueue::uncounted().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (server, _) = listener.accept().unwrap();
+    let (mut client, server) = tcp_pair().unwrap();
     let fd = server.as_raw_fd();
     apply(
         &kq,
@@ -709,22 +700,7 @@ fn uncounted_events_carry_flags_without_counts() {
     assert_eq!((ev.token(), ev.data(), ev.is_eof()), (1, 1, false));
 
     // A reset: EOF on both directions, with the error in fflags.
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads a `linger` of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            client.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&raw const linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    check(rc, "SO_LINGER");
-    drop(client);
+    close_with_reset(client).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = Vec::new();
     while seen.len() < 2 && Instant::now() < deadline {
