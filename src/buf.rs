@@ -111,45 +111,32 @@ impl IoBuf for &'static str {
     }
 }
 
-// SAFETY: the pointer and capacity are BytesMut's own allocation.
-unsafe impl IoBufMut for BytesMut {
-    fn as_buf_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
+/// `IoBufMut` for a growable buffer: its length, capacity and allocation.
+macro_rules! growable {
+    ($($ty:ty),*) => {$(
+        // SAFETY: the pointer and capacity are the buffer's own allocation.
+        unsafe impl IoBufMut for $ty {
+            fn as_buf_mut_ptr(&mut self) -> *mut u8 {
+                self.as_mut_ptr()
+            }
 
-    fn buf_len(&self) -> usize {
-        self.len()
-    }
+            fn buf_len(&self) -> usize {
+                self.len()
+            }
 
-    fn buf_capacity(&self) -> usize {
-        self.capacity()
-    }
+            fn buf_capacity(&self) -> usize {
+                self.capacity()
+            }
 
-    unsafe fn set_buf_len(&mut self, len: usize) {
-        // SAFETY: the caller initialised `len <= capacity` bytes.
-        unsafe { self.set_len(len) }
-    }
+            unsafe fn set_buf_len(&mut self, len: usize) {
+                // SAFETY: the caller initialised `len <= capacity` bytes.
+                unsafe { self.set_len(len) }
+            }
+        }
+    )*};
 }
 
-// SAFETY: the pointer and capacity are the Vec's own allocation.
-unsafe impl IoBufMut for Vec<u8> {
-    fn as_buf_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-
-    fn buf_len(&self) -> usize {
-        self.len()
-    }
-
-    fn buf_capacity(&self) -> usize {
-        self.capacity()
-    }
-
-    unsafe fn set_buf_len(&mut self, len: usize) {
-        // SAFETY: the caller initialised `len <= capacity` bytes.
-        unsafe { self.set_len(len) }
-    }
-}
+growable!(BytesMut, Vec<u8>);
 
 // SAFETY: the pointer and length are the box's own, initialised memory.
 unsafe impl IoBufMut for Box<[u8]> {

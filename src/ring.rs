@@ -17,6 +17,7 @@ use crate::sys::{Kqueue, Waker};
 
 /// How the ring is driven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mode {
     /// A dedicated polling thread runs the driver (io_uring's SQPOLL); it
     /// spins for `sq_idle` after its last work, then parks in `kevent`.
@@ -42,6 +43,7 @@ pub(crate) struct Counters {
 
 /// A snapshot of a ring's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Driver turns.
     pub turns: u64,

@@ -53,10 +53,10 @@ pub struct Sqe {
 }
 
 impl Sqe {
-    /// An entry for `op`; `fixed`: its builder was given a slot of the
-    /// file table.
-    pub(crate) fn new(op: Op, fixed: bool) -> Sqe {
-        let flags = if fixed {
+    /// An entry for `op`: with `FIXED_FILE` when its builder was given a
+    /// slot of the file table.
+    pub(crate) fn new(op: Op) -> Sqe {
+        let flags = if op.file().is_some_and(|f| f.is_fixed()) {
             SqeFlags::FIXED_FILE
         } else {
             SqeFlags::NONE

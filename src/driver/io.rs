@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use crate::driver::pool::Work;
 use crate::driver::table::{OpKey, State};
 use crate::driver::{Driver, WAKE_TOKEN};
-use crate::ops::{Attempt, Dir, IoOp, Op, PollAdd, RingOp};
+use crate::ops::{Attempt, Dir, Fd, IoOp, Op, PollAdd, RingOp};
 use crate::sys::{self, Event, Filter};
 
 /// A readiness event, as the operations it wakes see it.
@@ -92,8 +92,8 @@ impl Driver {
         }
         let asked = op.read_request();
         let attempt = op.attempt(&mut entry.kind);
-        if op.dir() == Dir::Read
-            && let Some(fd) = op.fd()
+        if op.transfer().dir() == Dir::Read
+            && let Some(fd) = op.file().map(Fd::number)
         {
             let short = matches!((attempt, asked), (Attempt::Done(n), Some(asked))
                 if n > 0 && (n as usize) < asked);
@@ -108,7 +108,7 @@ impl Driver {
                     .fetch_add(1, Ordering::Relaxed);
                 true
             }
-            Attempt::Done(res) => res < 0 || (res == 0 && op.eof_returns_buffer()),
+            Attempt::Done(res) => res < 0 || (res == 0 && op.transfer().eof_returns_buffer()),
             Attempt::Offload => false,
         };
         if unused {
@@ -155,7 +155,7 @@ impl Driver {
                 }
                 Attempt::Done(res) => {
                     let res = self.install_direct(op.direct_slot(), res);
-                    if res == 0 && eof_error != 0 && op.zero_is_eof() {
+                    if res == 0 && eof_error != 0 && op.transfer().zero_is_eof() {
                         -eof_error
                     } else {
                         res
@@ -286,12 +286,12 @@ impl Driver {
             && p.dirs()
                 .into_iter()
                 .flatten()
-                .all(|dir| !self.fds.reports_current(p.fd, dir))
+                .all(|dir| !self.fds.reports_current(p.fd.number(), dir))
         {
             self.post_more(key, mask as i32);
         }
         for dir in p.dirs().into_iter().flatten() {
-            self.fds.push_poll(p.fd, dir, key);
+            self.fds.push_poll(p.fd.number(), dir, key);
         }
         None
     }

@@ -130,7 +130,7 @@ impl Driver {
         while let Ok(done) = self.offload.pool.done.try_recv() {
             any = true;
             let dir = match &done.work {
-                Work::Io(op) => Some(op.dir()),
+                Work::Io(op) => Some(op.transfer().dir()),
                 Work::Blocking(_) => None,
             };
             let Some(cancel_asked) = self.back_from_pool(done.key, done.work) else {

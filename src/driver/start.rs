@@ -6,7 +6,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use crate::driver::Driver;
 use crate::driver::pool::Work;
 use crate::driver::table::{Entry, OpKey, State};
-use crate::ops::{FileSlot, Op, RingOp};
+use crate::ops::{Fd, FileSlot, Op, RingOp};
 use crate::sq::{Sqe, SqeFlags};
 use crate::sys::errno::Errno;
 
@@ -83,9 +83,9 @@ impl Driver {
                 self.complete(key, res);
             }
             Op::Io(io) => {
-                let (fd, dir) = (io.fd().unwrap_or(-1), io.dir());
+                let (fd, dir) = (io.file().map_or(-1, Fd::number), io.transfer().dir());
                 // Network operations are always evented.
-                if flags.contains(SqeFlags::ASYNC) && io.may_offload() {
+                if flags.contains(SqeFlags::ASYNC) && io.transfer().may_offload() {
                     return self.offload(key, Work::Io(io));
                 }
                 self.put_op(key, Op::Io(io));
@@ -138,11 +138,11 @@ impl Driver {
             return Err(Errno::EBADF);
         }
         // io_uring ignores the flag on an operation without a file.
-        let Some(fd) = op.fd_mut() else {
+        let Some(file) = op.file_mut() else {
             return Ok(());
         };
-        let held = self.files.hold(*fd as u32)?;
-        *fd = held;
+        let held = self.files.hold(file.number() as u32)?;
+        *file = Fd::Raw(held);
         if let Some(entry) = self.table.get_mut(key) {
             entry.fd = Some(held);
             entry.holds_file = true;

@@ -46,7 +46,7 @@ impl ProvideBuffers {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::Provide(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::Provide(self))))
     }
 }
 
@@ -74,6 +74,6 @@ impl RemoveBuffers {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::Remove(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::Remove(self))))
     }
 }

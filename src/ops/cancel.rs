@@ -7,6 +7,7 @@ use crate::sq::Sqe;
 
 /// Which operations an [`AsyncCancel`] matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CancelTarget {
     /// The operation(s) submitted with this `user_data`.
     UserData(u64),
@@ -50,6 +51,6 @@ impl AsyncCancel {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::Cancel(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::Cancel(self))))
     }
 }

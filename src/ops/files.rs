@@ -46,6 +46,7 @@ pub struct Fixed(pub u32);
 /// ring's file table. Operations take `impl Into<Fd>`: a `RawFd` or a
 /// [`Fixed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Fd {
     /// A descriptor of the process.
     Raw(RawFd),
@@ -66,20 +67,26 @@ impl From<Fixed> for Fd {
 }
 
 impl Fd {
-    /// The number the entry carries (a slot index for a registered file)
-    /// and whether it is a registered file. An index past `i32::MAX` keeps
-    /// its bits, and is out of range for any table.
-    pub(crate) fn split(self) -> (RawFd, bool) {
+    /// The number the entry carries: a slot index for a registered file.
+    /// An index past `i32::MAX` keeps its bits, and is out of range for any
+    /// table.
+    pub(crate) fn number(self) -> RawFd {
         match self {
-            Fd::Raw(fd) => (fd, false),
-            Fd::Fixed(i) => (i as RawFd, true),
+            Fd::Raw(fd) => fd,
+            Fd::Fixed(i) => i as RawFd,
         }
+    }
+
+    /// Whether it names a slot of the file table.
+    pub(crate) fn is_fixed(self) -> bool {
+        matches!(self, Fd::Fixed(_))
     }
 }
 
 /// Where a descriptor that an operation makes goes in the file table
 /// (io_uring's `DestinationSlot`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FileSlot {
     /// This slot; a file already there is replaced (and closed once no
     /// operation uses it). The operation completes with 0.
@@ -121,6 +128,6 @@ impl FilesUpdate {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::FilesUpdate(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::FilesUpdate(self))))
     }
 }

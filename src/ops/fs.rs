@@ -2,7 +2,7 @@
 
 use std::os::fd::RawFd;
 
-use crate::ops::{BlockingOp, Fd, Op, Operation, Output, RingOp, on_fd, res};
+use crate::ops::{BlockingOp, Fd, Op, RingOp, operation, res};
 use crate::sq::Sqe;
 use crate::sys::io::{self as sys, FdKind};
 
@@ -16,50 +16,34 @@ use crate::sys::io::{self as sys, FdKind};
 /// file go on; it is closed when the last of them completes.
 #[derive(Debug, Clone, Copy)]
 pub struct Close {
-    fd: RawFd,
-    /// The slot of the file table, for a `Fixed` one.
-    slot: Option<u32>,
+    fd: Fd,
 }
 
 impl Close {
     /// Closes `fd`, or empties a registered file's slot.
     pub fn new(fd: impl Into<Fd>) -> Close {
-        match fd.into() {
-            Fd::Raw(fd) => Close { fd, slot: None },
-            Fd::Fixed(slot) => Close {
-                fd: -1,
-                slot: Some(slot),
-            },
-        }
+        Close { fd: fd.into() }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
         // A slot is named in the operation, as io_uring's `file_index`:
         // the entry carries no FIXED_FILE.
-        match self.slot {
-            Some(slot) => Sqe::new(Op::Ring(Box::new(RingOp::CloseSlot(slot))), false),
-            None => Sqe::new(Op::Blocking(Box::new(self)), false),
+        match self.fd {
+            Fd::Fixed(slot) => Sqe::new(Op::Ring(Box::new(RingOp::CloseSlot(slot)))),
+            Fd::Raw(_) => Sqe::new(Op::Blocking(Box::new(self))),
         }
     }
 }
 
-impl Operation for Close {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Close"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Close, "Close", fd, |_, _out| {});
 
 impl BlockingOp for Close {
     fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(sys::close(self.fd))
+        res(sys::close(self.fd.number()))
     }
 
     fn closes(&self) -> Option<RawFd> {
-        Some(self.fd)
+        Some(self.fd.number())
     }
 }

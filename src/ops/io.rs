@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::buf::{IoBuf, IoBufMut, Room, filled};
 use crate::ops::{
-    Attempt, BlockingOp, Dir, Fd, IoOp, Op, Operation, Output, Select, Target, on_fd, res, settle,
+    Attempt, BlockingOp, Dir, Fd, IoOp, Op, Select, Target, Transfer, operation, res, settle,
 };
 use crate::sq::Sqe;
 use crate::sys::errno::Errno;
@@ -197,8 +197,7 @@ pub(crate) fn room<B: IoBufMut + ?Sized>(buf: &B, from: usize) -> usize {
 /// the data is ready (`SqeFlags::BUFFER_SELECT`).
 #[derive(Debug)]
 pub struct Read<B = BytesMut> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     target: Target<B>,
     offset: u64,
 }
@@ -206,10 +205,8 @@ pub struct Read<B = BytesMut> {
 impl<B: IoBufMut> Read<B> {
     /// Reads from `fd` into `buf`'s room, at offset 0.
     pub fn new(fd: impl Into<Fd>, buf: B) -> Read<B> {
-        let (fd, fixed) = fd.into().split();
         Read {
-            fd,
-            fixed,
+            fd: fd.into(),
             target: Target::own(buf),
             offset: 0,
         }
@@ -225,15 +222,15 @@ impl<B: IoBufMut> Read<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let (fixed, select) = (self.fixed, self.target.is_select());
-        Sqe::new(Op::Io(Box::new(self)), fixed).select(select)
+        let select = self.target.is_select();
+        Sqe::new(Op::Io(Box::new(self))).select(select)
     }
 
     fn call(&mut self, how: How) -> SysResult {
         match &mut self.target {
-            Target::Own { buf, start } => read_into(self.fd, buf, *start, how),
+            Target::Own { buf, start } => read_into(self.fd.number(), buf, *start, how),
             Target::Select(s) => match &mut s.picked {
-                Some((_, picked)) => read_into(self.fd, picked, 0, how),
+                Some((_, picked)) => read_into(self.fd.number(), picked, 0, how),
                 // Nothing taken: no room, as a full buffer has none.
                 None => Ok(0),
             },
@@ -245,41 +242,31 @@ impl Read<BytesMut> {
     /// Reads from `fd` into a buffer of provided group `group`, taken when
     /// the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
     pub fn select(fd: impl Into<Fd>, group: u16) -> Read<BytesMut> {
-        let (fd, fixed) = fd.into().split();
         Read {
-            fd,
-            fixed,
+            fd: fd.into(),
             target: Target::Select(Select::new(group)),
             offset: 0,
         }
     }
 }
 
-impl<B: IoBufMut> Operation for Read<B> {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Read"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        self.target.finish(out);
-    }
-}
+operation!({B: IoBufMut} Read<B>, "Read", fd, |op, out| op.target.finish(out));
 
 impl<B: IoBufMut> BlockingOp for Read<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        run_blocking(self.fd, Dir::Read, self.offset, kind, |how| self.call(how))
+        run_blocking(self.fd.number(), Dir::Read, self.offset, kind, |how| {
+            self.call(how)
+        })
     }
 }
 
 impl<B: IoBufMut> IoOp for Read<B> {
-    fn dir(&self) -> Dir {
-        Dir::Read
+    fn transfer(&self) -> Transfer {
+        Transfer::Read
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
-        let (fd, offset) = (self.fd, self.offset);
+        let (fd, offset) = (self.fd.number(), self.offset);
         attempt(fd, Dir::Read, offset, kind, |how| self.call(how))
     }
 
@@ -305,10 +292,6 @@ impl<B: IoBufMut> IoOp for Read<B> {
     fn read_request(&self) -> Option<usize> {
         self.wanted().filter(|&n| n > 0)
     }
-
-    fn zero_is_eof(&self) -> bool {
-        true
-    }
 }
 
 /// `IORING_OP_WRITE`: writes the buffer's bytes (any [`IoBuf`]: `Bytes`,
@@ -316,8 +299,7 @@ impl<B: IoBufMut> IoOp for Read<B> {
 /// written (a short write is a success), and the buffer comes back whole.
 #[derive(Debug)]
 pub struct Write<B = Bytes> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     buf: B,
     offset: u64,
 }
@@ -325,10 +307,8 @@ pub struct Write<B = Bytes> {
 impl<B: IoBuf> Write<B> {
     /// Writes `buf` to `fd` at offset 0.
     pub fn new(fd: impl Into<Fd>, buf: B) -> Write<B> {
-        let (fd, fixed) = fd.into().split();
         Write {
-            fd,
-            fixed,
+            fd: fd.into(),
             buf,
             offset: 0,
         }
@@ -344,26 +324,15 @@ impl<B: IoBuf> Write<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 }
 
-impl<B: IoBuf> Operation for Write<B> {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Write"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        out.buf(self.buf);
-    }
-}
+operation!({B: IoBuf} Write<B>, "Write", fd, |op, out| out.buf(op.buf));
 
 impl<B: IoBuf> BlockingOp for Write<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        let (fd, bytes) = (self.fd, self.buf.as_bytes());
+        let (fd, bytes) = (self.fd.number(), self.buf.as_bytes());
         run_blocking(fd, Dir::Write, self.offset, kind, |how| {
             write_from(fd, bytes, how)
         })
@@ -371,12 +340,12 @@ impl<B: IoBuf> BlockingOp for Write<B> {
 }
 
 impl<B: IoBuf> IoOp for Write<B> {
-    fn dir(&self) -> Dir {
-        Dir::Write
+    fn transfer(&self) -> Transfer {
+        Transfer::Write
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
-        let (fd, bytes) = (self.fd, self.buf.as_bytes());
+        let (fd, bytes) = (self.fd.number(), self.buf.as_bytes());
         attempt(fd, Dir::Write, self.offset, kind, |how| {
             write_from(fd, bytes, how)
         })
@@ -391,8 +360,7 @@ impl<B: IoBuf> IoOp for Write<B> {
 /// comes back with its length grown by what landed in it.
 #[derive(Debug)]
 pub struct Readv<B = BytesMut> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     bufs: Vec<B>,
     /// Each buffer's length when given.
     start: Vec<usize>,
@@ -402,10 +370,8 @@ pub struct Readv<B = BytesMut> {
 impl<B: IoBufMut> Readv<B> {
     /// Reads from `fd` into `bufs`, at offset 0.
     pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> Readv<B> {
-        let (fd, fixed) = fd.into().split();
         Readv {
-            fd,
-            fixed,
+            fd: fd.into(),
             start: bufs.iter().map(IoBufMut::buf_len).collect(),
             bufs,
             offset: 0,
@@ -421,54 +387,31 @@ impl<B: IoBufMut> Readv<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
+    }
+
+    fn call(&mut self, how: How) -> SysResult {
+        read_vectored(self.fd.number(), &mut self.bufs, &self.start, how)
     }
 }
 
-impl<B: IoBufMut> Operation for Readv<B> {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Readv"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        out.buf(self.bufs);
-    }
-}
+operation!({B: IoBufMut} Readv<B>, "Readv", fd, |op, out| out.buf(op.bufs));
 
 impl<B: IoBufMut> BlockingOp for Readv<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        let Readv {
-            fd,
-            bufs,
-            start,
-            offset,
-            ..
-        } = self;
-        run_blocking(*fd, Dir::Read, *offset, kind, |how| {
-            read_vectored(*fd, bufs, start, how)
-        })
+        let (fd, offset) = (self.fd.number(), self.offset);
+        run_blocking(fd, Dir::Read, offset, kind, |how| self.call(how))
     }
 }
 
 impl<B: IoBufMut> IoOp for Readv<B> {
-    fn dir(&self) -> Dir {
-        Dir::Read
+    fn transfer(&self) -> Transfer {
+        Transfer::Read
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
-        let Readv {
-            fd,
-            bufs,
-            start,
-            offset,
-            ..
-        } = self;
-        attempt(*fd, Dir::Read, *offset, kind, |how| {
-            read_vectored(*fd, bufs, start, how)
-        })
+        let (fd, offset) = (self.fd.number(), self.offset);
+        attempt(fd, Dir::Read, offset, kind, |how| self.call(how))
     }
 
     fn wanted(&self) -> Option<usize> {
@@ -484,17 +427,12 @@ impl<B: IoBufMut> IoOp for Readv<B> {
     fn read_request(&self) -> Option<usize> {
         self.wanted().filter(|&n| n > 0)
     }
-
-    fn zero_is_eof(&self) -> bool {
-        true
-    }
 }
 
 /// `IORING_OP_WRITEV`: writes the buffers in order, as one call.
 #[derive(Debug)]
 pub struct Writev<B = Bytes> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     bufs: Vec<B>,
     offset: u64,
 }
@@ -502,10 +440,8 @@ pub struct Writev<B = Bytes> {
 impl<B: IoBuf> Writev<B> {
     /// Writes `bufs` to `fd` at offset 0.
     pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> Writev<B> {
-        let (fd, fixed) = fd.into().split();
         Writev {
-            fd,
-            fixed,
+            fd: fd.into(),
             bufs,
             offset: 0,
         }
@@ -520,26 +456,15 @@ impl<B: IoBuf> Writev<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 }
 
-impl<B: IoBuf> Operation for Writev<B> {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Writev"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        out.buf(self.bufs);
-    }
-}
+operation!({B: IoBuf} Writev<B>, "Writev", fd, |op, out| out.buf(op.bufs));
 
 impl<B: IoBuf> BlockingOp for Writev<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        let (fd, iov) = (self.fd, iovecs(&self.bufs));
+        let (fd, iov) = (self.fd.number(), iovecs(&self.bufs));
         run_blocking(fd, Dir::Write, self.offset, kind, |how| {
             write_vectored(fd, &iov, how)
         })
@@ -547,12 +472,12 @@ impl<B: IoBuf> BlockingOp for Writev<B> {
 }
 
 impl<B: IoBuf> IoOp for Writev<B> {
-    fn dir(&self) -> Dir {
-        Dir::Write
+    fn transfer(&self) -> Transfer {
+        Transfer::Write
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
-        let (fd, iov) = (self.fd, iovecs(&self.bufs));
+        let (fd, iov) = (self.fd.number(), iovecs(&self.bufs));
         attempt(fd, Dir::Write, self.offset, kind, |how| {
             write_vectored(fd, &iov, how)
         })

@@ -1,6 +1,6 @@
 //! Operations that do nothing but complete.
 
-use crate::ops::{DirectOp, Op, Operation, Output};
+use crate::ops::{DirectOp, Op, operation};
 use crate::sq::Sqe;
 
 /// `IORING_OP_NOP`: completes with 0, at once. Its cost is the ring's own
@@ -16,17 +16,11 @@ impl Nop {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Direct(Box::new(self)), false)
+        Sqe::new(Op::Direct(Box::new(self)))
     }
 }
 
-impl Operation for Nop {
-    fn name(&self) -> &'static str {
-        "Nop"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Nop, "Nop", |_, _out| {});
 
 impl DirectOp for Nop {
     fn call(&mut self) -> i32 {

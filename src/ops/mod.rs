@@ -105,15 +105,15 @@ pub(crate) trait Operation: std::marker::Send + 'static {
     /// show it.
     fn name(&self) -> &'static str;
 
-    /// The descriptor it works on: a slot index while the entry carries
-    /// `FIXED_FILE` and the driver has not resolved it.
-    fn fd(&self) -> Option<RawFd> {
+    /// The file it works on: a descriptor, or a slot of the file table
+    /// until the driver resolves it.
+    fn file(&self) -> Option<Fd> {
         None
     }
 
-    /// Where that descriptor is kept, so the driver can put the one a slot
-    /// holds in place of the slot index.
-    fn fd_mut(&mut self) -> Option<&mut RawFd> {
+    /// Where that file is kept, so the driver can put the descriptor a
+    /// slot holds in place of the slot.
+    fn file_mut(&mut self) -> Option<&mut Fd> {
         None
     }
 
@@ -126,27 +126,61 @@ pub(crate) trait Operation: std::marker::Send + 'static {
     fn finish(self: Box<Self>, out: &mut Output);
 }
 
-/// The operation's descriptor fields, for the ops that work on one.
-macro_rules! on_fd {
-    () => {
-        fn fd(&self) -> Option<std::os::fd::RawFd> {
+/// Implements [`Operation`] for an operation type: its name, the file it
+/// works on (`fd`: its `fd` field), how its buffers and results reach its
+/// completion (`|op, out| ...`, `op` the finished operation), and after a
+/// `;` any other method of the trait it has.
+macro_rules! operation {
+    ($({$($gen:tt)*})? $ty:ty, $name:literal $(, $fd:ident)?, |$op:pat_param, $out:ident| $finish:expr $(; $($more:tt)*)?) => {
+        impl $(<$($gen)*>)? $crate::ops::Operation for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            $($crate::ops::operation!(@$fd);)?
+
+            fn finish(self: Box<Self>, $out: &mut $crate::ops::Output) {
+                let $op = *self;
+                $finish
+            }
+
+            $($($more)*)?
+        }
+    };
+    (@fd) => {
+        fn file(&self) -> Option<$crate::ops::Fd> {
             Some(self.fd)
         }
 
-        fn fd_mut(&mut self) -> Option<&mut std::os::fd::RawFd> {
+        fn file_mut(&mut self) -> Option<&mut $crate::ops::Fd> {
             Some(&mut self.fd)
         }
     };
 }
-pub(crate) use on_fd;
+pub(crate) use operation;
+
+/// A network operation's `BlockingOp`: on a worker, its one non-blocking
+/// call (`$call`), and not ready goes back to the driver to wait — they
+/// stay evented, whatever `ASYNC` says.
+macro_rules! evented {
+    ($({$($gen:tt)*})? $ty:ty, $call:ident) => {
+        impl $(<$($gen)*>)? $crate::ops::BlockingOp for $ty {
+            fn run_blocking(&mut self, _kind: Option<$crate::sys::io::FdKind>) -> i32 {
+                $crate::ops::res(self.$call())
+            }
+        }
+    };
+}
+pub(crate) use evented;
 
 /// An operation on a descriptor that can wait for readiness: tried at
 /// once without blocking; on "not ready" queued on the descriptor until a
 /// kevent says it is; or, where no call can be made without blocking
 /// (regular files, blocking pipes), run on the pool.
 pub(crate) trait IoOp: BlockingOp {
-    /// The readiness it waits for.
-    fn dir(&self) -> Dir;
+    /// What kind of transfer it is: the readiness it waits for and the
+    /// rules that go with it.
+    fn transfer(&self) -> Transfer;
 
     /// Makes its call without blocking. `kind` caches what the descriptor
     /// is, for the operations whose call depends on it.
@@ -189,29 +223,54 @@ pub(crate) trait IoOp: BlockingOp {
     /// Hands one shot's buffer and address to a completion with `F_MORE`.
     fn take_shot(&mut self, _out: &mut Output) {}
 
-    /// Whether `res == 0` means end of stream, so a socket error that the
-    /// readiness event carried is the better answer.
-    fn zero_is_eof(&self) -> bool {
-        false
-    }
-
-    /// Whether a provided buffer goes back to its group when the call sees
-    /// the end of the stream (`res` 0), as io_uring recycles a receive's
-    /// buffer then.
-    fn eof_returns_buffer(&self) -> bool {
-        false
-    }
-
     /// A connect in progress: a socket error on its readiness event is
     /// its outcome.
     fn connecting(&self) -> bool {
         false
     }
+}
+
+/// The kinds of transfer an [`IoOp`] makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transfer {
+    /// `read`, `readv` on any descriptor.
+    Read,
+    /// `write`, `writev` on any descriptor.
+    Write,
+    /// A socket's receive.
+    Receive,
+    /// A socket's send, or a connect.
+    Send,
+    /// A listener's accept.
+    Accept,
+}
+
+impl Transfer {
+    /// The readiness it waits for.
+    pub(crate) fn dir(self) -> Dir {
+        match self {
+            Transfer::Read | Transfer::Receive | Transfer::Accept => Dir::Read,
+            Transfer::Write | Transfer::Send => Dir::Write,
+        }
+    }
+
+    /// Whether `res == 0` means end of stream, so a socket error that the
+    /// readiness event carried is the better answer.
+    pub(crate) fn zero_is_eof(self) -> bool {
+        matches!(self, Transfer::Read | Transfer::Receive)
+    }
+
+    /// Whether a provided buffer goes back to its group when the call sees
+    /// the end of the stream (`res` 0), as io_uring recycles a receive's
+    /// buffer then.
+    pub(crate) fn eof_returns_buffer(self) -> bool {
+        self == Transfer::Receive
+    }
 
     /// Whether `ASYNC` may move it to the pool: network operations stay
     /// evented, whatever the flag says.
-    fn may_offload(&self) -> bool {
-        true
+    pub(crate) fn may_offload(self) -> bool {
+        matches!(self, Transfer::Read | Transfer::Write)
     }
 }
 
@@ -375,17 +434,22 @@ impl Op {
         }
     }
 
-    /// The descriptor it works on, if any (a slot index until resolved).
-    pub(crate) fn fd(&self) -> Option<RawFd> {
+    /// The file it works on, if any.
+    pub(crate) fn file(&self) -> Option<Fd> {
         match self {
-            Op::Io(op) => op.fd(),
-            Op::Blocking(op) => op.fd(),
-            Op::Direct(op) => op.fd(),
+            Op::Io(op) => op.file(),
+            Op::Blocking(op) => op.file(),
+            Op::Direct(op) => op.file(),
             Op::Ring(op) => match **op {
                 RingOp::Poll(p) => Some(p.fd),
                 _ => None,
             },
         }
+    }
+
+    /// The descriptor it works on, if any (a slot index until resolved).
+    pub(crate) fn fd(&self) -> Option<RawFd> {
+        self.file().map(Fd::number)
     }
 
     /// The ring operation it is, if it is one.
@@ -396,12 +460,12 @@ impl Op {
         }
     }
 
-    /// Where its descriptor is kept.
-    pub(crate) fn fd_mut(&mut self) -> Option<&mut RawFd> {
+    /// Where its file is kept.
+    pub(crate) fn file_mut(&mut self) -> Option<&mut Fd> {
         match self {
-            Op::Io(op) => op.fd_mut(),
-            Op::Blocking(op) => op.fd_mut(),
-            Op::Direct(op) => op.fd_mut(),
+            Op::Io(op) => op.file_mut(),
+            Op::Blocking(op) => op.file_mut(),
+            Op::Direct(op) => op.file_mut(),
             Op::Ring(op) => match &mut **op {
                 RingOp::Poll(p) => Some(&mut p.fd),
                 _ => None,

@@ -30,7 +30,8 @@ use std::os::fd::RawFd;
 
 use crate::cq::Extra;
 use crate::ops::{
-    Attempt, BlockingOp, Dir, DirectOp, Fd, FileSlot, IoOp, Op, Operation, Output, on_fd, res,
+    Attempt, BlockingOp, Dir, DirectOp, Fd, FileSlot, IoOp, Op, Output, Transfer, evented,
+    operation, res,
 };
 use crate::sq::Sqe;
 use crate::sys::errno::Errno;
@@ -93,21 +94,15 @@ impl Socket {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Direct(Box::new(self)), false)
+        Sqe::new(Op::Direct(Box::new(self)))
     }
 }
 
-impl Operation for Socket {
-    fn name(&self) -> &'static str {
-        "Socket"
-    }
-
+operation!(Socket, "Socket", |_, _out| {};
     fn direct_slot(&self) -> Option<FileSlot> {
         self.direct
     }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+);
 
 impl DirectOp for Socket {
     fn call(&mut self) -> i32 {
@@ -127,80 +122,60 @@ impl DirectOp for Socket {
 /// `IORING_OP_BIND`: binds `fd` to an address; completes with 0.
 #[derive(Debug)]
 pub struct Bind {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     addr: SockAddr,
 }
 
 impl Bind {
     /// Binds `fd` to `addr` (a [`SockAddr`], or a `std::net::SocketAddr`).
     pub fn new(fd: impl Into<Fd>, addr: impl Into<SockAddr>) -> Bind {
-        let (fd, fixed) = fd.into().split();
         Bind {
-            fd,
-            fixed,
+            fd: fd.into(),
             addr: addr.into(),
         }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Direct(Box::new(self)), fixed)
+        Sqe::new(Op::Direct(Box::new(self)))
     }
 }
 
-impl Operation for Bind {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Bind"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Bind, "Bind", fd, |_, _out| {});
 
 impl DirectOp for Bind {
     fn call(&mut self) -> i32 {
-        res(netsys::bind(self.fd, &self.addr))
+        res(netsys::bind(self.fd.number(), &self.addr))
     }
 }
 
 /// `IORING_OP_LISTEN`: marks `fd` as listening; completes with 0.
 #[derive(Debug, Clone, Copy)]
 pub struct Listen {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     backlog: i32,
 }
 
 impl Listen {
     /// Listens on `fd` with room for `backlog` pending connections.
     pub fn new(fd: impl Into<Fd>, backlog: i32) -> Listen {
-        let (fd, fixed) = fd.into().split();
-        Listen { fd, fixed, backlog }
+        Listen {
+            fd: fd.into(),
+            backlog,
+        }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Direct(Box::new(self)), fixed)
+        Sqe::new(Op::Direct(Box::new(self)))
     }
 }
 
-impl Operation for Listen {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Listen"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Listen, "Listen", fd, |_, _out| {});
 
 impl DirectOp for Listen {
     fn call(&mut self) -> i32 {
-        res(netsys::listen(self.fd, self.backlog))
+        res(netsys::listen(self.fd.number(), self.backlog))
     }
 }
 
@@ -208,38 +183,27 @@ impl DirectOp for Listen {
 /// connection; completes with 0 (`-ENOTCONN` when not connected).
 #[derive(Debug, Clone, Copy)]
 pub struct Shutdown {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     how: std::net::Shutdown,
 }
 
 impl Shutdown {
     /// Shuts down `how` of `fd` (`std::net::Shutdown::Write` half-closes).
     pub fn new(fd: impl Into<Fd>, how: std::net::Shutdown) -> Shutdown {
-        let (fd, fixed) = fd.into().split();
-        Shutdown { fd, fixed, how }
+        Shutdown { fd: fd.into(), how }
     }
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Direct(Box::new(self)), fixed)
+        Sqe::new(Op::Direct(Box::new(self)))
     }
 }
 
-impl Operation for Shutdown {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Shutdown"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Shutdown, "Shutdown", fd, |_, _out| {});
 
 impl DirectOp for Shutdown {
     fn call(&mut self) -> i32 {
-        res(netsys::shutdown(self.fd, self.how))
+        res(netsys::shutdown(self.fd.number(), self.how))
     }
 }
 
@@ -256,8 +220,7 @@ impl DirectOp for Shutdown {
 /// blocks in it unless another process takes the connection in between.
 #[derive(Debug)]
 pub struct Accept {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     multishot: bool,
     want_addr: bool,
     cloexec: bool,
@@ -273,10 +236,8 @@ pub struct Accept {
 impl Accept {
     /// Accepts one connection on `fd`; the new socket is close-on-exec.
     pub fn new(fd: impl Into<Fd>) -> Accept {
-        let (fd, fixed) = fd.into().split();
         Accept {
-            fd,
-            fixed,
+            fd: fd.into(),
             multishot: false,
             want_addr: false,
             cloexec: true,
@@ -330,22 +291,23 @@ impl Accept {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 
     /// One accept: the new descriptor, or not ready.
     fn accept(&mut self) -> Result<usize, Errno> {
         let blocking = match self.blocking {
             Some(b) => b,
-            None => *self.blocking.insert(!netsys::is_nonblocking(self.fd)?),
+            None => *self
+                .blocking
+                .insert(!netsys::is_nonblocking(self.fd.number())?),
         };
         let ring_owned = self.direct.is_some();
         loop {
             // A blocking listener: accept only what poll says is there, so
             // the driver's thread does not block in accept.
             if blocking {
-                let r = sys::poll_now(self.fd, libc::POLLIN)? as i16;
+                let r = sys::poll_now(self.fd.number(), libc::POLLIN)? as i16;
                 if r & libc::POLLNVAL != 0 {
                     return Err(Errno::EBADF);
                 }
@@ -355,7 +317,7 @@ impl Accept {
             }
             let mut addr = self.want_addr.then(SockAddr::empty);
             match netsys::accept(
-                self.fd,
+                self.fd.number(),
                 addr.as_mut(),
                 self.cloexec || ring_owned,
                 self.nonblocking || ring_owned,
@@ -372,33 +334,17 @@ impl Accept {
     }
 }
 
-impl Operation for Accept {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Accept"
-    }
-
+operation!(Accept, "Accept", fd, |mut op, out| op.take_shot(out);
     fn direct_slot(&self) -> Option<FileSlot> {
         self.direct
     }
+);
 
-    fn finish(mut self: Box<Self>, out: &mut Output) {
-        self.take_shot(out);
-    }
-}
-
-impl BlockingOp for Accept {
-    /// Network operations stay evented: on a worker, one non-blocking
-    /// accept, and not ready goes back to the driver to wait.
-    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(self.accept())
-    }
-}
+evented!(Accept, accept);
 
 impl IoOp for Accept {
-    fn dir(&self) -> Dir {
-        Dir::Read
+    fn transfer(&self) -> Transfer {
+        Transfer::Accept
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
@@ -426,10 +372,6 @@ impl IoOp for Accept {
             out.extra = Extra::Addr(Box::new(addr));
         }
     }
-
-    fn may_offload(&self) -> bool {
-        false
-    }
 }
 
 /// `IORING_OP_CONNECT`: connects `fd` to an address; completes with 0, or
@@ -441,8 +383,7 @@ impl IoOp for Accept {
 /// blocking pool.
 #[derive(Debug)]
 pub struct Connect {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     addr: SockAddr,
     /// The connect is in progress: the next attempt reads its outcome.
     started: bool,
@@ -451,10 +392,8 @@ pub struct Connect {
 impl Connect {
     /// Connects `fd` to `addr` (a [`SockAddr`] or `std::net::SocketAddr`).
     pub fn new(fd: impl Into<Fd>, addr: impl Into<SockAddr>) -> Connect {
-        let (fd, fixed) = fd.into().split();
         Connect {
-            fd,
-            fixed,
+            fd: fd.into(),
             addr: addr.into(),
             started: false,
         }
@@ -462,8 +401,7 @@ impl Connect {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 }
 
@@ -480,27 +418,19 @@ fn connect_outcome(fd: RawFd) -> Attempt {
     }
 }
 
-impl Operation for Connect {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "Connect"
-    }
-
-    fn finish(self: Box<Self>, _out: &mut Output) {}
-}
+operation!(Connect, "Connect", fd, |_, _out| {});
 
 impl BlockingOp for Connect {
     /// A blocking socket's connect, on a worker.
     fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        match netsys::connect(self.fd, &self.addr) {
+        match netsys::connect(self.fd.number(), &self.addr) {
             Ok(_) => 0,
             // Interrupted: the connect goes on; wait for its outcome.
             Err(Errno::EINPROGRESS) => loop {
-                if let Err(e) = netsys::poll_wait(self.fd, libc::POLLOUT) {
+                if let Err(e) = netsys::poll_wait(self.fd.number(), libc::POLLOUT) {
                     return e.res();
                 }
-                if let Attempt::Done(res) = connect_outcome(self.fd) {
+                if let Attempt::Done(res) = connect_outcome(self.fd.number()) {
                     return res;
                 }
             },
@@ -510,22 +440,22 @@ impl BlockingOp for Connect {
 }
 
 impl IoOp for Connect {
-    fn dir(&self) -> Dir {
-        Dir::Write
+    fn transfer(&self) -> Transfer {
+        Transfer::Send
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
         if self.started {
-            return connect_outcome(self.fd);
+            return connect_outcome(self.fd.number());
         }
-        match netsys::is_nonblocking(self.fd) {
+        match netsys::is_nonblocking(self.fd.number()) {
             Ok(true) => {}
             // A blocking socket's connect would block the driver: the
             // pool runs it.
             Ok(false) => return Attempt::Offload,
             Err(e) => return Attempt::Done(e.res()),
         }
-        match netsys::connect(self.fd, &self.addr) {
+        match netsys::connect(self.fd.number(), &self.addr) {
             Ok(_) => Attempt::Done(0),
             Err(Errno::EINPROGRESS | Errno::EALREADY) => {
                 self.started = true;
@@ -540,9 +470,5 @@ impl IoOp for Connect {
 
     fn connecting(&self) -> bool {
         self.started
-    }
-
-    fn may_offload(&self) -> bool {
-        false
     }
 }

@@ -1,7 +1,5 @@
 //! Readiness operations: `PollAdd` (one-shot or multishot), `PollRemove`.
 
-use std::os::fd::RawFd;
-
 use crate::ops::{Dir, Fd, Op, RingOp};
 use crate::sq::Sqe;
 use crate::sys::errno::Errno;
@@ -14,8 +12,7 @@ use crate::sys::io as sys;
 /// removed or cancelled.
 #[derive(Debug, Clone, Copy)]
 pub struct PollAdd {
-    pub(crate) fd: RawFd,
-    pub(crate) fixed: bool,
+    pub(crate) fd: Fd,
     pub(crate) events: u32,
     pub(crate) multishot: bool,
 }
@@ -23,10 +20,8 @@ pub struct PollAdd {
 impl PollAdd {
     /// Waits for `events` on `fd`.
     pub fn new(fd: impl Into<Fd>, events: u32) -> PollAdd {
-        let (fd, fixed) = fd.into().split();
         PollAdd {
-            fd,
-            fixed,
+            fd: fd.into(),
             events,
             multishot: false,
         }
@@ -41,8 +36,7 @@ impl PollAdd {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Ring(Box::new(RingOp::Poll(self))), fixed)
+        Sqe::new(Op::Ring(Box::new(RingOp::Poll(self))))
     }
 }
 
@@ -62,7 +56,7 @@ impl PollRemove {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::PollRemove(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::PollRemove(self))))
     }
 }
 
@@ -70,7 +64,7 @@ impl PollAdd {
     /// Its ready events now: the mask (0 when not ready), or `-EBADF` for
     /// a descriptor that is not open.
     pub(crate) fn ready(&self) -> Result<u32, Errno> {
-        let revents = sys::poll_now(self.fd, self.events as i16 | sys::POLL_RDHUP)? as u32;
+        let revents = sys::poll_now(self.fd.number(), self.events as i16 | sys::POLL_RDHUP)? as u32;
         if revents & libc::POLLNVAL as u32 != 0 {
             return Err(Errno::EBADF);
         }

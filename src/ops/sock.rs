@@ -6,15 +6,13 @@
 //! always carry `MSG_NOSIGNAL`: a closed peer is `-EPIPE`, never a
 //! SIGPIPE.
 
-use std::os::fd::RawFd;
-
 use bytes::{Bytes, BytesMut};
 
 use crate::buf::{IoBuf, IoBufMut, Room, filled};
 use crate::cq::Extra;
 use crate::ops::io::{iovecs, spread};
 use crate::ops::{
-    Attempt, BlockingOp, Dir, Fd, IoOp, Op, Operation, Output, Select, Target, net_limit, on_fd,
+    Attempt, Dir, Fd, IoOp, Op, Output, Select, Target, Transfer, evented, net_limit, operation,
     res, settle,
 };
 use crate::sq::Sqe;
@@ -38,8 +36,7 @@ fn call_flags(flags: i32) -> i32 {
 /// `-ENOBUFS` when the group ran dry, or `-ECANCELED`.
 #[derive(Debug)]
 pub struct Recv<B = BytesMut> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     multishot: bool,
     flags: i32,
     len: u32,
@@ -51,10 +48,8 @@ pub struct Recv<B = BytesMut> {
 impl<B: IoBufMut> Recv<B> {
     /// Receives from `fd` into `buf`'s room.
     pub fn new(fd: impl Into<Fd>, buf: B) -> Recv<B> {
-        let (fd, fixed) = fd.into().split();
         Recv {
-            fd,
-            fixed,
+            fd: fd.into(),
             multishot: false,
             flags: 0,
             len: 0,
@@ -90,8 +85,8 @@ impl<B: IoBufMut> Recv<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let (fixed, select) = (self.fixed, self.target.is_select());
-        Sqe::new(Op::Io(Box::new(self)), fixed).select(select)
+        let select = self.target.is_select();
+        Sqe::new(Op::Io(Box::new(self))).select(select)
     }
 
     fn wait_all(&self) -> bool {
@@ -110,7 +105,7 @@ impl<B: IoBufMut> Recv<B> {
                     return Ok(0);
                 };
                 let mut room = Room::of(picked, 0).limit(net_limit(usize::MAX, self.len));
-                let n = sys::recv(self.fd, room.as_uninit(), flags)?;
+                let n = sys::recv(self.fd.number(), room.as_uninit(), flags)?;
                 filled(picked, 0, n);
                 return Ok(n);
             }
@@ -123,7 +118,7 @@ impl<B: IoBufMut> Recv<B> {
         };
         let mut room = Room::of(buf, from).limit(limit);
         let asked = room.len();
-        let n = sys::recv(self.fd, room.as_uninit(), flags)?;
+        let n = sys::recv(self.fd.number(), room.as_uninit(), flags)?;
         filled(buf, from, n);
         if !wait_all {
             return Ok(n);
@@ -141,10 +136,8 @@ impl Recv<BytesMut> {
     /// Receives from `fd` into a buffer of provided group `group`, taken
     /// when the data is there. `build()` sets `SqeFlags::BUFFER_SELECT`.
     pub fn select(fd: impl Into<Fd>, group: u16) -> Recv<BytesMut> {
-        let (fd, fixed) = fd.into().split();
         Recv {
-            fd,
-            fixed,
+            fd: fd.into(),
             multishot: false,
             flags: 0,
             len: 0,
@@ -154,29 +147,13 @@ impl Recv<BytesMut> {
     }
 }
 
-impl<B: IoBufMut> Operation for Recv<B> {
-    on_fd!();
+operation!({B: IoBufMut} Recv<B>, "Recv", fd, |op, out| op.target.finish(out));
 
-    fn name(&self) -> &'static str {
-        "Recv"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        self.target.finish(out);
-    }
-}
-
-impl<B: IoBufMut> BlockingOp for Recv<B> {
-    /// Network operations stay evented: on a worker, one non-blocking
-    /// receive, and not ready goes back to the driver to wait.
-    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(self.recv())
-    }
-}
+evented!({B: IoBufMut} Recv<B>, recv);
 
 impl<B: IoBufMut> IoOp for Recv<B> {
-    fn dir(&self) -> Dir {
-        Dir::Read
+    fn transfer(&self) -> Transfer {
+        Transfer::Receive
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
@@ -232,26 +209,13 @@ impl<B: IoBufMut> IoOp for Recv<B> {
             out.buf(picked);
         }
     }
-
-    fn zero_is_eof(&self) -> bool {
-        true
-    }
-
-    fn eof_returns_buffer(&self) -> bool {
-        true
-    }
-
-    fn may_offload(&self) -> bool {
-        false
-    }
 }
 
 /// `IORING_OP_SEND`: sends the buffer's bytes; `res` is how many were
 /// sent (a short send is a success), and the buffer comes back whole.
 #[derive(Debug)]
 pub struct Send<B = Bytes> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     buf: B,
     flags: i32,
     /// Bytes sent so far by a `MSG_WAITALL` send.
@@ -261,10 +225,8 @@ pub struct Send<B = Bytes> {
 impl<B: IoBuf> Send<B> {
     /// Sends `buf` on `fd`.
     pub fn new(fd: impl Into<Fd>, buf: B) -> Send<B> {
-        let (fd, fixed) = fd.into().split();
         Send {
-            fd,
-            fixed,
+            fd: fd.into(),
             buf,
             flags: 0,
             done: 0,
@@ -282,8 +244,7 @@ impl<B: IoBuf> Send<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 
     fn wait_all(&self) -> bool {
@@ -294,7 +255,7 @@ impl<B: IoBuf> Send<B> {
     fn send(&mut self) -> Result<usize, Errno> {
         let data = self.buf.as_bytes();
         let from = self.done.min(data.len());
-        let n = sys::send(self.fd, &data[from..], call_flags(self.flags))?;
+        let n = sys::send(self.fd.number(), &data[from..], call_flags(self.flags))?;
         if !self.wait_all() {
             return Ok(n);
         }
@@ -307,29 +268,13 @@ impl<B: IoBuf> Send<B> {
     }
 }
 
-impl<B: IoBuf> Operation for Send<B> {
-    on_fd!();
+operation!({B: IoBuf} Send<B>, "Send", fd, |op, out| out.buf(op.buf));
 
-    fn name(&self) -> &'static str {
-        "Send"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        out.buf(self.buf);
-    }
-}
-
-impl<B: IoBuf> BlockingOp for Send<B> {
-    /// Network operations stay evented: on a worker, one non-blocking
-    /// send, and not ready goes back to the driver to wait.
-    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(self.send())
-    }
-}
+evented!({B: IoBuf} Send<B>, send);
 
 impl<B: IoBuf> IoOp for Send<B> {
-    fn dir(&self) -> Dir {
-        Dir::Write
+    fn transfer(&self) -> Transfer {
+        Transfer::Send
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
@@ -346,10 +291,6 @@ impl<B: IoBuf> IoOp for Send<B> {
     fn wanted(&self) -> Option<usize> {
         self.wait_all().then(|| self.buf.as_bytes().len())
     }
-
-    fn may_offload(&self) -> bool {
-        false
-    }
 }
 
 /// `IORING_OP_RECVMSG`: receives one message into the room of the buffers
@@ -358,8 +299,7 @@ impl<B: IoBuf> IoOp for Send<B> {
 /// ([`Cqe::addr`](crate::Cqe::addr)) — for UDP and Unix datagram sockets.
 #[derive(Debug)]
 pub struct RecvMsg<B = BytesMut> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     bufs: Vec<B>,
     /// Each buffer's length when given.
     start: Vec<usize>,
@@ -372,10 +312,8 @@ pub struct RecvMsg<B = BytesMut> {
 impl<B: IoBufMut> RecvMsg<B> {
     /// Receives from `fd` into `bufs`.
     pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> RecvMsg<B> {
-        let (fd, fixed) = fd.into().split();
         RecvMsg {
-            fd,
-            fixed,
+            fd: fd.into(),
             start: bufs.iter().map(IoBufMut::buf_len).collect(),
             bufs,
             flags: 0,
@@ -393,8 +331,8 @@ impl<B: IoBufMut> RecvMsg<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let (fixed, select) = (self.fixed, self.select.is_some());
-        Sqe::new(Op::Io(Box::new(self)), fixed).select(select)
+        let select = self.select.is_some();
+        Sqe::new(Op::Io(Box::new(self))).select(select)
     }
 
     fn recvmsg(&mut self) -> Result<usize, Errno> {
@@ -402,7 +340,7 @@ impl<B: IoBufMut> RecvMsg<B> {
         let flags = self.flags | libc::MSG_DONTWAIT;
         let n = if let Some((_, picked)) = self.select.as_mut().and_then(|s| s.picked.as_mut()) {
             let iov = [Room::of(picked, 0).iovec()];
-            let (n, _) = netsys::recvmsg_from(self.fd, &iov, &mut from, flags)?;
+            let (n, _) = netsys::recvmsg_from(self.fd.number(), &iov, &mut from, flags)?;
             filled(picked, 0, n);
             n
         } else {
@@ -412,7 +350,7 @@ impl<B: IoBufMut> RecvMsg<B> {
                 .zip(&self.start)
                 .map(|(b, &f)| Room::of(b, f).iovec())
                 .collect();
-            let (n, _) = netsys::recvmsg_from(self.fd, &iov, &mut from, flags)?;
+            let (n, _) = netsys::recvmsg_from(self.fd.number(), &iov, &mut from, flags)?;
             spread(&mut self.bufs, &self.start, n);
             n
         };
@@ -434,42 +372,25 @@ impl RecvMsg<BytesMut> {
     }
 }
 
-impl<B: IoBufMut> Operation for RecvMsg<B> {
-    on_fd!();
-
-    fn name(&self) -> &'static str {
-        "RecvMsg"
+operation!({B: IoBufMut} RecvMsg<B>, "RecvMsg", fd, |op, out| {
+    match op.select {
+        Some(Select {
+            picked: Some((_, picked)),
+            ..
+        }) => out.buf(picked),
+        Some(_) => {}
+        None => out.buf(op.bufs),
     }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        let RecvMsg {
-            bufs, select, from, ..
-        } = *self;
-        match select {
-            Some(Select {
-                picked: Some((_, picked)),
-                ..
-            }) => out.buf(picked),
-            Some(_) => {}
-            None => out.buf(bufs),
-        }
-        if let Some(from) = from {
-            out.extra = Extra::Addr(Box::new(from));
-        }
+    if let Some(from) = op.from {
+        out.extra = Extra::Addr(Box::new(from));
     }
-}
+});
 
-impl<B: IoBufMut> BlockingOp for RecvMsg<B> {
-    /// Network operations stay evented: on a worker, one non-blocking
-    /// call, and not ready goes back to the driver to wait.
-    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(self.recvmsg())
-    }
-}
+evented!({B: IoBufMut} RecvMsg<B>, recvmsg);
 
 impl<B: IoBufMut> IoOp for RecvMsg<B> {
-    fn dir(&self) -> Dir {
-        Dir::Read
+    fn transfer(&self) -> Transfer {
+        Transfer::Receive
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
@@ -486,26 +407,13 @@ impl<B: IoBufMut> IoOp for RecvMsg<B> {
     fn select(&mut self) -> Option<&mut Select> {
         self.select.as_mut()
     }
-
-    fn zero_is_eof(&self) -> bool {
-        true
-    }
-
-    fn eof_returns_buffer(&self) -> bool {
-        true
-    }
-
-    fn may_offload(&self) -> bool {
-        false
-    }
 }
 
 /// `IORING_OP_SENDMSG`: sends the buffers as one message, to an address
 /// ([`to`](SendMsg::to)) or the connected peer; `res` is the bytes sent.
 #[derive(Debug)]
 pub struct SendMsg<B = Bytes> {
-    fd: RawFd,
-    fixed: bool,
+    fd: Fd,
     bufs: Vec<B>,
     to: Option<SockAddr>,
     flags: i32,
@@ -514,10 +422,8 @@ pub struct SendMsg<B = Bytes> {
 impl<B: IoBuf> SendMsg<B> {
     /// Sends `bufs` on `fd`.
     pub fn new(fd: impl Into<Fd>, bufs: Vec<B>) -> SendMsg<B> {
-        let (fd, fixed) = fd.into().split();
         SendMsg {
-            fd,
-            fixed,
+            fd: fd.into(),
             bufs,
             to: None,
             flags: 0,
@@ -540,14 +446,13 @@ impl<B: IoBuf> SendMsg<B> {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        let fixed = self.fixed;
-        Sqe::new(Op::Io(Box::new(self)), fixed)
+        Sqe::new(Op::Io(Box::new(self)))
     }
 
     fn sendmsg(&self) -> Result<usize, Errno> {
         let iov = iovecs(&self.bufs);
         netsys::sendmsg_to(
-            self.fd,
+            self.fd.number(),
             &iov,
             self.to.as_ref(),
             self.flags | libc::MSG_DONTWAIT,
@@ -555,36 +460,16 @@ impl<B: IoBuf> SendMsg<B> {
     }
 }
 
-impl<B: IoBuf> Operation for SendMsg<B> {
-    on_fd!();
+operation!({B: IoBuf} SendMsg<B>, "SendMsg", fd, |op, out| out.buf(op.bufs));
 
-    fn name(&self) -> &'static str {
-        "SendMsg"
-    }
-
-    fn finish(self: Box<Self>, out: &mut Output) {
-        out.buf(self.bufs);
-    }
-}
-
-impl<B: IoBuf> BlockingOp for SendMsg<B> {
-    /// Network operations stay evented: on a worker, one non-blocking
-    /// call, and not ready goes back to the driver to wait.
-    fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        res(self.sendmsg())
-    }
-}
+evented!({B: IoBuf} SendMsg<B>, sendmsg);
 
 impl<B: IoBuf> IoOp for SendMsg<B> {
-    fn dir(&self) -> Dir {
-        Dir::Write
+    fn transfer(&self) -> Transfer {
+        Transfer::Send
     }
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
         settle(self.sendmsg(), Dir::Write)
-    }
-
-    fn may_offload(&self) -> bool {
-        false
     }
 }

@@ -48,7 +48,7 @@ impl Timeout {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::Timeout(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::Timeout(self))))
     }
 }
 
@@ -68,7 +68,7 @@ impl TimeoutRemove {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutRemove(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutRemove(self))))
     }
 }
 
@@ -101,7 +101,7 @@ impl LinkTimeout {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::LinkTimeout(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::LinkTimeout(self))))
     }
 }
 
@@ -134,7 +134,7 @@ impl TimeoutUpdate {
 
     /// The entry to push.
     pub fn build(self) -> Sqe {
-        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutUpdate(self))), false)
+        Sqe::new(Op::Ring(Box::new(RingOp::TimeoutUpdate(self))))
     }
 }
 

@@ -145,8 +145,7 @@ pub fn recv64(fd: impl Into<kqring::ops::Fd>, ud: u64) -> Sqe {
 
 /// The buffer a read or receive hands back.
 pub fn take_mut(cqe: &mut Cqe) -> BytesMut {
-    cqe.take_buf::<BytesMut>()
-        .expect("the buffer comes back")
+    cqe.take_buf::<BytesMut>().expect("the buffer comes back")
 }
 
 /// `rounds` request-response exchanges on `fd`, the receive waiting before

@@ -48,8 +48,8 @@ impl Kqring {
     /// The column name of a mode.
     pub fn column(mode: Mode) -> &'static str {
         match mode {
-            Mode::PollingThread => "kqring-poller",
             Mode::Inline => "kqring-inline",
+            _ => "kqring-poller",
         }
     }
 
