@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::io;
-use std::ops::{BitAnd, BitOr, BitOrAssign, Not};
 use std::time::Duration;
 
 use super::raw;
@@ -72,108 +71,52 @@ impl fmt::Debug for Filter {
     }
 }
 
-/// kevent flags (`EV_*`), as the target defines them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Flags(u32);
+bitflags::bitflags! {
+    /// kevent flags (`EV_*`), as the target defines them, widened to `u32`
+    /// (NetBSD's are `u32`, everyone else's `u16`). Bits the target defines
+    /// and kqring does not name are kept as they come.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Flags: u32 {
+        /// `EV_ADD`: add the registration, or modify it when it exists.
+        const ADD = raw::EV_ADD as u32;
+        /// `EV_DELETE`: remove the registration.
+        const DELETE = raw::EV_DELETE as u32;
+        /// `EV_ENABLE`: let a disabled registration report again.
+        const ENABLE = raw::EV_ENABLE as u32;
+        /// `EV_DISABLE`: keep the registration but report nothing.
+        const DISABLE = raw::EV_DISABLE as u32;
+        /// `EV_ONESHOT`: delete the registration after its first event.
+        const ONESHOT = raw::EV_ONESHOT as u32;
+        /// `EV_CLEAR`: reset the state after each event (edge-triggered).
+        const CLEAR = raw::EV_CLEAR as u32;
+        /// `EV_DISPATCH`: disable the registration after each event.
+        const DISPATCH = raw::EV_DISPATCH as u32;
+        /// `EV_RECEIPT`: answer this change with an `EV_ERROR` event whose
+        /// `data` is 0 on success or the errno.
+        const RECEIPT = raw::EV_RECEIPT as u32;
+        /// `EV_EOF` (output): end of file or hang-up; `fflags` may hold the
+        /// socket error.
+        const EOF = raw::EV_EOF as u32;
+        /// `EV_ERROR` (output): the event reports a change's result; `data`
+        /// is the errno, 0 for a receipt.
+        const ERROR = raw::EV_ERROR as u32;
+    }
+}
 
 impl Flags {
     /// No flag.
-    pub const NONE: Flags = Flags(0);
-    /// `EV_ADD`: add the registration, or modify it when it exists.
-    pub const ADD: Flags = Flags(raw::EV_ADD as u32);
-    /// `EV_DELETE`: remove the registration.
-    pub const DELETE: Flags = Flags(raw::EV_DELETE as u32);
-    /// `EV_ENABLE`: let a disabled registration report again.
-    pub const ENABLE: Flags = Flags(raw::EV_ENABLE as u32);
-    /// `EV_DISABLE`: keep the registration but report nothing.
-    pub const DISABLE: Flags = Flags(raw::EV_DISABLE as u32);
-    /// `EV_ONESHOT`: delete the registration after its first event.
-    pub const ONESHOT: Flags = Flags(raw::EV_ONESHOT as u32);
-    /// `EV_CLEAR`: reset the state after each event (edge-triggered).
-    pub const CLEAR: Flags = Flags(raw::EV_CLEAR as u32);
-    /// `EV_DISPATCH`: disable the registration after each event.
-    pub const DISPATCH: Flags = Flags(raw::EV_DISPATCH as u32);
-    /// `EV_RECEIPT`: answer this change with an `EV_ERROR` event whose
-    /// `data` is 0 on success or the errno.
-    pub const RECEIPT: Flags = Flags(raw::EV_RECEIPT as u32);
-    /// `EV_EOF` (output): end of file or hang-up; `fflags` may hold the
-    /// socket error.
-    pub const EOF: Flags = Flags(raw::EV_EOF as u32);
-    /// `EV_ERROR` (output): the event reports a change's result; `data` is
-    /// the errno, 0 for a receipt.
-    pub const ERROR: Flags = Flags(raw::EV_ERROR as u32);
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: Flags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    pub const fn intersects(self, other: Flags) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// `self` without the flags of `other`.
-    pub const fn without(self, other: Flags) -> Flags {
-        Flags(self.0 & !other.0)
-    }
-}
-
-impl BitOr for Flags {
-    type Output = Flags;
-    fn bitor(self, rhs: Flags) -> Flags {
-        Flags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for Flags {
-    fn bitor_assign(&mut self, rhs: Flags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl BitAnd for Flags {
-    type Output = Flags;
-    fn bitand(self, rhs: Flags) -> Flags {
-        Flags(self.0 & rhs.0)
-    }
-}
-
-impl Not for Flags {
-    type Output = Flags;
-    fn not(self) -> Flags {
-        Flags(!self.0)
-    }
+    pub const NONE: Flags = Flags::empty();
 }
 
 impl fmt::Debug for Flags {
+    /// `EV_ADD|EV_CLEAR`, with any bits kqring does not name in hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Flags, &str); 10] = [
-            (Flags::ADD, "ADD"),
-            (Flags::DELETE, "DELETE"),
-            (Flags::ENABLE, "ENABLE"),
-            (Flags::DISABLE, "DISABLE"),
-            (Flags::ONESHOT, "ONESHOT"),
-            (Flags::CLEAR, "CLEAR"),
-            (Flags::DISPATCH, "DISPATCH"),
-            (Flags::RECEIPT, "RECEIPT"),
-            (Flags::EOF, "EOF"),
-            (Flags::ERROR, "ERROR"),
-        ];
-        let mut rest = self.0;
         let mut first = true;
-        for (flag, name) in NAMES {
-            if self.contains(flag) && flag.0 != 0 {
-                write!(f, "{}EV_{name}", if first { "" } else { "|" })?;
-                first = false;
-                rest &= !flag.0;
-            }
+        for (name, _) in self.iter_names() {
+            write!(f, "{}EV_{name}", if first { "" } else { "|" })?;
+            first = false;
         }
+        let rest = self.bits() & !Flags::all().bits();
         if rest != 0 || first {
             write!(f, "{}{rest:#x}", if first { "" } else { "|" })?;
         }
@@ -308,7 +251,7 @@ impl Change {
         let mut kev = zeroed();
         kev.ident = ident as _;
         kev.filter = filter.0 as _;
-        kev.flags = flags.0 as _;
+        kev.flags = flags.bits() as _;
         Change(kev)
     }
 
@@ -422,7 +365,7 @@ impl Change {
 
     /// The flags.
     pub fn flags(&self) -> Flags {
-        Flags(self.0.flags as u32)
+        Flags::from_bits_retain(self.0.flags as u32)
     }
 
     /// The filter-specific flags.
@@ -499,7 +442,7 @@ impl Event {
 
     /// The flags (`EV_EOF`, `EV_ERROR`, and those of the registration).
     pub fn flags(&self) -> Flags {
-        Flags(self.0.flags as u32)
+        Flags::from_bits_retain(self.0.flags as u32)
     }
 
     /// The filter-specific flags (`note::*`, or the socket error on EOF).
@@ -567,3 +510,25 @@ unsafe impl Sync for Change {}
 unsafe impl Send for Event {}
 // SAFETY: as above.
 unsafe impl Sync for Event {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_name_themselves_and_keep_unnamed_bits() {
+        assert_eq!(
+            format!("{:?}", Flags::ADD | Flags::CLEAR),
+            "EV_ADD|EV_CLEAR"
+        );
+        assert_eq!(format!("{:?}", Flags::NONE), "0x0");
+        let all = Flags::all().bits();
+        let unnamed = (0..16).map(|b| 1u32 << b).find(|b| all & b == 0);
+        if let Some(bit) = unnamed {
+            let c = Change::new(1, Filter::USER, Flags::from_bits_retain(bit) | Flags::ADD);
+            assert_eq!(c.flags().bits(), bit | Flags::ADD.bits());
+            assert_eq!(format!("{:?}", c.flags()), format!("EV_ADD|{bit:#x}"));
+            assert_eq!(c.flags() - Flags::ADD, Flags::from_bits_retain(bit));
+        }
+    }
+}

@@ -90,8 +90,8 @@ impl Kqueue {
                     if splits_disabled_add(c) {
                         // Added enabled, then disabled, in the same call:
                         // nothing can be reported in between.
-                        sent.push(with_flags(c, flags.without(Flags::DISABLE)));
-                        sent.push(with_flags(c, flags.without(Flags::ADD)));
+                        sent.push(with_flags(c, flags - Flags::DISABLE));
+                        sent.push(with_flags(c, flags - Flags::ADD));
                         origin.extend([i, i]);
                     } else {
                         sent.push(with_flags(c, flags));
@@ -128,7 +128,7 @@ impl Kqueue {
                 *ev = Event::from_parts(
                     ev.ident(),
                     ev.filter(),
-                    ev.flags().without(Flags::RECEIPT),
+                    ev.flags() - Flags::RECEIPT,
                     fflags,
                     ev.data(),
                     ev.token(),

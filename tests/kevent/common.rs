@@ -179,10 +179,10 @@ impl Want {
             | Flags::ENABLE
             | Flags::RECEIPT
             | implied_flags(self.filter)
-            | self.registered.without(Flags::DELETE);
-        let echo = ev.flags().without(Flags::EOF);
+            | (self.registered - Flags::DELETE);
+        let echo = ev.flags() - Flags::EOF;
         assert_eq!(
-            echo.without(allowed),
+            echo - allowed,
             Flags::NONE,
             "flags the registration never had: {ctx}"
         );
@@ -229,7 +229,7 @@ pub fn assert_result(ev: &Event, change: &Change, errno: i32) {
     assert_eq!(ev.filter(), change.filter(), "filter: {ctx}");
     assert_eq!(ev.token(), change.get_token(), "token: {ctx}");
     assert_eq!(
-        ev.flags().without(change.flags() | Flags::ERROR),
+        ev.flags() - (change.flags() | Flags::ERROR),
         Flags::NONE,
         "flags: {ctx}"
     );

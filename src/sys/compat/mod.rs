@@ -91,12 +91,7 @@ struct Registration {
 /// The flags a registration keeps from a change.
 fn kept(flags: Flags) -> Flags {
     flags
-        .without(Flags::ADD)
-        .without(Flags::DELETE)
-        .without(Flags::ENABLE)
-        .without(Flags::DISABLE)
-        .without(Flags::EOF)
-        .without(Flags::ERROR)
+        - (Flags::ADD | Flags::DELETE | Flags::ENABLE | Flags::DISABLE | Flags::EOF | Flags::ERROR)
 }
 
 impl Registration {
