@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::errno::{Errno, check};
 use super::raw;
 use crate::sys::{Change, Event};
 
@@ -28,10 +29,7 @@ impl Kqueue {
     /// Creates a kqueue whose descriptor is close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
         // SAFETY: kqueue() takes no arguments and returns a new fd or -1.
-        let fd = unsafe { raw::kqueue() };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = check(unsafe { raw::kqueue() })?;
         // SAFETY: `fd` was just returned to us and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // kqueue descriptors are not inherited across fork() anyway; the
@@ -39,9 +37,7 @@ impl Kqueue {
         // would avoid the window between the two calls, but are not on
         // every target.)
         // SAFETY: fcntl on an fd we own, with integer arguments.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
         Ok(Kqueue { fd })
     }
 
@@ -121,20 +117,19 @@ impl Kqueue {
                     ts_ptr,
                 )
             };
-            if n >= 0 {
-                let n = n as usize;
-                // SAFETY: the kernel initialised the first `n` spare slots,
-                // and `n <= capacity`.
-                unsafe { events.set_len(events.len() + n) };
-                return Ok(n);
+            match check(n) {
+                Ok(n) => {
+                    let n = n as usize;
+                    // SAFETY: the kernel initialised the first `n` spare
+                    // slots, and `n <= capacity`.
+                    unsafe { events.set_len(events.len() + n) };
+                    return Ok(n);
+                }
+                // The kernel applies the change list before it sleeps, so
+                // a signal can only have interrupted the wait.
+                Err(Errno::EINTR) => pending = &[],
+                Err(errno) => return Err(errno.into()),
             }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-            // The kernel applies the change list before it sleeps, so a
-            // signal can only have interrupted the wait.
-            pending = &[];
         }
     }
 }

@@ -30,6 +30,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::errno::{Errno, check, check_len, retry};
 use super::kqueue;
 use super::raw::{MAX_KEVENT, TIMER_UNITS};
 use crate::sys::{Change, Event, Filter, Flags};
@@ -180,7 +181,7 @@ fn keep_kernel_results(
             i += 1;
         }
         if errno == i64::from(libc::EFAULT) || errno == i64::from(libc::ENOENT) {
-            errno = kernel_errno(change).map_or(errno, i64::from);
+            errno = kernel_errno(change).map_or(errno, |e| i64::from(e.raw()));
         }
         if errno != 0 || change.flags().contains(Flags::RECEIPT) {
             let flags = change.flags() | Flags::ERROR;
@@ -201,20 +202,18 @@ fn keep_kernel_results(
 /// for with ENOENT. The errno a kernel kqueue gives instead, where the
 /// system can tell it: EBADF for a descriptor that is not open (checked
 /// before anything else), ESRCH for a process that does not exist.
-fn kernel_errno(change: &Change) -> Option<i32> {
+fn kernel_errno(change: &Change) -> Option<Errno> {
     let filter = change.filter();
     if filter == Filter::READ || filter == Filter::WRITE || filter == Filter::VNODE {
         let fd = RawFd::try_from(change.ident()).ok()?;
         // SAFETY: F_GETFD only reads the descriptor table.
-        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
-        closed.then_some(libc::EBADF)
+        let closed = check(unsafe { libc::fcntl(fd, libc::F_GETFD) }) == Err(Errno::EBADF);
+        closed.then_some(Errno::EBADF)
     } else if filter == Filter::PROC && change.flags().contains(Flags::ADD) {
         let pid = libc::pid_t::try_from(change.ident()).ok()?;
         // SAFETY: signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } < 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        gone.then_some(libc::ESRCH)
+        let gone = check(unsafe { libc::kill(pid, 0) }) == Err(Errno::ESRCH);
+        gone.then_some(Errno::ESRCH)
     } else {
         None
     }
@@ -252,9 +251,7 @@ impl Waker {
     pub fn new(kq: &Kqueue, token: u64) -> io::Result<Waker> {
         let mut fds = [-1; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
         // SAFETY: both descriptors were just created and are owned by
         // nothing else.
         let (rx, tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -272,20 +269,16 @@ impl Waker {
     /// the next one, if none is blocked) with the waker's event. Never
     /// blocks; `kq` must be the kqueue the waker was registered with.
     pub fn wake(&self, _kq: &Kqueue) -> io::Result<()> {
-        loop {
+        let written = retry(|| {
             // SAFETY: writes one byte from a live local to a descriptor we
             // own.
-            let n = unsafe { libc::write(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // A full pipe is a wake-up that has not been seen yet.
-                io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(err),
-            }
+            check_len(unsafe { libc::write(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1) })
+        });
+        match written {
+            Ok(_) => Ok(()),
+            // A full pipe is a wake-up that has not been seen yet.
+            Err(errno) if errno.would_block() => Ok(()),
+            Err(errno) => Err(errno.into()),
         }
     }
 
@@ -297,14 +290,11 @@ impl Waker {
             // SAFETY: reads into a live local buffer of the given length
             // from a descriptor we own.
             let n = unsafe { libc::read(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                continue;
+            match check_len(n) {
+                Ok(1..) | Err(Errno::EINTR) => continue,
+                // Empty (EAGAIN) or, impossibly, closed.
+                _ => return,
             }
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // Empty (EAGAIN) or, impossibly, closed.
-            return;
         }
     }
 }

@@ -340,18 +340,17 @@ impl Kqueue {
     }
 
     fn create(counted: bool) -> io::Result<Kqueue> {
-        let epoll = os::epoll_create().map_err(io::Error::from)?;
+        let epoll = os::epoll_create()?;
         let main = epoll.as_raw_fd();
-        let fds = readiness::Readiness::new(main, counted).map_err(io::Error::from)?;
-        let wake = os::eventfd().map_err(io::Error::from)?;
+        let fds = readiness::Readiness::new(main, counted)?;
+        let wake = os::eventfd()?;
         os::epoll_ctl(
             main,
             libc::EPOLL_CTL_ADD,
             wake.as_raw_fd(),
             libc::EPOLLIN as u32,
             TOKEN_WAKE,
-        )
-        .map_err(io::Error::from)?;
+        )?;
         let registry = Registry {
             main,
             wake,
