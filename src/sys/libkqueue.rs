@@ -28,11 +28,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::errno::{Errno, check, check_len, retry};
 use super::kqueue;
 use super::raw::{MAX_KEVENT, TIMER_UNITS};
+use super::wait::Deadline;
 use crate::sys::{Change, Event, Filter, Flags};
 
 /// A kqueue: registrations keyed by (ident, filter) and the events they
@@ -60,23 +61,19 @@ impl Kqueue {
         Kqueue::new()
     }
 
-    /// Submits `changes` and collects events into the spare capacity of
-    /// `events`, waiting up to `timeout` (`None`: until an event comes).
-    /// Returns how many events were appended.
+    #[doc = include_str!("kevent.md")]
     ///
-    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
-    /// with `EV_ERROR` and the errno in `data`. `events` is grown to hold
-    /// one event per change when it is smaller, so none is lost. When
-    /// change results come back, the call returns at once with them, and
-    /// with nothing else. EINTR is retried with the time that is left; the
-    /// changes are not submitted twice.
+    /// Over libkqueue the changes go in a first call, with `EV_RECEIPT` on
+    /// each and one event slot per change, that returns at once; only
+    /// without results does a second call, without changes, wait. Change
+    /// results come back alone.
     pub fn kevent(
         &self,
         changes: &[Change],
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let start = Instant::now();
+        let deadline = Deadline::after(timeout);
         let before = events.len();
         if !changes.is_empty() {
             let mut sent = Vec::with_capacity(changes.len().min(MAX_KEVENT));
@@ -110,8 +107,7 @@ impl Kqueue {
                 return Ok(events.len() - before);
             }
         }
-        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        let n = self.kq.kevent(&[], events, left)?;
+        let n = self.kq.kevent(&[], events, deadline.left())?;
         // A registration keeps the flags it was added with, EV_RECEIPT
         // included, and libkqueue echoes them in its events: take back the
         // one added above, which the caller may not have asked for.

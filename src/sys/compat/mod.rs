@@ -53,13 +53,14 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use filter::{Ops, Report, Shared, Source};
 use os::Errno;
 use queue::{Out, Pending};
 use registration::{After, Registration};
 
+use crate::sys::wait::{Deadline, make_room};
 use crate::sys::{Change, Event, Filter, Flags};
 
 /// A registration's key, as kqueue keys knotes: (ident, filter).
@@ -178,29 +179,19 @@ impl Kqueue {
         })
     }
 
-    /// Submits `changes` and collects events into the spare capacity of
-    /// `events`, waiting up to `timeout` (`None`: until an event comes,
-    /// `Some(Duration::ZERO)`: not at all). Returns how many events were
-    /// appended.
+    #[doc = include_str!("../kevent.md")]
     ///
-    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
-    /// with `EV_ERROR` and the errno in `data` (0 for a receipt); `events`
-    /// is grown to hold one event per change when it is smaller, so none is
-    /// lost. When change results come back, the call returns at once with
-    /// them. EINTR is retried with the time that is left; the changes are
-    /// not applied twice.
+    /// Here the changes are applied under the registry lock and the wait
+    /// in `epoll_wait` is made without it. Change results come back alone.
     pub fn kevent(
         &self,
         changes: &[Change],
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let wanted = changes.len().max(1);
-        if events.capacity() - events.len() < wanted {
-            events.reserve(wanted);
-        }
+        make_room(changes, events);
         let mut out = Out::new(events);
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let deadline = Deadline::after(timeout);
 
         let mut reg = self.lock();
         for change in changes {
@@ -232,7 +223,7 @@ impl Kqueue {
                 Err(errno) => return Err(errno.into()),
             }
             reg.sync_wake();
-            if out.count() > 0 || expired(deadline) {
+            if out.count() > 0 || deadline.passed() {
                 return Ok(out.count());
             }
         }
@@ -256,22 +247,13 @@ impl AsRawFd for Kqueue {
 /// Milliseconds to the deadline, rounded up (epoll counts in whole
 /// milliseconds; rounding down would return before the timeout), or -1 to
 /// wait forever.
-fn remaining_ms(deadline: Option<Option<Instant>>) -> libc::c_int {
-    match deadline {
-        // No timeout, or one too far away to represent: wait forever.
-        None | Some(None) => -1,
-        Some(Some(deadline)) => {
-            let left = deadline.saturating_duration_since(Instant::now());
+fn remaining_ms(deadline: Deadline) -> libc::c_int {
+    match deadline.left() {
+        None => -1,
+        Some(left) => {
             let ms = left.as_nanos().div_ceil(1_000_000);
             ms.min(libc::c_int::MAX as u128) as libc::c_int
         }
-    }
-}
-
-fn expired(deadline: Option<Option<Instant>>) -> bool {
-    match deadline {
-        None | Some(None) => false,
-        Some(Some(deadline)) => Instant::now() >= deadline,
     }
 }
 
