@@ -21,6 +21,7 @@ pub(crate) mod errno;
 mod event;
 pub(crate) mod io;
 pub(crate) mod net;
+mod sockaddr;
 mod wait;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
