@@ -232,6 +232,58 @@ fn zeroed() -> raw::kevent {
     unsafe { std::mem::zeroed() }
 }
 
+/// Accessors of a type over a raw kevent (`Change`, `Event`), each
+/// returning one field of [`Fields`].
+macro_rules! read_fields {
+    ($ty:ident; $($(#[$doc:meta])* $method:ident => $field:ident: $t:ty;)*) => {
+        impl $ty {
+            $(
+                $(#[$doc])*
+                pub fn $method(&self) -> $t {
+                    Fields::of(&self.0).$field
+                }
+            )*
+        }
+    };
+}
+
+/// The fields of a `struct kevent`, each widened to the one type kqring
+/// uses on every target.
+#[derive(Clone, Copy)]
+struct Fields {
+    ident: usize,
+    filter: Filter,
+    flags: Flags,
+    fflags: u32,
+    data: i64,
+    token: u64,
+}
+
+impl Fields {
+    fn of(kev: &raw::kevent) -> Fields {
+        Fields {
+            ident: kev.ident as usize,
+            filter: Filter(kev.filter as i32),
+            flags: Flags::from_bits_retain(kev.flags as u32),
+            fflags: kev.fflags as u32,
+            data: kev.data as i64,
+            token: kev.udata as usize as u64,
+        }
+    }
+
+    /// `name { ident, filter, flags, fflags, data, token }`.
+    fn debug(self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("ident", &self.ident)
+            .field("filter", &self.filter)
+            .field("flags", &self.flags)
+            .field("fflags", &format_args!("{:#x}", self.fflags))
+            .field("data", &self.data)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
 /// One change to submit: a registration to add, modify, enable, disable or
 /// delete, or an EVFILT_USER trigger.
 ///
@@ -352,54 +404,27 @@ impl Change {
     pub fn vnode(fd: i32, flags: Flags, fflags: u32) -> Change {
         Change::new(fd as usize, Filter::VNODE, flags).fflags(fflags)
     }
+}
 
+read_fields! {
+    Change;
     /// The identifier: an fd, a pid, a signal number or a user number.
-    pub fn ident(&self) -> usize {
-        self.0.ident as usize
-    }
-
+    ident => ident: usize;
     /// The filter.
-    pub fn filter(&self) -> Filter {
-        Filter(self.0.filter as i32)
-    }
-
+    filter => filter: Filter;
     /// The flags.
-    pub fn flags(&self) -> Flags {
-        Flags::from_bits_retain(self.0.flags as u32)
-    }
-
+    flags => flags: Flags;
     /// The filter-specific flags.
-    pub fn get_fflags(&self) -> u32 {
-        self.0.fflags as u32
-    }
-
+    get_fflags => fflags: u32;
     /// The filter-specific data.
-    pub fn get_data(&self) -> i64 {
-        self.0.data as i64
-    }
-
+    get_data => data: i64;
     /// The token.
-    pub fn get_token(&self) -> u64 {
-        self.0.udata as usize as u64
-    }
-
-    /// The raw kevent, for the backends (none needs it at present).
-    #[allow(dead_code)]
-    pub(crate) fn as_raw(&self) -> &raw::kevent {
-        &self.0
-    }
+    get_token => token: u64;
 }
 
 impl fmt::Debug for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Change")
-            .field("ident", &self.ident())
-            .field("filter", &self.filter())
-            .field("flags", &self.flags())
-            .field("fflags", &format_args!("{:#x}", self.get_fflags()))
-            .field("data", &self.get_data())
-            .field("token", &self.get_token())
-            .finish()
+        Fields::of(&self.0).debug("Change", f)
     }
 }
 
@@ -430,38 +455,6 @@ impl Event {
         )
     }
 
-    /// The identifier of the registration.
-    pub fn ident(&self) -> usize {
-        self.0.ident as usize
-    }
-
-    /// The filter of the registration.
-    pub fn filter(&self) -> Filter {
-        Filter(self.0.filter as i32)
-    }
-
-    /// The flags (`EV_EOF`, `EV_ERROR`, and those of the registration).
-    pub fn flags(&self) -> Flags {
-        Flags::from_bits_retain(self.0.flags as u32)
-    }
-
-    /// The filter-specific flags (`note::*`, or the socket error on EOF).
-    pub fn fflags(&self) -> u32 {
-        self.0.fflags as u32
-    }
-
-    /// The filter-specific data: bytes readable, room to write, timer
-    /// expirations, signal deliveries, wait status, or an errno with
-    /// `EV_ERROR`.
-    pub fn data(&self) -> i64 {
-        self.0.data as i64
-    }
-
-    /// The token given with the registration (`udata`).
-    pub fn token(&self) -> u64 {
-        self.0.udata as usize as u64
-    }
-
     /// Whether `EV_EOF` is set.
     pub fn is_eof(&self) -> bool {
         self.flags().contains(Flags::EOF)
@@ -479,25 +472,29 @@ impl Event {
         (self.is_error() && self.data() != 0)
             .then(|| io::Error::from_raw_os_error(self.data() as i32))
     }
+}
 
-    /// A zeroed event, to fill buffers with (no backend needs it at
-    /// present).
-    #[allow(dead_code)]
-    pub(crate) fn empty() -> Event {
-        Event(zeroed())
-    }
+read_fields! {
+    Event;
+    /// The identifier of the registration.
+    ident => ident: usize;
+    /// The filter of the registration.
+    filter => filter: Filter;
+    /// The flags (`EV_EOF`, `EV_ERROR`, and those of the registration).
+    flags => flags: Flags;
+    /// The filter-specific flags (`note::*`, or the socket error on EOF).
+    fflags => fflags: u32;
+    /// The filter-specific data: bytes readable, room to write, timer
+    /// expirations, signal deliveries, wait status, or an errno with
+    /// `EV_ERROR`.
+    data => data: i64;
+    /// The token given with the registration (`udata`).
+    token => token: u64;
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("ident", &self.ident())
-            .field("filter", &self.filter())
-            .field("flags", &self.flags())
-            .field("fflags", &format_args!("{:#x}", self.fflags()))
-            .field("data", &self.data())
-            .field("token", &self.token())
-            .finish()
+        Fields::of(&self.0).debug("Event", f)
     }
 }
 
