@@ -21,7 +21,6 @@ fn check_int(ret: libc::c_int) -> SysResult {
 
 /// `socket()` with close-on-exec and non-blocking set as asked, atomically
 /// where the platform can.
-#[cfg(not(target_vendor = "apple"))]
 pub(crate) fn socket(
     domain: i32,
     ty: i32,
@@ -29,35 +28,122 @@ pub(crate) fn socket(
     cloexec: bool,
     nonblock: bool,
 ) -> SysResult {
-    let mut ty = ty;
-    if cloexec {
-        ty |= libc::SOCK_CLOEXEC;
-    }
-    if nonblock {
-        ty |= libc::SOCK_NONBLOCK;
-    }
+    let ty = ty | sock_flags(cloexec, nonblock);
     // SAFETY: socket takes integers only.
-    check_int(unsafe { libc::socket(domain, ty, protocol) })
+    let fd = check_int(unsafe { libc::socket(domain, ty, protocol) })?;
+    adopt(fd as RawFd, cloexec, nonblock)
 }
 
-/// `socket()`, then close-on-exec, non-blocking and `SO_NOSIGPIPE` with
-/// `fcntl`/`setsockopt`: macOS has no `SOCK_CLOEXEC`/`SOCK_NONBLOCK`.
-#[cfg(target_vendor = "apple")]
-pub(crate) fn socket(
-    domain: i32,
-    ty: i32,
-    protocol: i32,
+/// `accept` with close-on-exec and non-blocking set as asked (atomically
+/// with `accept4` where there is one); the peer's address when `addr` is
+/// given. EINTR is retried.
+pub(crate) fn accept(
+    fd: RawFd,
+    addr: Option<&mut SockAddr>,
     cloexec: bool,
     nonblock: bool,
 ) -> SysResult {
-    // SAFETY: socket takes integers only.
-    let fd = check_int(unsafe { libc::socket(domain, ty, protocol) })? as RawFd;
+    let flags = sock_flags(cloexec, nonblock);
+    let new = match addr {
+        Some(addr) => {
+            let (ptr, mut len) = addr.as_mut_parts();
+            // SAFETY: `ptr`/`len` describe the address's own storage.
+            let new = retry(|| check_int(unsafe { accept_call(fd, ptr, &mut len, flags) }))?;
+            addr.set_len(len);
+            new
+        }
+        // SAFETY: a null address and length: the kernel writes nothing.
+        None => retry(|| {
+            check_int(unsafe { accept_call(fd, ptr::null_mut(), ptr::null_mut(), flags) })
+        })?,
+    };
+    adopt_accepted(new as RawFd, cloexec, nonblock)
+}
+
+/// `SOCK_CLOEXEC` and `SOCK_NONBLOCK` as asked, for `socket` and `accept4`.
+#[cfg(not(target_vendor = "apple"))]
+fn sock_flags(cloexec: bool, nonblock: bool) -> libc::c_int {
+    let mut flags = 0;
+    if cloexec {
+        flags |= libc::SOCK_CLOEXEC;
+    }
+    if nonblock {
+        flags |= libc::SOCK_NONBLOCK;
+    }
+    flags
+}
+
+/// macOS has no `SOCK_CLOEXEC`/`SOCK_NONBLOCK`: [`adopt`] sets them.
+#[cfg(target_vendor = "apple")]
+fn sock_flags(_cloexec: bool, _nonblock: bool) -> libc::c_int {
+    0
+}
+
+/// `accept4(fd, addr, len, flags)`.
+///
+/// # Safety
+/// `addr` and `len` are null, or `addr` points at `*len` writable bytes.
+#[cfg(not(target_vendor = "apple"))]
+unsafe fn accept_call(
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: libc::c_int,
+) -> libc::c_int {
+    // SAFETY: as the caller promises.
+    unsafe { libc::accept4(fd, addr, len, flags) }
+}
+
+/// `accept(fd, addr, len)`: macOS has no `accept4` (`flags` is 0).
+///
+/// # Safety
+/// `addr` and `len` are null, or `addr` points at `*len` writable bytes.
+#[cfg(target_vendor = "apple")]
+unsafe fn accept_call(
+    fd: RawFd,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    _flags: libc::c_int,
+) -> libc::c_int {
+    // SAFETY: as the caller promises.
+    unsafe { libc::accept(fd, addr, len) }
+}
+
+/// A socket just made here, its flags set by the call that made it.
+#[cfg(not(target_vendor = "apple"))]
+fn adopt(fd: RawFd, _cloexec: bool, _nonblock: bool) -> SysResult {
+    Ok(fd as usize)
+}
+
+/// A socket just accepted here, its flags set by `accept4`.
+#[cfg(not(target_vendor = "apple"))]
+fn adopt_accepted(fd: RawFd, _cloexec: bool, _nonblock: bool) -> SysResult {
+    Ok(fd as usize)
+}
+
+/// Sets close-on-exec, non-blocking and `SO_NOSIGPIPE` on a socket just
+/// made here, or closes it if that fails.
+#[cfg(target_vendor = "apple")]
+fn adopt(fd: RawFd, cloexec: bool, nonblock: bool) -> SysResult {
     if let Err(e) = set_fd_flags(fd, cloexec, nonblock) {
-        // SAFETY: `fd` was just created here and is not shared.
+        // SAFETY: `fd` was just made here and is not shared.
         unsafe { libc::close(fd) };
         return Err(e);
     }
     Ok(fd as usize)
+}
+
+/// [`adopt`] for an accepted socket, which inherits `O_NONBLOCK` from the
+/// listener on macOS: it is set to what was asked either way.
+#[cfg(target_vendor = "apple")]
+fn adopt_accepted(fd: RawFd, cloexec: bool, nonblock: bool) -> SysResult {
+    // SAFETY: fcntl with integer arguments on the new descriptor.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl >= 0 && !nonblock && fl & libc::O_NONBLOCK != 0 {
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK) };
+    }
+    adopt(fd, cloexec, nonblock)
 }
 
 /// Sets close-on-exec, non-blocking and `SO_NOSIGPIPE` on a new socket.
@@ -83,96 +169,6 @@ fn set_fd_flags(fd: RawFd, cloexec: bool, nonblock: bool) -> Result<(), Errno> {
         ))?;
     }
     Ok(())
-}
-
-/// `accept` (`accept4` with `flags` where there is one), writing the
-/// peer's address to `addr` when it is given. EINTR is retried.
-fn accept_raw(fd: RawFd, addr: Option<&mut SockAddr>, flags: libc::c_int) -> SysResult {
-    let Some(addr) = addr else {
-        // SAFETY: a null address and length: the kernel writes nothing.
-        return retry(|| {
-            check_int(unsafe { accept_call(fd, ptr::null_mut(), ptr::null_mut(), flags) })
-        });
-    };
-    let (ptr, mut len) = addr.as_mut_parts();
-    // SAFETY: `ptr`/`len` describe the address's own storage.
-    let new = retry(|| check_int(unsafe { accept_call(fd, ptr, &mut len, flags) }))?;
-    addr.set_len(len);
-    Ok(new)
-}
-
-/// `accept4(fd, addr, len, flags)`.
-///
-/// # Safety
-/// `addr` and `len` are null, or `addr` points at `*len` writable bytes.
-#[cfg(not(target_vendor = "apple"))]
-unsafe fn accept_call(
-    fd: RawFd,
-    addr: *mut libc::sockaddr,
-    len: *mut libc::socklen_t,
-    flags: libc::c_int,
-) -> libc::c_int {
-    // SAFETY: as the caller promises.
-    unsafe { libc::accept4(fd, addr, len, flags) }
-}
-
-/// `accept(fd, addr, len)`: macOS has no `accept4`, and takes no flags.
-///
-/// # Safety
-/// `addr` and `len` are null, or `addr` points at `*len` writable bytes.
-#[cfg(target_vendor = "apple")]
-unsafe fn accept_call(
-    fd: RawFd,
-    addr: *mut libc::sockaddr,
-    len: *mut libc::socklen_t,
-    _flags: libc::c_int,
-) -> libc::c_int {
-    // SAFETY: as the caller promises.
-    unsafe { libc::accept(fd, addr, len) }
-}
-
-/// `accept4()` with the flags asked for; the peer's address when `addr`
-/// is given.
-#[cfg(not(target_vendor = "apple"))]
-pub(crate) fn accept(
-    fd: RawFd,
-    addr: Option<&mut SockAddr>,
-    cloexec: bool,
-    nonblock: bool,
-) -> SysResult {
-    let mut flags = 0;
-    if cloexec {
-        flags |= libc::SOCK_CLOEXEC;
-    }
-    if nonblock {
-        flags |= libc::SOCK_NONBLOCK;
-    }
-    accept_raw(fd, addr, flags)
-}
-
-/// `accept()`, then the flags with `fcntl`: macOS has no `accept4`.
-#[cfg(target_vendor = "apple")]
-pub(crate) fn accept(
-    fd: RawFd,
-    addr: Option<&mut SockAddr>,
-    cloexec: bool,
-    nonblock: bool,
-) -> SysResult {
-    let new = accept_raw(fd, addr, 0)? as RawFd;
-    // An accepted socket inherits O_NONBLOCK from the listener on macOS:
-    // set it to what was asked either way.
-    // SAFETY: fcntl with integer arguments on the new descriptor.
-    let fl = unsafe { libc::fcntl(new, libc::F_GETFL) };
-    if fl >= 0 && !nonblock && fl & libc::O_NONBLOCK != 0 {
-        // SAFETY: as above.
-        unsafe { libc::fcntl(new, libc::F_SETFL, fl & !libc::O_NONBLOCK) };
-    }
-    if let Err(e) = set_fd_flags(new, cloexec, nonblock) {
-        // SAFETY: `new` was just accepted here and is not shared.
-        unsafe { libc::close(new) };
-        return Err(e);
-    }
-    Ok(new as usize)
 }
 
 /// `bind(fd, addr)`.
