@@ -42,7 +42,7 @@ use super::{EMPTY, TOKEN_READ, TOKEN_WRITE};
 use crate::fdmap::FdMap;
 use crate::sys::{Change, Filter, Flags};
 
-/// The index of a direction in a slot.
+// The index of each direction in a slot's sides, and its filter.
 const READ: usize = 0;
 const WRITE: usize = 1;
 const FILTERS: [Filter; 2] = [Filter::READ, Filter::WRITE];
