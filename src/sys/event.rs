@@ -307,6 +307,13 @@ impl Change {
         Change(kev)
     }
 
+    /// The same change with `flags` instead of its own.
+    #[must_use]
+    pub fn with_flags(mut self, flags: Flags) -> Change {
+        self.0.flags = flags.bits() as _;
+        self
+    }
+
     /// Sets the filter-specific flags.
     #[must_use]
     pub fn fflags(mut self, fflags: u32) -> Change {

@@ -88,11 +88,11 @@ impl Kqueue {
                     if splits_disabled_add(c) {
                         // Added enabled, then disabled, in the same call:
                         // nothing can be reported in between.
-                        sent.push(with_flags(c, flags - Flags::DISABLE));
-                        sent.push(with_flags(c, flags - Flags::ADD));
+                        sent.push(c.with_flags(flags - Flags::DISABLE));
+                        sent.push(c.with_flags(flags - Flags::ADD));
                         origin.extend([i, i]);
                     } else {
-                        sent.push(with_flags(c, flags));
+                        sent.push(c.with_flags(flags));
                         origin.push(i);
                     }
                 }
@@ -213,14 +213,6 @@ fn kernel_errno(change: &Change) -> Option<Errno> {
     } else {
         None
     }
-}
-
-/// `change` with `flags` instead of its own.
-fn with_flags(change: &Change, flags: Flags) -> Change {
-    Change::new(change.ident(), change.filter(), flags)
-        .fflags(change.get_fflags())
-        .data(change.get_data())
-        .token(change.get_token())
 }
 
 impl AsRawFd for Kqueue {

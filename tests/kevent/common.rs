@@ -275,12 +275,7 @@ pub fn results(kq: &Kqueue, changes: &[Change]) -> Vec<Event> {
 pub fn apply(kq: &Kqueue, changes: &[Change]) {
     let changes: Vec<Change> = changes
         .iter()
-        .map(|c| {
-            Change::new(c.ident(), c.filter(), c.flags() | Flags::RECEIPT)
-                .fflags(c.get_fflags())
-                .data(c.get_data())
-                .token(c.get_token())
-        })
+        .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
         .collect();
     let events = results(kq, &changes);
     assert_eq!(

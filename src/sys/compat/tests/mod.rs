@@ -73,12 +73,7 @@ fn kevent(kq: &Kqueue, changes: &[Change], timeout: Option<Duration>) -> Vec<Eve
 fn apply(kq: &Kqueue, changes: &[Change]) {
     let with_receipt: Vec<Change> = changes
         .iter()
-        .map(|c| {
-            Change::new(c.ident(), c.filter(), c.flags() | Flags::RECEIPT)
-                .fflags(c.get_fflags())
-                .data(c.get_data())
-                .token(c.get_token())
-        })
+        .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
         .collect();
     let events = kevent(kq, &with_receipt, WAIT);
     assert_eq!(events.len(), changes.len(), "{events:?}");
@@ -89,14 +84,7 @@ fn apply(kq: &Kqueue, changes: &[Change]) {
 
 /// The errno a single change fails with (0: it succeeded).
 fn result(kq: &Kqueue, change: Change) -> i64 {
-    let change = Change::new(
-        change.ident(),
-        change.filter(),
-        change.flags() | Flags::RECEIPT,
-    )
-    .fflags(change.get_fflags())
-    .data(change.get_data())
-    .token(change.get_token());
+    let change = change.with_flags(change.flags() | Flags::RECEIPT);
     let events = kevent(kq, &[change], WAIT);
     assert_eq!(events.len(), 1, "{events:?}");
     assert!(events[0].is_error());
