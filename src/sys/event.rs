@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::io;
-use std::ops::{BitAnd, BitOr, BitOrAssign, Not};
 use std::time::Duration;
 
 use super::raw;
@@ -72,108 +71,52 @@ impl fmt::Debug for Filter {
     }
 }
 
-/// kevent flags (`EV_*`), as the target defines them.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Flags(u32);
+bitflags::bitflags! {
+    /// kevent flags (`EV_*`), as the target defines them, widened to `u32`
+    /// (NetBSD's are `u32`, everyone else's `u16`). Bits the target defines
+    /// and kqring does not name are kept as they come.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Flags: u32 {
+        /// `EV_ADD`: add the registration, or modify it when it exists.
+        const ADD = raw::EV_ADD as u32;
+        /// `EV_DELETE`: remove the registration.
+        const DELETE = raw::EV_DELETE as u32;
+        /// `EV_ENABLE`: let a disabled registration report again.
+        const ENABLE = raw::EV_ENABLE as u32;
+        /// `EV_DISABLE`: keep the registration but report nothing.
+        const DISABLE = raw::EV_DISABLE as u32;
+        /// `EV_ONESHOT`: delete the registration after its first event.
+        const ONESHOT = raw::EV_ONESHOT as u32;
+        /// `EV_CLEAR`: reset the state after each event (edge-triggered).
+        const CLEAR = raw::EV_CLEAR as u32;
+        /// `EV_DISPATCH`: disable the registration after each event.
+        const DISPATCH = raw::EV_DISPATCH as u32;
+        /// `EV_RECEIPT`: answer this change with an `EV_ERROR` event whose
+        /// `data` is 0 on success or the errno.
+        const RECEIPT = raw::EV_RECEIPT as u32;
+        /// `EV_EOF` (output): end of file or hang-up; `fflags` may hold the
+        /// socket error.
+        const EOF = raw::EV_EOF as u32;
+        /// `EV_ERROR` (output): the event reports a change's result; `data`
+        /// is the errno, 0 for a receipt.
+        const ERROR = raw::EV_ERROR as u32;
+    }
+}
 
 impl Flags {
     /// No flag.
-    pub const NONE: Flags = Flags(0);
-    /// `EV_ADD`: add the registration, or modify it when it exists.
-    pub const ADD: Flags = Flags(raw::EV_ADD as u32);
-    /// `EV_DELETE`: remove the registration.
-    pub const DELETE: Flags = Flags(raw::EV_DELETE as u32);
-    /// `EV_ENABLE`: let a disabled registration report again.
-    pub const ENABLE: Flags = Flags(raw::EV_ENABLE as u32);
-    /// `EV_DISABLE`: keep the registration but report nothing.
-    pub const DISABLE: Flags = Flags(raw::EV_DISABLE as u32);
-    /// `EV_ONESHOT`: delete the registration after its first event.
-    pub const ONESHOT: Flags = Flags(raw::EV_ONESHOT as u32);
-    /// `EV_CLEAR`: reset the state after each event (edge-triggered).
-    pub const CLEAR: Flags = Flags(raw::EV_CLEAR as u32);
-    /// `EV_DISPATCH`: disable the registration after each event.
-    pub const DISPATCH: Flags = Flags(raw::EV_DISPATCH as u32);
-    /// `EV_RECEIPT`: answer this change with an `EV_ERROR` event whose
-    /// `data` is 0 on success or the errno.
-    pub const RECEIPT: Flags = Flags(raw::EV_RECEIPT as u32);
-    /// `EV_EOF` (output): end of file or hang-up; `fflags` may hold the
-    /// socket error.
-    pub const EOF: Flags = Flags(raw::EV_EOF as u32);
-    /// `EV_ERROR` (output): the event reports a change's result; `data` is
-    /// the errno, 0 for a receipt.
-    pub const ERROR: Flags = Flags(raw::EV_ERROR as u32);
-
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: Flags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    pub const fn intersects(self, other: Flags) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// `self` without the flags of `other`.
-    pub const fn without(self, other: Flags) -> Flags {
-        Flags(self.0 & !other.0)
-    }
-}
-
-impl BitOr for Flags {
-    type Output = Flags;
-    fn bitor(self, rhs: Flags) -> Flags {
-        Flags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for Flags {
-    fn bitor_assign(&mut self, rhs: Flags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl BitAnd for Flags {
-    type Output = Flags;
-    fn bitand(self, rhs: Flags) -> Flags {
-        Flags(self.0 & rhs.0)
-    }
-}
-
-impl Not for Flags {
-    type Output = Flags;
-    fn not(self) -> Flags {
-        Flags(!self.0)
-    }
+    pub const NONE: Flags = Flags::empty();
 }
 
 impl fmt::Debug for Flags {
+    /// `EV_ADD|EV_CLEAR`, with any bits kqring does not name in hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(Flags, &str); 10] = [
-            (Flags::ADD, "ADD"),
-            (Flags::DELETE, "DELETE"),
-            (Flags::ENABLE, "ENABLE"),
-            (Flags::DISABLE, "DISABLE"),
-            (Flags::ONESHOT, "ONESHOT"),
-            (Flags::CLEAR, "CLEAR"),
-            (Flags::DISPATCH, "DISPATCH"),
-            (Flags::RECEIPT, "RECEIPT"),
-            (Flags::EOF, "EOF"),
-            (Flags::ERROR, "ERROR"),
-        ];
-        let mut rest = self.0;
         let mut first = true;
-        for (flag, name) in NAMES {
-            if self.contains(flag) && flag.0 != 0 {
-                write!(f, "{}EV_{name}", if first { "" } else { "|" })?;
-                first = false;
-                rest &= !flag.0;
-            }
+        for (name, _) in self.iter_names() {
+            write!(f, "{}EV_{name}", if first { "" } else { "|" })?;
+            first = false;
         }
+        let rest = self.bits() & !Flags::all().bits();
         if rest != 0 || first {
             write!(f, "{}{rest:#x}", if first { "" } else { "|" })?;
         }
@@ -289,6 +232,58 @@ fn zeroed() -> raw::kevent {
     unsafe { std::mem::zeroed() }
 }
 
+/// Accessors of a type over a raw kevent (`Change`, `Event`), each
+/// returning one field of [`Fields`].
+macro_rules! read_fields {
+    ($ty:ident; $($(#[$doc:meta])* $method:ident => $field:ident: $t:ty;)*) => {
+        impl $ty {
+            $(
+                $(#[$doc])*
+                pub fn $method(&self) -> $t {
+                    Fields::of(&self.0).$field
+                }
+            )*
+        }
+    };
+}
+
+/// The fields of a `struct kevent`, each widened to the one type kqring
+/// uses on every target.
+#[derive(Clone, Copy)]
+struct Fields {
+    ident: usize,
+    filter: Filter,
+    flags: Flags,
+    fflags: u32,
+    data: i64,
+    token: u64,
+}
+
+impl Fields {
+    fn of(kev: &raw::kevent) -> Fields {
+        Fields {
+            ident: kev.ident as usize,
+            filter: Filter(kev.filter as i32),
+            flags: Flags::from_bits_retain(kev.flags as u32),
+            fflags: kev.fflags as u32,
+            data: kev.data as i64,
+            token: kev.udata as usize as u64,
+        }
+    }
+
+    /// `name { ident, filter, flags, fflags, data, token }`.
+    fn debug(self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("ident", &self.ident)
+            .field("filter", &self.filter)
+            .field("flags", &self.flags)
+            .field("fflags", &format_args!("{:#x}", self.fflags))
+            .field("data", &self.data)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
 /// One change to submit: a registration to add, modify, enable, disable or
 /// delete, or an EVFILT_USER trigger.
 ///
@@ -308,8 +303,15 @@ impl Change {
         let mut kev = zeroed();
         kev.ident = ident as _;
         kev.filter = filter.0 as _;
-        kev.flags = flags.0 as _;
+        kev.flags = flags.bits() as _;
         Change(kev)
+    }
+
+    /// The same change with `flags` instead of its own.
+    #[must_use]
+    pub fn with_flags(mut self, flags: Flags) -> Change {
+        self.0.flags = flags.bits() as _;
+        self
     }
 
     /// Sets the filter-specific flags.
@@ -409,54 +411,27 @@ impl Change {
     pub fn vnode(fd: i32, flags: Flags, fflags: u32) -> Change {
         Change::new(fd as usize, Filter::VNODE, flags).fflags(fflags)
     }
+}
 
+read_fields! {
+    Change;
     /// The identifier: an fd, a pid, a signal number or a user number.
-    pub fn ident(&self) -> usize {
-        self.0.ident as usize
-    }
-
+    ident => ident: usize;
     /// The filter.
-    pub fn filter(&self) -> Filter {
-        Filter(self.0.filter as i32)
-    }
-
+    filter => filter: Filter;
     /// The flags.
-    pub fn flags(&self) -> Flags {
-        Flags(self.0.flags as u32)
-    }
-
+    flags => flags: Flags;
     /// The filter-specific flags.
-    pub fn get_fflags(&self) -> u32 {
-        self.0.fflags as u32
-    }
-
+    get_fflags => fflags: u32;
     /// The filter-specific data.
-    pub fn get_data(&self) -> i64 {
-        self.0.data as i64
-    }
-
+    get_data => data: i64;
     /// The token.
-    pub fn get_token(&self) -> u64 {
-        self.0.udata as usize as u64
-    }
-
-    /// The raw kevent, for the backends (none needs it at present).
-    #[allow(dead_code)]
-    pub(crate) fn as_raw(&self) -> &raw::kevent {
-        &self.0
-    }
+    get_token => token: u64;
 }
 
 impl fmt::Debug for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Change")
-            .field("ident", &self.ident())
-            .field("filter", &self.filter())
-            .field("flags", &self.flags())
-            .field("fflags", &format_args!("{:#x}", self.get_fflags()))
-            .field("data", &self.get_data())
-            .field("token", &self.get_token())
-            .finish()
+        Fields::of(&self.0).debug("Change", f)
     }
 }
 
@@ -487,38 +462,6 @@ impl Event {
         )
     }
 
-    /// The identifier of the registration.
-    pub fn ident(&self) -> usize {
-        self.0.ident as usize
-    }
-
-    /// The filter of the registration.
-    pub fn filter(&self) -> Filter {
-        Filter(self.0.filter as i32)
-    }
-
-    /// The flags (`EV_EOF`, `EV_ERROR`, and those of the registration).
-    pub fn flags(&self) -> Flags {
-        Flags(self.0.flags as u32)
-    }
-
-    /// The filter-specific flags (`note::*`, or the socket error on EOF).
-    pub fn fflags(&self) -> u32 {
-        self.0.fflags as u32
-    }
-
-    /// The filter-specific data: bytes readable, room to write, timer
-    /// expirations, signal deliveries, wait status, or an errno with
-    /// `EV_ERROR`.
-    pub fn data(&self) -> i64 {
-        self.0.data as i64
-    }
-
-    /// The token given with the registration (`udata`).
-    pub fn token(&self) -> u64 {
-        self.0.udata as usize as u64
-    }
-
     /// Whether `EV_EOF` is set.
     pub fn is_eof(&self) -> bool {
         self.flags().contains(Flags::EOF)
@@ -536,25 +479,29 @@ impl Event {
         (self.is_error() && self.data() != 0)
             .then(|| io::Error::from_raw_os_error(self.data() as i32))
     }
+}
 
-    /// A zeroed event, to fill buffers with (no backend needs it at
-    /// present).
-    #[allow(dead_code)]
-    pub(crate) fn empty() -> Event {
-        Event(zeroed())
-    }
+read_fields! {
+    Event;
+    /// The identifier of the registration.
+    ident => ident: usize;
+    /// The filter of the registration.
+    filter => filter: Filter;
+    /// The flags (`EV_EOF`, `EV_ERROR`, and those of the registration).
+    flags => flags: Flags;
+    /// The filter-specific flags (`note::*`, or the socket error on EOF).
+    fflags => fflags: u32;
+    /// The filter-specific data: bytes readable, room to write, timer
+    /// expirations, signal deliveries, wait status, or an errno with
+    /// `EV_ERROR`.
+    data => data: i64;
+    /// The token given with the registration (`udata`).
+    token => token: u64;
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event")
-            .field("ident", &self.ident())
-            .field("filter", &self.filter())
-            .field("flags", &self.flags())
-            .field("fflags", &format_args!("{:#x}", self.fflags()))
-            .field("data", &self.data())
-            .field("token", &self.token())
-            .finish()
+        Fields::of(&self.0).debug("Event", f)
     }
 }
 
@@ -567,3 +514,25 @@ unsafe impl Sync for Change {}
 unsafe impl Send for Event {}
 // SAFETY: as above.
 unsafe impl Sync for Event {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_name_themselves_and_keep_unnamed_bits() {
+        assert_eq!(
+            format!("{:?}", Flags::ADD | Flags::CLEAR),
+            "EV_ADD|EV_CLEAR"
+        );
+        assert_eq!(format!("{:?}", Flags::NONE), "0x0");
+        let all = Flags::all().bits();
+        let unnamed = (0..16).map(|b| 1u32 << b).find(|b| all & b == 0);
+        if let Some(bit) = unnamed {
+            let c = Change::new(1, Filter::USER, Flags::from_bits_retain(bit) | Flags::ADD);
+            assert_eq!(c.flags().bits(), bit | Flags::ADD.bits());
+            assert_eq!(format!("{:?}", c.flags()), format!("EV_ADD|{bit:#x}"));
+            assert_eq!(c.flags() - Flags::ADD, Flags::from_bits_retain(bit));
+        }
+    }
+}

@@ -8,9 +8,11 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::errno::{Errno, check};
 use super::raw;
+use super::wait::{Deadline, make_room};
 use crate::sys::{Change, Event};
 
 /// A kqueue: registrations keyed by (ident, filter) and the events they
@@ -28,10 +30,7 @@ impl Kqueue {
     /// Creates a kqueue whose descriptor is close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
         // SAFETY: kqueue() takes no arguments and returns a new fd or -1.
-        let fd = unsafe { raw::kqueue() };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = check(unsafe { raw::kqueue() })?;
         // SAFETY: `fd` was just returned to us and is owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // kqueue descriptors are not inherited across fork() anyway; the
@@ -39,9 +38,7 @@ impl Kqueue {
         // would avoid the window between the two calls, but are not on
         // every target.)
         // SAFETY: fcntl on an fd we own, with integer arguments.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
         Ok(Kqueue { fd })
     }
 
@@ -53,28 +50,18 @@ impl Kqueue {
         Kqueue::new()
     }
 
-    /// Submits `changes` and collects events into the spare capacity of
-    /// `events`, waiting up to `timeout` (`None`: until an event comes).
-    /// Returns how many events were appended.
+    #[doc = include_str!("kevent.md")]
     ///
-    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
-    /// with `EV_ERROR` and the errno in `data`. To make sure none is lost,
-    /// `events` is grown to hold one event per change when it is smaller:
-    /// a full event list would make the kernel stop applying changes.
-    /// When change results come back, the call returns at once with them.
-    /// EINTR is retried with the time that is left; the changes are not
-    /// submitted twice.
+    /// Here it is one `kevent()` call (another only after EINTR); the
+    /// kernel may return events it found ready along with the results.
     pub fn kevent(
         &self,
         changes: &[Change],
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let spare = events.capacity() - events.len();
-        if spare < changes.len().max(1) {
-            events.reserve(changes.len().max(1));
-        }
-        let capacity = (events.capacity() - events.len()).min(i32::MAX as usize);
+        make_room(changes, events);
+        let capacity = events.capacity() - events.len();
         self.kevent_into(changes, events, capacity, timeout)
     }
 
@@ -92,16 +79,10 @@ impl Kqueue {
         let capacity = capacity
             .min(events.capacity() - events.len())
             .min(i32::MAX as usize);
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let deadline = Deadline::after(timeout);
         let mut pending = changes;
         loop {
-            let left = match deadline {
-                None => None,
-                // A timeout too far away to represent waits forever.
-                Some(None) => None,
-                Some(Some(deadline)) => Some(deadline.saturating_duration_since(Instant::now())),
-            };
-            let ts = left.map(|d| libc::timespec {
+            let ts = deadline.left().map(|d| libc::timespec {
                 tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
                 tv_nsec: d.subsec_nanos() as _,
             });
@@ -121,20 +102,19 @@ impl Kqueue {
                     ts_ptr,
                 )
             };
-            if n >= 0 {
-                let n = n as usize;
-                // SAFETY: the kernel initialised the first `n` spare slots,
-                // and `n <= capacity`.
-                unsafe { events.set_len(events.len() + n) };
-                return Ok(n);
+            match check(n) {
+                Ok(n) => {
+                    let n = n as usize;
+                    // SAFETY: the kernel initialised the first `n` spare
+                    // slots, and `n <= capacity`.
+                    unsafe { events.set_len(events.len() + n) };
+                    return Ok(n);
+                }
+                // The kernel applies the change list before it sleeps, so
+                // a signal can only have interrupted the wait.
+                Err(Errno::EINTR) => pending = &[],
+                Err(errno) => return Err(errno.into()),
             }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-            // The kernel applies the change list before it sleeps, so a
-            // signal can only have interrupted the wait.
-            pending = &[];
         }
     }
 }

@@ -28,10 +28,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::errno::{Errno, check, check_len, retry};
 use super::kqueue;
 use super::raw::{MAX_KEVENT, TIMER_UNITS};
+use super::wait::Deadline;
 use crate::sys::{Change, Event, Filter, Flags};
 
 /// A kqueue: registrations keyed by (ident, filter) and the events they
@@ -59,23 +61,19 @@ impl Kqueue {
         Kqueue::new()
     }
 
-    /// Submits `changes` and collects events into the spare capacity of
-    /// `events`, waiting up to `timeout` (`None`: until an event comes).
-    /// Returns how many events were appended.
+    #[doc = include_str!("kevent.md")]
     ///
-    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
-    /// with `EV_ERROR` and the errno in `data`. `events` is grown to hold
-    /// one event per change when it is smaller, so none is lost. When
-    /// change results come back, the call returns at once with them, and
-    /// with nothing else. EINTR is retried with the time that is left; the
-    /// changes are not submitted twice.
+    /// Over libkqueue the changes go in a first call, with `EV_RECEIPT` on
+    /// each and one event slot per change, that returns at once; only
+    /// without results does a second call, without changes, wait. Change
+    /// results come back alone.
     pub fn kevent(
         &self,
         changes: &[Change],
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let start = Instant::now();
+        let deadline = Deadline::after(timeout);
         let before = events.len();
         if !changes.is_empty() {
             let mut sent = Vec::with_capacity(changes.len().min(MAX_KEVENT));
@@ -90,11 +88,11 @@ impl Kqueue {
                     if splits_disabled_add(c) {
                         // Added enabled, then disabled, in the same call:
                         // nothing can be reported in between.
-                        sent.push(with_flags(c, flags.without(Flags::DISABLE)));
-                        sent.push(with_flags(c, flags.without(Flags::ADD)));
+                        sent.push(c.with_flags(flags - Flags::DISABLE));
+                        sent.push(c.with_flags(flags - Flags::ADD));
                         origin.extend([i, i]);
                     } else {
-                        sent.push(with_flags(c, flags));
+                        sent.push(c.with_flags(flags));
                         origin.push(i);
                     }
                 }
@@ -109,8 +107,7 @@ impl Kqueue {
                 return Ok(events.len() - before);
             }
         }
-        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        let n = self.kq.kevent(&[], events, left)?;
+        let n = self.kq.kevent(&[], events, deadline.left())?;
         // A registration keeps the flags it was added with, EV_RECEIPT
         // included, and libkqueue echoes them in its events: take back the
         // one added above, which the caller may not have asked for.
@@ -128,7 +125,7 @@ impl Kqueue {
                 *ev = Event::from_parts(
                     ev.ident(),
                     ev.filter(),
-                    ev.flags().without(Flags::RECEIPT),
+                    ev.flags() - Flags::RECEIPT,
                     fflags,
                     ev.data(),
                     ev.token(),
@@ -180,7 +177,7 @@ fn keep_kernel_results(
             i += 1;
         }
         if errno == i64::from(libc::EFAULT) || errno == i64::from(libc::ENOENT) {
-            errno = kernel_errno(change).map_or(errno, i64::from);
+            errno = kernel_errno(change).map_or(errno, |e| i64::from(e.raw()));
         }
         if errno != 0 || change.flags().contains(Flags::RECEIPT) {
             let flags = change.flags() | Flags::ERROR;
@@ -201,31 +198,21 @@ fn keep_kernel_results(
 /// for with ENOENT. The errno a kernel kqueue gives instead, where the
 /// system can tell it: EBADF for a descriptor that is not open (checked
 /// before anything else), ESRCH for a process that does not exist.
-fn kernel_errno(change: &Change) -> Option<i32> {
+fn kernel_errno(change: &Change) -> Option<Errno> {
     let filter = change.filter();
     if filter == Filter::READ || filter == Filter::WRITE || filter == Filter::VNODE {
         let fd = RawFd::try_from(change.ident()).ok()?;
         // SAFETY: F_GETFD only reads the descriptor table.
-        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
-        closed.then_some(libc::EBADF)
+        let closed = check(unsafe { libc::fcntl(fd, libc::F_GETFD) }) == Err(Errno::EBADF);
+        closed.then_some(Errno::EBADF)
     } else if filter == Filter::PROC && change.flags().contains(Flags::ADD) {
         let pid = libc::pid_t::try_from(change.ident()).ok()?;
         // SAFETY: signal 0 only checks that the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } < 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        gone.then_some(libc::ESRCH)
+        let gone = check(unsafe { libc::kill(pid, 0) }) == Err(Errno::ESRCH);
+        gone.then_some(Errno::ESRCH)
     } else {
         None
     }
-}
-
-/// `change` with `flags` instead of its own.
-fn with_flags(change: &Change, flags: Flags) -> Change {
-    Change::new(change.ident(), change.filter(), flags)
-        .fflags(change.get_fflags())
-        .data(change.get_data())
-        .token(change.get_token())
 }
 
 impl AsRawFd for Kqueue {
@@ -252,9 +239,7 @@ impl Waker {
     pub fn new(kq: &Kqueue, token: u64) -> io::Result<Waker> {
         let mut fds = [-1; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
         // SAFETY: both descriptors were just created and are owned by
         // nothing else.
         let (rx, tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -272,20 +257,16 @@ impl Waker {
     /// the next one, if none is blocked) with the waker's event. Never
     /// blocks; `kq` must be the kqueue the waker was registered with.
     pub fn wake(&self, _kq: &Kqueue) -> io::Result<()> {
-        loop {
+        let written = retry(|| {
             // SAFETY: writes one byte from a live local to a descriptor we
             // own.
-            let n = unsafe { libc::write(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
-            if n >= 0 {
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => continue,
-                // A full pipe is a wake-up that has not been seen yet.
-                io::ErrorKind::WouldBlock => return Ok(()),
-                _ => return Err(err),
-            }
+            check_len(unsafe { libc::write(self.tx.as_raw_fd(), [1u8].as_ptr().cast(), 1) })
+        });
+        match written {
+            Ok(_) => Ok(()),
+            // A full pipe is a wake-up that has not been seen yet.
+            Err(errno) if errno.would_block() => Ok(()),
+            Err(errno) => Err(errno.into()),
         }
     }
 
@@ -297,14 +278,11 @@ impl Waker {
             // SAFETY: reads into a live local buffer of the given length
             // from a descriptor we own.
             let n = unsafe { libc::read(self.rx.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                continue;
+            match check_len(n) {
+                Ok(1..) | Err(Errno::EINTR) => continue,
+                // Empty (EAGAIN) or, impossibly, closed.
+                _ => return,
             }
-            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // Empty (EAGAIN) or, impossibly, closed.
-            return;
         }
     }
 }

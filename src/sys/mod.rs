@@ -16,11 +16,17 @@
 //! NetBSD's `u32` filter and flags, the value of `EVFILT_USER` (-11, -10, -9
 //! or 8), and the timer-unit bits of `fflags`, which differ between FreeBSD
 //! and everyone else.
+//!
+//! Every backend keeps one contract for `Kqueue::kevent`, written once in
+//! `kevent.md` and put at the head of each one's documentation; each adds
+//! only how it keeps it.
 
 pub(crate) mod errno;
 mod event;
 pub(crate) mod io;
 pub(crate) mod net;
+mod sockaddr;
+mod wait;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
 

@@ -186,10 +186,10 @@ impl Want {
             | Flags::ENABLE
             | Flags::RECEIPT
             | implied_flags(self.filter)
-            | self.registered.without(Flags::DELETE);
-        let echo = ev.flags().without(Flags::EOF);
+            | (self.registered - Flags::DELETE);
+        let echo = ev.flags() - Flags::EOF;
         assert_eq!(
-            echo.without(allowed),
+            echo - allowed,
             Flags::NONE,
             "flags the registration never had: {ctx}"
         );
@@ -236,7 +236,7 @@ pub fn assert_result(ev: &Event, change: &Change, errno: i32) {
     assert_eq!(ev.filter(), change.filter(), "filter: {ctx}");
     assert_eq!(ev.token(), change.get_token(), "token: {ctx}");
     assert_eq!(
-        ev.flags().without(change.flags() | Flags::ERROR),
+        ev.flags() - (change.flags() | Flags::ERROR),
         Flags::NONE,
         "flags: {ctx}"
     );
@@ -282,12 +282,7 @@ pub fn results(kq: &Kqueue, changes: &[Change]) -> Vec<Event> {
 pub fn apply(kq: &Kqueue, changes: &[Change]) {
     let changes: Vec<Change> = changes
         .iter()
-        .map(|c| {
-            Change::new(c.ident(), c.filter(), c.flags() | Flags::RECEIPT)
-                .fflags(c.get_fflags())
-                .data(c.get_data())
-                .token(c.get_token())
-        })
+        .map(|c| c.with_flags(c.flags() | Flags::RECEIPT))
         .collect();
     let events = results(kq, &changes);
     assert_eq!(

@@ -3,16 +3,22 @@
 //! FreeBSD's kevent(2) is the reference. A [`Kqueue`] here is one epoll
 //! instance (the *main* epoll, the descriptor [`AsRawFd`] returns) and a
 //! registry of registrations keyed like kqueue's knotes, by
-//! (ident, filter). Each filter has its own source, in its own file:
+//! (ident, filter). This file is the registry and the wait; each filter is
+//! a file of its own, a [`Source`] (`filter.rs`, FreeBSD's `filterops`)
+//! that the registry drives without knowing which filter it is:
 //!
 //! | filter | source | file |
 //! |---|---|---|
-//! | `EVFILT_READ`, `EVFILT_WRITE` | one inner epoll per direction, nested in the main one | `readiness.rs` |
+//! | `EVFILT_READ`, `EVFILT_WRITE` | one inner epoll per direction, nested in the main one | `readiness/` |
 //! | `EVFILT_TIMER` | one timerfd (CLOCK_MONOTONIC) per timer | `timer.rs` |
 //! | `EVFILT_USER` | state in the registry; one eventfd wakes blocked callers | `user.rs` |
 //! | `EVFILT_PROC` | one pidfd per process | `process.rs` |
 //! | `EVFILT_SIGNAL` | one signalfd per signal | `signal.rs` |
 //! | `EVFILT_VNODE` | one inotify instance per kqueue | `vnode.rs` |
+//!
+//! READ and WRITE keep their registrations in a descriptor-indexed table
+//! of their own (`readiness/`), with the same [`Registration`] and flag
+//! rules (`registration.rs`): every socket event goes through it.
 //!
 //! A `kevent` call runs in three steps. The changes are applied under the
 //! registry lock; if any produced an `EV_ERROR` event (a failure, or a
@@ -24,31 +30,38 @@
 //! drained without blocking; inotify and the wake-up eventfd only update
 //! the registry. Registrations whose state lives in the registry (triggered
 //! user events, vnode changes, regular files) wait in a queue of pending
-//! keys, delivered after the epoll sources; while that queue is not empty
-//! the wait does not block, which is how a level-triggered user event is
-//! reported on every call.
+//! keys (`queue.rs`), delivered after the epoll sources; while that queue
+//! is not empty the wait does not block, which is how a level-triggered
+//! user event is reported on every call.
 //!
 //! What the compat cannot make identical to a kqueue is listed, with the
 //! reasons, in `docs/semantics.md` ("Linux compat vs a real kqueue").
 
+mod filter;
 mod os;
 mod process;
+mod queue;
 mod readiness;
+mod registration;
 mod signal;
 mod timer;
 mod user;
 mod vnode;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use filter::{Ops, Report, Shared, Source};
 use os::Errno;
+use queue::{Out, Pending};
+use registration::{After, Registration};
 
-use crate::sys::{Change, Event, Filter, Flags, note};
+use crate::sys::wait::{Deadline, make_room};
+use crate::sys::{Change, Event, Filter, Flags};
 
 /// A registration's key, as kqueue keys knotes: (ident, filter).
 type Key = (usize, Filter);
@@ -65,239 +78,35 @@ const TOKEN_VNODE: u64 = 3;
 /// lives on the stack, so a call allocates nothing.
 const BATCH: usize = 64;
 
-/// Idle timerfds kept for reuse: a one-shot timer costs one
-/// `timerfd_settime` instead of a create, an `EPOLL_CTL_ADD` and a close.
-const SPARE_TIMERS: usize = 64;
-
 const EMPTY: libc::epoll_event = libc::epoll_event { events: 0, u64: 0 };
 
-/// The state kqueue keeps for every registration, whatever its filter.
-#[derive(Debug, Clone, Copy)]
-struct Registration {
-    /// The flags its events carry back: the change's, minus the actions
-    /// (`EV_ADD`, `EV_DELETE`, `EV_ENABLE`, `EV_DISABLE`), as FreeBSD
-    /// stores them in the knote.
-    flags: Flags,
-    /// `sfflags`: the filter flags the registration was given.
-    fflags: u32,
-    /// `sdata`: the data the registration was given.
-    data: i64,
-    /// The token (`udata`).
-    udata: u64,
-    /// `EV_DISABLE`d registrations report nothing until `EV_ENABLE`.
-    enabled: bool,
-}
-
-/// The flags a registration keeps from a change.
-fn kept(flags: Flags) -> Flags {
-    flags
-        .without(Flags::ADD)
-        .without(Flags::DELETE)
-        .without(Flags::ENABLE)
-        .without(Flags::DISABLE)
-        .without(Flags::EOF)
-        .without(Flags::ERROR)
-}
-
-impl Registration {
-    fn new(change: &Change) -> Registration {
-        let flags = change.flags();
-        Registration {
-            flags: kept(flags),
-            fflags: change.get_fflags(),
-            data: change.get_data(),
-            udata: change.get_token(),
-            // EV_ADD enables unless EV_DISABLE says otherwise (EV_ENABLE
-            // wins when both are given).
-            enabled: flags.contains(Flags::ENABLE) || !flags.contains(Flags::DISABLE),
-        }
-    }
-
-    /// Applies a change to an existing registration. Like FreeBSD's
-    /// kqueue_register, every change replaces the token, and, for filters
-    /// without a `touch` routine (`params`), the filter flags and data;
-    /// `EV_ADD` also replaces the mode flags (`EV_ONESHOT`, `EV_CLEAR`,
-    /// `EV_DISPATCH`, which FreeBSD keeps from the first add).
-    fn touch(&mut self, change: &Change, params: bool) {
-        let flags = change.flags();
-        self.udata = change.get_token();
-        if flags.contains(Flags::ADD) {
-            self.flags = kept(flags);
-        }
-        if params {
-            self.fflags = change.get_fflags();
-            self.data = change.get_data();
-        }
-        if flags.contains(Flags::ENABLE) {
-            self.enabled = true;
-        } else if flags.contains(Flags::DISABLE) {
-            self.enabled = false;
-        }
-    }
-
-    /// What becomes of the registration once an event of it is returned.
-    fn after(&self) -> After {
-        after(self.flags)
-    }
-}
-
-/// What kqueue_scan does to a knote it has just returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum After {
-    /// Level-triggered or `EV_CLEAR`: it stays.
-    Keep,
-    /// `EV_DISPATCH`: disabled until `EV_ENABLE`.
-    Disable,
-    /// `EV_ONESHOT`: deleted.
-    Delete,
-}
-
-fn after(flags: Flags) -> After {
-    if flags.contains(Flags::ONESHOT) {
-        After::Delete
-    } else if flags.contains(Flags::DISPATCH) {
-        After::Disable
-    } else {
-        After::Keep
-    }
-}
-
-/// The spare capacity of the caller's event vector: events are pushed
-/// without ever growing it past the capacity it had when the call began.
-struct Out<'a> {
-    events: &'a mut Vec<Event>,
-    start: usize,
-    limit: usize,
-}
-
-impl<'a> Out<'a> {
-    fn new(events: &'a mut Vec<Event>) -> Out<'a> {
-        let start = events.len();
-        let limit = events.capacity();
-        Out {
-            events,
-            start,
-            limit,
-        }
-    }
-
-    fn room(&self) -> usize {
-        self.limit.saturating_sub(self.events.len())
-    }
-
-    fn push(&mut self, event: Event) {
-        if self.room() > 0 {
-            self.events.push(event);
-        }
-    }
-
-    fn count(&self) -> usize {
-        self.events.len() - self.start
-    }
-}
-
-/// Keys of registrations whose state says they have an event to deliver
-/// (a triggered user event, vnode changes, a ready regular file). A key is
-/// in the queue exactly when its registration's `queued` flag is set.
-#[derive(Debug, Default)]
-struct Pending {
-    keys: VecDeque<Key>,
-}
-
-impl Pending {
-    fn push(&mut self, key: Key) {
-        self.keys.push_back(key);
-    }
-
-    fn pop(&mut self) -> Option<Key> {
-        self.keys.pop_front()
-    }
-
-    fn remove(&mut self, key: Key) {
-        self.keys.retain(|k| *k != key);
-    }
-
-    fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-/// A descriptor of the compat's own (timerfd, pidfd, signalfd) that sits
-/// directly in the main epoll, edge-triggered: each expiry, exit or signal
-/// wakes the wait once, and the descriptor itself is read to learn what
-/// happened, so a late or duplicate wake-up reads nothing and reports
-/// nothing.
-#[derive(Debug)]
-struct Watched {
-    fd: OwnedFd,
-    /// Its main-epoll token: `serial << 32 | fd`.
-    token: u64,
-    /// Whether it is registered in the main epoll. A disabled registration
-    /// is taken out lazily, on its first event, so that disabling costs no
-    /// syscall and a disabled periodic timer does not keep waking the wait.
-    in_epoll: bool,
-}
-
-impl Watched {
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-/// The filter-specific part of a registration that is not READ/WRITE.
-#[derive(Debug)]
-enum Source {
-    User(user::User),
-    Timer(timer::Timer),
-    Proc(process::Proc),
-    Signal(signal::Signal),
-    Vnode(vnode::Vnode),
-}
-
-impl Source {
-    fn watched(&mut self) -> Option<&mut Watched> {
-        match self {
-            Source::Timer(t) => Some(&mut t.watched),
-            Source::Proc(p) => Some(&mut p.watched),
-            Source::Signal(s) => Some(&mut s.watched),
-            Source::User(_) | Source::Vnode(_) => None,
-        }
-    }
-}
-
-/// A registration of a filter other than READ/WRITE.
+/// A registration of a filter the registry keeps (all but READ/WRITE).
 #[derive(Debug)]
 struct Knote {
     reg: Registration,
     /// In the pending queue.
     queued: bool,
-    source: Source,
+    source: Box<dyn Source>,
+}
+
+/// The filters whose registrations the registry keeps, by filter.
+fn ops(filter: Filter) -> Option<&'static Ops> {
+    static FILTERS: [Ops; 5] = [user::OPS, timer::OPS, process::OPS, signal::OPS, vnode::OPS];
+    FILTERS.iter().find(|ops| ops.filter == filter)
 }
 
 /// Everything behind the lock.
 struct Registry {
-    /// The main epoll (owned by [`Kqueue`]).
-    main: RawFd,
     /// The wake-up eventfd.
     wake: OwnedFd,
-    /// EVFILT_READ and EVFILT_WRITE registrations.
+    /// EVFILT_READ and EVFILT_WRITE registrations, in a table of their own
+    /// indexed by descriptor (see `readiness/mod.rs`).
     fds: readiness::Readiness,
     /// Every other registration.
     knotes: HashMap<Key, Knote>,
-    /// Which registration a compat-owned descriptor in the main epoll
-    /// serves.
-    owners: HashMap<RawFd, Key>,
+    /// What the filters of `knotes` share.
+    shared: Shared,
     pending: Pending,
-    /// Idle timerfds, still in the main epoll, disarmed.
-    spare_timers: Vec<timer::Timer>,
-    /// Created with the first EVFILT_VNODE registration.
-    inotify: Option<vnode::Inotify>,
-    /// The serial of the last main-epoll token handed out.
-    serial: u32,
     /// The eventfd was written and not read yet: it is kept readable while
     /// the pending queue has entries, so that a caller blocked in
     /// `epoll_wait` wakes up for them, and so that a poller the main epoll
@@ -345,28 +154,23 @@ impl Kqueue {
     }
 
     fn create(counted: bool) -> io::Result<Kqueue> {
-        let epoll = os::epoll_create().map_err(io::Error::from)?;
+        let epoll = os::epoll_create()?;
         let main = epoll.as_raw_fd();
-        let fds = readiness::Readiness::new(main, counted).map_err(io::Error::from)?;
-        let wake = os::eventfd().map_err(io::Error::from)?;
+        let fds = readiness::Readiness::new(main, counted)?;
+        let wake = os::eventfd()?;
         os::epoll_ctl(
             main,
             libc::EPOLL_CTL_ADD,
             wake.as_raw_fd(),
             libc::EPOLLIN as u32,
             TOKEN_WAKE,
-        )
-        .map_err(io::Error::from)?;
+        )?;
         let registry = Registry {
-            main,
             wake,
             fds,
             knotes: HashMap::new(),
-            owners: HashMap::new(),
+            shared: Shared::new(main),
             pending: Pending::default(),
-            spare_timers: Vec::new(),
-            inotify: None,
-            serial: 0,
             wake_armed: false,
         };
         Ok(Kqueue {
@@ -375,29 +179,19 @@ impl Kqueue {
         })
     }
 
-    /// Submits `changes` and collects events into the spare capacity of
-    /// `events`, waiting up to `timeout` (`None`: until an event comes,
-    /// `Some(Duration::ZERO)`: not at all). Returns how many events were
-    /// appended.
+    #[doc = include_str!("../kevent.md")]
     ///
-    /// A change that fails (or carries `EV_RECEIPT`) comes back as an event
-    /// with `EV_ERROR` and the errno in `data` (0 for a receipt); `events`
-    /// is grown to hold one event per change when it is smaller, so none is
-    /// lost. When change results come back, the call returns at once with
-    /// them. EINTR is retried with the time that is left; the changes are
-    /// not applied twice.
+    /// Here the changes are applied under the registry lock and the wait
+    /// in `epoll_wait` is made without it. Change results come back alone.
     pub fn kevent(
         &self,
         changes: &[Change],
         events: &mut Vec<Event>,
         timeout: Option<Duration>,
     ) -> io::Result<usize> {
-        let wanted = changes.len().max(1);
-        if events.capacity() - events.len() < wanted {
-            events.reserve(wanted);
-        }
+        make_room(changes, events);
         let mut out = Out::new(events);
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let deadline = Deadline::after(timeout);
 
         let mut reg = self.lock();
         for change in changes {
@@ -429,7 +223,7 @@ impl Kqueue {
                 Err(errno) => return Err(errno.into()),
             }
             reg.sync_wake();
-            if out.count() > 0 || expired(deadline) {
+            if out.count() > 0 || deadline.passed() {
                 return Ok(out.count());
             }
         }
@@ -453,22 +247,13 @@ impl AsRawFd for Kqueue {
 /// Milliseconds to the deadline, rounded up (epoll counts in whole
 /// milliseconds; rounding down would return before the timeout), or -1 to
 /// wait forever.
-fn remaining_ms(deadline: Option<Option<Instant>>) -> libc::c_int {
-    match deadline {
-        // No timeout, or one too far away to represent: wait forever.
-        None | Some(None) => -1,
-        Some(Some(deadline)) => {
-            let left = deadline.saturating_duration_since(Instant::now());
+fn remaining_ms(deadline: Deadline) -> libc::c_int {
+    match deadline.left() {
+        None => -1,
+        Some(left) => {
             let ms = left.as_nanos().div_ceil(1_000_000);
             ms.min(libc::c_int::MAX as u128) as libc::c_int
         }
-    }
-}
-
-fn expired(deadline: Option<Option<Instant>>) -> bool {
-    match deadline {
-        None | Some(None) => false,
-        Some(Some(deadline)) => Instant::now() >= deadline,
     }
 }
 
@@ -477,20 +262,20 @@ impl Registry {
     /// `EV_ERROR` event carrying the change's ident, filter, fflags and
     /// token, with the errno (or 0 for `EV_RECEIPT`) in `data`.
     fn submit(&mut self, change: &Change, out: &mut Out<'_>) {
-        let result = match change.filter() {
-            Filter::READ | Filter::WRITE => {
-                self.fds.apply(change, &mut self.pending).map(|files| {
-                    // A file registration is evaluated before each wait: a
-                    // caller blocked in epoll_wait must come round.
-                    if files {
-                        self.arm_wake();
-                    }
-                })
+        let filter = change.filter();
+        let result = if filter == Filter::READ || filter == Filter::WRITE {
+            self.fds.apply(change, &mut self.pending).map(|files| {
+                // A file registration is evaluated before each wait: a
+                // caller blocked in epoll_wait must come round.
+                if files {
+                    self.arm_wake();
+                }
+            })
+        } else {
+            match ops(filter) {
+                Some(ops) => self.apply(ops, change),
+                None => Err(Errno::EINVAL),
             }
-            Filter::USER | Filter::TIMER | Filter::PROC | Filter::SIGNAL | Filter::VNODE => {
-                self.apply(change)
-            }
-            _ => Err(Errno::EINVAL),
         };
         let errno = match result {
             Ok(()) if change.flags().contains(Flags::RECEIPT) => 0,
@@ -507,26 +292,19 @@ impl Registry {
         ));
     }
 
-    /// Applies a change to a registration of a non-READ/WRITE filter,
+    /// Applies a change to a registration of a registry-kept filter,
     /// following kqueue_register: find the knote; create it on `EV_ADD`
-    /// (ENOENT without); `EV_DELETE` removes it; otherwise touch it, apply
+    /// (ENOENT without); `EV_DELETE` removes it; otherwise modify it, apply
     /// `EV_ENABLE`/`EV_DISABLE`, and re-evaluate it.
-    fn apply(&mut self, change: &Change) -> Result<(), Errno> {
+    fn apply(&mut self, ops: &Ops, change: &Change) -> Result<(), Errno> {
         let key = (change.ident(), change.filter());
         let flags = change.flags();
 
-        if change.filter() == Filter::VNODE {
-            // An fd filter: kqueue looks the descriptor up first, and a
-            // knote whose descriptor was closed no longer exists.
+        if ops.is_fd {
+            // kqueue looks the descriptor up first, and a knote whose
+            // descriptor was closed no longer exists.
             let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
-            let stale = match self.knotes.get(&key) {
-                Some(Knote {
-                    source: Source::Vnode(v),
-                    ..
-                }) => v.same_file(fd).err(),
-                _ => None,
-            };
-            if let Some(errno) = stale {
+            if let Some(errno) = self.knotes.get(&key).and_then(|k| k.source.gone(fd)) {
                 self.remove(key, false);
                 if !flags.contains(Flags::ADD) {
                     return Err(errno);
@@ -537,15 +315,14 @@ impl Registry {
             }
         }
 
-        if !self.knotes.contains_key(&key) {
+        let Some(knote) = self.knotes.get_mut(&key) else {
             if !flags.contains(Flags::ADD) {
                 return Err(Errno::ENOENT);
             }
-            let source = self.attach(key, change)?;
             let knote = Knote {
                 reg: Registration::new(change),
                 queued: false,
-                source,
+                source: (ops.attach)(&mut self.shared, key, change)?,
             };
             self.knotes.insert(key, knote);
             if flags.contains(Flags::DELETE) {
@@ -553,108 +330,15 @@ impl Registry {
                 return Ok(());
             }
             return self.settle(key);
-        }
-
+        };
         if flags.contains(Flags::DELETE) {
             self.remove(key, false);
             return Ok(());
         }
-
-        let inotify = self.inotify.as_mut();
-        let Some(knote) = self.knotes.get_mut(&key) else {
-            return Err(Errno::ENOENT);
-        };
-        match &mut knote.source {
-            Source::User(u) => {
-                // The data of the last change is what the event reports
-                // (filt_usertouch stores it); the flags are the user's own.
-                knote.reg.touch(change, true);
-                u.touch(change);
-            }
-            Source::Timer(t) => {
-                // Re-adding a timer restarts it with the new period and
-                // forgets expirations not yet reported (FreeBSD's
-                // filt_timertouch); other changes leave it running.
-                if flags.contains(Flags::ADD) {
-                    let oneshot = flags.contains(Flags::ONESHOT);
-                    let spec = timer::Spec::new(change.get_data(), change.get_fflags(), oneshot)?;
-                    t.arm(&spec)?;
-                    knote.reg.touch(change, true);
-                } else {
-                    knote.reg.touch(change, false);
-                }
-            }
-            Source::Proc(_) | Source::Signal(_) => knote.reg.touch(change, true),
-            Source::Vnode(v) => {
-                knote.reg.touch(change, true);
-                if let Some(inotify) = inotify {
-                    v.rewatch(inotify, key.0, change.get_fflags())?;
-                }
-            }
-        }
+        knote
+            .source
+            .modify(&mut self.shared, key, &mut knote.reg, change)?;
         self.settle(key)
-    }
-
-    /// Creates the source of a new registration.
-    fn attach(&mut self, key: Key, change: &Change) -> Result<Source, Errno> {
-        let source = match change.filter() {
-            Filter::USER => Source::User(user::User::new(change)),
-            Filter::TIMER => {
-                let oneshot = change.flags().contains(Flags::ONESHOT);
-                let spec = timer::Spec::new(change.get_data(), change.get_fflags(), oneshot)?;
-                let timer = match self.spare_timers.pop() {
-                    Some(timer) => timer,
-                    None => {
-                        let fd = os::timerfd()?;
-                        let token = self.token_for(fd.as_raw_fd());
-                        timer::Timer::new(Watched {
-                            fd,
-                            token,
-                            in_epoll: false,
-                        })
-                    }
-                };
-                timer.arm(&spec)?;
-                self.owners.insert(timer.watched.raw(), key);
-                Source::Timer(timer)
-            }
-            Filter::PROC => {
-                let fd = process::open(change.ident())?;
-                let token = self.token_for(fd.as_raw_fd());
-                self.owners.insert(fd.as_raw_fd(), key);
-                Source::Proc(process::Proc::new(Watched {
-                    fd,
-                    token,
-                    in_epoll: false,
-                }))
-            }
-            Filter::SIGNAL => {
-                let fd = signal::open(change.ident())?;
-                let token = self.token_for(fd.as_raw_fd());
-                self.owners.insert(fd.as_raw_fd(), key);
-                Source::Signal(signal::Signal::new(Watched {
-                    fd,
-                    token,
-                    in_epoll: false,
-                }))
-            }
-            Filter::VNODE => {
-                let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
-                let main = self.main;
-                let inotify = match &mut self.inotify {
-                    Some(inotify) => inotify,
-                    slot @ None => slot.insert(vnode::Inotify::new(main, TOKEN_VNODE)?),
-                };
-                Source::Vnode(vnode::Vnode::watch(
-                    inotify,
-                    key.0,
-                    fd,
-                    change.get_fflags(),
-                )?)
-            }
-            _ => return Err(Errno::EINVAL),
-        };
-        Ok(source)
     }
 
     /// Brings the sources in line with a registration after a change:
@@ -669,12 +353,7 @@ impl Registry {
             // epoll is taken out on its first event.
             return Ok(());
         }
-        let deliverable = match &mut knote.source {
-            Source::User(u) => u.triggered,
-            Source::Vnode(v) => v.fired != 0,
-            Source::Timer(_) | Source::Proc(_) | Source::Signal(_) => false,
-        };
-        if deliverable {
+        if knote.source.holds_event() {
             if !knote.queued {
                 knote.queued = true;
                 self.pending.push(key);
@@ -682,69 +361,22 @@ impl Registry {
             self.arm_wake();
             return Ok(());
         }
-        let Some(watched) = knote.source.watched() else {
-            return Ok(());
-        };
-        if !watched.in_epoll {
-            // EPOLL_CTL_ADD checks readiness at once, so an expiry, exit or
-            // signal that came while the registration was disabled is
-            // reported now.
-            os::epoll_ctl(
-                self.main,
-                libc::EPOLL_CTL_ADD,
-                watched.raw(),
-                (libc::EPOLLIN | libc::EPOLLET) as u32,
-                watched.token,
-            )?;
-            watched.in_epoll = true;
+        match knote.source.watched() {
+            Some(watched) => watched.add_to(self.shared.main),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Deletes a registration and releases its source. `expired`: a timer
-    /// that has just fired its only expiry (already disarmed).
-    fn remove(&mut self, key: Key, expired: bool) {
+    /// Deletes a registration and releases its source. `fired`: deleted
+    /// right after its event (`EV_ONESHOT`).
+    fn remove(&mut self, key: Key, fired: bool) {
         let Some(knote) = self.knotes.remove(&key) else {
             return;
         };
         if knote.queued {
             self.pending.remove(key);
         }
-        match knote.source {
-            Source::User(_) => {}
-            Source::Timer(timer) => {
-                self.owners.remove(&timer.watched.raw());
-                self.recycle(timer, expired);
-            }
-            // Closing our only reference also takes it out of the epoll.
-            Source::Proc(p) => {
-                self.owners.remove(&p.watched.raw());
-            }
-            Source::Signal(s) => {
-                self.owners.remove(&s.watched.raw());
-            }
-            Source::Vnode(v) => {
-                if let Some(inotify) = &mut self.inotify {
-                    inotify.unwatch(v.wd, key.0);
-                }
-            }
-        }
-    }
-
-    /// Keeps an idle timerfd for the next timer, or closes it.
-    fn recycle(&mut self, timer: timer::Timer, expired: bool) {
-        if !timer.watched.in_epoll || self.spare_timers.len() >= SPARE_TIMERS {
-            return;
-        }
-        if expired || timer.disarm().is_ok() {
-            self.spare_timers.push(timer);
-        }
-    }
-
-    /// A fresh main-epoll token for the compat-owned descriptor `fd`.
-    fn token_for(&mut self, fd: RawFd) -> u64 {
-        self.serial = self.serial.checked_add(1).unwrap_or(1);
-        (u64::from(self.serial) << 32) | u64::from(fd as u32)
+        knote.source.detach(&mut self.shared, key, fired);
     }
 
     /// Makes the wake-up eventfd readable (one write until it is read):
@@ -786,8 +418,8 @@ impl Registry {
                 // Only a wake-up: the pending queue says what to deliver,
                 // and `sync_wake` reads the eventfd once it is empty.
                 TOKEN_WAKE => {}
-                TOKEN_VNODE => self.vnode_events(),
-                token => self.source_event(token, out),
+                TOKEN_VNODE => self.inotify_events(),
+                token => self.watched_event(token, out),
             }
         }
         for (dir, ready) in inner.into_iter().enumerate() {
@@ -798,10 +430,9 @@ impl Registry {
         self.deliver_pending(out);
     }
 
-    /// An event of a timerfd, pidfd or signalfd.
-    fn source_event(&mut self, token: u64, out: &mut Out<'_>) {
-        let fd = token as u32 as RawFd;
-        let Some(&key) = self.owners.get(&fd) else {
+    /// An event of a watched descriptor (timerfd, pidfd, signalfd).
+    fn watched_event(&mut self, token: u64, out: &mut Out<'_>) {
+        let Some(key) = self.shared.owner(token) else {
             return;
         };
         let Some(knote) = self.knotes.get_mut(&key) else {
@@ -811,7 +442,7 @@ impl Registry {
         let Some(watched) = knote.source.watched() else {
             return;
         };
-        if watched.token != token {
+        if watched.token() != token {
             // A wake-up meant for a descriptor since closed whose number
             // was reused.
             return;
@@ -819,60 +450,16 @@ impl Registry {
         if !enabled {
             // A disabled registration reports nothing; stop epoll waking
             // us for it until EV_ENABLE puts it back (and re-checks it).
-            if os::epoll_ctl(self.main, libc::EPOLL_CTL_DEL, fd, 0, 0).is_ok() {
-                watched.in_epoll = false;
-            }
+            watched.remove_from(self.shared.main);
             return;
         }
-        // kqueue sets EV_CLEAR on timer, process and signal knotes itself
-        // (filt_timerattach, filt_procattach, filt_sigattach), and marks an
-        // exited process EV_EOF | EV_ONESHOT.
-        let (extra, fflags, data) = match &mut knote.source {
-            Source::Timer(t) => match t.expirations() {
-                0 => return,
-                n => (Flags::CLEAR, 0, n),
-            },
-            Source::Signal(s) => match s.deliveries() {
-                0 => return,
-                n => (Flags::CLEAR, 0, n),
-            },
-            Source::Proc(p) => match p.exit_status() {
-                None => return,
-                Some(status) => {
-                    if knote.reg.fflags & note::EXIT == 0 {
-                        // Nobody asked for the exit: FreeBSD drops the
-                        // knote silently (EV_DROP).
-                        self.remove(key, false);
-                        return;
-                    }
-                    (
-                        Flags::CLEAR | Flags::EOF | Flags::ONESHOT,
-                        note::EXIT,
-                        status,
-                    )
-                }
-            },
-            Source::User(_) | Source::Vnode(_) => return,
-        };
-        let flags = knote.reg.flags | extra;
-        out.push(Event::from_parts(
-            key.0,
-            key.1,
-            flags,
-            fflags,
-            data,
-            knote.reg.udata,
-        ));
-        match after(flags) {
-            After::Keep => {}
-            After::Disable => knote.reg.enabled = false,
-            After::Delete => self.remove(key, true),
-        }
+        self.deliver(key, out);
     }
 
-    /// Reads inotify and records the changes on the vnode registrations.
-    fn vnode_events(&mut self) {
-        let Some(inotify) = &mut self.inotify else {
+    /// Reads inotify and hands its events to the vnode registrations they
+    /// concern, queueing those that now have notes to deliver.
+    fn inotify_events(&mut self) {
+        let Some(inotify) = &mut self.shared.inotify else {
             return;
         };
         let knotes = &mut self.knotes;
@@ -882,26 +469,51 @@ impl Registry {
             let Some(knote) = knotes.get_mut(&key) else {
                 return true;
             };
-            let Source::Vnode(v) = &mut knote.source else {
-                return true;
-            };
-            match v.observe(ident, mask, knote.reg.fflags) {
-                // The descriptor was closed (or now names another file):
-                // kqueue would have dropped the knote at close().
-                None => false,
-                Some(0) => true,
-                Some(bits) => {
-                    v.fired |= bits;
-                    if knote.reg.enabled && !knote.queued {
-                        knote.queued = true;
-                        pending.push(key);
-                    }
-                    true
-                }
+            if !knote.source.notify(ident, &knote.reg, mask) {
+                return false;
             }
+            if knote.source.holds_event() && knote.reg.enabled && !knote.queued {
+                knote.queued = true;
+                pending.push(key);
+            }
+            true
         });
         for ident in stale {
             self.remove((ident, Filter::VNODE), false);
+        }
+    }
+
+    /// Reports the registration `key` if its source has an event, and does
+    /// to it what its flags say comes after. Returns whether it still holds
+    /// an event (level-triggered, to be reported again).
+    fn deliver(&mut self, key: Key, out: &mut Out<'_>) -> bool {
+        let Some(knote) = self.knotes.get_mut(&key) else {
+            return false;
+        };
+        let (extra, fflags, data) = match knote.source.report(&knote.reg) {
+            Report::Nothing => return false,
+            Report::Drop => {
+                self.remove(key, false);
+                return false;
+            }
+            Report::Event {
+                flags,
+                fflags,
+                data,
+            } => (flags, fflags, data),
+        };
+        let (event, after) = knote.reg.event(key, extra, fflags, data);
+        out.push(event);
+        match after {
+            After::Keep => knote.source.holds_event(),
+            After::Disable => {
+                knote.reg.enabled = false;
+                false
+            }
+            After::Delete => {
+                self.remove(key, true);
+                false
+            }
         }
     }
 
@@ -926,45 +538,11 @@ impl Registry {
             if !knote.reg.enabled {
                 continue;
             }
-            let clear = knote.reg.flags.contains(Flags::CLEAR);
-            let (fflags, data, still) = match &mut knote.source {
-                Source::User(u) => {
-                    if !u.triggered {
-                        continue;
-                    }
-                    let fflags = u.deliver(clear);
-                    (fflags, knote.reg.data, u.triggered)
-                }
-                Source::Vnode(v) => {
-                    if v.fired == 0 {
-                        continue;
-                    }
-                    let fflags = v.fired;
-                    // Without EV_CLEAR the changes stay recorded and are
-                    // reported on every call, as filt_vnode does.
-                    if clear {
-                        v.fired = 0;
-                    }
-                    (fflags, 0, v.fired != 0)
-                }
-                Source::Timer(_) | Source::Proc(_) | Source::Signal(_) => continue,
-            };
-            out.push(Event::from_parts(
-                key.0,
-                key.1,
-                knote.reg.flags,
-                fflags,
-                data,
-                knote.reg.udata,
-            ));
-            match knote.reg.after() {
-                After::Delete => self.remove(key, false),
-                After::Disable => knote.reg.enabled = false,
-                After::Keep if still => {
-                    knote.queued = true;
-                    self.pending.push(key);
-                }
-                After::Keep => {}
+            if self.deliver(key, out)
+                && let Some(knote) = self.knotes.get_mut(&key)
+            {
+                knote.queued = true;
+                self.pending.push(key);
             }
         }
     }

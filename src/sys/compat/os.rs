@@ -11,7 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use libc::c_int;
 
 pub(super) use crate::sys::errno::Errno;
-use crate::sys::errno::check;
+use crate::sys::errno::{check, check_len};
 
 /// Takes ownership of the descriptor a creating call returned.
 fn owned(ret: c_int) -> Result<OwnedFd, Errno> {
@@ -192,30 +192,20 @@ fn proc_fd_path(fd: RawFd) -> [u8; 32] {
 pub(super) fn read_u64(fd: RawFd) -> Result<u64, Errno> {
     let mut value = 0u64;
     // SAFETY: at most 8 bytes are written into `value`.
-    let n = unsafe { libc::read(fd, (&raw mut value).cast(), 8) };
-    match n {
-        8 => Ok(value),
-        n if n < 0 => Err(Errno::last()),
-        _ => Err(Errno::EIO),
-    }
+    let n = check_len(unsafe { libc::read(fd, (&raw mut value).cast(), 8) })?;
+    if n == 8 { Ok(value) } else { Err(Errno::EIO) }
 }
 
 /// Adds to an eventfd counter.
 pub(super) fn write_u64(fd: RawFd, value: u64) -> Result<(), Errno> {
     // SAFETY: 8 bytes are read from `value`.
-    let n = unsafe { libc::write(fd, (&raw const value).cast(), 8) };
-    if n < 0 { Err(Errno::last()) } else { Ok(()) }
+    check_len(unsafe { libc::write(fd, (&raw const value).cast(), 8) }).map(drop)
 }
 
 /// Reads into `buf`.
 pub(super) fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: `buf` is writable for its whole length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(n as usize)
-    }
+    check_len(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
 }
 
 /// Reads every signal queued for a signalfd; returns how many there were.
@@ -299,8 +289,7 @@ pub(super) fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
 /// The file offset of `fd`.
 pub(super) fn offset(fd: RawFd) -> Result<i64, Errno> {
     // SAFETY: integer arguments only.
-    let off = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    if off < 0 { Err(Errno::last()) } else { Ok(off) }
+    check(unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) })
 }
 
 #[cfg(test)]

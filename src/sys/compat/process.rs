@@ -18,11 +18,16 @@
 
 use std::os::fd::OwnedFd;
 
-use super::Watched;
+use super::filter::{Ops, Report, Shared, Source, Watched};
 use super::os::{self, Errno};
+use super::{Key, Registration};
+use crate::sys::{Change, Filter, Flags, note};
+
+/// EVFILT_PROC in the registry.
+pub(super) const OPS: Ops = Ops::of::<Proc>(Filter::PROC, false);
 
 /// Opens a pidfd for the process `ident`.
-pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
+fn open(ident: usize) -> Result<OwnedFd, Errno> {
     let pid = libc::pid_t::try_from(ident)
         .ok()
         .filter(|pid| *pid > 0)
@@ -33,16 +38,12 @@ pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
 /// The pidfd of one EVFILT_PROC registration.
 #[derive(Debug)]
 pub(super) struct Proc {
-    pub(super) watched: Watched,
+    watched: Watched,
 }
 
 impl Proc {
-    pub(super) fn new(watched: Watched) -> Proc {
-        Proc { watched }
-    }
-
     /// The wait status once the process has exited; `None` before.
-    pub(super) fn exit_status(&self) -> Option<i64> {
+    fn exit_status(&self) -> Option<i64> {
         match os::waitid_pidfd(self.watched.raw()) {
             Ok(Some((code, status))) => Some(wait_status(code, status)),
             Ok(None) => None,
@@ -50,6 +51,37 @@ impl Proc {
             // readable is the proof of exit; the status is unknown.
             Err(_) => Some(0),
         }
+    }
+}
+
+impl Source for Proc {
+    fn attach(shared: &mut Shared, key: Key, change: &Change) -> Result<Proc, Errno> {
+        Ok(Proc {
+            watched: shared.watch(open(change.ident())?, key),
+        })
+    }
+
+    /// kqueue sets EV_CLEAR on process registrations (filt_procattach), and
+    /// marks an exit EV_EOF | EV_ONESHOT.
+    fn report(&mut self, reg: &Registration) -> Report {
+        match self.exit_status() {
+            None => Report::Nothing,
+            // Nobody asked for the exit: FreeBSD drops the knote silently.
+            Some(_) if reg.fflags & note::EXIT == 0 => Report::Drop,
+            Some(status) => Report::Event {
+                flags: Flags::CLEAR | Flags::EOF | Flags::ONESHOT,
+                fflags: note::EXIT,
+                data: status,
+            },
+        }
+    }
+
+    fn detach(self: Box<Self>, shared: &mut Shared, _: Key, _: bool) {
+        shared.disown(&self.watched);
+    }
+
+    fn watched(&mut self) -> Option<&mut Watched> {
+        Some(&mut self.watched)
     }
 }
 

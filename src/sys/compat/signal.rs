@@ -19,12 +19,17 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use super::Watched;
+use super::filter::{Ops, Report, Shared, Source, Watched};
 use super::os::{self, Errno};
+use super::{Key, Registration};
+use crate::sys::{Change, Filter, Flags};
+
+/// EVFILT_SIGNAL in the registry.
+pub(super) const OPS: Ops = Ops::of::<Signal>(Filter::SIGNAL, false);
 
 /// Blocks `ident` in the calling thread and opens a signalfd for it.
 /// EINVAL outside 1..=SIGRTMAX, as FreeBSD's filt_sigattach.
-pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
+fn open(ident: usize) -> Result<OwnedFd, Errno> {
     let signal = libc::c_int::try_from(ident)
         .ok()
         .filter(|s| (1..=libc::SIGRTMAX()).contains(s))
@@ -41,17 +46,35 @@ pub(super) fn open(ident: usize) -> Result<OwnedFd, Errno> {
 /// The signalfd of one EVFILT_SIGNAL registration.
 #[derive(Debug)]
 pub(super) struct Signal {
-    pub(super) watched: Watched,
+    watched: Watched,
 }
 
-impl Signal {
-    pub(super) fn new(watched: Watched) -> Signal {
-        Signal { watched }
+impl Source for Signal {
+    fn attach(shared: &mut Shared, key: Key, change: &Change) -> Result<Signal, Errno> {
+        Ok(Signal {
+            watched: shared.watch(open(change.ident())?, key),
+        })
     }
 
-    /// Signals received since the last call (consumed).
-    pub(super) fn deliveries(&self) -> i64 {
-        i64::try_from(os::drain_signalfd(self.watched.raw())).unwrap_or(i64::MAX)
+    /// The signals received since the last event (consumed); kqueue sets
+    /// EV_CLEAR on signal registrations itself (filt_sigattach).
+    fn report(&mut self, _: &Registration) -> Report {
+        match os::drain_signalfd(self.watched.raw()) {
+            0 => Report::Nothing,
+            n => Report::Event {
+                flags: Flags::CLEAR,
+                fflags: 0,
+                data: i64::try_from(n).unwrap_or(i64::MAX),
+            },
+        }
+    }
+
+    fn detach(self: Box<Self>, shared: &mut Shared, _: Key, _: bool) {
+        shared.disown(&self.watched);
+    }
+
+    fn watched(&mut self) -> Option<&mut Watched> {
+        Some(&mut self.watched)
     }
 }
 

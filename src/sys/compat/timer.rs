@@ -14,9 +14,17 @@
 //! outlived its timer (deleted, re-added, recycled) reads an empty counter
 //! and reports nothing.
 
-use super::Watched;
+use super::filter::{Ops, Report, Shared, Source, Watched};
 use super::os::{self, Errno};
-use crate::sys::raw;
+use super::{Key, Registration};
+use crate::sys::{Change, Filter, Flags, raw};
+
+/// EVFILT_TIMER in the registry.
+pub(super) const OPS: Ops = Ops::of::<Timer>(Filter::TIMER, false);
+
+/// Idle timerfds kept for reuse: a one-shot timer costs one
+/// `timerfd_settime` instead of a create, an `EPOLL_CTL_ADD` and a close.
+const SPARE_TIMERS: usize = 64;
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
@@ -28,8 +36,14 @@ pub(super) struct Spec {
 }
 
 impl Spec {
-    /// The timer a change describes.
-    pub(super) fn new(data: i64, fflags: u32, oneshot: bool) -> Result<Spec, Errno> {
+    /// The timer `change` describes.
+    fn of(change: &Change) -> Result<Spec, Errno> {
+        let oneshot = change.flags().contains(Flags::ONESHOT);
+        Spec::new(change.get_data(), change.get_fflags(), oneshot)
+    }
+
+    /// The timer of a period `data` in the unit of `fflags`.
+    fn new(data: i64, fflags: u32, oneshot: bool) -> Result<Spec, Errno> {
         let units = raw::NOTE_SECONDS | raw::NOTE_USECONDS | raw::NOTE_NSECONDS;
         if data < 0 || fflags & !units != 0 {
             return Err(Errno::EINVAL);
@@ -64,31 +78,89 @@ fn timespec(nanos: u128) -> libc::timespec {
 /// The timerfd of one EVFILT_TIMER registration.
 #[derive(Debug)]
 pub(super) struct Timer {
-    pub(super) watched: Watched,
+    watched: Watched,
 }
 
 impl Timer {
-    pub(super) fn new(watched: Watched) -> Timer {
-        Timer { watched }
-    }
-
     /// (Re)starts the timer from now; expirations not yet read are
     /// dropped.
-    pub(super) fn arm(&self, spec: &Spec) -> Result<(), Errno> {
+    fn arm(&self, spec: &Spec) -> Result<(), Errno> {
         os::timerfd_settime(self.watched.raw(), spec.value, spec.interval)
     }
 
     /// Stops the timer and drops its count (for reuse).
-    pub(super) fn disarm(&self) -> Result<(), Errno> {
+    fn disarm(&self) -> Result<(), Errno> {
         os::timerfd_settime(self.watched.raw(), timespec(0), timespec(0))
     }
 
     /// Expirations since the last call (0 when none).
-    pub(super) fn expirations(&self) -> i64 {
+    fn expirations(&self) -> i64 {
         match os::read_u64(self.watched.raw()) {
             Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
             Err(_) => 0,
         }
+    }
+}
+
+impl Source for Timer {
+    /// Takes an idle timerfd if there is one, else makes one.
+    fn attach(shared: &mut Shared, key: Key, change: &Change) -> Result<Timer, Errno> {
+        let spec = Spec::of(change)?;
+        let timer = match shared.spare_timers.pop() {
+            Some(timer) => timer,
+            None => Timer {
+                watched: shared.watched(os::timerfd()?),
+            },
+        };
+        timer.arm(&spec)?;
+        shared.own(&timer.watched, key);
+        Ok(timer)
+    }
+
+    /// Re-adding a timer restarts it with the new period and forgets
+    /// expirations not yet reported (FreeBSD's filt_timertouch); other
+    /// changes leave it running.
+    fn modify(
+        &mut self,
+        _: &mut Shared,
+        _: Key,
+        reg: &mut Registration,
+        change: &Change,
+    ) -> Result<(), Errno> {
+        let adding = change.flags().contains(Flags::ADD);
+        if adding {
+            self.arm(&Spec::of(change)?)?;
+        }
+        reg.modify(change, adding);
+        Ok(())
+    }
+
+    /// kqueue sets EV_CLEAR on timers itself (filt_timerattach).
+    fn report(&mut self, _: &Registration) -> Report {
+        match self.expirations() {
+            0 => Report::Nothing,
+            n => Report::Event {
+                flags: Flags::CLEAR,
+                fflags: 0,
+                data: n,
+            },
+        }
+    }
+
+    /// Keeps an idle timerfd for the next timer, or closes it. `fired`: it
+    /// has just fired its only expiry, so it is disarmed already.
+    fn detach(self: Box<Self>, shared: &mut Shared, _: Key, fired: bool) {
+        shared.disown(&self.watched);
+        if !self.watched.in_epoll() || shared.spare_timers.len() >= SPARE_TIMERS {
+            return;
+        }
+        if fired || self.disarm().is_ok() {
+            shared.spare_timers.push(*self);
+        }
+    }
+
+    fn watched(&mut self) -> Option<&mut Watched> {
+        Some(&mut self.watched)
     }
 }
 

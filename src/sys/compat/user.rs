@@ -16,21 +16,28 @@
 //! stay, as on FreeBSD, macOS and libkqueue. Without `EV_CLEAR` the event
 //! stays triggered and is reported by every call.
 
-use crate::sys::{Change, Flags, note};
+use super::Key;
+use super::Registration;
+use super::filter::{Ops, Report, Shared, Source};
+use super::os::Errno;
+use crate::sys::{Change, Filter, Flags, note};
+
+/// EVFILT_USER in the registry.
+pub(super) const OPS: Ops = Ops::of::<User>(Filter::USER, false);
 
 /// The filter state of one EVFILT_USER registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct User {
-    pub(super) triggered: bool,
+    triggered: bool,
     /// The user flags (`NOTE_FFLAGSMASK` bits).
-    pub(super) fflags: u32,
+    fflags: u32,
 }
 
 impl User {
     /// A new registration. Like kqueue's attach, it takes the change's user
     /// bits as they are (the `NOTE_FF*` operation only applies to an
     /// existing registration) and triggers on `NOTE_TRIGGER`.
-    pub(super) fn new(change: &Change) -> User {
+    fn new(change: &Change) -> User {
         let fflags = change.get_fflags();
         User {
             triggered: fflags & note::TRIGGER != 0,
@@ -39,7 +46,7 @@ impl User {
     }
 
     /// A change to an existing registration.
-    pub(super) fn touch(&mut self, change: &Change) {
+    fn update(&mut self, change: &Change) {
         let fflags = change.get_fflags();
         if fflags & note::TRIGGER != 0 {
             self.triggered = true;
@@ -58,11 +65,45 @@ impl User {
 
     /// The fflags one delivery reports; `clear` (the registration has
     /// `EV_CLEAR`) un-triggers it.
-    pub(super) fn deliver(&mut self, clear: bool) -> u32 {
+    fn deliver(&mut self, clear: bool) -> u32 {
         if clear {
             self.triggered = false;
         }
         self.fflags
+    }
+}
+
+impl Source for User {
+    fn attach(_: &mut Shared, _: Key, change: &Change) -> Result<User, Errno> {
+        Ok(User::new(change))
+    }
+
+    fn modify(
+        &mut self,
+        _: &mut Shared,
+        _: Key,
+        reg: &mut Registration,
+        change: &Change,
+    ) -> Result<(), Errno> {
+        // The data of the last change is what the event reports
+        // (filt_usertouch stores it); the flags are the user's own.
+        reg.modify(change, true);
+        self.update(change);
+        Ok(())
+    }
+
+    fn report(&mut self, reg: &Registration) -> Report {
+        if !self.triggered {
+            return Report::Nothing;
+        }
+        let fflags = self.deliver(reg.flags.contains(Flags::CLEAR));
+        Report::event(fflags, reg.data)
+    }
+
+    fn detach(self: Box<Self>, _: &mut Shared, _: Key, _: bool) {}
+
+    fn holds_event(&self) -> bool {
+        self.triggered
     }
 }
 
@@ -97,16 +138,16 @@ mod tests {
     #[test]
     fn flag_operations() {
         let mut u = User::new(&change(Flags::ADD, 0x6));
-        u.touch(&change(Flags::NONE, note::FFOR | 0x1));
+        u.update(&change(Flags::NONE, note::FFOR | 0x1));
         assert_eq!(u.fflags, 0x7);
-        u.touch(&change(Flags::NONE, note::FFAND | 0x5));
+        u.update(&change(Flags::NONE, note::FFAND | 0x5));
         assert_eq!(u.fflags, 0x5);
-        u.touch(&change(Flags::NONE, note::FFCOPY | 0x8));
+        u.update(&change(Flags::NONE, note::FFCOPY | 0x8));
         assert_eq!(u.fflags, 0x8);
-        u.touch(&change(Flags::NONE, note::FFNOP | 0xff));
+        u.update(&change(Flags::NONE, note::FFNOP | 0xff));
         assert_eq!(u.fflags, 0x8);
         assert!(!u.triggered);
-        u.touch(&change(Flags::NONE, note::TRIGGER | note::FFOR | 0x1));
+        u.update(&change(Flags::NONE, note::TRIGGER | note::FFOR | 0x1));
         assert_eq!(
             u,
             User {
@@ -119,7 +160,7 @@ mod tests {
     #[test]
     fn clear_resets_the_trigger_not_the_flags() {
         let mut u = User::new(&change(Flags::ADD, 0x3));
-        u.touch(&change(Flags::NONE, note::TRIGGER));
+        u.update(&change(Flags::NONE, note::TRIGGER));
         assert_eq!(u.deliver(true), 0x3);
         assert_eq!(
             u,
@@ -128,11 +169,11 @@ mod tests {
                 fflags: 0x3
             }
         );
-        u.touch(&change(Flags::NONE, note::TRIGGER));
+        u.update(&change(Flags::NONE, note::TRIGGER));
         assert_eq!(u.deliver(false), 0x3);
         assert!(u.triggered);
         // A change with EV_CLEAR un-triggers (FreeBSD's filt_usertouch).
-        u.touch(&change(Flags::CLEAR, note::FFNOP));
+        u.update(&change(Flags::CLEAR, note::FFNOP));
         assert!(!u.triggered);
     }
 }

@@ -32,8 +32,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use libc::c_int;
 
+use super::filter::{Ops, Report, Shared, Source};
 use super::os::{self, Errno};
-use crate::sys::note;
+use super::{Key, Registration, TOKEN_VNODE};
+use crate::sys::{Change, Filter, Flags, note};
+
+/// EVFILT_VNODE in the registry: the ident is a descriptor.
+pub(super) const OPS: Ops = Ops::of::<Vnode>(Filter::VNODE, true);
 
 /// Directory events: an entry was created, deleted, or moved in or out.
 const ENTRIES: u32 = libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
@@ -70,7 +75,7 @@ pub(super) struct Inotify {
 
 impl Inotify {
     /// Creates the instance and puts it in the main epoll under `token`.
-    pub(super) fn new(main: RawFd, token: u64) -> Result<Inotify, Errno> {
+    fn new(main: RawFd, token: u64) -> Result<Inotify, Errno> {
         let fd = os::inotify_init()?;
         os::epoll_ctl(
             main,
@@ -101,7 +106,7 @@ impl Inotify {
     }
 
     /// Drops `ident` from a watch, and the watch with its last user.
-    pub(super) fn unwatch(&mut self, wd: c_int, ident: usize) {
+    fn unwatch(&mut self, wd: c_int, ident: usize) {
         let Some(idents) = self.watches.get_mut(&wd) else {
             return;
         };
@@ -164,7 +169,7 @@ fn parse(buf: &[u8], at: usize) -> Option<(c_int, u32, usize)> {
 /// The filter state of one EVFILT_VNODE registration.
 #[derive(Debug)]
 pub(super) struct Vnode {
-    pub(super) wd: c_int,
+    wd: c_int,
     dev: u64,
     ino: u64,
     is_dir: bool,
@@ -173,18 +178,13 @@ pub(super) struct Vnode {
     size: i64,
     nlink: libc::nlink_t,
     /// Notes seen and not delivered yet.
-    pub(super) fired: u32,
+    fired: u32,
 }
 
 impl Vnode {
     /// Watches the file open at `fd`. Sockets, pipes and the like have no
     /// vnode filter in kqueue: EINVAL.
-    pub(super) fn watch(
-        inotify: &mut Inotify,
-        ident: usize,
-        fd: RawFd,
-        fflags: u32,
-    ) -> Result<Vnode, Errno> {
+    fn watch(inotify: &mut Inotify, ident: usize, fd: RawFd, fflags: u32) -> Result<Vnode, Errno> {
         let st = os::fstat(fd)?;
         let kind = st.st_mode & libc::S_IFMT;
         if ![
@@ -212,7 +212,7 @@ impl Vnode {
 
     /// EBADF once the descriptor is closed, ENOENT once its number names
     /// another file.
-    pub(super) fn same_file(&self, fd: RawFd) -> Result<(), Errno> {
+    fn same_file(&self, fd: RawFd) -> Result<(), Errno> {
         let st = os::fstat(fd)?;
         if (st.st_dev, st.st_ino) == (self.dev, self.ino) {
             Ok(())
@@ -222,12 +222,7 @@ impl Vnode {
     }
 
     /// A modification asking for (possibly) more notes: widens the watch.
-    pub(super) fn rewatch(
-        &mut self,
-        inotify: &mut Inotify,
-        ident: usize,
-        fflags: u32,
-    ) -> Result<(), Errno> {
+    fn rewatch(&mut self, inotify: &mut Inotify, ident: usize, fflags: u32) -> Result<(), Errno> {
         let fd = RawFd::try_from(ident).map_err(|_| Errno::EBADF)?;
         let wd = inotify.watch(ident, fd, fflags)?;
         if wd != self.wd {
@@ -240,7 +235,7 @@ impl Vnode {
 
     /// The notes (among `want`) an inotify event `mask` stands for; `None`
     /// when the descriptor is closed or names another file.
-    pub(super) fn observe(&mut self, ident: usize, mask: u32, want: u32) -> Option<u32> {
+    fn observe(&mut self, ident: usize, mask: u32, want: u32) -> Option<u32> {
         let fd = RawFd::try_from(ident).ok()?;
         let st = os::fstat(fd).ok()?;
         if (st.st_dev, st.st_ino) != (self.dev, self.ino) {
@@ -295,6 +290,72 @@ impl Vnode {
             bits |= note::RENAME;
         }
         bits
+    }
+}
+
+impl Source for Vnode {
+    fn attach(shared: &mut Shared, key: Key, change: &Change) -> Result<Vnode, Errno> {
+        let fd = RawFd::try_from(key.0).map_err(|_| Errno::EBADF)?;
+        let main = shared.main;
+        let inotify = match &mut shared.inotify {
+            Some(inotify) => inotify,
+            slot @ None => slot.insert(Inotify::new(main, TOKEN_VNODE)?),
+        };
+        Vnode::watch(inotify, key.0, fd, change.get_fflags())
+    }
+
+    fn modify(
+        &mut self,
+        shared: &mut Shared,
+        key: Key,
+        reg: &mut Registration,
+        change: &Change,
+    ) -> Result<(), Errno> {
+        reg.modify(change, true);
+        match &mut shared.inotify {
+            Some(inotify) => self.rewatch(inotify, key.0, change.get_fflags()),
+            None => Ok(()),
+        }
+    }
+
+    /// The notes recorded. Without EV_CLEAR they stay recorded and are
+    /// reported on every call, as filt_vnode does.
+    fn report(&mut self, reg: &Registration) -> Report {
+        if self.fired == 0 {
+            return Report::Nothing;
+        }
+        let fflags = self.fired;
+        if reg.flags.contains(Flags::CLEAR) {
+            self.fired = 0;
+        }
+        Report::event(fflags, 0)
+    }
+
+    fn detach(self: Box<Self>, shared: &mut Shared, key: Key, _: bool) {
+        if let Some(inotify) = &mut shared.inotify {
+            inotify.unwatch(self.wd, key.0);
+        }
+    }
+
+    fn holds_event(&self) -> bool {
+        self.fired != 0
+    }
+
+    /// Records the notes an inotify event (`hint`, its mask) stands for.
+    fn notify(&mut self, ident: usize, reg: &Registration, hint: u32) -> bool {
+        match self.observe(ident, hint, reg.fflags) {
+            // The descriptor was closed (or now names another file):
+            // kqueue would have dropped the knote at close().
+            None => false,
+            Some(bits) => {
+                self.fired |= bits;
+                true
+            }
+        }
+    }
+
+    fn gone(&self, fd: RawFd) -> Option<Errno> {
+        self.same_file(fd).err()
     }
 }
 
