@@ -151,7 +151,7 @@ fn pipe_ping_pong(c: &mut Criterion) {
                         .unwrap();
                     ring.submit_and_wait(2).unwrap();
                     for mut cqe in ring.completion().wait_nr(2).unwrap() {
-                        assert_eq!(cqe.res(), 1);
+                        assert_eq!(cqe.result(), 1);
                         if let Ok(b) = cqe.take_buf::<BytesMut>() {
                             buf = Some(b);
                         }

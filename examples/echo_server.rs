@@ -232,9 +232,9 @@ impl Server {
         let current = self.conns.get(&slot) == Some(&generation);
         match kind {
             Some(Kind::Accept) => {
-                if cqe.res() >= 0 {
+                if cqe.result() >= 0 {
                     self.counters.accepted += 1;
-                    let slot = cqe.res() as u32;
+                    let slot = cqe.result() as u32;
                     if let Some(peer) = cqe.socket_addr() {
                         println!("accepted {peer} (slot {slot})");
                     }
@@ -245,21 +245,21 @@ impl Server {
                     } else {
                         self.arm_recv(slot, backlog)?;
                     }
-                } else if cqe.res() != -libc::ECANCELED {
-                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.res()));
+                } else if cqe.result() != -libc::ECANCELED {
+                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.result()));
                 }
                 if !cqe.is_more() {
                     self.accepting = false;
                     // EMFILE, ENFILE (a full table) and friends end a
                     // multishot accept: start again, unless shutting down.
-                    if !self.stopping && cqe.res() != -libc::ECANCELED {
+                    if !self.stopping && cqe.result() != -libc::ECANCELED {
                         self.arm_accept(backlog)?;
                     }
                 }
             }
             Some(Kind::Recv) => {
-                if cqe.res() > 0 {
-                    self.counters.bytes += cqe.res() as u64;
+                if cqe.result() > 0 {
+                    self.counters.bytes += cqe.result() as u64;
                     let buf = cqe.take_buf::<BytesMut>().ok();
                     if let (Some(buf), Some(bid), Some(&generation)) =
                         (buf, cqe.buffer_id(), self.conns.get(&slot))
@@ -274,7 +274,7 @@ impl Server {
                     }
                 }
                 if !cqe.is_more() {
-                    match cqe.res() {
+                    match cqe.result() {
                         r if r == -libc::ENOBUFS && !self.stopping => self.starved.push(slot),
                         r if r > 0 && !self.stopping => self.arm_recv(slot, backlog)?,
                         _ => self.close(slot, backlog)?,
@@ -285,7 +285,7 @@ impl Server {
                 let Some(buf) = cqe.take_buf::<BytesMut>().ok() else {
                     return Ok(());
                 };
-                let sent = cqe.res();
+                let sent = cqe.result();
                 if sent >= 0 && (sent as usize) < buf.len() && current {
                     // A short send (rare): the rest goes in a copy, so the
                     // group gets its whole buffer back now. Sends on one
@@ -304,7 +304,7 @@ impl Server {
                 self.give_back(buf, bid, backlog)?;
             }
             Some(Kind::SendRest) => {
-                let sent = cqe.res();
+                let sent = cqe.result();
                 let rest = cqe.take_buf::<Bytes>().ok().unwrap_or_default();
                 if sent < 0 && current {
                     self.close(slot, backlog)?;
@@ -323,10 +323,10 @@ impl Server {
                 }
             }
             Some(Kind::Provide) => {
-                if cqe.res() < 0 {
+                if cqe.result() < 0 {
                     eprintln!(
                         "provide buffers: {}",
-                        io::Error::from_raw_os_error(-cqe.res())
+                        io::Error::from_raw_os_error(-cqe.result())
                     );
                 }
             }

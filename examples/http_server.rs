@@ -133,9 +133,9 @@ impl Server {
         let (kind, fd) = parse_ud(cqe.user_data());
         match kind {
             Some(Kind::Accept) => {
-                if cqe.res() >= 0 {
+                if cqe.result() >= 0 {
                     // SAFETY: the accepted descriptor is ours alone.
-                    let conn = unsafe { OwnedFd::from_raw_fd(cqe.res()) };
+                    let conn = unsafe { OwnedFd::from_raw_fd(cqe.result()) };
                     let fd = conn.as_raw_fd();
                     self.conns.insert(
                         fd,
@@ -151,19 +151,19 @@ impl Server {
                     } else {
                         self.recv(fd, BytesMut::with_capacity(BUF_SIZE), backlog)?;
                     }
-                } else if cqe.res() != -libc::ECANCELED {
-                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.res()));
+                } else if cqe.result() != -libc::ECANCELED {
+                    eprintln!("accept: {}", io::Error::from_raw_os_error(-cqe.result()));
                 }
                 if !cqe.is_more() {
                     self.accepting = false;
-                    if !self.stopping && cqe.res() != -libc::ECANCELED {
+                    if !self.stopping && cqe.result() != -libc::ECANCELED {
                         self.arm_accept(backlog)?;
                     }
                 }
             }
             Some(Kind::Recv) => {
                 let buf = cqe.take_buf::<BytesMut>().ok();
-                let (Some(mut buf), true) = (buf, cqe.res() > 0) else {
+                let (Some(mut buf), true) = (buf, cqe.result() > 0) else {
                     // End of stream, an error, or cancelled: done.
                     return self.close(fd, backlog);
                 };
@@ -193,7 +193,7 @@ impl Server {
                 self.recv(fd, buf, backlog)?;
             }
             Some(Kind::Send) => {
-                let sent = cqe.res();
+                let sent = cqe.result();
                 let body = cqe.take_buf::<Bytes>().ok().unwrap_or_default();
                 let Some(c) = self.conns.get_mut(&fd) else {
                     return Ok(());

@@ -72,11 +72,6 @@ impl Cqe {
         self.res
     }
 
-    /// The result, as [`result`](Self::result).
-    pub fn res(&self) -> i32 {
-        self.res
-    }
-
     /// The flags (see [`flags`]).
     pub fn flags(&self) -> u32 {
         self.flags

@@ -404,7 +404,7 @@ impl Builder {
 /// ring.submission().push(ops::Nop::new().build().user_data(42)).expect("queue full");
 /// ring.submission().submit_and_wait(1)?;
 /// let cqe = ring.completion().pop().expect("a completion");
-/// assert_eq!((cqe.user_data(), cqe.res()), (42, 0));
+/// assert_eq!((cqe.user_data(), cqe.result()), (42, 0));
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Ring {

@@ -69,14 +69,14 @@ fn provide(ring: &Ring, group: u16, n: usize, size: usize, bid: u16) {
             .build()
             .user_data(1000),
     );
-    assert_eq!((c.res(), c.has_buf()), (0, false));
+    assert_eq!((c.result(), c.has_buf()), (0, false));
 }
 
 /// Removes up to `n` buffers; the count and the buffers.
 fn remove(ring: &Ring, group: u16, n: u16) -> (i32, Vec<BytesMut>) {
     let mut c = run1(ring, RemoveBuffers::new(group, n).build().user_data(1001));
     let v = c.take_buf::<Vec<BytesMut>>().ok().unwrap_or_default();
-    (c.res(), v)
+    (c.result(), v)
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn recv_with_buffer_select_gets_f_buffer_the_id_and_the_bytes_in_fifo_order() {
                     .build()
                     .user_data(i as u64),
             );
-            assert_eq!(c.res(), msg.len() as i32);
+            assert_eq!(c.result(), msg.len() as i32);
             assert_ne!(c.flags() & cqe_flags::BUFFER, 0);
             assert!(!c.is_more());
             let bid = c.buffer_id().expect("a buffer id");
@@ -110,7 +110,7 @@ fn recv_with_buffer_select_gets_f_buffer_the_id_and_the_bytes_in_fifo_order() {
                 ring,
                 ProvideBuffers::one(GROUP, buf, bid).build().user_data(99),
             );
-            assert_eq!(back.res(), 0);
+            assert_eq!(back.result(), 0);
         }
         // Oldest first, as Linux's legacy provided buffers since 5.19.
         assert_eq!(seen, [10, 11, 12, 13, 10]);
@@ -125,7 +125,7 @@ fn an_empty_or_unknown_group_is_enobufs_at_once() {
         // No data and no buffer: io_uring answers -ENOBUFS at once too.
         let c = run1(ring, Recv::select(b.as_raw_fd(), 321).build().user_data(1));
         assert_eq!(
-            (c.res(), c.flags(), c.has_buf()),
+            (c.result(), c.flags(), c.has_buf()),
             (-libc::ENOBUFS, 0, false)
         );
         provide(ring, GROUP, 1, 8, 0);
@@ -134,7 +134,7 @@ fn an_empty_or_unknown_group_is_enobufs_at_once() {
             ring,
             Recv::select(b.as_raw_fd(), GROUP).build().user_data(2),
         );
-        assert_eq!(c.res(), -libc::ENOBUFS);
+        assert_eq!(c.result(), -libc::ENOBUFS);
     });
 }
 
@@ -155,10 +155,10 @@ fn a_waiting_receive_pins_no_buffer_and_takes_one_when_data_comes() {
             ring,
             ProvideBuffers::new(GROUP, back, 5).build().user_data(2),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         a.write_all(b"late").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res(), c.buffer_id()), (1, 4, Some(5)));
+        assert_eq!((c.user_data(), c.result(), c.buffer_id()), (1, 4, Some(5)));
         assert_eq!(&take_mut(&mut c)[..], b"late");
         assert_eq!(remove(ring, GROUP, 64).0, 1);
     });
@@ -177,7 +177,7 @@ fn recv_len_caps_the_provided_buffer() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!((c.res(), c.buffer_id()), (4, Some(3)));
+        assert_eq!((c.result(), c.buffer_id()), (4, Some(3)));
         assert_eq!(&take_mut(&mut c)[..], b"0123");
     });
 }
@@ -198,14 +198,14 @@ fn multishot_recv_posts_f_more_with_a_buffer_each_then_ends_at_eof() {
         for (i, msg) in [&b"alpha"[..], b"beta", b"gamma"].into_iter().enumerate() {
             a.write_all(msg).unwrap();
             let mut c = wait_n(ring, 1).remove(0);
-            assert_eq!((c.user_data(), c.res()), (9, msg.len() as i32));
+            assert_eq!((c.user_data(), c.result()), (9, msg.len() as i32));
             assert!(c.is_more());
             assert_eq!(c.buffer_id(), Some(i as u16));
             assert_eq!(&take_mut(&mut c)[..], msg);
         }
         drop(a);
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res(), c.flags()), (9, 0, 0));
+        assert_eq!((c.user_data(), c.result(), c.flags()), (9, 0, 0));
         assert!(!c.has_buf());
         // The end of the stream used no buffer: one is left.
         assert_eq!(remove(ring, GROUP, 64).0, 1);
@@ -231,7 +231,10 @@ fn multishot_recv_ends_with_enobufs_when_the_group_runs_dry() {
         }
         a.write_all(b"three").unwrap();
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res(), c.flags()), (4, -libc::ENOBUFS, 0));
+        assert_eq!(
+            (c.user_data(), c.result(), c.flags()),
+            (4, -libc::ENOBUFS, 0)
+        );
     });
 }
 
@@ -250,8 +253,8 @@ fn multishot_recv_cancel_and_reset_end_it_and_keep_the_buffers() {
         assert_quiet(ring);
         submit_all(ring, [AsyncCancel::new(5).build().user_data(6)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].res(), cqes[0].flags()), (-libc::ECANCELED, 0));
-        assert_eq!(cqes[1].res(), 0);
+        assert_eq!((cqes[0].result(), cqes[0].flags()), (-libc::ECANCELED, 0));
+        assert_eq!(cqes[1].result(), 0);
         assert_eq!(remove(ring, GROUP, 64).0, 3);
 
         // A reset peer: the error ends it; no buffer is consumed.
@@ -267,7 +270,7 @@ fn multishot_recv_cancel_and_reset_end_it_and_keep_the_buffers() {
         assert_quiet(ring);
         kqring_test_support::close_with_reset(client).unwrap();
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.res(), c.flags()), (-libc::ECONNRESET, 0));
+        assert_eq!((c.result(), c.flags()), (-libc::ECONNRESET, 0));
         assert_eq!(remove(ring, GROUP, 64).0, 3);
     });
 }
@@ -296,14 +299,14 @@ fn provide_buffers_errors_give_the_buffers_back() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), -libc::E2BIG);
+        assert_eq!(c.result(), -libc::E2BIG);
         let mut c = run1(
             ring,
             ProvideBuffers::new(GROUP, bufs(2, 8), u16::MAX)
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
         assert_eq!(c.take_buf::<Vec<BytesMut>>().ok().map(|v| v.len()), Some(2));
         let c = run1(
             ring,
@@ -311,7 +314,7 @@ fn provide_buffers_errors_give_the_buffers_back() {
                 .build()
                 .user_data(3),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
         // A buffer with bytes in it is emptied: a receive fills it whole.
         let mut full = BytesMut::with_capacity(8);
         full.extend_from_slice(b"stale");
@@ -319,7 +322,7 @@ fn provide_buffers_errors_give_the_buffers_back() {
             ring,
             ProvideBuffers::one(GROUP, full, 0).build().user_data(4),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let (mut a, b) = pair();
         a.write_all(b"fresh").unwrap();
         let mut c = run1(
@@ -342,7 +345,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .flags(SqeFlags::BUFFER_SELECT)
                 .user_data(1),
         );
-        assert_eq!(c.res(), -libc::EOPNOTSUPP);
+        assert_eq!(c.result(), -libc::EOPNOTSUPP);
         assert_eq!(c.take_buf::<Bytes>().ok(), Some(Bytes::from_static(b"x")));
         let c = run1(
             ring,
@@ -351,7 +354,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .flags(SqeFlags::BUFFER_SELECT)
                 .user_data(2),
         );
-        assert_eq!(c.res(), -libc::EOPNOTSUPP);
+        assert_eq!(c.result(), -libc::EOPNOTSUPP);
         // An own buffer and BUFFER_SELECT: EINVAL, the buffer comes back.
         let mut c = run1(
             ring,
@@ -360,7 +363,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .flags(SqeFlags::BUFFER_SELECT)
                 .user_data(3),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
         assert_eq!(take_mut(&mut c).capacity(), 4);
         // Multishot receives need a group.
         let c = run1(
@@ -370,7 +373,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .build()
                 .user_data(4),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
         // A select receive whose flag was dropped has no buffer at all.
         let c = run1(
             ring,
@@ -379,7 +382,7 @@ fn buffer_select_where_it_does_not_apply() {
                 .clear_flags()
                 .user_data(5),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
     });
 }
 
@@ -397,7 +400,7 @@ fn read_selects_on_pipes_and_files_and_consumes_a_buffer_at_eof() {
             .write_all(b"piped")
             .unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.res(), c.buffer_id()), (5, Some(20)));
+        assert_eq!((c.result(), c.buffer_id()), (5, Some(20)));
         assert_eq!(&take_mut(&mut c)[..], b"piped");
         // End of file: io_uring's read reports the buffer used, empty.
         drop(w);
@@ -405,7 +408,7 @@ fn read_selects_on_pipes_and_files_and_consumes_a_buffer_at_eof() {
             ring,
             Read::select(r.as_raw_fd(), GROUP).build().user_data(2),
         );
-        assert_eq!((c.res(), c.buffer_id()), (0, Some(21)));
+        assert_eq!((c.result(), c.buffer_id()), (0, Some(21)));
         assert!(take_mut(&mut c).is_empty());
 
         // A regular file: on the pool, with the buffer taken beforehand.
@@ -414,14 +417,14 @@ fn read_selects_on_pipes_and_files_and_consumes_a_buffer_at_eof() {
             ring,
             Read::select(f.as_raw_fd(), GROUP).build().user_data(3),
         );
-        assert_eq!((c.res(), c.buffer_id()), (11, Some(22)));
+        assert_eq!((c.result(), c.buffer_id()), (11, Some(22)));
         assert_eq!(&take_mut(&mut c)[..], b"from a file");
         // The group is empty now.
         let c = run1(
             ring,
             Read::select(f.as_raw_fd(), GROUP).build().user_data(4),
         );
-        assert_eq!(c.res(), -libc::ENOBUFS);
+        assert_eq!(c.result(), -libc::ENOBUFS);
     });
 }
 
@@ -436,7 +439,7 @@ fn recvmsg_selects_a_buffer_and_reports_the_sender() {
             ring,
             RecvMsg::select(b.as_raw_fd(), GROUP).build().user_data(1),
         );
-        assert_eq!((c.res(), c.buffer_id()), (5, Some(40)));
+        assert_eq!((c.result(), c.buffer_id()), (5, Some(40)));
         assert_eq!(c.socket_addr(), Some(a.local_addr().unwrap()));
         assert_eq!(&take_mut(&mut c)[..], b"dgram");
         // A datagram larger than the buffer is truncated to it.
@@ -445,7 +448,7 @@ fn recvmsg_selects_a_buffer_and_reports_the_sender() {
             ring,
             Recv::select(b.as_raw_fd(), GROUP).build().user_data(2),
         );
-        assert_eq!((c.res(), c.buffer_id()), (8, Some(41)));
+        assert_eq!((c.result(), c.buffer_id()), (8, Some(41)));
         assert_eq!(&take_mut(&mut c)[..], &[7u8; 8]);
     });
 }
@@ -600,7 +603,7 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
                 .build()
                 .user_data(u64::MAX - 1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
 
         // Traffic on a random subset, in batches the group can hold; every
         // byte is checked and every buffer given back.
@@ -630,10 +633,10 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
                     .unwrap()
                     .expect("traffic completion did not come");
                 let i = c.user_data() as usize;
-                assert!(c.res() > 0 && c.is_more(), "{c:?}");
+                assert!(c.result() > 0 && c.is_more(), "{c:?}");
                 let bid = c.buffer_id().expect("a provided buffer");
                 let buf = take_mut(&mut c);
-                assert_eq!(buf.len(), c.res() as usize);
+                assert_eq!(buf.len(), c.result() as usize);
                 got[i].extend_from_slice(&buf);
                 bytes += buf.len();
                 give_back.push(
@@ -648,7 +651,7 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
             assert!(
                 returned
                     .iter()
-                    .all(|c| c.res() == 0 && c.user_data() == u64::MAX - 2)
+                    .all(|c| c.result() == 0 && c.user_data() == u64::MAX - 2)
             );
             for (i, msg) in &pending {
                 assert_eq!(&got[*i], msg, "connection {i}");
@@ -668,7 +671,7 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
                 .build()
                 .user_data(u64::MAX - 1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
 
         // Closing the peers ends every receive with one final completion.
         let (clients, servers): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
@@ -680,7 +683,7 @@ fn ten_thousand_idle_connections_pin_no_buffer() {
                 .wait_timeout(PATIENCE)
                 .unwrap()
                 .expect("final completion did not come");
-            assert_eq!((c.res(), c.flags()), (0, 0), "{c:?}");
+            assert_eq!((c.result(), c.flags()), (0, 0), "{c:?}");
             let i = c.user_data() as usize;
             assert!(!ended[i], "two final completions for {i}");
             ended[i] = true;

@@ -22,7 +22,7 @@ fn seq(cqes: &[Cqe]) -> Vec<(u64, i32)> {
     for c in cqes {
         assert_eq!(c.flags(), 0, "{c:?}");
     }
-    cqes.iter().map(|c| (c.user_data(), c.res())).collect()
+    cqes.iter().map(|c| (c.user_data(), c.result())).collect()
 }
 
 #[test]
@@ -415,7 +415,7 @@ fn async_runs_a_socket_read_on_the_pool() {
                 .flags(SqeFlags::ASYNC)],
         );
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 4);
+        assert_eq!(c.result(), 4);
         assert_eq!(c.take_buf::<BytesMut>().ok().as_deref(), Some(&b"pool"[..]));
         assert_eq!(ring.stats().offloaded, 1, "ASYNC ran it on the pool");
         a.write_all(b"poll").unwrap();
@@ -425,7 +425,7 @@ fn async_runs_a_socket_read_on_the_pool() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 4);
+        assert_eq!(c.result(), 4);
         assert_eq!(take_mut(&mut c), &b"poll"[..]);
         assert_eq!(ring.stats().offloaded, 1, "without ASYNC it stays inline");
     });

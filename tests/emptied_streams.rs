@@ -63,7 +63,7 @@ fn data_that_came_while_nothing_waited_is_received() {
             start(ring, []);
             submit_all(ring, [recv64(fd, round)]);
             let mut c = wait_n(ring, 1).remove(0);
-            assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
+            assert_eq!((c.user_data(), c.result()), (round, msg.len() as i32));
             assert_eq!(&take_mut(&mut c)[..], msg.as_bytes());
         }
     });
@@ -95,7 +95,7 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         // No event will come for "y" again: this receive must try.
         submit_all(ring, [recv64(fd, 2)]);
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (2, 1));
+        assert_eq!((c.user_data(), c.result()), (2, 1));
         assert_eq!(&take_mut(&mut c)[..], b"y");
         // The last data and the end of the stream; the poll hears of them
         // (in one event or two) and none follows.
@@ -104,17 +104,17 @@ fn a_receive_tries_when_a_poll_took_the_readiness_event() {
         let c = wait_n(ring, 1).remove(0);
         assert_eq!((c.user_data(), c.is_more()), (100, true));
         let mut c = run(ring, recv64(fd, 3));
-        assert_eq!(c.res(), 1);
+        assert_eq!(c.result(), 1);
         assert_eq!(&take_mut(&mut c)[..], b"z");
         // The socket is empty but not done with: this one must try too.
-        assert_eq!(run(ring, recv64(fd, 4)).res(), 0);
+        assert_eq!(run(ring, recv64(fd, 4)).result(), 0);
         submit_all(ring, [PollRemove::new(100).build().user_data(101)]);
         let cqes = wait_sorted(ring, 2);
         assert_eq!(
-            (cqes[0].user_data(), cqes[0].res(), cqes[0].is_more()),
+            (cqes[0].user_data(), cqes[0].result(), cqes[0].is_more()),
             (100, -libc::ECANCELED, false)
         );
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (101, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (101, 0));
     });
 }
 
@@ -126,13 +126,13 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
         start(ring, [recv64(fd, 1), recv64(fd, 2)]);
         peer.write_all(b"abc").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 3));
+        assert_eq!((c.user_data(), c.result()), (1, 3));
         assert_eq!(&take_mut(&mut c)[..], b"abc");
         // The second waits for the next message.
         assert_quiet(ring);
         peer.write_all(b"def").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (2, 3));
+        assert_eq!((c.user_data(), c.result()), (2, 3));
         assert_eq!(&take_mut(&mut c)[..], b"def");
 
         // Data and the end of the stream at once, perhaps in one event:
@@ -142,9 +142,9 @@ fn queued_receives_wait_after_an_emptying_read_and_see_the_end_of_stream() {
         peer.write_all(b"ghi").unwrap();
         peer.shutdown(Dir::Write).unwrap();
         let mut cqes = wait_n(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (3, 3));
+        assert_eq!((cqes[0].user_data(), cqes[0].result()), (3, 3));
         assert_eq!(&take_mut(&mut cqes[0])[..], b"ghi");
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (4, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (4, 0));
     });
 }
 
@@ -159,14 +159,14 @@ fn a_multishot_receive_waits_after_an_emptying_read_and_ends_at_end_of_stream() 
             [ProvideBuffers::new(7, bufs, 0).build().user_data(50)],
         );
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (50, 0));
+        assert_eq!((c.user_data(), c.result()), (50, 0));
         start(
             ring,
             [Recv::select(fd, 7).multishot(true).build().user_data(1)],
         );
         let shot = |ring: &Ring, msg: &[u8]| {
             let mut c = wait_n(ring, 1).remove(0);
-            assert_eq!((c.user_data(), c.res()), (1, msg.len() as i32));
+            assert_eq!((c.user_data(), c.result()), (1, msg.len() as i32));
             assert_eq!(c.flags() & cqe_flags::MORE, cqe_flags::MORE);
             assert_eq!(&take_mut(&mut c)[..], msg);
         };
@@ -180,6 +180,6 @@ fn a_multishot_receive_waits_after_an_emptying_read_and_ends_at_end_of_stream() 
         peer.shutdown(Dir::Write).unwrap();
         shot(ring, b"three");
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res(), c.is_more()), (1, 0, false));
+        assert_eq!((c.user_data(), c.result(), c.is_more()), (1, 0, false));
     });
 }

@@ -436,20 +436,20 @@ impl Tally {
             return;
         }
         *self.seen.entry(ud).or_default() += 1;
-        self.results.insert(ud, c.res());
+        self.results.insert(ud, c.result());
         match want {
             Expect::Nothing => assert!(!c.has_buf(), "a buffer for {ud} ({c:?})"),
             Expect::Buffer(s) => assert_eq!(shape(c), Some(s), "{c:?}"),
             Expect::FileRead { offset } => {
                 let buf = c.take_buf::<BytesMut>().expect("the buffer comes back");
-                if c.res() < 0 {
-                    assert_eq!(c.res(), -libc::ECANCELED, "{c:?}");
+                if c.result() < 0 {
+                    assert_eq!(c.result(), -libc::ECANCELED, "{c:?}");
                     assert!(buf.is_empty());
                 } else {
                     let content = file_content();
                     let from = offset.min(FILE_LEN);
                     let want = &content[from..(from + FILE_READ).min(FILE_LEN)];
-                    assert_eq!(c.res() as usize, want.len(), "{c:?}");
+                    assert_eq!(c.result() as usize, want.len(), "{c:?}");
                     assert_eq!(&buf[..], want, "the file's bytes at {offset}");
                 }
             }

@@ -52,7 +52,7 @@ fn update(ring: &Ring, slot: FileSlot, fds: Vec<i32>) -> (i32, Vec<i32>) {
         .fds()
         .map(<[_]>::to_vec)
         .expect("the descriptors come back");
-    (c.res(), fds)
+    (c.result(), fds)
 }
 
 /// Reads until end of stream within `PATIENCE`: the other end has closed.
@@ -75,18 +75,18 @@ fn operations_reach_their_files_through_slots() {
         let sqe = Send::new(Fixed(1), Bytes::from_static(b"hello")).build();
         assert!(sqe.get_flags().contains(SqeFlags::FIXED_FILE));
         let c = run(ring, sqe.user_data(1));
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         let mut c = run(ring, recv64(Fixed(2), 2));
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         assert_eq!(&take_mut(&mut c)[..], b"hello");
         // Emptying slot 1 drops the last reference to its socket: the
         // other end sees the end of the stream.
         assert_eq!(
-            run(ring, Close::new(Fixed(1)).build().user_data(3)).res(),
+            run(ring, Close::new(Fixed(1)).build().user_data(3)).result(),
             0
         );
         let mut c = run(ring, recv64(Fixed(2), 4));
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         assert!(take_mut(&mut c).is_empty());
     });
 }
@@ -112,9 +112,9 @@ fn a_pipe_and_a_regular_file_work_through_slots() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 5));
+        assert_eq!((c.user_data(), c.result()), (1, 5));
         assert_eq!(&take_mut(&mut c)[..], b"piped");
         // The regular file is read on the blocking pool.
         let mut c = run(
@@ -123,7 +123,7 @@ fn a_pipe_and_a_regular_file_work_through_slots() {
                 .build()
                 .user_data(3),
         );
-        assert_eq!(c.res(), 7);
+        assert_eq!(c.result(), 7);
         assert_eq!(&take_mut(&mut c)[..], b"on disk");
     });
 }
@@ -134,7 +134,7 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
     for ring in rings() {
         let ring = &ring;
         let mut c = run(ring, recv64(Fixed(0), 1));
-        assert_eq!(c.res(), -libc::EBADF);
+        assert_eq!(c.result(), -libc::EBADF);
         assert_eq!(take_mut(&mut c).capacity(), 64, "the buffer comes back");
         let (a, _b) = pair();
         let (res, _) = update(ring, FileSlot::Index(0), vec![a.as_raw_fd()]);
@@ -142,27 +142,27 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
         let (res, _) = update(ring, FileSlot::Alloc, vec![a.as_raw_fd()]);
         assert_eq!(res, -libc::ENXIO);
         assert_eq!(
-            run(ring, Close::new(Fixed(0)).build().user_data(2)).res(),
+            run(ring, Close::new(Fixed(0)).build().user_data(2)).result(),
             -libc::ENXIO
         );
     }
     each_mode_with(2, |ring| {
         let (a, _b) = pair();
-        assert_eq!(run(ring, recv64(Fixed(1), 1)).res(), -libc::EBADF);
-        assert_eq!(run(ring, recv64(Fixed(2), 2)).res(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(1), 1)).result(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(2), 2)).result(), -libc::EBADF);
         assert_eq!(
-            run(ring, Close::new(Fixed(1)).build().user_data(3)).res(),
+            run(ring, Close::new(Fixed(1)).build().user_data(3)).result(),
             -libc::EBADF
         );
         assert_eq!(
-            run(ring, Close::new(Fixed(2)).build().user_data(4)).res(),
+            run(ring, Close::new(Fixed(2)).build().user_data(4)).result(),
             -libc::EINVAL
         );
         // A Close names a slot by itself; the flag on one is an error.
         let flagged = Close::new(a.as_raw_fd())
             .build()
             .flags(SqeFlags::FIXED_FILE);
-        assert_eq!(run(ring, flagged.user_data(5)).res(), -libc::EBADF);
+        assert_eq!(run(ring, flagged.user_data(5)).result(), -libc::EBADF);
         // The update must fit the table, and have something in it.
         let fds = vec![a.as_raw_fd(); 2];
         assert_eq!(update(ring, FileSlot::Index(1), fds).0, -libc::EINVAL);
@@ -177,7 +177,7 @@ fn slots_that_hold_nothing_are_ebadf_and_the_table_bounds_hold() {
         );
         // As in io_uring, the slot was emptied before the bad descriptor
         // was looked at.
-        assert_eq!(run(ring, recv64(Fixed(0), 6)).res(), -libc::EBADF);
+        assert_eq!(run(ring, recv64(Fixed(0), 6)).result(), -libc::EBADF);
     });
 }
 
@@ -196,8 +196,8 @@ fn minus_one_empties_a_slot_and_skip_leaves_it() {
                 .build()
                 .user_data(ud)
         };
-        assert_eq!(run(ring, send(0, 1)).res(), -libc::EBADF);
-        assert_eq!(run(ring, send(1, 2)).res(), 1);
+        assert_eq!(run(ring, send(0, 1)).result(), -libc::EBADF);
+        assert_eq!(run(ring, send(1, 2)).result(), 1);
         let mut got = [0; 1];
         peer_b.set_nonblocking(false).unwrap();
         peer_b.read_exact(&mut got).unwrap();
@@ -215,7 +215,7 @@ fn alloc_takes_the_first_free_slot_from_where_the_last_change_was() {
         assert_eq!(update(ring, FileSlot::Alloc, vec![fa, fb]), (2, vec![0, 1]));
         // A freed slot is where the search starts next, as io_uring's hint.
         assert_eq!(
-            run(ring, Close::new(Fixed(0)).build().user_data(1)).res(),
+            run(ring, Close::new(Fixed(0)).build().user_data(1)).result(),
             0
         );
         assert_eq!(update(ring, FileSlot::Alloc, vec![fa]), (1, vec![0]));
@@ -236,7 +236,7 @@ fn alloc_takes_the_first_free_slot_from_where_the_last_change_was() {
                     .build()
                     .user_data(10),
             );
-            assert_eq!(c.res(), 1, "slot {slot}");
+            assert_eq!(c.result(), 1, "slot {slot}");
         }
     });
 }
@@ -255,14 +255,14 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let c = run(
             ring,
             Send::new(Fixed(3), Bytes::from_static(b"to 3"))
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 4);
+        assert_eq!(c.result(), 4);
         let mut got = [0; 4];
         client.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"to 3");
@@ -275,7 +275,7 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
                 .build()
                 .user_data(3),
         );
-        assert_eq!(c.res(), 0, "the first free slot");
+        assert_eq!(c.result(), 0, "the first free slot");
         other.write_all(b"from other").unwrap();
         let mut c = run(ring, recv64(Fixed(0), 4));
         assert_eq!(&take_mut(&mut c)[..], b"from other");
@@ -288,7 +288,7 @@ fn a_direct_accept_puts_the_connection_in_a_slot() {
                 .build()
                 .user_data(5),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         client.set_read_timeout(Some(PATIENCE)).unwrap();
         assert_eq!(client.read(&mut got).unwrap(), 0, "end of stream");
     });
@@ -308,7 +308,7 @@ fn a_multishot_direct_accept_allocates_until_the_table_is_full() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
         start(
             ring,
             [Accept::new(lfd)
@@ -321,7 +321,7 @@ fn a_multishot_direct_accept_allocates_until_the_table_is_full() {
         let cqes = wait_n(ring, 3);
         let seen: Vec<_> = cqes
             .iter()
-            .map(|c| (c.user_data(), c.res(), c.is_more()))
+            .map(|c| (c.user_data(), c.result(), c.is_more()))
             .collect();
         assert_eq!(
             seen,
@@ -342,7 +342,7 @@ fn a_direct_socket_connects_and_sends_through_its_slot() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let c = run(
             ring,
             Socket::new(libc::AF_INET, libc::SOCK_STREAM, 0)
@@ -350,9 +350,9 @@ fn a_direct_socket_connects_and_sends_through_its_slot() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         assert_eq!(
-            run(ring, Connect::new(Fixed(1), addr).build().user_data(3)).res(),
+            run(ring, Connect::new(Fixed(1), addr).build().user_data(3)).result(),
             0
         );
         l.set_nonblocking(false).unwrap();
@@ -363,7 +363,7 @@ fn a_direct_socket_connects_and_sends_through_its_slot() {
                 .build()
                 .user_data(4),
         );
-        assert_eq!(c.res(), 6);
+        assert_eq!(c.result(), 6);
         let mut got = [0; 6];
         conn.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"direct");
@@ -388,8 +388,8 @@ fn a_linked_receive_uses_the_slot_its_accept_filled() {
             ],
         );
         let mut cqes = wait_n(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, 0));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 11));
+        assert_eq!((cqes[0].user_data(), cqes[0].result()), (1, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (2, 11));
         assert_eq!(&take_mut(&mut cqes[1])[..], b"first words");
     });
 }
@@ -402,14 +402,14 @@ fn an_operation_keeps_its_file_when_its_slot_is_emptied() {
         drop(end);
         start(ring, [recv64(Fixed(0), 1)]);
         assert_eq!(
-            run(ring, Close::new(Fixed(0)).build().user_data(2)).res(),
+            run(ring, Close::new(Fixed(0)).build().user_data(2)).result(),
             0
         );
         // The receive still holds the socket, as an io_uring request holds
         // its file.
         peer.write_all(b"late").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 4));
+        assert_eq!((c.user_data(), c.result()), (1, 4));
         assert_eq!(&take_mut(&mut c)[..], b"late");
         // It was the last user: the socket is closed now.
         assert_closed(&mut peer);
@@ -425,19 +425,25 @@ fn operations_on_a_slot_are_cancelled_by_slot() {
         let cancel = AsyncCancel::matching(CancelTarget::Fixed(0)).all(true);
         submit_all(ring, [cancel.build().user_data(3)]);
         let mut cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
         assert_eq!(take_mut(&mut cqes[0]).capacity(), 64);
         // The slot's descriptor is the ring's own copy: the receive on the
         // caller's descriptor is another file reference and stays.
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (3, 1));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (3, 1));
         let empty = AsyncCancel::matching(CancelTarget::Fixed(1))
             .build()
             .user_data(4);
-        assert_eq!(run(ring, empty).res(), -libc::EBADF);
+        assert_eq!(run(ring, empty).result(), -libc::EBADF);
         submit_all(ring, [AsyncCancel::new(2).build().user_data(5)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (2, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (5, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (2, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (5, 0));
     });
 }
 
@@ -498,9 +504,9 @@ fn a_kept_registration_misses_no_end_of_stream() {
         peer.write_all(b"last").unwrap();
         peer.shutdown(How::Write).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 4));
+        assert_eq!((c.user_data(), c.result()), (1, 4));
         assert_eq!(&take_mut(&mut c)[..], b"last");
-        assert_eq!(run(ring, recv64(Fixed(0), 2)).res(), 0);
+        assert_eq!(run(ring, recv64(Fixed(0), 2)).result(), 0);
 
         // The end of the stream comes while nothing waits, after a read
         // that emptied the socket, and its event is taken then: no later
@@ -513,7 +519,7 @@ fn a_kept_registration_misses_no_end_of_stream() {
         drop(end);
         start(ring, [recv64(Fixed(0), 3)]);
         peer.write_all(b"msg").unwrap();
-        assert_eq!(wait_n(ring, 1)[0].res(), 3);
+        assert_eq!(wait_n(ring, 1)[0].result(), 3);
         peer.write_all(b"tail").unwrap();
         peer.shutdown(How::Write).unwrap();
         start(ring, []);
@@ -521,9 +527,9 @@ fn a_kept_registration_misses_no_end_of_stream() {
         // still try, and see the end of the stream.
         submit_all(ring, [recv64(Fixed(0), 4), recv64(Fixed(0), 5)]);
         let mut cqes = wait_n(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (4, 4));
+        assert_eq!((cqes[0].user_data(), cqes[0].result()), (4, 4));
         assert_eq!(&take_mut(&mut cqes[0])[..], b"tail");
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (5, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (5, 0));
         submit_all(ring, [AsyncCancel::new(10).build().user_data(11)]);
         assert_eq!(wait_n(ring, 2).len(), 2);
     });

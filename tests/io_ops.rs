@@ -29,7 +29,7 @@ fn nop_completes_with_zero_and_its_user_data() {
         let cqes = wait_n(ring, 2);
         assert_eq!(
             cqes.iter()
-                .map(|c| (c.user_data(), c.res(), c.flags()))
+                .map(|c| (c.user_data(), c.result(), c.flags()))
                 .collect::<Vec<_>>(),
             [(7, 0, 0), (8, 0, 0)]
         );
@@ -49,7 +49,7 @@ fn write_then_read_on_a_socket_pair() {
                 .user_data(1)],
         );
         let mut w = wait_n(ring, 1).remove(0);
-        assert_eq!((w.user_data(), w.res()), (1, 13));
+        assert_eq!((w.user_data(), w.result()), (1, 13));
         assert_eq!(w.take_buf::<Bytes>().ok(), Some(payload));
 
         submit_all(
@@ -59,7 +59,7 @@ fn write_then_read_on_a_socket_pair() {
                 .user_data(2)],
         );
         let mut r = wait_n(ring, 1).remove(0);
-        assert_eq!((r.user_data(), r.res()), (2, 13));
+        assert_eq!((r.user_data(), r.result()), (2, 13));
         let buf = take_mut(&mut r);
         assert_eq!(&buf[..], b"hello, kqring");
         assert_eq!(buf.capacity(), 64);
@@ -75,7 +75,7 @@ fn read_appends_after_existing_bytes() {
         buf.extend_from_slice(b"hello ");
         submit_all(ring, [Read::new(b.as_raw_fd(), buf).build().user_data(1)]);
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         assert_eq!(&take_mut(&mut c)[..], b"hello world");
     });
 }
@@ -93,7 +93,7 @@ fn read_waits_for_data() {
         assert_quiet(ring);
         a.write_all(b"late").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (3, 4));
+        assert_eq!((c.user_data(), c.result()), (3, 4));
         assert_eq!(&take_mut(&mut c)[..], b"late");
     });
 }
@@ -122,7 +122,7 @@ fn bad_fd_is_ebadf_with_the_buffer_back() {
         );
         let mut cqes = wait_sorted(ring, 5);
         for c in &cqes {
-            assert_eq!(c.res(), -libc::EBADF, "user_data {}", c.user_data());
+            assert_eq!(c.result(), -libc::EBADF, "user_data {}", c.user_data());
         }
         assert_eq!(take_mut(&mut cqes[0]).capacity(), 16);
         assert_eq!(cqes[1].take_buf::<Bytes>().ok().as_deref(), Some(&b"x"[..]));
@@ -150,7 +150,7 @@ fn read_of_a_closed_peer_is_eof() {
                 .user_data(1)],
         );
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
     });
 }
 
@@ -167,7 +167,7 @@ fn pending_read_sees_eof_when_the_peer_closes() {
         assert_quiet(ring);
         drop(a);
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 0));
+        assert_eq!((c.user_data(), c.result()), (1, 0));
     });
 }
 
@@ -186,7 +186,7 @@ fn write_to_a_closed_peer_is_epipe_without_sigpipe() {
                     .user_data(1)],
             );
             let mut c = wait_n(ring, 1).remove(0);
-            assert_eq!((c.user_data(), c.res()), (1, -libc::EPIPE));
+            assert_eq!((c.user_data(), c.result()), (1, -libc::EPIPE));
             assert_eq!(c.take_buf::<Bytes>().ok().as_deref(), Some(&b"nobody"[..]));
         });
     });
@@ -206,7 +206,7 @@ fn writev_to_a_closed_peer_is_epipe_without_sigpipe() {
                     .build()
                     .user_data(1),
             );
-            assert_eq!((c.user_data(), c.res()), (1, -libc::EPIPE));
+            assert_eq!((c.user_data(), c.result()), (1, -libc::EPIPE));
             assert_eq!(c.take_buf::<Vec<Bytes>>().ok(), Some(parts));
         });
     });
@@ -225,8 +225,11 @@ fn cancel_a_pending_read_returns_its_buffer() {
         assert_quiet(ring);
         submit_all(ring, [AsyncCancel::new(10).build().user_data(11)]);
         let mut cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (10, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (11, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (10, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (11, 0));
         let buf = take_mut(&mut cqes[0]);
         assert_eq!((buf.len(), buf.capacity()), (0, 100));
     });
@@ -236,7 +239,7 @@ fn cancel_a_pending_read_returns_its_buffer() {
 fn cancel_of_nothing_is_enoent() {
     each_mode(|ring| {
         submit_all(ring, [AsyncCancel::new(12345).build().user_data(1)]);
-        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
+        assert_eq!(wait_n(ring, 1)[0].result(), -libc::ENOENT);
     });
 }
 
@@ -267,7 +270,7 @@ fn cancel_all_by_fd_counts_what_it_cancelled() {
                 .user_data(100)],
         );
         let cqes = wait_sorted(ring, 4);
-        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.result())).collect();
         assert_eq!(
             got,
             [
@@ -280,8 +283,11 @@ fn cancel_all_by_fd_counts_what_it_cancelled() {
         // The read on the other socket is untouched.
         submit_all(ring, [AsyncCancel::new(9).build().user_data(101)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (9, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (101, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (9, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (101, 0));
     });
 }
 
@@ -373,7 +379,7 @@ fn a_writer_past_eagain_completes_when_the_reader_drains() {
         let mut sink = vec![0u8; filled];
         rf.read_exact(&mut sink).unwrap();
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (5, 1000));
+        assert_eq!((c.user_data(), c.result()), (5, 1000));
         let mut tail = vec![0u8; 1000];
         rf.read_exact(&mut tail).unwrap();
         assert!(tail.iter().all(|&b| b == 9));
@@ -396,13 +402,13 @@ fn readv_and_writev_spread_and_gather() {
                 .user_data(1)],
         );
         let mut w = wait_n(ring, 1).remove(0);
-        assert_eq!(w.res(), 10);
+        assert_eq!(w.result(), 10);
         assert_eq!(w.take_buf::<Vec<Bytes>>().ok(), Some(parts));
 
         let bufs = vec![BytesMut::with_capacity(4), BytesMut::with_capacity(16)];
         submit_all(ring, [Readv::new(b.as_raw_fd(), bufs).build().user_data(2)]);
         let mut r = wait_n(ring, 1).remove(0);
-        assert_eq!(r.res(), 10);
+        assert_eq!(r.result(), 10);
         let bufs = r.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!(&bufs[0][..], b"abcd");
         assert_eq!(&bufs[1][..], b"efghij");
@@ -428,7 +434,7 @@ fn regular_files_use_offsets_on_the_blocking_pool() {
                 .build()
                 .user_data(1)],
         );
-        assert_eq!(wait_n(ring, 1)[0].res(), 11);
+        assert_eq!(wait_n(ring, 1)[0].result(), 11);
         submit_all(
             ring,
             [Write::new(fd, Bytes::from_static(b"W"))
@@ -436,7 +442,7 @@ fn regular_files_use_offsets_on_the_blocking_pool() {
                 .build()
                 .user_data(2)],
         );
-        assert_eq!(wait_n(ring, 1)[0].res(), 1);
+        assert_eq!(wait_n(ring, 1)[0].result(), 1);
         submit_all(
             ring,
             [Read::new(fd, BytesMut::with_capacity(5))
@@ -445,7 +451,7 @@ fn regular_files_use_offsets_on_the_blocking_pool() {
                 .user_data(3)],
         );
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         assert_eq!(&take_mut(&mut c)[..], b"World");
         // Reading past the end is a zero-length success.
         submit_all(
@@ -455,7 +461,7 @@ fn regular_files_use_offsets_on_the_blocking_pool() {
                 .build()
                 .user_data(4)],
         );
-        assert_eq!(wait_n(ring, 1)[0].res(), 0);
+        assert_eq!(wait_n(ring, 1)[0].result(), 0);
         // The current position: a fresh descriptor starts at 0 and advances.
         let f2 = File::open(&path).unwrap();
         for expect in [&b"hello"[..], b" Worl"] {
@@ -487,8 +493,11 @@ fn close_closes_and_ends_waiters() {
         assert_quiet(ring);
         submit_all(ring, [Close::new(fd).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (2, 0));
         // The socket's only descriptor is closed: its peer reads the end
         // of the stream. (Probing the number would race with other tests,
         // which may be given it as soon as it is free.)
@@ -514,7 +523,7 @@ fn a_reused_descriptor_number_waits_on_its_new_file() {
         assert_quiet(ring);
         old_peer.write_all(b"old").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 3));
+        assert_eq!((c.user_data(), c.result()), (1, 3));
         assert_eq!(&take_mut(&mut c)[..], b"old");
 
         // The old file stays open through a duplicate; the number is
@@ -533,7 +542,7 @@ fn a_reused_descriptor_number_waits_on_its_new_file() {
         assert_quiet(ring);
         new_peer.write_all(b"new").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (2, 3));
+        assert_eq!((c.user_data(), c.result()), (2, 3));
         assert_eq!(&take_mut(&mut c)[..], b"new");
         // SAFETY: `number` is the duplicate of the new socket, owned here.
         drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(number) });
@@ -576,7 +585,7 @@ fn a_thousand_pending(op: fn(RawFd, u64) -> Sqe) {
         }
         let mut cqes = wait_sorted(ring, N);
         for (i, c) in cqes.iter_mut().enumerate() {
-            assert_eq!((c.user_data(), c.res()), (i as u64, 4));
+            assert_eq!((c.user_data(), c.result()), (i as u64, 4));
             assert_eq!(&take_mut(c)[..], &(i as u32).to_le_bytes());
         }
         assert!(ring.completion().pop().is_none());
@@ -615,7 +624,7 @@ fn assert_only_filler_then(ring: &Ring, r: &impl AsRawFd, w: RawFd, filled: usiz
             .build()
             .user_data(99),
     );
-    assert_eq!((c.user_data(), c.res()), (99, 5));
+    assert_eq!((c.user_data(), c.result()), (99, 5));
     assert_eq!(read_exactly(r, 5), b"after");
     assert_nothing_to_read(r);
 }
@@ -627,7 +636,7 @@ fn a_write_with_a_bytes_mut_gives_back_buffer_mut() {
         let mut buf = BytesMut::with_capacity(32);
         buf.extend_from_slice(b"mutable bytes");
         let mut c = run1(ring, Write::new(a.as_raw_fd(), buf).build().user_data(1));
-        assert_eq!((c.user_data(), c.res()), (1, 13));
+        assert_eq!((c.user_data(), c.result()), (1, 13));
         let back = c.take_buf::<BytesMut>().expect("the BytesMut it was given");
         assert_eq!(&back[..], b"mutable bytes");
         assert_eq!(back.capacity(), 32);
@@ -679,8 +688,11 @@ fn a_readv_cancelled_while_waiting_gives_all_its_buffers_back() {
         );
         submit_all(ring, [AsyncCancel::new(1).build().user_data(2)]);
         let mut cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (2, 0));
         let bufs = cqes[0]
             .take_buf::<Vec<BytesMut>>()
             .expect("the buffers come back");
@@ -707,8 +719,11 @@ fn a_writev_cancelled_while_waiting_gives_all_its_buffers_back_and_writes_nothin
         );
         submit_all(ring, [AsyncCancel::new(1).build().user_data(2)]);
         let mut cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (2, 0));
         assert_eq!(cqes[0].take_buf::<Vec<Bytes>>().ok(), Some(parts));
         assert_only_filler_then(ring, &b, a.as_raw_fd(), filled);
     });
@@ -732,9 +747,12 @@ fn a_link_timeout_cancels_a_write_waiting_on_a_full_pipe() {
             ],
         );
         let mut cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
         assert_eq!(
-            (cqes[1].user_data(), cqes[1].res()),
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
+        assert_eq!(
+            (cqes[1].user_data(), cqes[1].result()),
             (2, -kqring::sys::ETIME)
         );
         let late = cqes[0].take_buf::<Bytes>().expect("the Bytes it was given");
@@ -772,7 +790,7 @@ fn cancel_of_a_write_under_way_on_a_worker_is_ealready() {
         let n = unsafe { libc::poll(&mut pfd, 1, PATIENCE.as_millis() as i32) };
         assert_eq!(n, 1, "the write never started");
         let c = run1(ring, AsyncCancel::new(1).build().user_data(2));
-        assert_eq!((c.user_data(), c.res()), (2, -libc::EALREADY));
+        assert_eq!((c.user_data(), c.result()), (2, -libc::EALREADY));
         assert_eq!(
             c.io_result().unwrap_err().raw_os_error(),
             Some(libc::EALREADY)
@@ -783,7 +801,7 @@ fn cancel_of_a_write_under_way_on_a_worker_is_ealready() {
         r.read_exact(&mut got).unwrap();
         assert!(got == data[..], "the bytes arrive in order");
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, data.len() as i32));
+        assert_eq!((c.user_data(), c.result()), (1, data.len() as i32));
         assert_eq!(c.take_buf::<Bytes>().ok(), Some(data));
         assert!(ring.completion().pop().is_none());
     });
@@ -806,8 +824,8 @@ fn cancel_of_an_async_read_in_its_batch_withdraws_it_from_the_pool() {
         let mut cqes = wait_sorted(ring, 2);
         assert_eq!(
             [
-                (cqes[0].user_data(), cqes[0].res()),
-                (cqes[1].user_data(), cqes[1].res())
+                (cqes[0].user_data(), cqes[0].result()),
+                (cqes[1].user_data(), cqes[1].result())
             ],
             [(1, -libc::ECANCELED), (2, 0)]
         );
@@ -893,7 +911,7 @@ fn writes_queued_behind_eagain_complete_in_submission_order() {
             "the filler comes first, whole"
         );
         let cqes = wait_n(ring, 5);
-        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.result())).collect();
         assert_eq!(got, [(1, 1000), (2, 1000), (3, 1000), (4, 1000), (5, 1000)]);
         let mut want = Vec::new();
         for (byte, n) in [

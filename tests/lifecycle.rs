@@ -33,7 +33,7 @@ fn dropping_the_ring_cancels_in_flight_ops_and_returns_their_buffers() {
         cqes.sort_by_key(|c| c.user_data());
         assert_eq!(cqes.len(), 6, "{mode:?}: every op completes exactly once");
         for (i, c) in cqes.iter_mut().enumerate() {
-            assert_eq!((c.user_data(), c.res()), (i as u64, -libc::ECANCELED));
+            assert_eq!((c.user_data(), c.result()), (i as u64, -libc::ECANCELED));
             if i < 5 {
                 let buf = c.take_buf::<BytesMut>().expect("buffer back");
                 assert_eq!(buf.capacity(), 32);
@@ -75,7 +75,7 @@ fn waits_after_the_ring_is_gone_end_with_eshutdown() {
         drop(ring);
         // What was completed is still there; then nothing more will come.
         let c = cq.wait().unwrap();
-        assert_eq!((c.user_data(), c.res()), (1, 0));
+        assert_eq!((c.user_data(), c.result()), (1, 0));
         let err = within_patience("a wait on a dropped ring", move || cq.wait().unwrap_err());
         assert_eq!(err.raw_os_error(), Some(libc::ESHUTDOWN), "{mode:?}");
     }
@@ -104,7 +104,11 @@ fn a_consumer_waiting_on_another_thread_gets_the_cancellations_of_the_drop() {
         within_patience("the drop", move || drop(ring));
         let (first, second) = waiter.join().unwrap();
         let mut c = first.unwrap();
-        assert_eq!((c.user_data(), c.res()), (1, -libc::ECANCELED), "{mode:?}");
+        assert_eq!(
+            (c.user_data(), c.result()),
+            (1, -libc::ECANCELED),
+            "{mode:?}"
+        );
         assert_eq!(take_mut(&mut c).capacity(), 8);
         assert_eq!(second.unwrap_err().raw_os_error(), Some(libc::ESHUTDOWN));
     }
@@ -132,7 +136,11 @@ fn the_drop_cancels_an_async_read_of_a_blocking_socket() {
         let cq = ring.completion().clone();
         within_patience("the drop", move || drop(ring));
         let mut c = cq.pop().expect("the read's completion");
-        assert_eq!((c.user_data(), c.res()), (1, -libc::ECANCELED), "{mode:?}");
+        assert_eq!(
+            (c.user_data(), c.result()),
+            (1, -libc::ECANCELED),
+            "{mode:?}"
+        );
         assert_eq!(take_mut(&mut c).capacity(), 8);
         assert!(cq.pop().is_none());
     }

@@ -28,7 +28,7 @@ fn send_then_recv(ring: &Ring, from: RawFd, to: RawFd, msg: &'static [u8], ud: u
             .build()
             .user_data(ud),
     );
-    assert_eq!(c.res(), msg.len() as i32);
+    assert_eq!(c.result(), msg.len() as i32);
     let mut c = run1(
         ring,
         Recv::new(to, BytesMut::with_capacity(8))
@@ -82,9 +82,9 @@ fn socket_bind_listen_and_their_errors() {
             ring,
             Bind::new(fd.as_raw_fd(), localhost()).build().user_data(1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let c = run1(ring, Listen::new(fd.as_raw_fd(), 16).build().user_data(2));
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let l = TcpListener::from(fd);
         let addr = l.local_addr().unwrap();
         assert!(TcpStream::connect(addr).is_ok());
@@ -99,7 +99,7 @@ fn socket_bind_listen_and_their_errors() {
                 .user_data(3),
         );
         // SAFETY: ours alone.
-        let udp = unsafe { OwnedFd::from_raw_fd(c.res()) };
+        let udp = unsafe { OwnedFd::from_raw_fd(c.result()) };
         assert!(!is_cloexec(udp.as_raw_fd()) && !is_nonblocking(udp.as_raw_fd()));
 
         let c = run1(
@@ -108,25 +108,25 @@ fn socket_bind_listen_and_their_errors() {
                 .build()
                 .user_data(4),
         );
-        assert_eq!(c.res(), -libc::EAFNOSUPPORT);
+        assert_eq!(c.result(), -libc::EAFNOSUPPORT);
         let other = socket(ring, libc::AF_INET, libc::SOCK_STREAM);
         let c = run1(
             ring,
             Bind::new(other.as_raw_fd(), addr).build().user_data(5),
         );
-        assert_eq!(c.res(), -libc::EADDRINUSE);
+        assert_eq!(c.result(), -libc::EADDRINUSE);
         let c = run1(ring, Listen::new(udp.as_raw_fd(), 1).build().user_data(6));
-        assert_eq!(c.res(), -libc::EOPNOTSUPP);
+        assert_eq!(c.result(), -libc::EOPNOTSUPP);
         let (r, _w) = std::io::pipe().unwrap();
         let c = run1(ring, Listen::new(r.as_raw_fd(), 1).build().user_data(7));
-        assert_eq!(c.res(), -libc::ENOTSOCK);
+        assert_eq!(c.result(), -libc::ENOTSOCK);
         let c = run1(
             ring,
             Shutdown::new(other.as_raw_fd(), Dir::Write)
                 .build()
                 .user_data(8),
         );
-        assert_eq!(c.res(), -libc::ENOTCONN);
+        assert_eq!(c.result(), -libc::ENOTCONN);
     });
 }
 
@@ -156,7 +156,7 @@ fn every_op_on_a_bad_fd_is_ebadf() {
         );
         let mut cqes = wait_sorted(ring, 9);
         for c in &cqes {
-            assert_eq!(c.res(), -libc::EBADF, "user_data {}", c.user_data());
+            assert_eq!(c.result(), -libc::EBADF, "user_data {}", c.user_data());
             assert_eq!(c.flags(), 0);
         }
         // The buffers come back with the error.
@@ -186,16 +186,16 @@ fn recv_and_send_on_a_pipe_are_enotsock() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), -libc::ENOTSOCK);
+        assert_eq!(c.result(), -libc::ENOTSOCK);
         let c = run1(
             ring,
             Send::new(w.as_raw_fd(), Bytes::from_static(b"x"))
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), -libc::ENOTSOCK);
+        assert_eq!(c.result(), -libc::ENOTSOCK);
         let c = run1(ring, Accept::new(r.as_raw_fd()).build().user_data(3));
-        assert_eq!(c.res(), -libc::ENOTSOCK);
+        assert_eq!(c.result(), -libc::ENOTSOCK);
     });
 }
 
@@ -215,11 +215,11 @@ fn accept_reports_the_peer_address_on_blocking_and_nonblocking_listeners() {
             assert_quiet(ring);
             let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
             let mut c = wait_n(ring, 1).remove(0);
-            assert!(c.res() >= 0, "accept: {c:?}");
+            assert!(c.result() >= 0, "accept: {c:?}");
             assert_eq!(c.flags(), 0);
             assert_eq!(c.socket_addr(), Some(client.local_addr().unwrap()));
             // SAFETY: the accepted descriptor is ours alone.
-            let server = unsafe { OwnedFd::from_raw_fd(c.res()) };
+            let server = unsafe { OwnedFd::from_raw_fd(c.result()) };
             assert!(is_cloexec(server.as_raw_fd()));
             assert!(!is_nonblocking(server.as_raw_fd()));
             assert_eq!(
@@ -236,10 +236,10 @@ fn accept_reports_the_peer_address_on_blocking_and_nonblocking_listeners() {
                     .build()
                     .user_data(2),
             );
-            assert!(c.res() >= 0);
+            assert!(c.result() >= 0);
             assert!(c.addr().is_none());
             // SAFETY: ours alone.
-            let server2 = TcpStream::from(unsafe { OwnedFd::from_raw_fd(c.res()) });
+            let server2 = TcpStream::from(unsafe { OwnedFd::from_raw_fd(c.result()) });
             assert!(is_nonblocking(server2.as_raw_fd()));
             assert_eq!(server2.peer_addr().unwrap(), client2.local_addr().unwrap());
         }
@@ -251,7 +251,7 @@ fn accept_on_a_socket_that_does_not_listen_is_einval() {
     each_mode(|ring| {
         let fd = socket(ring, libc::AF_INET, libc::SOCK_STREAM);
         let c = run1(ring, Accept::new(fd.as_raw_fd()).build().user_data(1));
-        assert_eq!(c.res(), -libc::EINVAL);
+        assert_eq!(c.result(), -libc::EINVAL);
     });
 }
 
@@ -277,17 +277,20 @@ fn multishot_accept_posts_one_completion_per_connection_until_cancelled() {
         }
         for (c, client) in accepted.iter().zip(&clients) {
             assert_eq!(c.user_data(), 7);
-            assert!(c.res() >= 0);
+            assert!(c.result() >= 0);
             assert!(c.is_more(), "{c:?}");
             assert_eq!(c.socket_addr(), Some(client.local_addr().unwrap()));
             // SAFETY: ours alone.
-            drop(unsafe { OwnedFd::from_raw_fd(c.res()) });
+            drop(unsafe { OwnedFd::from_raw_fd(c.result()) });
         }
         submit_all(ring, [AsyncCancel::new(7).build().user_data(8)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (7, -libc::ECANCELED));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (7, -libc::ECANCELED)
+        );
         assert!(!cqes[0].is_more());
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (8, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (8, 0));
     });
 }
 
@@ -300,8 +303,8 @@ fn multishot_accept_ends_when_the_listener_is_closed() {
         assert_quiet(ring);
         submit_all(ring, [Close::new(fd).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].res(), cqes[0].flags()), (-libc::ECANCELED, 0));
-        assert_eq!(cqes[1].res(), 0);
+        assert_eq!((cqes[0].result(), cqes[0].flags()), (-libc::ECANCELED, 0));
+        assert_eq!(cqes[1].result(), 0);
     });
 }
 
@@ -346,7 +349,7 @@ fn accept_at_emfile_is_a_completion_and_ends_a_multishot() {
             held.push(d);
         }
         let c = run1(ring, Accept::new(l.as_raw_fd()).build().user_data(1));
-        assert_eq!(c.res(), -libc::EMFILE);
+        assert_eq!(c.result(), -libc::EMFILE);
         let c = run1(
             ring,
             Accept::new(l.as_raw_fd())
@@ -354,16 +357,16 @@ fn accept_at_emfile_is_a_completion_and_ends_a_multishot() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!((c.res(), c.flags()), (-libc::EMFILE, 0));
+        assert_eq!((c.result(), c.flags()), (-libc::EMFILE, 0));
         for d in held {
             // SAFETY: closing our own copies.
             unsafe { libc::close(d) };
         }
         // The ring goes on: the connections are still there to take.
         let c = run1(ring, Accept::new(l.as_raw_fd()).build().user_data(3));
-        assert!(c.res() >= 0);
+        assert!(c.result() >= 0);
         // SAFETY: ours alone.
-        drop(unsafe { OwnedFd::from_raw_fd(c.res()) });
+        drop(unsafe { OwnedFd::from_raw_fd(c.result()) });
         drop(clients);
     });
     println!("emfile child done");
@@ -380,7 +383,7 @@ fn connect_succeeds_or_is_refused_with_the_exact_errno() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let (server, peer) = l.accept().unwrap();
         assert_eq!(peer, TcpStream::from(fd).local_addr().unwrap());
         drop(server);
@@ -392,7 +395,7 @@ fn connect_succeeds_or_is_refused_with_the_exact_errno() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), -libc::ECONNREFUSED);
+        assert_eq!(c.result(), -libc::ECONNREFUSED);
 
         // A blocking socket's connect runs on the pool, same answers.
         let c = run1(
@@ -403,14 +406,14 @@ fn connect_succeeds_or_is_refused_with_the_exact_errno() {
                 .user_data(3),
         );
         // SAFETY: ours alone.
-        let fd = unsafe { OwnedFd::from_raw_fd(c.res()) };
+        let fd = unsafe { OwnedFd::from_raw_fd(c.result()) };
         let c = run1(
             ring,
             Connect::new(fd.as_raw_fd(), closed_port())
                 .build()
                 .user_data(4),
         );
-        assert_eq!(c.res(), -libc::ECONNREFUSED);
+        assert_eq!(c.result(), -libc::ECONNREFUSED);
         let c = run1(
             ring,
             Connect::new(fd.as_raw_fd(), l.local_addr().unwrap())
@@ -419,7 +422,7 @@ fn connect_succeeds_or_is_refused_with_the_exact_errno() {
         );
         // A refused socket can't be reused on every platform; only check
         // that the answer is a completion.
-        assert!(c.res() == 0 || c.res() < 0);
+        assert!(c.result() == 0 || c.result() < 0);
     });
 }
 
@@ -443,7 +446,7 @@ fn send_and_recv_over_tcp_in_submission_order() {
                 .build()
                 .user_data(10),
         );
-        assert_eq!(c.res(), 12);
+        assert_eq!(c.result(), 12);
         let mut cqes = wait_n(ring, 3);
         let order: Vec<u64> = cqes.iter().map(Cqe::user_data).collect();
         assert_eq!(order, [0, 1, 2]);
@@ -465,7 +468,7 @@ fn recv_flags_peek_waitall_and_len() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         assert_eq!(&take_mut(&mut c)[..], b"hello");
         let mut c = run1(
             ring,
@@ -486,7 +489,7 @@ fn recv_flags_peek_waitall_and_len() {
         assert_quiet(ring);
         client.write_all(b"!!!!!").unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 10);
+        assert_eq!(c.result(), 10);
         assert_eq!(&take_mut(&mut c)[..], b"world!!!!!");
         // MSG_WAITALL cut short by the end of the stream: what came.
         client.write_all(b"ab").unwrap();
@@ -499,7 +502,7 @@ fn recv_flags_peek_waitall_and_len() {
         );
         client.shutdown(Dir::Write).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), 2);
+        assert_eq!(c.result(), 2);
         assert_eq!(&take_mut(&mut c)[..], b"ab");
     });
 }
@@ -532,8 +535,8 @@ fn send_waitall_sends_everything_as_room_comes() {
         let mut cqes = wait_n(ring, 2);
         assert_eq!(
             [
-                (cqes[0].user_data(), cqes[0].res()),
-                (cqes[1].user_data(), cqes[1].res())
+                (cqes[0].user_data(), cqes[0].result()),
+                (cqes[1].user_data(), cqes[1].result())
             ],
             [(1, data.len() as i32), (2, 0)],
             "one completion for all of it, and the link holds"
@@ -558,10 +561,10 @@ fn send_waitall_sends_everything_as_room_comes() {
         );
         let cqes = wait_n(ring, 2);
         assert!(
-            cqes[0].res() > 0 && (cqes[0].res() as usize) < data.len(),
+            cqes[0].result() > 0 && (cqes[0].result() as usize) < data.len(),
             "{cqes:?}"
         );
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (4, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (4, 0));
     });
 }
 
@@ -586,12 +589,15 @@ fn a_send_waitall_cut_short_by_a_reset_breaks_its_link() {
         // resets the connection instead.
         close_with_reset(b).unwrap();
         let cqes = wait_n(ring, 2);
-        let sent = cqes[0].res();
+        let sent = cqes[0].result();
         assert!(
             sent > 0 && (sent as usize) < data.len(),
             "what was sent before the reset: {cqes:?}"
         );
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, -libc::ECANCELED));
+        assert_eq!(
+            (cqes[1].user_data(), cqes[1].result()),
+            (2, -libc::ECANCELED)
+        );
     });
 }
 
@@ -612,9 +618,9 @@ fn shutdown_write_half_closes_the_connection() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 0));
+        assert_eq!((c.user_data(), c.result()), (1, 0));
         // The other direction still works.
         let c = run1(
             ring,
@@ -622,7 +628,7 @@ fn shutdown_write_half_closes_the_connection() {
                 .build()
                 .user_data(3),
         );
-        assert_eq!(c.res(), 4);
+        assert_eq!(c.result(), 4);
         let mut got = [0u8; 4];
         (&client).read_exact(&mut got).unwrap();
         assert_eq!(&got, b"back");
@@ -633,7 +639,7 @@ fn shutdown_write_half_closes_the_connection() {
                 .build()
                 .user_data(4),
         );
-        assert_eq!(c.res(), -libc::EPIPE);
+        assert_eq!(c.result(), -libc::EPIPE);
     });
 }
 
@@ -650,7 +656,7 @@ fn a_reset_peer_is_econnreset_for_pending_and_later_receives() {
         assert_quiet(ring);
         close_with_reset(client).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, -libc::ECONNRESET));
+        assert_eq!((c.user_data(), c.result()), (1, -libc::ECONNRESET));
         assert_eq!(take_mut(&mut c).capacity(), 8);
 
         // The reset has already arrived when the receive starts.
@@ -662,7 +668,7 @@ fn a_reset_peer_is_econnreset_for_pending_and_later_receives() {
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), -libc::ECONNRESET);
+        assert_eq!(c.result(), -libc::ECONNRESET);
     });
 }
 
@@ -679,7 +685,7 @@ fn send_to_a_closed_unix_peer_is_epipe_without_sigpipe() {
                     .build()
                     .user_data(1),
             );
-            assert_eq!(c.res(), -libc::EPIPE);
+            assert_eq!(c.result(), -libc::EPIPE);
             assert_eq!(c.take_buf::<Bytes>().ok().as_deref(), Some(&b"nobody"[..]));
             let c = run1(
                 ring,
@@ -687,7 +693,7 @@ fn send_to_a_closed_unix_peer_is_epipe_without_sigpipe() {
                     .build()
                     .user_data(2),
             );
-            assert_eq!(c.res(), -libc::EPIPE);
+            assert_eq!(c.result(), -libc::EPIPE);
         });
     });
 }
@@ -718,9 +724,9 @@ fn udp_sendmsg_and_recvmsg_carry_addresses() {
             .build()
             .user_data(2),
         );
-        assert_eq!(c.res(), 8);
+        assert_eq!(c.result(), 8);
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 8));
+        assert_eq!((c.user_data(), c.result()), (1, 8));
         assert_eq!(c.socket_addr(), Some(a_addr));
         let bufs = c.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!((&bufs[0][..], &bufs[1][..]), (&b"dat"[..], &b"agram"[..]));
@@ -735,7 +741,7 @@ fn udp_sendmsg_and_recvmsg_carry_addresses() {
                 .build()
                 .user_data(5),
         );
-        assert_eq!(c.res(), -libc::EDESTADDRREQ);
+        assert_eq!(c.result(), -libc::EDESTADDRREQ);
     });
 }
 
@@ -760,13 +766,13 @@ fn ipv6_loopback_accept_connect_send_recv() {
             ],
         );
         let cqes = wait_sorted(ring, 2);
-        assert_eq!(cqes[1].res(), 0);
+        assert_eq!(cqes[1].result(), 0);
         let client = TcpStream::from(fd);
         let peer = cqes[0].socket_addr().unwrap();
         assert!(peer.is_ipv6());
         assert_eq!(peer, client.local_addr().unwrap());
         // SAFETY: ours alone.
-        let server = TcpStream::from(unsafe { OwnedFd::from_raw_fd(cqes[0].res()) });
+        let server = TcpStream::from(unsafe { OwnedFd::from_raw_fd(cqes[0].result()) });
         send_then_recv(ring, client.as_raw_fd(), server.as_raw_fd(), b"six", 3);
 
         // UDP over IPv6 with addresses.
@@ -779,7 +785,7 @@ fn ipv6_loopback_accept_connect_send_recv() {
                 .build()
                 .user_data(5),
         );
-        assert_eq!(c.res(), 2);
+        assert_eq!(c.result(), 2);
         let c = run1(
             ring,
             RecvMsg::new(b.as_raw_fd(), vec![BytesMut::with_capacity(4)])
@@ -802,9 +808,9 @@ fn unix_stream_bind_listen_accept_connect() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let c = run1(ring, Listen::new(lfd.as_raw_fd(), 8).build().user_data(2));
-        assert_eq!(c.res(), 0);
+        assert_eq!(c.result(), 0);
         let cfd = socket(ring, libc::AF_UNIX, libc::SOCK_STREAM);
         submit_all(
             ring,
@@ -819,14 +825,14 @@ fn unix_stream_bind_listen_accept_connect() {
             ],
         );
         let cqes = wait_sorted(ring, 2);
-        assert!(cqes[0].res() >= 0, "{cqes:?}");
-        assert_eq!(cqes[1].res(), 0);
+        assert!(cqes[0].result() >= 0, "{cqes:?}");
+        assert_eq!(cqes[1].result(), 0);
         // The client is unbound: its address is unnamed.
         let peer = cqes[0].addr().unwrap();
         assert_eq!(peer.family(), libc::AF_UNIX);
         assert!(peer.is_unnamed(), "{peer:?}");
         // SAFETY: ours alone.
-        let server = unsafe { OwnedFd::from_raw_fd(cqes[0].res()) };
+        let server = unsafe { OwnedFd::from_raw_fd(cqes[0].result()) };
         send_then_recv(ring, cfd.as_raw_fd(), server.as_raw_fd(), b"unix", 5);
         // A std client bound nowhere, accepted by std: same path seen.
         let l = UnixListener::from(lfd);
@@ -840,7 +846,7 @@ fn unix_stream_bind_listen_accept_connect() {
                 .build()
                 .user_data(7),
         );
-        assert_eq!(c.res(), -libc::ENOENT);
+        assert_eq!(c.result(), -libc::ENOENT);
         std::fs::remove_file(&path).unwrap();
     });
 }
@@ -858,14 +864,14 @@ fn unix_datagrams_carry_the_sender_path() {
                 .build()
                 .user_data(1),
         );
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         let mut c = run1(
             ring,
             RecvMsg::new(b.as_raw_fd(), vec![BytesMut::with_capacity(16)])
                 .build()
                 .user_data(2),
         );
-        assert_eq!(c.res(), 5);
+        assert_eq!(c.result(), 5);
         assert_eq!(c.addr().and_then(SockAddr::as_unix_path), Some(pa.path()));
         let bufs = c.take_buf::<Vec<BytesMut>>().unwrap();
         assert_eq!(&bufs[0][..], b"dgram");
@@ -878,7 +884,7 @@ fn unix_datagrams_carry_the_sender_path() {
                 .build()
                 .user_data(3),
         );
-        assert_eq!(c.res(), 1);
+        assert_eq!(c.result(), 1);
         // Linux reports no address at all for an unbound sender; the BSDs
         // an empty one.
         assert!(c.addr().is_none_or(SockAddr::is_unnamed), "{:?}", c.addr());
@@ -922,11 +928,11 @@ fn a_pending_connect_can_be_cancelled() {
         );
         submit_all(ring, [AsyncCancel::new(1).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
-        match cqes[1].res() {
-            0 => assert_eq!(cqes[0].res(), -libc::ECANCELED),
+        match cqes[1].result() {
+            0 => assert_eq!(cqes[0].result(), -libc::ECANCELED),
             r => {
                 assert_eq!(r, -libc::ENOENT);
-                assert!(cqes[0].res() < 0, "{:?}", cqes[0]);
+                assert!(cqes[0].result() < 0, "{:?}", cqes[0]);
             }
         }
     });
@@ -968,14 +974,14 @@ fn the_peer_of_a_pair_is_not_killed_by_sigpipe_on_sendmsg() {
                     .build()
                     .user_data(1),
             );
-            assert_eq!(c.res(), -libc::ECONNRESET);
+            assert_eq!(c.result(), -libc::ECONNRESET);
             let c = run1(
                 ring,
                 SendMsg::new(client.as_raw_fd(), vec![Bytes::from_static(b"x")])
                     .build()
                     .user_data(2),
             );
-            assert_eq!(c.res(), -libc::EPIPE);
+            assert_eq!(c.result(), -libc::EPIPE);
             let _ = cqe_flags::MORE;
         });
     });

@@ -25,7 +25,10 @@ fn poll_for_writable_completes_at_once() {
             [PollAdd::new(a.as_raw_fd(), POLLOUT).build().user_data(1)],
         );
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res() as u32, c.flags()), (1, POLLOUT, 0));
+        assert_eq!(
+            (c.user_data(), c.result() as u32, c.flags()),
+            (1, POLLOUT, 0)
+        );
     });
 }
 
@@ -40,7 +43,10 @@ fn poll_for_readable_waits_for_data() {
         assert_quiet(ring);
         a.write_all(b"x").unwrap();
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res() as u32, c.flags()), (2, POLLIN, 0));
+        assert_eq!(
+            (c.user_data(), c.result() as u32, c.flags()),
+            (2, POLLIN, 0)
+        );
     });
 }
 
@@ -56,10 +62,10 @@ fn poll_reports_hang_up() {
         drop(w);
         let c = wait_n(ring, 1).remove(0);
         assert_eq!(
-            c.res() as u32 & libc::POLLHUP as u32,
+            c.result() as u32 & libc::POLLHUP as u32,
             libc::POLLHUP as u32,
             "res {:#x}",
-            c.res()
+            c.result()
         );
     });
 }
@@ -69,7 +75,7 @@ fn poll_on_a_bad_fd_is_ebadf() {
     each_mode(|ring| {
         let fd = BAD_FD;
         submit_all(ring, [PollAdd::new(fd, POLLIN).build().user_data(4)]);
-        assert_eq!(wait_n(ring, 1)[0].res(), -libc::EBADF);
+        assert_eq!(wait_n(ring, 1)[0].result(), -libc::EBADF);
     });
 }
 
@@ -89,7 +95,7 @@ fn multishot_poll_posts_more_then_a_last_completion() {
             a.write_all(b"tick").unwrap();
             let c = wait_n(ring, 1).remove(0);
             assert_eq!(
-                (c.user_data(), c.res() as u32),
+                (c.user_data(), c.result() as u32),
                 (5, POLLIN),
                 "round {round}"
             );
@@ -99,10 +105,10 @@ fn multishot_poll_posts_more_then_a_last_completion() {
         submit_all(ring, [PollRemove::new(5).build().user_data(6)]);
         let cqes = wait_sorted(ring, 2);
         assert_eq!(
-            (cqes[0].user_data(), cqes[0].res(), cqes[0].is_more()),
+            (cqes[0].user_data(), cqes[0].result(), cqes[0].is_more()),
             (5, -libc::ECANCELED, false)
         );
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (6, 0));
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (6, 0));
     });
 }
 
@@ -110,7 +116,7 @@ fn multishot_poll_posts_more_then_a_last_completion() {
 fn poll_remove_of_nothing_is_enoent() {
     each_mode(|ring| {
         submit_all(ring, [PollRemove::new(999).build().user_data(1)]);
-        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
+        assert_eq!(wait_n(ring, 1)[0].result(), -libc::ENOENT);
     });
 }
 
@@ -125,8 +131,11 @@ fn cancel_a_poll() {
         assert_quiet(ring);
         submit_all(ring, [AsyncCancel::new(7).build().user_data(8)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (7, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (8, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (7, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (8, 0));
     });
 }
 
@@ -139,7 +148,7 @@ fn timeout_expires_with_etime() {
             [Timeout::new(Duration::from_millis(30)).build().user_data(1)],
         );
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, -kqring::sys::ETIME));
+        assert_eq!((c.user_data(), c.result()), (1, -kqring::sys::ETIME));
         assert!(
             start.elapsed() >= Duration::from_millis(30),
             "fired early: {:?}",
@@ -154,7 +163,7 @@ fn absolute_timeout_expires_at_its_time() {
         let at = monotonic_now() + Duration::from_millis(30);
         submit_all(ring, [Timeout::new(at).absolute(true).build().user_data(1)]);
         let c = wait_n(ring, 1).remove(0);
-        assert_eq!(c.res(), -kqring::sys::ETIME);
+        assert_eq!(c.result(), -kqring::sys::ETIME);
         assert!(monotonic_now() >= at);
     });
 }
@@ -177,7 +186,7 @@ fn timeout_with_a_count_completes_after_that_many_completions() {
             ],
         );
         let cqes = wait_n(ring, 3);
-        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+        let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.result())).collect();
         assert_eq!(got, [(2, 0), (3, 0), (1, 0)]);
     });
 }
@@ -191,10 +200,13 @@ fn timeout_remove_cancels_the_timeout() {
         );
         submit_all(ring, [TimeoutRemove::new(1).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].user_data(), cqes[0].res()), (1, -libc::ECANCELED));
-        assert_eq!((cqes[1].user_data(), cqes[1].res()), (2, 0));
+        assert_eq!(
+            (cqes[0].user_data(), cqes[0].result()),
+            (1, -libc::ECANCELED)
+        );
+        assert_eq!((cqes[1].user_data(), cqes[1].result()), (2, 0));
         submit_all(ring, [TimeoutRemove::new(1).build().user_data(3)]);
-        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
+        assert_eq!(wait_n(ring, 1)[0].result(), -libc::ENOENT);
     });
 }
 
@@ -207,7 +219,7 @@ fn cancel_a_timeout() {
         );
         submit_all(ring, [AsyncCancel::new(1).build().user_data(2)]);
         let cqes = wait_sorted(ring, 2);
-        assert_eq!((cqes[0].res(), cqes[1].res()), (-libc::ECANCELED, 0));
+        assert_eq!((cqes[0].result(), cqes[1].result()), (-libc::ECANCELED, 0));
     });
 }
 
@@ -230,13 +242,13 @@ fn a_link_timeout_cancels_a_waiting_poll() {
         let cqes = wait_sorted(ring, 2);
         let got: Vec<(u64, i32, u32)> = cqes
             .iter()
-            .map(|c| (c.user_data(), c.res(), c.flags()))
+            .map(|c| (c.user_data(), c.result(), c.flags()))
             .collect();
         assert_eq!(got, [(1, -libc::ECANCELED, 0), (2, -kqring::sys::ETIME, 0)]);
         // The poll is gone: data now wakes nothing.
         a.write_all(b"x").unwrap();
         assert_quiet(ring);
         submit_all(ring, [PollRemove::new(1).build().user_data(3)]);
-        assert_eq!(wait_n(ring, 1)[0].res(), -libc::ENOENT);
+        assert_eq!(wait_n(ring, 1)[0].result(), -libc::ENOENT);
     });
 }

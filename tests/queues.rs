@@ -73,7 +73,7 @@ fn four_producers_ten_thousand_nops_each_completes_once() {
                 .unwrap()
                 .unwrap_or_else(|| panic!("{} of {TOTAL} completions came", seen.len()));
             let ud = c.user_data();
-            assert_eq!((c.res(), c.flags()), (0, 0), "{c:?}");
+            assert_eq!((c.result(), c.flags()), (0, 0), "{c:?}");
             assert!(ud < TOTAL, "unknown user_data {ud}");
             assert!(seen.insert(ud), "user_data {ud} completed twice");
             let p = (ud / per) as usize;

@@ -78,7 +78,7 @@ fn a_dropped_ring_leaves_no_thread_behind() {
             ],
         );
         let c = wait_n(&ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (1, 17));
+        assert_eq!((c.user_data(), c.result()), (1, 17));
         submit_all(
             &ring,
             (0..16u64).map(|i| {

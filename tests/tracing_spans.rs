@@ -146,7 +146,7 @@ fn an_op_on_a_worker_is_entered_there_and_records_its_result() {
                 .build()
                 .user_data(ud),
         );
-        assert_eq!((c.user_data(), c.res()), (ud, 10));
+        assert_eq!((c.user_data(), c.result()), (ud, 10));
         assert_eq!(&take_mut(&mut c)[..], b"file bytes");
         assert_eq!(ring.stats().offloaded, offloaded + 1, "it ran on the pool");
         let span = span_of(ud);

@@ -288,7 +288,7 @@ impl Backend for Kqring {
             .map_err(|e| RunError::io("waiting for a kqring completion", e))?;
         Ok(cqe.map(|mut c| {
             // The bytes of a successful read ride back in its buffer.
-            let read = self.reads.contains(&c.user_data()) && c.res() >= 0;
+            let read = self.reads.contains(&c.user_data()) && c.result() >= 0;
             let data = if read {
                 c.take_buf::<BytesMut>()
                     .map(|b| b.to_vec())
@@ -297,7 +297,7 @@ impl Backend for Kqring {
             } else {
                 None
             };
-            let from = if self.messages.contains(&c.user_data()) && c.res() >= 0 {
+            let from = if self.messages.contains(&c.user_data()) && c.result() >= 0 {
                 c.addr().map(address)
             } else {
                 None
@@ -305,7 +305,7 @@ impl Backend for Kqring {
             Got {
                 record: CqeRecord {
                     user_data: c.user_data(),
-                    res: c.res(),
+                    res: c.result(),
                     flags: normalize_flags(c.flags()),
                     data,
                     from: None,
@@ -321,10 +321,10 @@ impl Backend for Kqring {
         drop(self.ring);
         // A descriptor made after the last wait is the program's: closed.
         while let Some(c) = cq.pop() {
-            if self.makes_fds.contains(&c.user_data()) && c.res() >= 0 {
+            if self.makes_fds.contains(&c.user_data()) && c.result() >= 0 {
                 // SAFETY: the completion made this descriptor for the
                 // program, and nothing else owns it.
-                drop(unsafe { OwnedFd::from_raw_fd(c.res()) });
+                drop(unsafe { OwnedFd::from_raw_fd(c.result()) });
             }
         }
     }

@@ -162,7 +162,7 @@ pub fn exchanges(
         let msg = format!("request {round}");
         peer.write_all(msg.as_bytes()).unwrap();
         let mut c = wait_n(ring, 1).remove(0);
-        assert_eq!((c.user_data(), c.res()), (round, msg.len() as i32));
+        assert_eq!((c.user_data(), c.result()), (round, msg.len() as i32));
         assert_eq!(&take_mut(&mut c)[..], msg.as_bytes());
     }
 }
@@ -275,7 +275,7 @@ pub fn cancel_one_and_two(ring: &Ring) -> Vec<Cqe> {
         ],
     );
     let cqes = wait_sorted(ring, 4);
-    let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.res())).collect();
+    let got: Vec<(u64, i32)> = cqes.iter().map(|c| (c.user_data(), c.result())).collect();
     assert_eq!(
         got,
         [(1, -libc::ECANCELED), (2, -libc::ECANCELED), (3, 0), (4, 0)]

@@ -98,7 +98,7 @@ impl Kqring {
             let mut n = 0;
             for cqe in cq.drain() {
                 ensure!(
-                    cqe.res() == 0 && cqe.user_data() < BATCH,
+                    cqe.result() == 0 && cqe.user_data() < BATCH,
                     "NOP completed with {cqe:?}"
                 );
                 n += 1;
@@ -131,11 +131,11 @@ fn submit_or_busy(sq: &SubmissionQueue) -> io::Result<()> {
 /// The result of a read or write: bytes moved, or the error.
 fn io_res(cqe: &Cqe, what: &str) -> Result<usize> {
     ensure!(
-        cqe.res() >= 0,
+        cqe.result() >= 0,
         "{what} failed: {}",
-        io::Error::from_raw_os_error(-cqe.res())
+        io::Error::from_raw_os_error(-cqe.result())
     );
-    Ok(cqe.res() as usize)
+    Ok(cqe.result() as usize)
 }
 
 /// The buffer a read or a `BytesMut` write hands back.
@@ -178,7 +178,7 @@ impl System for Kqring {
                 sq.submit_and_wait(1)?;
                 let cqe = cq.pop().ok_or("no completion after submit_and_wait(1)")?;
                 ensure!(
-                    cqe.res() == 0 && cqe.user_data() == i,
+                    cqe.result() == 0 && cqe.user_data() == i,
                     "NOP {i} completed with {cqe:?}"
                 );
                 let now = Instant::now();
@@ -247,7 +247,7 @@ impl System for Kqring {
                     let slot = cqe.user_data() as usize;
                     let (block, start) = slots[slot];
                     let mut buf = take_mut(&mut cqe)?;
-                    file.check(block, cqe.res().into(), &buf)?;
+                    file.check(block, cqe.result().into(), &buf)?;
                     going &= rec.record(1, start, Instant::now());
                     if going {
                         buf.clear();
@@ -271,10 +271,10 @@ impl System for Kqring {
             let reap = |due: &[Instant], lateness: &mut Vec<u64>| -> Result<()> {
                 for cqe in cq.drain() {
                     ensure!(
-                        cqe.res() == -kqring::sys::ETIME,
+                        cqe.result() == -kqring::sys::ETIME,
                         "timer {} completed with {}, want -ETIME",
                         cqe.user_data(),
-                        cqe.res()
+                        cqe.result()
                     );
                     lateness.push(lateness_ns(due[cqe.user_data() as usize], Instant::now())?);
                 }
@@ -456,9 +456,9 @@ impl<'r> Echo<'r> {
             .pop()
             .ok_or("no completion for FilesUpdate")?;
         ensure!(
-            cqe.res() == want,
+            cqe.result() == want,
             "FilesUpdate completed with {}",
-            cqe.res()
+            cqe.result()
         );
         Ok(())
     }
