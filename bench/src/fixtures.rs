@@ -176,6 +176,44 @@ pub fn tcp_pairs(n: usize) -> io::Result<Vec<TcpPair>> {
     Ok(pairs)
 }
 
+/// Raises this process's descriptor limit (`RLIMIT_NOFILE`) as far as it
+/// is allowed: the hard limit too where the process may (root, up to
+/// Linux's `fs.nr_open`), else the soft limit to the hard one. Returns the
+/// soft limit now in force.
+pub fn raise_nofile() -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit read and write a plain struct.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|n| n as libc::rlim_t);
+    let mut tries = Vec::new();
+    if let Some(max) = ceiling.filter(|&m| m > lim.rlim_max) {
+        tries.push(libc::rlimit {
+            rlim_cur: max,
+            rlim_max: max,
+        });
+    }
+    tries.push(libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    });
+    for want in tries {
+        if want.rlim_cur <= lim.rlim_cur {
+            break;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim = want;
+            break;
+        }
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
 /// A temporary file of 4 KiB blocks, each starting with its index (u64 LE)
 /// so a read at the wrong offset is caught. Removed on drop.
 #[derive(Debug)]
@@ -223,6 +261,11 @@ impl TestFile {
             off += file.read_at(&mut warm, off)?.max(1) as u64;
         }
         Ok(guard)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// The open file (read-write).
@@ -337,6 +380,13 @@ mod tests {
         assert_eq!(&got, b"hello");
         drop(r);
         p.finish();
+    }
+
+    #[test]
+    fn descriptor_limit_never_drops() {
+        let first = raise_nofile().unwrap();
+        assert!(first >= 256, "{first}");
+        assert!(raise_nofile().unwrap() >= first);
     }
 
     #[test]

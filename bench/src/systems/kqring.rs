@@ -301,6 +301,7 @@ impl System for Kqring {
                 ops: durations.len() as u64,
                 elapsed: t0.elapsed(),
                 latency: Some(Samples::new(lateness)),
+                cpu: None,
             })
         })())
     }
