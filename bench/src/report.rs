@@ -485,7 +485,8 @@ const NOTES: &[&str] = &[
      plain: no setup flags; SQPOLL: a kernel thread takes the submissions (its idle time \
      kqring's sq_idle), the reaper spins 20 µs on the CQ before it waits, as kqring's does; \
      DEFER_TASKRUN: SINGLE_ISSUER | DEFER_TASKRUN, completions run when the ring's one \
-     thread waits; the SQPOLL and DEFER_TASKRUN rings read files into registered buffers",
+     thread waits; the SQPOLL and DEFER_TASKRUN rings also use a multishot receive into a \
+     provided-buffer ring on TCP echo's server ends and registered buffers for file reads",
     "tokio mt: multi-thread runtime; tokio ct: current-thread runtime; file reads via \
      spawn_blocking pread, one task per slot; monoio: its legacy (mio) driver; compio: its \
      poll driver (driver_type() checked), file reads on its blocking pool",

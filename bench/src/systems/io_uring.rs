@@ -5,6 +5,7 @@
 //! ring's one thread waits, beside kqring inline. Buffers are owned by the
 //! workload and pinned (boxed) while the kernel holds them.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
@@ -93,7 +94,8 @@ impl IoUringSystem {
     }
 
     /// Whether the rings use what makes each workload fastest beyond the
-    /// setup flags: registered buffers for file reads.
+    /// setup flags: registered buffers for file reads, a multishot receive
+    /// over a provided-buffer ring for TCP echo's server ends.
     fn tuned(&self) -> bool {
         self.variant != Variant::Plain
     }
@@ -514,6 +516,13 @@ struct Conn {
     /// Bytes the server holds, and how many of them it has sent back.
     held: usize,
     returned: usize,
+    /// With the multishot receive: the provided buffers received into and
+    /// not yet sent back, oldest first, as (buffer id, bytes); the front
+    /// one is being sent (`returned` of it so far).
+    pending: VecDeque<(u16, usize)>,
+    /// The multishot receive ended for want of buffers: it is posted again
+    /// once one comes back.
+    starved: bool,
     client_done: bool,
     server_done: bool,
 }
@@ -525,12 +534,104 @@ enum Sock {
     Fixed(u32),
 }
 
+/// The buffer group of the provided-buffer ring.
+const GROUP: u16 = 1;
+
+/// A provided-buffer ring (`IORING_REGISTER_PBUF_RING`) and its buffers:
+/// the kernel picks a buffer when data arrives, and the workload hands it
+/// back once it has sent its bytes on.
+struct BufRing {
+    entries: *mut types::BufRingEntry,
+    layout: std::alloc::Layout,
+    count: u16,
+    tail: u16,
+    bufs: Box<[u8]>,
+    buf_size: usize,
+}
+
+impl BufRing {
+    /// `count` (a power of two, at most 32768) buffers of `buf_size`
+    /// bytes, every one handed to the kernel.
+    fn new(count: u16, buf_size: usize) -> io::Result<BufRing> {
+        let layout = std::alloc::Layout::from_size_align(
+            count as usize * std::mem::size_of::<types::BufRingEntry>(),
+            4096,
+        )
+        .map_err(io::Error::other)?;
+        // SAFETY: a non-zero size; zeroed memory is a valid ring.
+        let entries = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
+        if entries.is_null() {
+            return Err(io::Error::other("out of memory for the buffer ring"));
+        }
+        let mut ring = BufRing {
+            entries,
+            layout,
+            count,
+            tail: 0,
+            bufs: vec![0u8; count as usize * buf_size].into_boxed_slice(),
+            buf_size,
+        };
+        for bid in 0..count {
+            ring.give(bid);
+        }
+        Ok(ring)
+    }
+
+    fn register(&self, ring: &IoUring) -> io::Result<()> {
+        // SAFETY: the entries and buffers live until after the ring is
+        // dropped (the caller declares this before the ring).
+        unsafe {
+            ring.submitter()
+                .register_buf_ring_with_flags(self.entries as u64, self.count, GROUP, 0)
+        }
+    }
+
+    /// Hands buffer `bid` to the kernel.
+    fn give(&mut self, bid: u16) {
+        let slot = (self.tail & (self.count - 1)) as usize;
+        // SAFETY: `slot` is below `count`; the kernel reads an entry only
+        // once the tail has passed it, and the tail is published after.
+        unsafe {
+            let e = &mut *self.entries.add(slot);
+            e.set_addr(self.bufs.as_ptr().add(bid as usize * self.buf_size) as u64);
+            e.set_len(self.buf_size as u32);
+            e.set_bid(bid);
+            self.tail = self.tail.wrapping_add(1);
+            let tail = types::BufRingEntry::tail(self.entries).cast_mut();
+            std::sync::atomic::AtomicU16::from_ptr(tail)
+                .store(self.tail, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The bytes of buffer `bid`.
+    fn buf(&self, bid: u16) -> &[u8] {
+        &self.bufs[bid as usize * self.buf_size..][..self.buf_size]
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.entries.cast(), self.layout) };
+    }
+}
+
 /// TCP echo on one ring, the same state machine as kqring's, counted in
-/// `window`.
+/// `window`. With a tuned variant the server ends receive with one
+/// multishot receive each, into a provided-buffer ring, and send back from
+/// the buffer the kernel picked.
 fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> Result<Recorder> {
     let msgs = Messages::new(p.msg_size);
     let size = msgs.size();
     let entries = (4 * pairs.len() + 16) as u32;
+    let multishot = sys.tuned();
+    let buf_ring = if multishot {
+        let count = (pairs.len() + 16).next_power_of_two().min(32768) as u16;
+        Some(BufRing::new(count, msgs.server_buf())?)
+    } else {
+        None
+    };
+    let mut buf_ring = buf_ring;
     let mut conns: Vec<Conn> = pairs
         .into_iter()
         .map(|pair| Conn {
@@ -540,15 +641,24 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
             sent: 0,
             got: 0,
             rbuf: vec![0u8; size].into_boxed_slice(),
-            sbuf: vec![0u8; msgs.server_buf()].into_boxed_slice(),
+            sbuf: if multishot {
+                Box::default()
+            } else {
+                vec![0u8; msgs.server_buf()].into_boxed_slice()
+            },
             held: 0,
             returned: 0,
+            pending: VecDeque::new(),
+            starved: false,
             client_done: false,
             server_done: false,
         })
         .collect();
     // After the buffers, so that it drops (and cancels) before them.
     let mut u = Uring::with_cq(entries, Some(2 * entries), sys)?;
+    if let Some(b) = &buf_ring {
+        b.register(&u.ring)?;
+    }
     // Connection `c`'s client end is fixed file `2c`, its server end
     // `2c + 1`.
     let registered = p.registered_files;
@@ -568,8 +678,9 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
     };
     let mut rec = Recorder::sampling(window);
     let mut in_flight = 0usize;
-    // SAFETY (every push below): the buffers are boxed in `conns`, which
-    // outlives the loop, and the loop ends only with nothing in flight.
+    // SAFETY (every push below): the buffers are boxed in `conns` and
+    // `buf_ring`, which outlive the loop, and the loop ends only with
+    // nothing in flight.
     let send = |fd: Sock, b: &[u8], t: u64| {
         let (ptr, len) = (b.as_ptr(), b.len() as u32);
         match fd {
@@ -583,6 +694,13 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
         match fd {
             Sock::Raw(fd) => opcode::Recv::new(types::Fd(fd), ptr, len).build(),
             Sock::Fixed(i) => opcode::Recv::new(types::Fixed(i), ptr, len).build(),
+        }
+        .user_data(t)
+    };
+    let recv_multi = |fd: Sock, t: u64| {
+        match fd {
+            Sock::Raw(fd) => opcode::RecvMulti::new(types::Fd(fd), GROUP).build(),
+            Sock::Fixed(i) => opcode::RecvMulti::new(types::Fixed(i), GROUP).build(),
         }
         .user_data(t)
     };
@@ -601,18 +719,27 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
         };
     for (c, conn) in conns.iter_mut().enumerate() {
         let fd = server(c, conn);
-        unsafe { u.push(&recv(fd, &mut conn.sbuf, tag(c, SERVER_RECV)))? };
+        let e = if multishot {
+            recv_multi(fd, tag(c, SERVER_RECV))
+        } else {
+            recv(fd, &mut conn.sbuf, tag(c, SERVER_RECV))
+        };
+        unsafe { u.push(&e)? };
         in_flight += 1;
         start_round(&mut u, c, conn, &mut in_flight)?;
     }
     while conns.iter().any(|c| !(c.client_done && c.server_done)) {
         ensure!(in_flight > 0, "TCP echo stalled with nothing in flight");
         u.submit_and_reap(1)?;
-        for (ud, res, _) in u.take() {
-            in_flight -= 1;
+        for (ud, res, flags) in u.take() {
             let c = (ud >> 2) as usize;
             let conn = &mut conns[c];
             let mut round_done = false;
+            // A multishot receive stays in flight while it says more comes.
+            let more = ud & 3 == SERVER_RECV && multishot && cqueue::more(flags);
+            if !more {
+                in_flight -= 1;
+            }
             match ud & 3 {
                 CLIENT_SEND => {
                     conn.sent += io_res(res, "client send")?;
@@ -639,6 +766,34 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                         round_done = conn.sent == size;
                     }
                 }
+                SERVER_RECV if multishot => {
+                    let ring = buf_ring.as_mut().ok_or("no buffer ring")?;
+                    if res == -libc::ENOBUFS {
+                        // Every buffer is out: receive again once one is back.
+                        conn.starved = true;
+                        continue;
+                    }
+                    let n = io_res(res, "server receive")?;
+                    if n == 0 {
+                        ensure!(!more, "a receive at the end of the stream says more comes");
+                        conn.server_done = true;
+                        continue;
+                    }
+                    let bid = cqueue::buffer_select(flags).ok_or("a receive without its buffer")?;
+                    conn.pending.push_back((bid, n));
+                    if conn.pending.len() == 1 {
+                        conn.returned = 0;
+                        let fd = server(c, conn);
+                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, SERVER_SEND)))? };
+                        in_flight += 1;
+                    }
+                    if !more {
+                        // The kernel ended it (its CQ was full, say): again.
+                        let fd = server(c, conn);
+                        unsafe { u.push(&recv_multi(fd, tag(c, SERVER_RECV)))? };
+                        in_flight += 1;
+                    }
+                }
                 SERVER_RECV => {
                     let n = io_res(res, "server receive")?;
                     if n == 0 {
@@ -649,6 +804,33 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                         unsafe { u.push(&send(fd, &conn.sbuf[..n], tag(c, SERVER_SEND)))? };
                         in_flight += 1;
                     }
+                }
+                _ if multishot => {
+                    let ring = buf_ring.as_mut().ok_or("no buffer ring")?;
+                    conn.returned += io_res(res, "server send")?;
+                    let &(bid, n) = conn.pending.front().ok_or("a send with nothing held")?;
+                    let fd = server(c, conn);
+                    if conn.returned < n {
+                        let rest = &ring.buf(bid)[conn.returned..n];
+                        unsafe { u.push(&send(fd, rest, tag(c, SERVER_SEND)))? };
+                        in_flight += 1;
+                        continue;
+                    }
+                    conn.pending.pop_front();
+                    ring.give(bid);
+                    conn.returned = 0;
+                    if let Some(&(bid, n)) = conn.pending.front() {
+                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, SERVER_SEND)))? };
+                        in_flight += 1;
+                    }
+                    // A buffer is back: the starved receives go again.
+                    for (k, other) in conns.iter_mut().enumerate().filter(|(_, o)| o.starved) {
+                        other.starved = false;
+                        let fd = server(k, other);
+                        unsafe { u.push(&recv_multi(fd, tag(k, SERVER_RECV)))? };
+                        in_flight += 1;
+                    }
+                    continue;
                 }
                 _ => {
                     conn.returned += io_res(res, "server send")?;
@@ -677,5 +859,9 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
             }
         }
     }
+    // The ring goes first: nothing of the kernel's may point into the
+    // buffers once they are freed.
+    drop(u);
+    drop(buf_ring);
     Ok(rec)
 }
