@@ -178,13 +178,19 @@ impl Recorder {
         self.window.clone()
     }
 
-    /// `n` operations started at `start` finished at `now`; they count if
-    /// they lie wholly inside the window. Returns whether to go on.
+    /// `n` operations started at `start` finished at `now`: they count if
+    /// they finished inside the window (throughput is completions per
+    /// second of the window, whenever they started: with 10,000
+    /// connections a round trip is a good part of the window), and their
+    /// latency is kept if they also started inside it. Returns whether to
+    /// go on.
     pub fn record(&mut self, n: u64, start: Instant, now: Instant) -> bool {
         self.window.mark(now);
-        if start >= self.window.t0 && now <= self.window.end {
+        if now >= self.window.t0 && now <= self.window.end {
             self.ops += n;
-            if let Some(s) = &mut self.samples {
+            if let Some(s) = &mut self.samples
+                && start >= self.window.t0
+            {
                 s.push((now - start).as_nanos() as u64);
             }
         }
@@ -348,9 +354,16 @@ mod tests {
             w.end - Duration::from_micros(1),
             w.end + Duration::from_micros(1)
         ));
+        assert!(r.record(
+            1,
+            w.t0 - Duration::from_millis(2),
+            w.t0 - Duration::from_millis(1)
+        ));
         let m = r.finish();
         assert!(m.cpu.is_some(), "both ends of the window were marked");
-        assert_eq!(m.ops, 1);
+        // Finished inside: counted; started before it: no latency sample.
+        assert_eq!(m.ops, 2);
+        assert_eq!(m.latency.as_ref().unwrap().len(), 1);
         assert_eq!(m.latency.unwrap().quantile(0.5), Some(5_000));
         assert_eq!(m.elapsed, Duration::from_millis(100));
     }
