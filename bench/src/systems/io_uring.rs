@@ -520,9 +520,6 @@ struct Conn {
     /// not yet sent back, oldest first, as (buffer id, bytes); the front
     /// one is being sent (`returned` of it so far).
     pending: VecDeque<(u16, usize)>,
-    /// The multishot receive ended for want of buffers: it is posted again
-    /// once one comes back.
-    starved: bool,
     client_done: bool,
     server_done: bool,
 }
@@ -649,13 +646,12 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
             held: 0,
             returned: 0,
             pending: VecDeque::new(),
-            starved: false,
             client_done: false,
             server_done: false,
         })
         .collect();
     // After the buffers, so that it drops (and cancels) before them.
-    let mut u = Uring::with_cq(entries, Some(2 * entries), sys)?;
+    let mut u = Uring::with_cq(entries, Some(2 * entries.min(MAX_ENTRIES)), sys)?;
     if let Some(b) = &buf_ring {
         b.register(&u.ring)?;
     }
@@ -678,6 +674,9 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
     };
     let mut rec = Recorder::sampling(window);
     let mut in_flight = 0usize;
+    // Connections whose multishot receive ended for want of buffers: they
+    // receive again once one comes back.
+    let mut starved: Vec<usize> = Vec::new();
     // SAFETY (every push below): the buffers are boxed in `conns` and
     // `buf_ring`, which outlive the loop, and the loop ends only with
     // nothing in flight.
@@ -770,7 +769,7 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                     let ring = buf_ring.as_mut().ok_or("no buffer ring")?;
                     if res == -libc::ENOBUFS {
                         // Every buffer is out: receive again once one is back.
-                        conn.starved = true;
+                        starved.push(c);
                         continue;
                     }
                     let n = io_res(res, "server receive")?;
@@ -824,9 +823,8 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                         in_flight += 1;
                     }
                     // A buffer is back: the starved receives go again.
-                    for (k, other) in conns.iter_mut().enumerate().filter(|(_, o)| o.starved) {
-                        other.starved = false;
-                        let fd = server(k, other);
+                    for k in starved.drain(..) {
+                        let fd = server(k, &conns[k]);
                         unsafe { u.push(&recv_multi(fd, tag(k, SERVER_RECV)))? };
                         in_flight += 1;
                     }

@@ -8,7 +8,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use kqring::ops::{Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Timeout, Write, WriteBuf};
+use kqring::ops::{
+    Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Shutdown as ShutdownOp, Timeout, Write,
+    WriteBuf,
+};
 use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
 
 use super::{BATCH, Outcome, Params, System, on_rings};
@@ -366,9 +369,16 @@ fn tag(conn: usize, kind: u64) -> u64 {
     ((conn as u64) << 2) | kind
 }
 
+/// The `user_data` of the client ends' final shutdown on registered files
+/// (the connection in the low bits).
+const SHUTDOWN: u64 = 1 << 63;
+
 /// One connection of TCP echo, both ends.
 struct Conn {
-    pair: TcpPair,
+    /// The std sockets; closed once both ends are registered files (the
+    /// ring holds its own duplicates), as a server that accepted into its
+    /// file table holds no other descriptor.
+    pair: Option<TcpPair>,
     round: u64,
     start: Instant,
     /// Bytes of this round's message the client has sent.
@@ -404,7 +414,7 @@ impl<'r> Echo<'r> {
             conns: pairs
                 .into_iter()
                 .map(|pair| Conn {
-                    pair,
+                    pair: Some(pair),
                     round: 0,
                     start: Instant::now(),
                     sent: 0,
@@ -428,39 +438,50 @@ impl<'r> Echo<'r> {
     }
 
     fn client_fd(&self, c: usize) -> Fd {
-        if self.registered {
-            Fd::Fixed(2 * c as u32)
-        } else {
-            Fd::Raw(self.conns[c].pair.client.as_raw_fd())
+        match &self.conns[c].pair {
+            Some(pair) if !self.registered => Fd::Raw(pair.client.as_raw_fd()),
+            _ => Fd::Fixed(2 * c as u32),
         }
     }
 
     fn server_fd(&self, c: usize) -> Fd {
-        if self.registered {
-            Fd::Fixed(2 * c as u32 + 1)
-        } else {
-            Fd::Raw(self.conns[c].pair.server.as_raw_fd())
+        match &self.conns[c].pair {
+            Some(pair) if !self.registered => Fd::Raw(pair.server.as_raw_fd()),
+            _ => Fd::Fixed(2 * c as u32 + 1),
         }
     }
 
-    /// Puts both ends of every connection into the file table.
+    /// Puts both ends of every connection into the file table, then
+    /// closes the std sockets: the ring's duplicates are the connections.
+    /// A few connections at a time, so that the duplicates and the
+    /// originals never need much more than one descriptor per end at once
+    /// (10,000 connections fit a limit of 20,000).
     fn register(&mut self) -> Result<()> {
-        let fds: Vec<RawFd> = (self.conns.iter())
-            .flat_map(|c| [c.pair.client.as_raw_fd(), c.pair.server.as_raw_fd()])
-            .collect();
-        let want = fds.len() as i32;
-        push(self.sq, FilesUpdate::new(FileSlot::Index(0), fds).build())?;
-        self.sq.submit_and_wait(1)?;
-        let cqe = self
-            .ring
-            .completion()
-            .pop()
-            .ok_or("no completion for FilesUpdate")?;
-        ensure!(
-            cqe.res() == want,
-            "FilesUpdate completed with {}",
-            cqe.res()
-        );
+        const CHUNK: usize = 16;
+        for first in (0..self.conns.len()).step_by(CHUNK) {
+            let chunk = first..(first + CHUNK).min(self.conns.len());
+            let fds: Vec<RawFd> = (self.conns[chunk.clone()].iter())
+                .filter_map(|c| c.pair.as_ref())
+                .flat_map(|p| [p.client.as_raw_fd(), p.server.as_raw_fd()])
+                .collect();
+            let want = fds.len() as i32;
+            let slot = FileSlot::Index(2 * first as u32);
+            push(self.sq, FilesUpdate::new(slot, fds).build())?;
+            self.sq.submit_and_wait(1)?;
+            let cqe = self
+                .ring
+                .completion()
+                .pop()
+                .ok_or("no completion for FilesUpdate")?;
+            ensure!(
+                cqe.res() == want,
+                "FilesUpdate completed with {}",
+                cqe.res()
+            );
+            for conn in &mut self.conns[chunk] {
+                conn.pair = None;
+            }
+        }
         Ok(())
     }
 
@@ -493,13 +514,28 @@ impl<'r> Echo<'r> {
         } else {
             // The server's receive sees the end of the stream and stops.
             conn.client_done = true;
-            conn.pair.client.shutdown(Shutdown::Write)?;
+            match &conn.pair {
+                Some(pair) => pair.client.shutdown(Shutdown::Write)?,
+                None => {
+                    let fd = self.client_fd(c);
+                    let sqe = ShutdownOp::new(fd, Shutdown::Write).build();
+                    self.push(sqe.user_data(SHUTDOWN | c as u64))?;
+                }
+            }
             Ok(())
         }
     }
 
     fn on_completion(&mut self, mut cqe: Cqe) -> Result<()> {
         self.in_flight -= 1;
+        if cqe.user_data() & SHUTDOWN != 0 {
+            ensure!(
+                cqe.res() == 0,
+                "client shutdown completed with {}",
+                cqe.res()
+            );
+            return Ok(());
+        }
         let c = (cqe.user_data() >> 2) as usize;
         let size = self.msgs.size();
         match cqe.user_data() & 3 {
@@ -566,7 +602,7 @@ impl<'r> Echo<'r> {
             self.start_round(c)?;
         }
         let cq = self.ring.completion();
-        while self.conns.iter().any(|c| !(c.client_done && c.server_done)) {
+        while self.in_flight > 0 || self.conns.iter().any(|c| !(c.client_done && c.server_done)) {
             ensure!(
                 self.in_flight > 0,
                 "TCP echo stalled with nothing in flight"
