@@ -656,6 +656,15 @@ impl Report {
         for n in NOTES {
             let _ = writeln!(out, "{n}.");
         }
+        if self.workloads.contains(&"sweep") {
+            let _ = writeln!(
+                out,
+                "sweep: kqring, io_uring and tokio only; each cell measures at least n / 3,333 s \
+                 (3 s at 10,000 connections): rounds complete in waves, a round trip of every \
+                 connection, and a window holds a whole number of them; a count the descriptor \
+                 limit can't hold runs as the most it can (named)."
+            );
+        }
         let _ = writeln!(
             out,
             "CPU: getrusage(RUSAGE_SELF) read as the window opens and closes, scaled to the \

@@ -216,6 +216,17 @@ fn quantile(q: f64) -> impl Fn(&Measurement) -> Option<f64> {
     move |m| m.latency.as_ref()?.quantile(q).map(|v| v as f64)
 }
 
+/// Descriptors a sweep leaves beside its connections' two ends: the
+/// listener, standard streams, rings, epoll and event descriptors.
+const SWEEP_SPARE_FDS: u64 = 64;
+
+/// The measured time of a sweep cell of `n` connections: at least
+/// `duration`, and n / 3,333 s (3 s at 10,000), so that a window holds a
+/// dozen or more waves of round trips.
+pub fn sweep_duration(duration: std::time::Duration, n: usize) -> std::time::Duration {
+    duration.max(std::time::Duration::from_secs_f64(n as f64 / 3333.0))
+}
+
 const RATE_M: (&str, f64, Better) = ("ops/s", 1e-6, Better::Higher);
 const NS: (&str, f64, Better) = ("ns", 1.0, Better::Lower);
 const NS_AS_US: (&str, f64, Better) = ("ns", 1e-3, Better::Lower);
@@ -434,24 +445,39 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                 }
             }
             Workload::Sweep => {
-                for &n in &sweep {
-                    let what = format!("sweep: TCP echo, {} conn", count_label(n));
+                for &asked in &sweep {
                     // Both ends of every connection, the listener, and room
-                    // for what the systems open themselves.
-                    let need = 2 * n as u64 + 64;
-                    let got = match nofile {
-                        Ok(limit) if limit < need => r.fail_all(
-                            &what,
-                            &format!(
-                                "{n} connections need {need} descriptors; the limit is {limit}"
-                            ),
-                        ),
-                        _ => r.each_of(&what, SWEEP_COLUMNS, |s| s.tcp_echo(p, n)),
+                    // for what the systems open themselves: a count the
+                    // descriptor limit can't hold runs as the most it can.
+                    let room = |n: usize| 2 * n as u64 + SWEEP_SPARE_FDS;
+                    let n = match nofile {
+                        Ok(limit) if limit < room(asked) => {
+                            (limit.saturating_sub(SWEEP_SPARE_FDS) / 2) as usize
+                        }
+                        _ => asked,
                     };
-                    let label = format!("sweep: TCP echo {} conn, k msg/s ↑", count_label(n));
+                    let name = if n == asked {
+                        format!("sweep: TCP echo {} conn", count_label(n))
+                    } else {
+                        format!("sweep: TCP echo {n} conn ({} asked)", count_label(asked))
+                    };
+                    // Round trips complete in waves (every connection's, one
+                    // after another), and a window holds a whole number of
+                    // them: long windows for many connections.
+                    let pn = Params {
+                        duration: sweep_duration(p.duration, n),
+                        ..p.clone()
+                    };
+                    let got = if n == 0 {
+                        r.fail_all(&name, "the descriptor limit leaves no room for connections")
+                    } else {
+                        r.each_of(&name, SWEEP_COLUMNS, |s| s.tcp_echo(&pn, n))
+                    };
                     let unit = ("msg/s", 1e-3, Better::Higher);
-                    let cpu = format!("sweep: TCP echo {} conn, per msg", count_label(n));
-                    let mut row = row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got);
+                    let mut row = row(w, format!("{name}, k msg/s ↑"), unit, &got, |m| {
+                        Some(m.rate())
+                    })
+                    .with_cpu(format!("{name}, per msg"), &got);
                     row.connections = Some(n);
                     rows.push(row);
                 }

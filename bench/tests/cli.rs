@@ -670,3 +670,46 @@ fn spans_off_build_must_be_a_build_with_spans_compiled_out() {
         "{v}"
     );
 }
+
+#[test]
+fn a_sweep_count_the_descriptor_limit_cannot_hold_runs_as_the_most_it_can() {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kqring-bench"));
+    cmd.env_remove("RUST_LOG").args([
+        "--workload",
+        "sweep",
+        "--sweep-connections",
+        "1000",
+        "--duration",
+        "0.05",
+        "--system",
+        "kqring",
+        "--mode",
+        "inline",
+        "--no-span-cost",
+        "--json",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe and touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 200,
+                rlim_max: 200,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let v = json_of(&cmd.output().expect("the benchmark runs"));
+    let notes = v["system_notes"].to_string();
+    assert!(notes.contains("RLIMIT_NOFILE): 200"), "{notes}");
+    let rows = row(&v, "sweep");
+    assert_eq!(rows.len(), 1);
+    // (200 - 64 spare) / 2 descriptors per connection.
+    assert_eq!(rows[0]["connections"], 68, "{}", rows[0]);
+    let label = rows[0]["metric"].as_str().unwrap();
+    assert!(label.contains("68 conn (1k asked)"), "{label}");
+    assert!(rows[0]["values"]["kqring-inline"].as_f64().unwrap() > 0.0);
+}
