@@ -488,8 +488,9 @@ const NOTES: &[&str] = &[
      thread waits; the SQPOLL and DEFER_TASKRUN rings also use a multishot receive into a \
      provided-buffer ring on TCP echo's server ends and registered buffers for file reads",
     "tokio mt: multi-thread runtime; tokio ct: current-thread runtime; file reads via \
-     spawn_blocking pread, one task per slot; monoio: its legacy (mio) driver; compio: its \
-     poll driver (driver_type() checked), file reads on its blocking pool",
+     spawn_blocking pread, one task per slot; monoio: its legacy (mio) driver, TCP and timers \
+     (it can't take a pipe it did not open); compio: its poll driver (driver_type() \
+     checked), non-blocking pipes, file reads on its blocking pool",
     "blocking: one thread per waiting end; file reads are one pread at a time (queue depth 1)",
     "pipe: a partner thread echoes with blocking calls; timers: durations spread over 1–100 ms, \
      lateness = seen done − (asked + duration)",

@@ -197,7 +197,7 @@ fn msg_size_sets_the_echoed_messages_and_is_recorded() {
         let title = v["latency"][key]["title"].as_str().unwrap();
         assert!(title.contains("(9000 B)"), "{key}: {title}");
     }
-    // Every column runs TCP echo; all but monoio and compio pipe ping-pong.
+    // Every column runs TCP echo; all but monoio pipe ping-pong.
     for (r, pipe) in (row(&v, "pipe").into_iter().map(|r| (r, true)))
         .chain(row(&v, "tcp").into_iter().map(|r| (r, false)))
     {
@@ -207,7 +207,7 @@ fn msg_size_sets_the_echoed_messages_and_is_recorded() {
                 assert_eq!(x, "unavailable", "{col}: {r}");
                 continue;
             }
-            if pipe && (col == "monoio" || col == "compio") {
+            if pipe && col == "monoio" {
                 assert_eq!(x, "n/a", "{col}: {r}");
                 continue;
             }

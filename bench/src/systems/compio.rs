@@ -11,15 +11,17 @@ use compio::BufResult;
 use compio::buf::{IntoInner as _, IoBuf as _};
 use compio::driver::DriverType;
 use compio::fs::File;
+use compio::fs::pipe::{Receiver, Sender};
 use compio::io::{
     AsyncRead as _, AsyncReadAt as _, AsyncReadExt as _, AsyncWrite as _, AsyncWriteExt as _,
 };
 use compio::net::TcpStream;
 use compio::runtime::Runtime;
+use std::os::fd::{FromRawFd as _, IntoRawFd as _};
 
 use super::{Outcome, Params, System, on_rings};
 use crate::fixtures::{
-    BLOCK, Messages, Rng, TcpPair, TestFile, check_block, tcp_pairs, timer_durations,
+    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, check_block, tcp_pairs, timer_durations,
 };
 use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
 use crate::{Error, Result};
@@ -60,6 +62,44 @@ fn run<T>(fut: impl Future<Output = Result<T>>) -> Result<T> {
 impl System for Compio {
     fn name(&self) -> &'static str {
         "compio"
+    }
+
+    fn pipe(&mut self, p: &Params) -> Outcome {
+        Some((|| {
+            // The poll driver reads and writes until EAGAIN, then waits for
+            // readiness: the workload's ends are non-blocking.
+            let PipePartner {
+                ping,
+                pong,
+                partner,
+            } = PipePartner::spawn(true)?;
+            let msgs = Messages::new(p.msg_size);
+            let window = Window::new(p.duration);
+            let r = run(async move {
+                // SAFETY: the descriptors are the workload's own, moved in.
+                let mut tx = unsafe { Sender::from_raw_fd(ping.into_raw_fd()) };
+                let mut rx = unsafe { Receiver::from_raw_fd(pong.into_raw_fd()) };
+                let size = msgs.size();
+                let mut buf = Vec::with_capacity(size);
+                let mut rec = Recorder::sampling(window);
+                for round in 0.. {
+                    let start = Instant::now();
+                    let BufResult(res, _) = tx.write_all(msgs.get(round).clone()).await;
+                    res?;
+                    buf.clear();
+                    let BufResult(res, slice) = rx.read_exact(buf.slice(..size)).await;
+                    res?;
+                    buf = slice.into_inner();
+                    msgs.check(round, &buf)?;
+                    if !rec.record(1, start, Instant::now()) {
+                        break;
+                    }
+                }
+                Ok(rec.finish())
+            });
+            partner.join();
+            r
+        })())
     }
 
     fn tcp_echo(&mut self, p: &Params, conns: usize) -> Outcome {
