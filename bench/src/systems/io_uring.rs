@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
+use super::echo::{Next, Op, Progress, tag, untag};
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
     BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
@@ -494,23 +495,10 @@ fn pipe_ping_pong(sys: IoUringSystem, p: &Params, ping: RawFd, pong: RawFd) -> R
     Ok(rec.finish())
 }
 
-/// Op kinds of TCP echo, in the low bits of `user_data`.
-const CLIENT_SEND: u64 = 0;
-const CLIENT_RECV: u64 = 1;
-const SERVER_RECV: u64 = 2;
-const SERVER_SEND: u64 = 3;
-
-fn tag(conn: usize, kind: u64) -> u64 {
-    ((conn as u64) << 2) | kind
-}
-
 /// Both ends of one connection, with the buffers the kernel writes into.
 struct Conn {
     pair: TcpPair,
-    round: u64,
-    start: Instant,
-    sent: usize,
-    got: usize,
+    progress: Progress,
     rbuf: Box<[u8]>,
     sbuf: Box<[u8]>,
     /// Bytes the server holds, and how many of them it has sent back.
@@ -520,8 +508,6 @@ struct Conn {
     /// not yet sent back, oldest first, as (buffer id, bytes); the front
     /// one is being sent (`returned` of it so far).
     pending: VecDeque<(u16, usize)>,
-    client_done: bool,
-    server_done: bool,
 }
 
 /// A socket of TCP echo: its descriptor, or its fixed file.
@@ -613,7 +599,7 @@ impl Drop for BufRing {
     }
 }
 
-/// TCP echo on one ring, the same state machine as kqring's, counted in
+/// TCP echo on one ring, with [`Progress`] as kqring's, counted in
 /// `window`. With a tuned variant the server ends receive with one
 /// multishot receive each, into a provided-buffer ring, and send back from
 /// the buffer the kernel picked.
@@ -633,10 +619,7 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
         .into_iter()
         .map(|pair| Conn {
             pair,
-            round: 0,
-            start: Instant::now(),
-            sent: 0,
-            got: 0,
+            progress: Progress::default(),
             rbuf: vec![0u8; size].into_boxed_slice(),
             sbuf: if multishot {
                 Box::default()
@@ -646,8 +629,6 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
             held: 0,
             returned: 0,
             pending: VecDeque::new(),
-            client_done: false,
-            server_done: false,
         })
         .collect();
     // After the buffers, so that it drops (and cancels) before them.
@@ -705,13 +686,12 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
     };
     let start_round =
         |u: &mut Uring, c: usize, conn: &mut Conn, in_flight: &mut usize| -> io::Result<()> {
-            conn.start = Instant::now();
-            conn.sent = 0;
-            conn.got = 0;
+            conn.progress.begin_round();
             let fd = client(c, conn);
+            let msg = msgs.get(conn.progress.round);
             unsafe {
-                u.push(&send(fd, msgs.get(conn.round), tag(c, CLIENT_SEND)))?;
-                u.push(&recv(fd, &mut conn.rbuf, tag(c, CLIENT_RECV)))?;
+                u.push(&send(fd, msg, tag(c, Op::ClientSend)))?;
+                u.push(&recv(fd, &mut conn.rbuf, tag(c, Op::ClientRecv)))?;
             }
             *in_flight += 2;
             Ok(())
@@ -719,53 +699,37 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
     for (c, conn) in conns.iter_mut().enumerate() {
         let fd = server(c, conn);
         let e = if multishot {
-            recv_multi(fd, tag(c, SERVER_RECV))
+            recv_multi(fd, tag(c, Op::ServerRecv))
         } else {
-            recv(fd, &mut conn.sbuf, tag(c, SERVER_RECV))
+            recv(fd, &mut conn.sbuf, tag(c, Op::ServerRecv))
         };
         unsafe { u.push(&e)? };
         in_flight += 1;
         start_round(&mut u, c, conn, &mut in_flight)?;
     }
-    while conns.iter().any(|c| !(c.client_done && c.server_done)) {
+    while conns.iter().any(|c| !c.progress.done()) {
         ensure!(in_flight > 0, "TCP echo stalled with nothing in flight");
         u.submit_and_reap(1)?;
         for (ud, res, flags) in u.take() {
-            let c = (ud >> 2) as usize;
+            let (c, op) = untag(ud);
             let conn = &mut conns[c];
-            let mut round_done = false;
             // A multishot receive stays in flight while it says more comes.
-            let more = ud & 3 == SERVER_RECV && multishot && cqueue::more(flags);
+            let more = op == Op::ServerRecv && multishot && cqueue::more(flags);
             if !more {
                 in_flight -= 1;
             }
-            match ud & 3 {
-                CLIENT_SEND => {
-                    conn.sent += io_res(res, "client send")?;
-                    if conn.sent < size {
-                        let rest = &msgs.get(conn.round)[conn.sent..];
-                        let fd = client(c, conn);
-                        unsafe { u.push(&send(fd, rest, tag(c, CLIENT_SEND)))? };
-                        in_flight += 1;
-                    } else {
-                        round_done = conn.got == size;
-                    }
-                }
-                CLIENT_RECV => {
+            let mut next = Next::Wait;
+            match op {
+                Op::ClientSend => next = conn.progress.sent(io_res(res, "client send")?, size),
+                Op::ClientRecv => {
                     let n = io_res(res, "client receive")?;
-                    ensure!(n > 0, "server closed connection {c}");
-                    conn.got += n;
-                    if conn.got < size {
-                        let fd = client(c, conn);
-                        let rest = &mut conn.rbuf[conn.got..];
-                        unsafe { u.push(&recv(fd, rest, tag(c, CLIENT_RECV)))? };
-                        in_flight += 1;
-                    } else {
-                        msgs.check(conn.round, &conn.rbuf)?;
-                        round_done = conn.sent == size;
+                    next = conn.progress.received(n, size, c)?;
+                    if next == Next::Check {
+                        msgs.check(conn.progress.round, &conn.rbuf)?;
+                        next = conn.progress.checked(size);
                     }
                 }
-                SERVER_RECV if multishot => {
+                Op::ServerRecv if multishot => {
                     let ring = buf_ring.as_mut().ok_or("no buffer ring")?;
                     if res == -libc::ENOBUFS {
                         // Every buffer is out: receive again once one is back.
@@ -775,7 +739,7 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                     let n = io_res(res, "server receive")?;
                     if n == 0 {
                         ensure!(!more, "a receive at the end of the stream says more comes");
-                        conn.server_done = true;
+                        conn.progress.server_done = true;
                         continue;
                     }
                     let bid = cqueue::buffer_select(flags).ok_or("a receive without its buffer")?;
@@ -783,35 +747,35 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                     if conn.pending.len() == 1 {
                         conn.returned = 0;
                         let fd = server(c, conn);
-                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, SERVER_SEND)))? };
+                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, Op::ServerSend)))? };
                         in_flight += 1;
                     }
                     if !more {
                         // The kernel ended it (its CQ was full, say): again.
                         let fd = server(c, conn);
-                        unsafe { u.push(&recv_multi(fd, tag(c, SERVER_RECV)))? };
+                        unsafe { u.push(&recv_multi(fd, tag(c, Op::ServerRecv)))? };
                         in_flight += 1;
                     }
                 }
-                SERVER_RECV => {
+                Op::ServerRecv => {
                     let n = io_res(res, "server receive")?;
                     if n == 0 {
-                        conn.server_done = true;
+                        conn.progress.server_done = true;
                     } else {
                         (conn.held, conn.returned) = (n, 0);
                         let fd = server(c, conn);
-                        unsafe { u.push(&send(fd, &conn.sbuf[..n], tag(c, SERVER_SEND)))? };
+                        unsafe { u.push(&send(fd, &conn.sbuf[..n], tag(c, Op::ServerSend)))? };
                         in_flight += 1;
                     }
                 }
-                _ if multishot => {
+                Op::ServerSend if multishot => {
                     let ring = buf_ring.as_mut().ok_or("no buffer ring")?;
                     conn.returned += io_res(res, "server send")?;
                     let &(bid, n) = conn.pending.front().ok_or("a send with nothing held")?;
                     let fd = server(c, conn);
                     if conn.returned < n {
                         let rest = &ring.buf(bid)[conn.returned..n];
-                        unsafe { u.push(&send(fd, rest, tag(c, SERVER_SEND)))? };
+                        unsafe { u.push(&send(fd, rest, tag(c, Op::ServerSend)))? };
                         in_flight += 1;
                         continue;
                     }
@@ -819,41 +783,50 @@ fn echo(sys: IoUringSystem, p: &Params, pairs: Vec<TcpPair>, window: Window) -> 
                     ring.give(bid);
                     conn.returned = 0;
                     if let Some(&(bid, n)) = conn.pending.front() {
-                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, SERVER_SEND)))? };
+                        unsafe { u.push(&send(fd, &ring.buf(bid)[..n], tag(c, Op::ServerSend)))? };
                         in_flight += 1;
                     }
                     // A buffer is back: the starved receives go again.
                     for k in starved.drain(..) {
                         let fd = server(k, &conns[k]);
-                        unsafe { u.push(&recv_multi(fd, tag(k, SERVER_RECV)))? };
+                        unsafe { u.push(&recv_multi(fd, tag(k, Op::ServerRecv)))? };
                         in_flight += 1;
                     }
-                    continue;
                 }
-                _ => {
+                Op::ServerSend => {
                     conn.returned += io_res(res, "server send")?;
                     let fd = server(c, conn);
                     let e = if conn.returned < conn.held {
                         send(
                             fd,
                             &conn.sbuf[conn.returned..conn.held],
-                            tag(c, SERVER_SEND),
+                            tag(c, Op::ServerSend),
                         )
                     } else {
-                        recv(fd, &mut conn.sbuf, tag(c, SERVER_RECV))
+                        recv(fd, &mut conn.sbuf, tag(c, Op::ServerRecv))
                     };
                     unsafe { u.push(&e)? };
                     in_flight += 1;
                 }
             }
-            if round_done {
-                if rec.record(1, conn.start, Instant::now()) {
-                    conn.round += 1;
-                    start_round(&mut u, c, conn, &mut in_flight)?;
-                } else {
-                    conn.client_done = true;
-                    conn.pair.client.shutdown(Shutdown::Write)?;
+            let conn = &mut conns[c];
+            let fd = client(c, conn);
+            match next {
+                Next::Send(from) => {
+                    let rest = &msgs.get(conn.progress.round)[from..];
+                    unsafe { u.push(&send(fd, rest, tag(c, Op::ClientSend)))? };
+                    in_flight += 1;
                 }
+                Next::Recv(from) => {
+                    let rest = &mut conn.rbuf[from..];
+                    unsafe { u.push(&recv(fd, rest, tag(c, Op::ClientRecv)))? };
+                    in_flight += 1;
+                }
+                Next::RoundDone if conn.progress.finish_round(&mut rec) => {
+                    start_round(&mut u, c, conn, &mut in_flight)?;
+                }
+                Next::RoundDone => conn.pair.client.shutdown(Shutdown::Write)?,
+                Next::Check | Next::Wait => {}
             }
         }
     }

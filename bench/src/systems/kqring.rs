@@ -14,6 +14,7 @@ use kqring::ops::{
 };
 use kqring::{Buffer, Builder, Cqe, Mode, Ring, Sqe, SubmissionQueue};
 
+use super::echo::{Next, Op, Progress, tag, untag};
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
     BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
@@ -359,16 +360,6 @@ fn pipe_ping_pong(kq: &Kqring, p: &Params, ping: RawFd, pong: RawFd) -> Result<M
     Ok(rec.finish())
 }
 
-/// Op kinds of TCP echo, in the low bits of `user_data`.
-const CLIENT_SEND: u64 = 0;
-const CLIENT_RECV: u64 = 1;
-const SERVER_RECV: u64 = 2;
-const SERVER_SEND: u64 = 3;
-
-fn tag(conn: usize, kind: u64) -> u64 {
-    ((conn as u64) << 2) | kind
-}
-
 /// The `user_data` of the client ends' final shutdown on registered files
 /// (the connection in the low bits).
 const SHUTDOWN: u64 = 1 << 63;
@@ -379,16 +370,9 @@ struct Conn {
     /// ring holds its own duplicates), as a server that accepted into its
     /// file table holds no other descriptor.
     pair: Option<TcpPair>,
-    round: u64,
-    start: Instant,
-    /// Bytes of this round's message the client has sent.
-    sent: usize,
+    progress: Progress,
     /// The client's receive buffer, while no receive holds it.
     rbuf: Option<BytesMut>,
-    /// The client's receive of this round has its whole echo.
-    echoed: bool,
-    client_done: bool,
-    server_done: bool,
 }
 
 /// TCP echo on one ring: every connection's client and server ends are ops
@@ -415,13 +399,8 @@ impl<'r> Echo<'r> {
                 .into_iter()
                 .map(|pair| Conn {
                     pair: Some(pair),
-                    round: 0,
-                    start: Instant::now(),
-                    sent: 0,
+                    progress: Progress::default(),
                     rbuf: Some(BytesMut::with_capacity(size)),
-                    echoed: false,
-                    client_done: false,
-                    server_done: false,
                 })
                 .collect(),
             msgs: Messages::new(size),
@@ -489,40 +468,60 @@ impl<'r> Echo<'r> {
     fn start_round(&mut self, c: usize) -> Result<()> {
         let fd = self.client_fd(c);
         let conn = &mut self.conns[c];
-        conn.start = Instant::now();
-        conn.sent = 0;
-        conn.echoed = false;
-        let msg = self.msgs.get(conn.round).clone();
+        conn.progress.begin_round();
+        let msg = self.msgs.get(conn.progress.round).clone();
         let mut buf = conn.rbuf.take().ok_or("client buffer lost")?;
         buf.clear();
-        self.push(send(fd, msg).user_data(tag(c, CLIENT_SEND)))?;
-        self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)))
+        self.push(send(fd, msg).user_data(tag(c, Op::ClientSend)))?;
+        self.push(recv(fd, buf).user_data(tag(c, Op::ClientRecv)))
     }
 
     fn server_recv(&mut self, c: usize, mut buf: BytesMut) -> Result<()> {
         buf.clear();
         buf.reserve(self.msgs.server_buf());
         let fd = self.server_fd(c);
-        self.push(recv(fd, buf).user_data(tag(c, SERVER_RECV)))
+        self.push(recv(fd, buf).user_data(tag(c, Op::ServerRecv)))
     }
 
     fn round_done(&mut self, c: usize) -> Result<()> {
-        let conn = &mut self.conns[c];
-        if self.rec.record(1, conn.start, Instant::now()) {
-            conn.round += 1;
-            self.start_round(c)
-        } else {
-            // The server's receive sees the end of the stream and stops.
-            conn.client_done = true;
-            match &conn.pair {
-                Some(pair) => pair.client.shutdown(Shutdown::Write)?,
-                None => {
-                    let fd = self.client_fd(c);
-                    let sqe = ShutdownOp::new(fd, Shutdown::Write).build();
-                    self.push(sqe.user_data(SHUTDOWN | c as u64))?;
-                }
+        if self.conns[c].progress.finish_round(&mut self.rec) {
+            return self.start_round(c);
+        }
+        // The server's receive sees the end of the stream and stops.
+        match &self.conns[c].pair {
+            Some(pair) => pair.client.shutdown(Shutdown::Write)?,
+            None => {
+                let fd = self.client_fd(c);
+                let sqe = ShutdownOp::new(fd, Shutdown::Write).build();
+                self.push(sqe.user_data(SHUTDOWN | c as u64))?;
             }
-            Ok(())
+        }
+        Ok(())
+    }
+
+    /// Acts on what the client's progress says comes next.
+    fn client_next(&mut self, c: usize, next: Next, buf: Option<BytesMut>) -> Result<()> {
+        let fd = self.client_fd(c);
+        match next {
+            Next::Send(from) => {
+                let rest = self.msgs.get(self.conns[c].progress.round).slice(from..);
+                self.push(send(fd, rest).user_data(tag(c, Op::ClientSend)))
+            }
+            Next::Recv(_) => {
+                let buf = buf.ok_or("client buffer lost")?;
+                self.push(recv(fd, buf).user_data(tag(c, Op::ClientRecv)))
+            }
+            Next::Check => {
+                let buf = buf.ok_or("client buffer lost")?;
+                let size = self.msgs.size();
+                let conn = &mut self.conns[c];
+                self.msgs.check(conn.progress.round, &buf)?;
+                conn.rbuf = Some(buf);
+                let next = conn.progress.checked(size);
+                self.client_next(c, next, None)
+            }
+            Next::RoundDone => self.round_done(c),
+            Next::Wait => Ok(()),
         }
     }
 
@@ -536,61 +535,45 @@ impl<'r> Echo<'r> {
             );
             return Ok(());
         }
-        let c = (cqe.user_data() >> 2) as usize;
+        let (c, op) = untag(cqe.user_data());
         let size = self.msgs.size();
-        match cqe.user_data() & 3 {
-            CLIENT_SEND => {
-                let conn = &mut self.conns[c];
-                conn.sent += io_res(&cqe, "client send")?;
-                if conn.sent < size {
-                    let rest = self.msgs.get(conn.round).slice(conn.sent..);
-                    let fd = self.client_fd(c);
-                    self.push(send(fd, rest).user_data(tag(c, CLIENT_SEND)))?;
-                } else if conn.echoed {
-                    self.round_done(c)?;
-                }
+        match op {
+            Op::ClientSend => {
+                let n = io_res(&cqe, "client send")?;
+                let next = self.conns[c].progress.sent(n, size);
+                self.client_next(c, next, None)
             }
-            CLIENT_RECV => {
-                ensure!(
-                    io_res(&cqe, "client receive")? > 0,
-                    "server closed connection {c}"
-                );
+            Op::ClientRecv => {
+                let n = io_res(&cqe, "client receive")?;
+                let next = self.conns[c].progress.received(n, size, c)?;
+                // The receive appends to the buffer: its length is the echo
+                // so far, and the rest goes in after it.
                 let buf = take_mut(&mut cqe)?;
-                if buf.len() < size {
-                    let fd = self.client_fd(c);
-                    return self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)));
-                }
-                let conn = &mut self.conns[c];
-                self.msgs.check(conn.round, &buf)?;
-                conn.rbuf = Some(buf);
-                conn.echoed = true;
-                if conn.sent == size {
-                    self.round_done(c)?;
-                }
+                self.client_next(c, next, Some(buf))
             }
-            SERVER_RECV => {
+            Op::ServerRecv => {
                 let n = io_res(&cqe, "server receive")?;
                 let buf = take_mut(&mut cqe)?;
                 if n == 0 {
-                    self.conns[c].server_done = true;
+                    self.conns[c].progress.server_done = true;
+                    Ok(())
                 } else {
                     let fd = self.server_fd(c);
-                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                    self.push(send(fd, buf).user_data(tag(c, Op::ServerSend)))
                 }
             }
-            _ => {
+            Op::ServerSend => {
                 let n = io_res(&cqe, "server send")?;
                 let mut buf = take_mut(&mut cqe)?;
                 if n < buf.len() {
                     buf.advance(n);
                     let fd = self.server_fd(c);
-                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                    self.push(send(fd, buf).user_data(tag(c, Op::ServerSend)))
                 } else {
-                    self.server_recv(c, buf)?;
+                    self.server_recv(c, buf)
                 }
             }
         }
-        Ok(())
     }
 
     fn run(mut self) -> Result<Recorder> {
@@ -602,7 +585,7 @@ impl<'r> Echo<'r> {
             self.start_round(c)?;
         }
         let cq = self.ring.completion();
-        while self.in_flight > 0 || self.conns.iter().any(|c| !(c.client_done && c.server_done)) {
+        while self.in_flight > 0 || self.conns.iter().any(|c| !c.progress.done()) {
             ensure!(
                 self.in_flight > 0,
                 "TCP echo stalled with nothing in flight"

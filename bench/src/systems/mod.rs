@@ -14,6 +14,7 @@ use crate::stats::{Measurement, Recorder, Window};
 
 pub mod blocking;
 pub mod compio;
+pub mod echo;
 #[cfg(target_os = "linux")]
 pub mod io_uring;
 pub mod kqring;
