@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// kqring beside io_uring, tokio (epoll) and blocking syscalls.
+/// kqring beside io_uring, tokio, monoio, compio and blocking syscalls.
 ///
-/// With no arguments, runs the default suite (every workload, both kqring
-/// modes, and kqring's spans with a subscriber on vs off; about 45 s on 2
-/// cores) and prints one table. Figures are only comparable within one run
+/// With no arguments, runs the default suite (every workload but the
+/// sweep, on every column: both kqring modes, io_uring plain, SQPOLL and
+/// DEFER_TASKRUN, tokio multi-thread and current-thread, monoio's legacy
+/// driver, compio's poll driver, blocking syscalls; and kqring's spans with
+/// a subscriber on vs off; about 80 s on 2 cores) and prints the table and
+/// the CPU each operation took. Figures are only comparable within one run
 /// on one machine.
 #[derive(Debug, Clone, Parser)]
 #[command(
