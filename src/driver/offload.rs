@@ -150,16 +150,22 @@ impl Driver {
             let res = if not_ready && cancel_asked {
                 -libc::ECANCELED
             } else {
-                let slot = self
-                    .table
-                    .get(done.key)
-                    .and_then(|e| e.op())
-                    .and_then(|op| op.direct_slot());
-                self.install_direct(slot, done.res)
+                self.install_made(done.key, done.res)
             };
             self.complete(done.key, res);
         }
         any
+    }
+
+    /// A descriptor that operation `key` made on the pool (`res`) goes
+    /// into the file table if it asked for a slot; its `res` then.
+    fn install_made(&mut self, key: OpKey, res: i32) -> i32 {
+        let slot = self
+            .table
+            .get(key)
+            .and_then(|e| e.op())
+            .and_then(|op| op.direct_slot());
+        self.install_direct(slot, res)
     }
 
     /// Stops the pool for shutdown: what never ran completes cancelled,
@@ -183,7 +189,9 @@ impl Driver {
                 let res = if crate::sys::errno::Errno::new(-d.res).would_block() {
                     -libc::ECANCELED
                 } else {
-                    d.res
+                    // A direct open's descriptor goes to its slot, and is
+                    // closed with the table, rather than lost.
+                    self.install_made(d.key, d.res)
                 };
                 self.complete(d.key, res);
             }

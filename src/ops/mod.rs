@@ -28,21 +28,27 @@ mod fs;
 pub(crate) mod io;
 mod misc;
 pub(crate) mod net;
+mod path;
 mod poll;
 mod sock;
+mod stat;
 pub(crate) mod time;
 
 use std::os::fd::RawFd;
 
+pub use crate::sys::fs::{AT_FDCWD, Advice, FallocateFlags, MemoryAdvice, RenameFlags};
+pub use crate::sys::stat::{Stat, StatTime, StatxMask};
 pub use bufs::{ProvideBuffers, RemoveBuffers};
 pub use cancel::{AsyncCancel, CancelTarget};
 pub use files::{Fd, FileSlot, FilesUpdate, Fixed};
-pub use fs::Close;
+pub use fs::{Close, Fadvise, Fallocate, Fsync, Ftruncate, Madvise, OpenAt};
 pub use io::{Read, Readv, Write, Writev};
 pub use misc::Nop;
 pub use net::{Accept, Bind, Connect, Listen, Shutdown, Socket};
+pub use path::{LinkAt, MkdirAt, RenameAt, SymlinkAt, UnlinkAt};
 pub use poll::{PollAdd, PollRemove};
 pub use sock::{Recv, RecvMsg, Send, SendMsg};
+pub use stat::Statx;
 pub use time::{LinkTimeout, Timeout, TimeoutRemove, TimeoutUpdate, monotonic_now};
 
 use crate::buf::AnyBuf;

@@ -23,9 +23,11 @@
 
 pub(crate) mod errno;
 mod event;
+pub(crate) mod fs;
 pub(crate) mod io;
 pub(crate) mod net;
 mod sockaddr;
+pub(crate) mod stat;
 mod wait;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};
