@@ -23,9 +23,9 @@ use kqring::ops::{
     Fsync, Ftruncate, LinkAt, Madvise, MemoryAdvice, MkdirAt, OpenAt, Read, RenameAt, RenameFlags,
     Statx, StatxMask, SymlinkAt, UnlinkAt,
 };
-use kqring::{Cqe, Mode, Ring, Sqe};
+use kqring::{Cqe, Mode, Ring, Sqe, SqeFlags};
 use kqring_test_support::ScratchDir;
-use libc::{O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_RDWR, O_WRONLY};
+use libc::{O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY};
 
 fn scratch() -> ScratchDir {
     ScratchDir::new().expect("a scratch directory")
@@ -769,11 +769,12 @@ fn an_operation_cancelled_in_its_submission_never_runs() {
     });
 }
 
-/// An open of a FIFO blocks until a writer comes: a cancel that finds it
-/// under way on a worker answers -EALREADY, and the open completes with its
-/// descriptor once the writer opens. (A cancel that comes before the worker
-/// starts it withdraws it instead; the loop tries again until the cancel
-/// finds it running.)
+/// An open of a FIFO on a worker (`ASYNC`) blocks until a writer comes: a
+/// cancel that finds it under way answers -EALREADY, and the open completes
+/// with its descriptor once the writer opens (io_uring interrupts its
+/// worker instead, and the open completes -ERESTARTSYS: docs/semantics.md).
+/// A cancel that comes before the worker starts it withdraws it; the loop
+/// tries again until the cancel finds it running.
 #[test]
 fn a_cancel_of_an_open_under_way_is_ealready() {
     for ring in one_rings(0, 1) {
@@ -786,12 +787,11 @@ fn a_cancel_of_an_open_under_way_is_ealready() {
         loop {
             assert!(std::time::Instant::now() < deadline, "never found running");
             let offloaded = ring.stats().offloaded;
-            submit_all(
-                &ring,
-                [OpenAt::new(fifo.clone(), O_RDONLY | O_CLOEXEC)
-                    .build()
-                    .user_data(1)],
-            );
+            let open = OpenAt::new(fifo.clone(), O_RDONLY | O_CLOEXEC)
+                .build()
+                .user_data(1)
+                .flags(SqeFlags::ASYNC);
+            submit_all(&ring, [open]);
             wait_until("the open is handed to the pool", || {
                 ring.stats().offloaded > offloaded
             });
@@ -818,4 +818,43 @@ fn a_cancel_of_an_open_under_way_is_ealready() {
         (&reader).read_to_end(&mut got).unwrap();
         assert_eq!(got, b"late");
     }
+}
+
+/// Without `ASYNC`, Linux opens a FIFO as io_uring's first try does: with
+/// `O_NONBLOCK` (taken off again after), so a reader's open completes at
+/// once and a writer's without a reader is -ENXIO. Elsewhere the open runs
+/// on a worker and waits for its partner, as open(2) does.
+#[test]
+fn a_fifo_opens_on_linux_as_io_uring_opens_it() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    each_mode(|ring| {
+        let d = scratch();
+        let fifo = d.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let c = run1(
+            ring,
+            OpenAt::new(fifo.clone(), O_WRONLY | O_CLOEXEC).build(),
+        );
+        assert_eq!(c.result(), -libc::ENXIO, "no reader");
+        let c = run1(
+            ring,
+            OpenAt::new(fifo.clone(), O_RDONLY | O_CLOEXEC).build(),
+        );
+        let reader = own(&c);
+        // SAFETY: F_GETFL takes no pointer.
+        let fl = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_NONBLOCK, 0, "O_NONBLOCK is taken off");
+        let c = run1(
+            ring,
+            OpenAt::new(fifo.clone(), O_WRONLY | O_NONBLOCK | O_CLOEXEC).build(),
+        );
+        let writer = own(&c);
+        // SAFETY: F_GETFL takes no pointer.
+        let fl = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_GETFL) };
+        assert_ne!(fl & libc::O_NONBLOCK, 0, "O_NONBLOCK asked for stays");
+    });
 }

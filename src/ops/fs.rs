@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use crate::ops::path::{OwnedPath, done, give_back};
 use crate::ops::{BlockingOp, Fd, FileSlot, Op, RingOp, operation, res};
 use crate::sq::Sqe;
+use crate::sys::errno::Errno;
 use crate::sys::fs::{self as sys, AT_FDCWD, Advice, FallocateFlags, MemoryAdvice};
 use crate::sys::io::{self as io, FdKind};
 
@@ -98,23 +99,33 @@ operation!(OpenAt, "OpenAt", |op, out| give_back(out, [op.path]);
     }
 );
 
+impl OpenAt {
+    /// The flags the call gets: a slot's descriptor is the ring's, closed
+    /// on exec; `O_CLOEXEC` asked for one is `-EINVAL`, as in io_uring.
+    fn call_flags(&self) -> Result<i32, Errno> {
+        match self.slot {
+            Some(_) if self.flags & libc::O_CLOEXEC != 0 => Err(Errno::EINVAL),
+            Some(_) => Ok(self.flags | libc::O_CLOEXEC),
+            None => Ok(self.flags),
+        }
+    }
+}
+
 impl BlockingOp for OpenAt {
     fn run_blocking(&mut self, _kind: Option<FdKind>) -> i32 {
-        let path = match self.path.c() {
-            Ok(p) => p,
-            Err(e) => return e.res(),
+        let opened = self.path.c().and_then(|path| {
+            let flags = self.call_flags()?;
+            sys::open_at(self.dir, path, flags, self.mode)
+        });
+        opened.unwrap_or_else(Errno::res)
+    }
+
+    fn try_now(&mut self) -> Option<i32> {
+        let opened = match (self.path.c(), self.call_flags()) {
+            (Ok(path), Ok(flags)) => sys::open_cached(self.dir, path, flags)?,
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
-        let mut flags = self.flags;
-        if self.slot.is_some() {
-            if flags & libc::O_CLOEXEC != 0 {
-                return -libc::EINVAL;
-            }
-            flags |= libc::O_CLOEXEC;
-        }
-        match sys::open_at(self.dir, path, flags, self.mode) {
-            Ok(fd) => fd,
-            Err(e) => e.res(),
-        }
+        Some(opened.unwrap_or_else(Errno::res))
     }
 }
 

@@ -286,6 +286,13 @@ pub(crate) trait BlockingOp: Operation {
     /// what the descriptor is, when the driver knows it already.
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32;
 
+    /// Makes its call on the driver's thread where the system can make it
+    /// without blocking (an open whose lookup is cached): `Some(res)`, or
+    /// `None` to run on the pool. `ASYNC` skips it.
+    fn try_now(&mut self) -> Option<i32> {
+        None
+    }
+
     /// The descriptor it closes: the driver ends what waits on it, and
     /// sends it to the pool once the descriptor's registrations are
     /// deleted.

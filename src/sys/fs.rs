@@ -107,6 +107,79 @@ pub(crate) fn open_at(dir: RawFd, path: &CStr, flags: i32, mode: u32) -> Result<
     retry(|| check(unsafe { libc::openat(dir, path.as_ptr(), flags, mode as libc::c_uint) }))
 }
 
+/// Opens `path` as [`open_at`] does, if that can be done without
+/// blocking: `Some` with its outcome, or `None` when it would have to
+/// wait (and `open_at` on a worker does it).
+///
+/// On Linux this is io_uring's own first try: `openat2` with
+/// `RESOLVE_CACHED` (only a lookup the dentry cache answers) and
+/// `O_NONBLOCK` (no wait for a FIFO's partner or a device), the flag then
+/// taken off again unless asked for. An open that creates or truncates
+/// does I/O, and is left to the worker, as io_uring leaves it. Elsewhere
+/// there is no such call: always `None`.
+pub(crate) fn open_cached(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<RawFd, Errno>> {
+    open_cached_impl(dir, path, flags)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn open_cached_impl(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<RawFd, Errno>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Cleared once the kernel refuses `openat2` or `RESOLVE_CACHED`
+    /// (before Linux 5.12), or a sandbox refuses the call.
+    static SUPPORTED: AtomicBool = AtomicBool::new(true);
+    if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0
+        || !SUPPORTED.load(Ordering::Relaxed)
+    {
+        return None;
+    }
+    // SAFETY: open_how is plain data; all-zero is "no flags, no mode".
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_NONBLOCK) as u32 as u64;
+    how.resolve = libc::RESOLVE_CACHED;
+    // SAFETY: `path` is NUL-terminated and `how` lives across the call,
+    // its size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir,
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if r < 0 {
+        return match Errno::last().raw() {
+            // Not cached, or the device wants to wait: the worker opens.
+            libc::EAGAIN => None,
+            // No openat2 (or a flag it refuses, which openat ignores):
+            // openat on the worker gives the answer.
+            libc::ENOSYS | libc::E2BIG | libc::EPERM => {
+                SUPPORTED.store(false, Ordering::Relaxed);
+                None
+            }
+            libc::EINVAL => None,
+            e => Some(Err(Errno::new(e))),
+        };
+    }
+    let fd = r as RawFd;
+    if flags & libc::O_NONBLOCK == 0 {
+        // F_SETFL sets only the status flags (O_APPEND, O_DIRECT…): the
+        // caller's, without O_NONBLOCK.
+        // SAFETY: F_SETFL takes an int.
+        if let Err(e) = check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }) {
+            // SAFETY: the descriptor was just made here.
+            unsafe { libc::close(fd) };
+            return Some(Err(e));
+        }
+    }
+    Some(Ok(fd))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn open_cached_impl(_dir: RawFd, _path: &CStr, _flags: i32) -> Option<Result<RawFd, Errno>> {
+    None
+}
+
 /// Flushes `fd`'s data (`data_only`: and only the metadata needed to read
 /// it back) to stable storage; `full` also asks the device to empty its
 /// cache where that is a call of its own (macOS's `F_FULLFSYNC`).
