@@ -248,12 +248,13 @@ fn open_at_direct_puts_the_file_in_a_slot_of_the_table() {
     }
     // No table at all: io_uring's answers, -ENFILE for a free slot (no
     // bitmap to take one from), -ENXIO for a given one.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     each_mode(|ring| {
-        let alloc = OpenAt::new("Cargo.toml", O_RDONLY)
+        let alloc = OpenAt::new(manifest, O_RDONLY)
             .file_index(FileSlot::Alloc)
             .build();
         assert_eq!(run1(ring, alloc).result(), -libc::ENFILE);
-        let index = OpenAt::new("Cargo.toml", O_RDONLY)
+        let index = OpenAt::new(manifest, O_RDONLY)
             .file_index(FileSlot::Index(0))
             .build();
         assert_eq!(run1(ring, index).result(), -libc::ENXIO);
@@ -856,5 +857,171 @@ fn a_fifo_opens_on_linux_as_io_uring_opens_it() {
         // SAFETY: F_GETFL takes no pointer.
         let fl = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_GETFL) };
         assert_ne!(fl & libc::O_NONBLOCK, 0, "O_NONBLOCK asked for stays");
+    });
+}
+
+/// The path errnos of every operation that takes paths, each path coming
+/// back as given: a NUL inside a path (in either path of the two-path
+/// operations, and in a link's target) is -EINVAL before any call; then
+/// -ENOENT, -ENOTDIR, -ENAMETOOLONG and -ELOOP as the system gives them.
+#[test]
+fn every_path_operation_reports_the_path_errnos() {
+    each_mode(|ring| {
+        let d = scratch();
+        write_file(&d, "f", b"x");
+        std::os::unix::fs::symlink("l2", d.join("l1")).unwrap();
+        std::os::unix::fs::symlink("l1", d.join("l2")).unwrap();
+        let dir = d.fd();
+        let p = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+        let long = [b'n'; 300];
+        let nul = b"a\0b";
+        // (what, entry, the paths it names, the errno)
+        let mut cases: Vec<(&str, Sqe, Vec<PathBuf>, i32)> = Vec::new();
+        for (what, path, errno) in [
+            ("NUL", &nul[..], libc::EINVAL),
+            ("missing parent", b"no/x", libc::ENOENT),
+            ("through a file", b"f/x", libc::ENOTDIR),
+            ("too long", &long[..], libc::ENAMETOOLONG),
+            ("looping links", b"l1/x", libc::ELOOP),
+        ] {
+            let path = p(path);
+            cases.push((
+                what,
+                UnlinkAt::new(path.clone()).dir(dir).build(),
+                vec![path.clone()],
+                errno,
+            ));
+            cases.push((
+                what,
+                MkdirAt::new(path.clone()).dir(dir).build(),
+                vec![path.clone()],
+                errno,
+            ));
+            cases.push((
+                what,
+                SymlinkAt::new("f", path.clone()).dir(dir).build(),
+                vec![p(b"f"), path.clone()],
+                errno,
+            ));
+            // The bad path as the source, then as the destination.
+            cases.push((
+                what,
+                RenameAt::new(path.clone(), "to")
+                    .from_dir(dir)
+                    .to_dir(dir)
+                    .build(),
+                vec![path.clone(), p(b"to")],
+                errno,
+            ));
+            cases.push((
+                what,
+                RenameAt::new("f", path.clone())
+                    .from_dir(dir)
+                    .to_dir(dir)
+                    .build(),
+                vec![p(b"f"), path.clone()],
+                errno,
+            ));
+            cases.push((
+                what,
+                LinkAt::new(path.clone(), "to")
+                    .from_dir(dir)
+                    .to_dir(dir)
+                    .build(),
+                vec![path.clone(), p(b"to")],
+                errno,
+            ));
+            cases.push((
+                what,
+                LinkAt::new("f", path.clone())
+                    .from_dir(dir)
+                    .to_dir(dir)
+                    .build(),
+                vec![p(b"f"), path.clone()],
+                errno,
+            ));
+        }
+        // A link's target is no path to resolve, but a NUL in it is
+        // refused as well.
+        cases.push((
+            "NUL in a target",
+            SymlinkAt::new(p(nul), "s").dir(dir).build(),
+            vec![p(nul), p(b"s")],
+            libc::EINVAL,
+        ));
+        for (i, (what, sqe, paths, errno)) in cases.into_iter().enumerate() {
+            let mut c = run1(ring, sqe.user_data(i as u64));
+            assert_eq!(
+                (c.user_data(), c.result()),
+                (i as u64, -errno),
+                "case {i}: {what} {paths:?}"
+            );
+            assert_eq!(c.take_paths(), paths, "case {i}: the paths come back");
+        }
+        // None of it made or removed anything.
+        let mut names: Vec<String> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["f", "l1", "l2"]);
+    });
+}
+
+/// -EACCES as the system gives it. The tests may run as root, whom
+/// permission bits do not stop: a read-only sysctl refuses root too (Linux
+/// only), and the permission-bit cases run only for another user.
+#[test]
+fn path_operations_refused_by_permissions_are_eacces() {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    each_mode(|ring| {
+        if cfg!(target_os = "linux") {
+            let version = PathBuf::from("/proc/sys/kernel/version");
+            let mut c = run1(ring, UnlinkAt::new(version.clone()).build());
+            assert_eq!(c.result(), -libc::EACCES);
+            assert_eq!(c.take_path(), Some(version.clone()));
+            let mut c = run1(
+                ring,
+                OpenAt::new(version.clone(), O_RDWR | O_CLOEXEC).build(),
+            );
+            assert_eq!(c.result(), -libc::EACCES);
+            assert_eq!(c.take_path(), Some(version));
+        }
+        if root {
+            return;
+        }
+        let d = scratch();
+        fs::create_dir(d.join("locked")).unwrap();
+        write_file(&d, "locked/f", b"x");
+        fs::create_dir(d.join("ro")).unwrap();
+        write_file(&d, "ro/f", b"x");
+        fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(d.join("ro"), fs::Permissions::from_mode(0o500)).unwrap();
+        let dir = d.fd();
+        let cases = [
+            Statx::new("locked/f").dir(dir).build(),
+            OpenAt::new("locked/f", O_RDONLY | O_CLOEXEC)
+                .dir(dir)
+                .build(),
+            MkdirAt::new("ro/m").dir(dir).build(),
+            UnlinkAt::new("ro/f").dir(dir).build(),
+            SymlinkAt::new("f", "ro/s").dir(dir).build(),
+            LinkAt::new("ro/f", "ro/h")
+                .from_dir(dir)
+                .to_dir(dir)
+                .build(),
+            RenameAt::new("ro/f", "moved")
+                .from_dir(dir)
+                .to_dir(dir)
+                .build(),
+        ];
+        for (i, sqe) in cases.into_iter().enumerate() {
+            assert_eq!(run1(ring, sqe).result(), -libc::EACCES, "case {i}");
+        }
+        for sub in ["locked", "ro"] {
+            fs::set_permissions(d.join(sub), fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        assert_eq!(fs::read(d.join("ro/f")).unwrap(), b"x");
     });
 }
