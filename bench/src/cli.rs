@@ -144,6 +144,13 @@ pub struct Args {
     /// Reads in flight in the random-read workload.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub queue_depth: u32,
+
+    /// Random reads with IOSQE_ASYNC on kqring and io_uring: every read goes
+    /// to kqring's blocking pool and to io_uring's io-wq workers, which
+    /// measures the hand-off to threads and back (the others are
+    /// unchanged).
+    #[arg(long)]
+    pub file_async: bool,
 }
 
 /// A workload, or a group of them, as named on the command line.

@@ -250,6 +250,7 @@ pub fn run(args: &Args, machine: Machine) -> Report {
         duration: args.duration,
         msg_size: args.msg_size as usize,
         queue_depth: args.queue_depth as usize,
+        file_async: args.file_async,
         timers: args.timers as usize,
         registered_files: !args.plain_fds,
         sq_idle: args.tuning().sq_idle,
@@ -418,9 +419,10 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                     Ok(file) => r.each(what, |s| s.file_read(p, &file)),
                     Err(e) => r.fail_all(what, &format!("temporary file: {e}")),
                 };
-                let label = format!("4 KiB random read QD{}, k reads/s ↑", p.queue_depth);
+                let flag = if p.file_async { " ASYNC" } else { "" };
+                let label = format!("4 KiB random read QD{}{flag}, k reads/s ↑", p.queue_depth);
                 let unit = ("reads/s", 1e-3, Better::Higher);
-                let cpu = format!("4 KiB random read QD{}, per read", p.queue_depth);
+                let cpu = format!("4 KiB random read QD{}{flag}, per read", p.queue_depth);
                 rows.push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
             }
             Workload::Timeouts => {

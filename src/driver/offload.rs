@@ -95,11 +95,15 @@ impl Driver {
             return;
         }
         let shared = &self.shared;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.offload.outbox)
-            .into_iter()
-            .partition(|&(_, batch)| submitted(shared, batch));
-        self.offload.outbox = waiting;
-        for (job, _) in ready {
+        let mut ready = std::mem::take(&mut self.offload.outbox);
+        if !ready.iter().all(|&(_, batch)| submitted(shared, batch)) {
+            let waiting;
+            (ready, waiting) = ready
+                .into_iter()
+                .partition(|&(_, batch)| submitted(shared, batch));
+            self.offload.outbox = waiting;
+        }
+        for (job, _) in ready.drain(..) {
             match self.offload.pool.submit(job) {
                 Ok(()) => {
                     self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
@@ -110,6 +114,11 @@ impl Driver {
                     self.complete(key, -libc::ECANCELED);
                 }
             }
+        }
+        // The usual turn: every job went, and its allocation serves the
+        // next turn's.
+        if self.offload.outbox.is_empty() {
+            self.offload.outbox = ready;
         }
     }
 

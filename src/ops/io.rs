@@ -127,6 +127,16 @@ fn run_blocking(
 ) -> i32 {
     let kind = match kind {
         Some(k) => k,
+        // At an offset, the call itself tells a file from what has no
+        // offsets: sockets, pipes and terminals refuse it (ESPIPE) before
+        // doing anything, so a file costs no fstat.
+        None if offset != CURRENT_POSITION => match call(How::Plain(Some(offset))) {
+            Err(Errno::ESPIPE) => match sys::classify(fd) {
+                Ok(k) => k,
+                Err(e) => return e.res(),
+            },
+            r => return res(r),
+        },
         None => match sys::classify(fd) {
             Ok(k) => k,
             Err(e) => return e.res(),

@@ -359,6 +359,11 @@ impl System for IoUringSystem {
                         .build()
                 }
                 .user_data(slot as u64);
+                let e = if p.file_async {
+                    e.flags(squeue::Flags::ASYNC)
+                } else {
+                    e
+                };
                 // SAFETY: `bufs` outlives the loop below, which reaps every
                 // read before returning.
                 unsafe { u.push(&e) }

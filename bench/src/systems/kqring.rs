@@ -236,7 +236,10 @@ impl System for Kqring {
                 |slot: usize, buf: BytesMut, rng: &mut Rng, slots: &mut [(u64, Instant)]| {
                     let block = rng.below(file.blocks());
                     slots[slot] = (block, Instant::now());
-                    let sqe = Read::new(fd, buf).offset(block * BLOCK as u64).build();
+                    let mut sqe = Read::new(fd, buf).offset(block * BLOCK as u64).build();
+                    if p.file_async {
+                        sqe = sqe.flags(kqring::SqeFlags::ASYNC);
+                    }
                     push(sq, sqe.user_data(slot as u64))
                 };
             for slot in 0..qd {

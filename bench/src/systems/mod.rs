@@ -34,6 +34,8 @@ pub struct Params {
     pub msg_size: usize,
     /// Reads in flight (random reads).
     pub queue_depth: usize,
+    /// Random reads with `IOSQE_ASYNC` (kqring, io_uring): on their threads.
+    pub file_async: bool,
     /// Timers armed at once (timeouts).
     pub timers: usize,
     /// TCP echo: kqring and io_uring register both ends of every
