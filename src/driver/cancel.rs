@@ -48,7 +48,12 @@ impl Driver {
             let Some(entry) = self.table.get(key) else {
                 continue;
             };
-            if entry.is_running() && self.withdraw(key) {
+            // A file sent to another ring is there, or on its way: the
+            // operation waits only for its answer.
+            let sent = matches!(entry.op().and_then(Op::ring), Some(RingOp::MsgRing(_)));
+            if sent {
+                running += 1;
+            } else if entry.is_running() && self.withdraw(key) {
                 // The pool hands it back -ECANCELED, with its buffer.
                 cancelled += 1;
             } else if entry.is_running() {
