@@ -95,16 +95,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Puts a message from another ring in the inbox and wakes the
-    /// driver; hands it back when the driver has stopped taking them.
+    /// Hands a message from another ring to this ring's driver: an inline
+    /// ring's driver that nobody is running takes it at once on the
+    /// sender's thread (so a file sent to it is installed, and its sender
+    /// answered, without waiting for the owner's next call); otherwise it
+    /// goes in the inbox and the driver is woken. Hands it back when the
+    /// driver has stopped.
     pub(crate) fn send(
         &self,
         message: crate::driver::Message,
     ) -> Result<(), crate::driver::Message> {
+        if self.mode == Mode::Inline
+            && let Some(mut guard) = self.try_lock_inline()
+        {
+            return match guard.as_mut() {
+                Some(driver) => {
+                    driver.receive(message);
+                    Ok(())
+                }
+                None => Err(message),
+            };
+        }
         self.inbox.push(message)?;
-        // A polling thread or an inline ring's waiter parked in `kevent`
-        // wakes; an inline ring nobody drives now takes it in its next
-        // turn.
+        // A polling thread, or an inline ring's caller parked in `kevent`.
         self.wake();
         Ok(())
     }

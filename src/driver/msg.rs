@@ -162,6 +162,15 @@ impl Driver {
         true
     }
 
+    /// Takes `m` on the sender's thread (an inline ring nobody drives
+    /// now), after what the inbox holds, and moves the completions to the
+    /// queue.
+    pub(crate) fn receive(&mut self, m: Message) {
+        self.take_messages();
+        self.deliver(m, false);
+        self.flush();
+    }
+
     /// Closes the inbox (the ring is going away) and delivers what it
     /// held: files are refused with `-EBADF`.
     pub(super) fn close_inbox(&mut self) {
