@@ -39,6 +39,9 @@ impl Driver {
             .collect();
         let mut cancelled = 0;
         let mut running = 0;
+        // io_uring's cancel of one waitid answers 1 (the count its waitid
+        // list search returns), where any other one answers 0.
+        let mut counted = false;
         for key in matches {
             if !all && cancelled + running > 0 {
                 break;
@@ -60,6 +63,7 @@ impl Driver {
                 self.ask_cancel(key);
                 running += 1;
             } else {
+                counted |= entry.op().is_some_and(|op| op.name() == "WaitId");
                 self.cancel_waiting(key);
                 cancelled += 1;
             }
@@ -68,7 +72,7 @@ impl Driver {
             (_, 0, 0) => -libc::ENOENT,
             (_, 0, _) => -libc::EALREADY,
             (true, n, _) => n,
-            (false, _, _) => 0,
+            (false, _, _) => i32::from(counted),
         }
     }
 

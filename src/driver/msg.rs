@@ -69,11 +69,6 @@ impl Inbox {
         Ok(())
     }
 
-    /// Whether its driver has stopped taking messages.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::SeqCst)
     }
@@ -102,12 +97,10 @@ impl Driver {
         let this_ring = Arc::ptr_eq(&target, &self.shared);
         match m.message {
             Sent::Data { res, flags } => {
+                // io_uring takes IORING_MSG_RING_CQE_SKIP with a file
+                // only.
                 if m.skip_target_cqe {
-                    return Some(if target.inbox.is_closed() {
-                        Errno::EBADF.res()
-                    } else {
-                        0
-                    });
+                    return Some(Errno::EINVAL.res());
                 }
                 if this_ring {
                     // Posted now, so it comes before this operation's own.

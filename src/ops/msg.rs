@@ -26,7 +26,8 @@ use crate::sq::Sqe;
 ///   sent, it can't be cancelled (`-EALREADY`).
 ///
 /// [`skip_target_cqe`](MsgRing::skip_target_cqe) is
-/// `IORING_MSG_RING_CQE_SKIP`: the target posts nothing.
+/// `IORING_MSG_RING_CQE_SKIP`: the target posts nothing for a file it
+/// installs; as in io_uring, a data message with it is `-EINVAL`.
 ///
 /// ```
 /// use kqring::{Ring, ops};
@@ -91,7 +92,8 @@ impl MsgRing {
         self
     }
 
-    /// Posts nothing in the target (`IORING_MSG_RING_CQE_SKIP`).
+    /// Posts nothing in the target (`IORING_MSG_RING_CQE_SKIP`); for a
+    /// file only (a data message with it is `-EINVAL`).
     #[must_use]
     pub fn skip_target_cqe(mut self, skip: bool) -> MsgRing {
         self.skip_target_cqe = skip;
