@@ -3,6 +3,9 @@
 //! run in parallel with the rest; P_ALL, P_PGID and stops wait on SIGCHLD
 //! and are in tests/signals.rs, a process of their own.
 
+// The children are reaped by the WaitIds under test, not by `Child::wait`.
+#![allow(clippy::zombie_processes)]
+
 mod common;
 
 use std::io::Write;
