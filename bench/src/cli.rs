@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-/// kqring beside io_uring, tokio (epoll) and blocking syscalls.
+/// kqring beside io_uring, tokio, monoio, compio and blocking syscalls.
 ///
-/// With no arguments, runs the default suite (every workload, both kqring
-/// modes, and kqring's spans with a subscriber on vs off; about 45 s on 2
-/// cores) and prints one table. Figures are only comparable within one run
+/// With no arguments, runs the default suite (every workload but the
+/// sweep, on every column: both kqring modes, io_uring plain, SQPOLL and
+/// DEFER_TASKRUN, tokio multi-thread and current-thread, monoio's legacy
+/// driver, compio's poll driver, blocking syscalls; and kqring's spans with
+/// a subscriber on vs off; about 80 s on 2 cores) and prints the table and
+/// the CPU each operation took. Figures are only comparable within one run
 /// on one machine.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -67,9 +70,31 @@ pub struct Args {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub msg_size: u32,
 
-    /// Systems to run (default: all); the others show "-".
+    /// Systems to run (default: the default suite's columns, see below);
+    /// the others show "-". A family name (kqring, io-uring, tokio) selects
+    /// each of its columns.
     #[arg(long = "system", value_enum, num_args = 1.., value_delimiter = ',')]
     pub systems: Vec<SystemArg>,
+
+    /// Connection counts of the connection sweep (`--workload sweep`):
+    /// TCP echo on kqring, io_uring and tokio at each count. The descriptor
+    /// limit is raised as far as allowed first; a count it can't hold is
+    /// reported as failed.
+    #[arg(long, value_delimiter = ',', num_args = 1.., default_value = "1,16,256,1024,10000",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sweep_connections: Vec<u32>,
+
+    /// Adds a row comparing kqring's batched NOPs in this build with the
+    /// same in FILE, a build of this program with spans compiled out
+    /// (`--features spans-off`), run as a child process by turns with this
+    /// one. bench/spans-off.sh builds it and runs this.
+    #[arg(long, value_name = "FILE")]
+    pub spans_off_build: Option<PathBuf>,
+
+    /// Leaves out the span-cost row (subscriber on vs off); for the child
+    /// runs of --spans-off-build.
+    #[arg(long, hide = true)]
+    pub no_span_cost: bool,
 
     /// Which kqring driving modes to run.
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]
@@ -140,6 +165,9 @@ pub enum WorkloadArg {
     File,
     /// Many timers armed at once.
     Timeouts,
+    /// TCP echo over many connection counts (`--sweep-connections`), for
+    /// kqring, io_uring and tokio; not part of `all`.
+    Sweep,
 }
 
 /// A system, as named on the command line.
@@ -147,13 +175,64 @@ pub enum WorkloadArg {
 pub enum SystemArg {
     /// kqring, in the modes `--mode` selects.
     Kqring,
-    /// Linux's io_uring.
+    /// Every io_uring column: plain, SQPOLL and DEFER_TASKRUN.
     IoUring,
-    /// tokio.
+    /// io_uring with no setup flags.
+    IoUringPlain,
+    /// io_uring with SQPOLL (beside kqring's polling thread).
+    IoUringSqpoll,
+    /// io_uring with SINGLE_ISSUER | DEFER_TASKRUN (beside kqring inline).
+    IoUringDefer,
+    /// Both tokio runtimes.
     Tokio,
+    /// tokio's multi-thread runtime.
+    TokioMt,
+    /// tokio's current-thread runtime.
+    TokioCt,
+    /// monoio with its legacy (mio) driver.
+    Monoio,
+    /// compio with its poll driver.
+    Compio,
     /// Blocking syscalls.
     Blocking,
+    /// Every column.
+    All,
 }
+
+impl SystemArg {
+    /// The columns this name selects.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            SystemArg::Kqring => &["kqring-poller", "kqring-inline"],
+            SystemArg::IoUring => &crate::report::IO_URING,
+            SystemArg::IoUringPlain => &["io_uring"],
+            SystemArg::IoUringSqpoll => &["io_uring-sqpoll"],
+            SystemArg::IoUringDefer => &["io_uring-defer"],
+            SystemArg::Tokio => &["tokio", "tokio-ct"],
+            SystemArg::TokioMt => &["tokio"],
+            SystemArg::TokioCt => &["tokio-ct"],
+            SystemArg::Monoio => &["monoio"],
+            SystemArg::Compio => &["compio"],
+            SystemArg::Blocking => &["blocking"],
+            SystemArg::All => &crate::report::COLUMNS,
+        }
+    }
+}
+
+/// The columns the default suite runs (no `--system`): every one. The
+/// sweep runs kqring, io_uring and tokio of these.
+pub const DEFAULT_COLUMNS: &[&str] = &crate::report::COLUMNS;
+
+/// The columns the connection sweep runs, of those selected.
+pub const SWEEP_COLUMNS: &[&str] = &[
+    "kqring-poller",
+    "kqring-inline",
+    "io_uring",
+    "io_uring-sqpoll",
+    "io_uring-defer",
+    "tokio",
+    "tokio-ct",
+];
 
 /// The kqring modes to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,10 +260,12 @@ pub enum Workload {
     File,
     /// Timers.
     Timeouts,
+    /// The connection sweep.
+    Sweep,
 }
 
 impl Workload {
-    /// Every workload, in table order.
+    /// Every workload of the default suite, in table order.
     pub const ALL: [Workload; 6] = [
         Workload::NopBatched,
         Workload::NopRtt,
@@ -203,6 +284,7 @@ impl Workload {
             Workload::Tcp => "tcp",
             Workload::File => "file",
             Workload::Timeouts => "timeouts",
+            Workload::Sweep => "sweep",
         }
     }
 }
@@ -225,6 +307,7 @@ impl Args {
                 WorkloadArg::Tcp => vec![Workload::Tcp],
                 WorkloadArg::File => vec![Workload::File],
                 WorkloadArg::Timeouts => vec![Workload::Timeouts],
+                WorkloadArg::Sweep => vec![Workload::Sweep],
             })
             .collect();
         out.sort();
@@ -248,9 +331,28 @@ impl Args {
         )
     }
 
-    /// Whether `system` is to run.
-    pub fn runs(&self, system: SystemArg) -> bool {
-        self.systems.is_empty() || self.systems.contains(&system)
+    /// Whether the column named `column` (one of `report::COLUMNS`) is to
+    /// run; kqring's two also depend on `--mode`.
+    pub fn runs(&self, column: &str) -> bool {
+        let selected = if self.systems.is_empty() {
+            DEFAULT_COLUMNS.contains(&column)
+        } else {
+            self.systems.iter().any(|s| s.columns().contains(&column))
+        };
+        selected
+            && match column {
+                "kqring-poller" => self.mode != ModeArg::Inline,
+                "kqring-inline" => self.mode != ModeArg::Poller,
+                _ => true,
+            }
+    }
+
+    /// The sweep's connection counts, ascending, without repeats.
+    pub fn sweep_counts(&self) -> Vec<usize> {
+        let mut c: Vec<usize> = self.sweep_connections.iter().map(|&n| n as usize).collect();
+        c.sort_unstable();
+        c.dedup();
+        c
     }
 
     /// kqring's builder settings from the command line.
@@ -298,14 +400,10 @@ impl Args {
 
     /// The kqring modes to run (none if kqring is not selected).
     pub fn kqring_modes(&self) -> Vec<kqring::Mode> {
-        if !self.runs(SystemArg::Kqring) {
-            return Vec::new();
-        }
-        match self.mode {
-            ModeArg::Poller => vec![kqring::Mode::PollingThread],
-            ModeArg::Inline => vec![kqring::Mode::Inline],
-            ModeArg::Both => vec![kqring::Mode::PollingThread, kqring::Mode::Inline],
-        }
+        [kqring::Mode::PollingThread, kqring::Mode::Inline]
+            .into_iter()
+            .filter(|&m| self.runs(crate::systems::kqring::Kqring::column(m)))
+            .collect()
     }
 }
 
@@ -369,12 +467,32 @@ mod tests {
 
     #[test]
     fn systems_filter_columns() {
-        let a = parse(&["--system", "io-uring,tokio"]).unwrap();
-        assert!(a.runs(SystemArg::IoUring) && a.runs(SystemArg::Tokio));
-        assert!(!a.runs(SystemArg::Blocking));
+        let a = parse(&["--system", "io-uring,tokio-ct"]).unwrap();
+        assert!(a.runs("io_uring") && a.runs("io_uring-sqpoll") && a.runs("io_uring-defer"));
+        assert!(a.runs("tokio-ct") && !a.runs("tokio"));
+        assert!(!a.runs("blocking") && !a.runs("monoio"));
         assert!(a.kqring_modes().is_empty());
+        let a = parse(&["--system", "io-uring-sqpoll,monoio,compio,tokio"]).unwrap();
+        assert!(a.runs("io_uring-sqpoll") && !a.runs("io_uring"));
+        assert!(a.runs("monoio") && a.runs("compio") && a.runs("tokio") && a.runs("tokio-ct"));
         let a = parse(&[]).unwrap();
-        assert!(a.runs(SystemArg::Blocking));
+        for col in DEFAULT_COLUMNS {
+            assert!(a.runs(col), "{col}");
+        }
+        let a = parse(&["--system", "all", "--mode", "inline"]).unwrap();
+        assert!(a.runs("blocking") && !a.runs("kqring-poller"));
+    }
+
+    #[test]
+    fn sweep_is_its_own_workload() {
+        let a = parse(&["--workload", "all"]).unwrap();
+        assert!(!a.selected().contains(&Workload::Sweep));
+        let a = parse(&["--workload", "sweep", "--sweep-connections", "16,1,16"]).unwrap();
+        assert_eq!(a.selected(), vec![Workload::Sweep]);
+        assert_eq!(a.sweep_counts(), vec![1, 16]);
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.sweep_counts(), vec![1, 16, 256, 1024, 10_000]);
+        assert!(parse(&["--sweep-connections", "0"]).is_err());
     }
 
     #[test]

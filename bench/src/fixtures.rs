@@ -92,12 +92,52 @@ pub fn tcp_pairs(n: usize) -> io::Result<Vec<TcpPair>> {
         .collect()
 }
 
+/// Raises this process's descriptor limit (`RLIMIT_NOFILE`) as far as it
+/// is allowed: the hard limit too where the process may (root, up to
+/// Linux's `fs.nr_open`), else the soft limit to the hard one. Returns the
+/// soft limit now in force.
+pub fn raise_nofile() -> io::Result<u64> {
+    // SAFETY: getrlimit/setrlimit read and write a plain struct.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|n| n as libc::rlim_t);
+    let mut tries = Vec::new();
+    if let Some(max) = ceiling.filter(|&m| m > lim.rlim_max) {
+        tries.push(libc::rlimit {
+            rlim_cur: max,
+            rlim_max: max,
+        });
+    }
+    tries.push(libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    });
+    for want in tries {
+        if want.rlim_cur <= lim.rlim_cur {
+            break;
+        }
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+            lim = want;
+            break;
+        }
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
 /// A temporary file of 4 KiB blocks, each starting with its index (u64 LE)
-/// so a read at the wrong offset is caught. Unlinked from the start.
+/// so a read at the wrong offset is caught. Removed on drop.
 #[derive(Debug)]
 pub struct TestFile {
     file: File,
     blocks: u64,
+    /// Its name, for the systems that open it by path; removed on drop.
+    path: kqring_test_support::ScratchPath,
 }
 
 impl TestFile {
@@ -105,10 +145,16 @@ impl TestFile {
     /// once, so its pages are in the cache.
     pub fn create(mib: u32) -> io::Result<TestFile> {
         let blocks = u64::from(mib) * 1024 * 1024 / BLOCK as u64;
-        let mut file = kqring_test_support::temp_file(&[])?;
+        let path = kqring_test_support::ScratchPath::new("blocks")?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path.path())?;
         let guard = TestFile {
             file: file.try_clone()?,
             blocks,
+            path,
         };
         let mut chunk = vec![0u8; 256 * BLOCK];
         let mut block = 0u64;
@@ -128,6 +174,11 @@ impl TestFile {
             off += file.read_at(&mut warm, off)?.max(1) as u64;
         }
         Ok(guard)
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &std::path::Path {
+        self.path.path()
     }
 
     /// The open file (read-write).
@@ -224,6 +275,13 @@ mod tests {
                 .all(|d| (TIMER_RANGE.0..=TIMER_RANGE.1).contains(d))
         );
         assert!(d.windows(2).any(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn descriptor_limit_never_drops() {
+        let first = raise_nofile().unwrap();
+        assert!(first >= 256, "{first}");
+        assert!(raise_nofile().unwrap() >= first);
     }
 
     #[test]

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let mut report = suite::run(&args, machine);
     report.wall_time = started.elapsed();
     if let Some(path) = &args.plot {
-        match std::fs::write(path, plot::svg(&report.latency)) {
+        match std::fs::write(path, plot::report_svg(&report)) {
             Ok(()) => eprintln!("plot written to {}", path.display()),
             Err(e) => {
                 eprintln!("error: writing {}: {e}", path.display());

@@ -5,34 +5,66 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::stats::Samples;
+use crate::stats::{CpuTime, Samples};
 
 /// The columns, in table order, as JSON and the plot name them.
-pub const COLUMNS: [&str; 5] = [
+pub const COLUMNS: [&str; 10] = [
     "kqring-poller",
     "kqring-inline",
     "io_uring",
+    "io_uring-sqpoll",
+    "io_uring-defer",
     "tokio",
+    "tokio-ct",
+    "monoio",
+    "compio",
     "blocking",
 ];
 
 /// The table's headers for [`COLUMNS`], in the same order.
-pub const HEADERS: [&str; 5] = [
+pub const HEADERS: [&str; 10] = [
     "kqring-poller",
     "kqring-inline",
     "io_uring",
+    "io_uring SQPOLL",
+    "io_uring DEFER_TASKRUN",
     TOKIO_HEADER,
+    TOKIO_CT_HEADER,
+    MONOIO_HEADER,
+    "compio (poll driver)",
     "blocking syscalls",
 ];
 
-/// tokio's header names the readiness API its runtime stands on here.
+/// tokio's headers name the readiness API its runtime stands on here.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-const TOKIO_HEADER: &str = "tokio (epoll)";
+const TOKIO_HEADER: &str = "tokio mt (epoll)";
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-const TOKIO_HEADER: &str = "tokio (kqueue)";
+const TOKIO_HEADER: &str = "tokio mt (kqueue)";
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const TOKIO_CT_HEADER: &str = "tokio ct (epoll)";
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const TOKIO_CT_HEADER: &str = "tokio ct (kqueue)";
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const MONOIO_HEADER: &str = "monoio legacy (mio, epoll)";
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const MONOIO_HEADER: &str = "monoio legacy (mio, kqueue)";
 
 /// The kqring columns (the ratio takes the better of them).
 pub const KQRING: [&str; 2] = ["kqring-poller", "kqring-inline"];
+
+/// The io_uring columns (the ratio divides by the best of them).
+pub const IO_URING: [&str; 3] = ["io_uring", "io_uring-sqpoll", "io_uring-defer"];
+
+/// The short name of a column in a ratio: the kqring mode or the io_uring
+/// variant.
+pub fn short_name(column: &str) -> &str {
+    match column {
+        "io_uring" => "plain",
+        "io_uring-sqpoll" => "sqpoll",
+        "io_uring-defer" => "defer",
+        c => c.strip_prefix("kqring-").unwrap_or(c),
+    }
+}
 
 /// Which way a figure improves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +124,14 @@ pub struct Row {
     pub better: Better,
     /// One cell per column of [`COLUMNS`], in order.
     pub cells: Vec<Cell>,
+    /// CPU time per operation, one per column (`None`: no figure); empty
+    /// when the row shares its measurement with a row that has them.
+    pub cpu: Vec<Option<CpuTime>>,
+    /// What the CPU figures are per, as the CPU table's row label
+    /// (`"TCP echo 16 conn, µs per msg"`).
+    pub cpu_label: Option<String>,
+    /// The connection count of a sweep row (the plot's x).
+    pub connections: Option<usize>,
 }
 
 impl Row {
@@ -103,18 +143,51 @@ impl Row {
         &self.cells[i]
     }
 
-    /// The better kqring mode's figure over io_uring's, and which mode.
-    pub fn ratio(&self) -> Option<(f64, &'static str)> {
-        let base = self.cell("io_uring").value()?;
-        let best = KQRING
+    /// The best figure among `columns`, and its column.
+    fn best(&self, columns: &[&'static str]) -> Option<(f64, &'static str)> {
+        columns
             .iter()
             .filter_map(|m| self.cell(m).value().map(|v| (v, *m)))
             .reduce(|a, b| match self.better {
                 Better::Higher if b.0 > a.0 => b,
                 Better::Lower if b.0 < a.0 => b,
                 _ => a,
-            })?;
-        (base > 0.0).then(|| (best.0 / base, best.1))
+            })
+    }
+
+    /// The better kqring mode's figure over the best io_uring variant's,
+    /// with the mode and the variant.
+    pub fn ratio(&self) -> Option<Ratio> {
+        let (base, io_uring) = self.best(&IO_URING)?;
+        let (best, kqring) = self.best(&KQRING)?;
+        (base > 0.0).then(|| Ratio {
+            value: best / base,
+            kqring,
+            io_uring,
+        })
+    }
+}
+
+/// kqring's best figure of a row over io_uring's best.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ratio {
+    /// kqring / io_uring, the figures as shown.
+    pub value: f64,
+    /// The kqring column that gave kqring's figure.
+    pub kqring: &'static str,
+    /// The io_uring column that gave io_uring's figure.
+    pub io_uring: &'static str,
+}
+
+impl Ratio {
+    /// `0.76x (inline/sqpoll)`.
+    pub fn text(&self) -> String {
+        format!(
+            "{:.2}x ({}/{})",
+            self.value,
+            short_name(self.kqring),
+            short_name(self.io_uring)
+        )
     }
 }
 
@@ -182,12 +255,12 @@ impl SpanCost {
             .map(|(col, r)| match r {
                 Ok((off, on)) => format!(
                     "{} {} → {} M ops/s: {:.2}x",
-                    short_mode(col),
+                    short_name(col),
                     fmt_value(off * 1e-6),
                     fmt_value(on * 1e-6),
                     on / off
                 ),
-                Err(_) => format!("{} failed", short_mode(col)),
+                Err(_) => format!("{} failed", short_name(col)),
             })
             .collect();
         let when = if self.throughout {
@@ -319,27 +392,105 @@ pub struct Report {
     pub latency: Vec<LatencySet>,
     /// The cost of kqring's spans, subscriber on vs off.
     pub span_cost: SpanCost,
+    /// The default build against one with spans compiled out
+    /// (`--spans-off-build`), if asked for.
+    pub spans_compiled_out: Option<BuildCompare>,
+    /// Facts about the systems found at run time, printed in the header
+    /// (the driver compio chose, SQPOLL's thread, the descriptor limit).
+    pub system_notes: Vec<String>,
     /// Failures, as "workload / system: message".
     pub errors: Vec<String>,
     /// How long the whole run took.
     pub wall_time: Duration,
 }
 
+/// kqring's batched NOPs in this build against the same in a build with
+/// spans compiled out (tracing's static max level off), no subscriber in
+/// either, interleaved round by round.
+#[derive(Debug, Clone)]
+pub struct BuildCompare {
+    /// The other build's program.
+    pub program: String,
+    /// (column, (this build's M ops/s... in ops/s, the other build's)).
+    pub rows: Vec<(&'static str, OffOn)>,
+}
+
+/// The label of the compiled-out spans row.
+pub const SPANS_OUT_ROW: &str = "NOP batched ×64, spans compiled out (other build), M ops/s ↑";
+
+impl BuildCompare {
+    fn cells(&self) -> Vec<Cell> {
+        COLUMNS
+            .iter()
+            .map(|col| match self.rows.iter().find(|(c, _)| c == col) {
+                Some((_, Ok((_, out)))) => Cell::Value(*out),
+                Some((_, Err(e))) => Cell::Failed(e.clone()),
+                None if KQRING.contains(col) => Cell::NotRun,
+                None => Cell::NotApplicable,
+            })
+            .collect()
+    }
+
+    /// default/compiled-out for the mode with the better default figure.
+    pub fn ratio(&self) -> Option<(f64, &'static str)> {
+        self.rows
+            .iter()
+            .filter_map(|(col, r)| r.as_ref().ok().map(|&(def, out)| (def, out, *col)))
+            .filter(|&(_, out, _)| out > 0.0)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(def, out, col)| (def / out, col))
+    }
+
+    fn note(&self) -> String {
+        let per_mode: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(col, r)| match r {
+                Ok((def, out)) => format!(
+                    "{} {} (default) vs {} (compiled out) M ops/s: {:.2}x",
+                    short_name(col),
+                    fmt_value(def * 1e-6),
+                    fmt_value(out * 1e-6),
+                    def / out
+                ),
+                Err(_) => format!("{} failed", short_name(col)),
+            })
+            .collect();
+        format!(
+            "spans compiled out: kqring's NOP batched ×64 in this build and in {} (built with \
+             the bench feature spans-off: tracing's static max level off), no subscriber in \
+             either, the two run by turns; its last column is default/compiled-out ({})",
+            self.program,
+            per_mode.join("; ")
+        )
+    }
+}
+
 /// How each TCP echo is built, stated with the results.
 pub const TCP_SETUP: &str = "TCP echo: client and server ends both driven by the system under test \
-(kqring, io_uring: one ring; tokio: one task per end; blocking: one thread per end), \
-one message in flight per connection, connections made with std before timing; \
-the \"rings\" row spreads the connections of kqring and io_uring over that many rings, \
-each driven by its own thread, and runs tokio and blocking as in the other rows";
+(kqring, io_uring: one ring; tokio, monoio, compio: one task per end; blocking: one thread per \
+end), one message in flight per connection, connections made with std before timing; \
+the \"rings\" row spreads the connections of kqring, io_uring and the single-threaded \
+runtimes (tokio ct, monoio, compio) over that many threads, each with its own ring or \
+runtime, and runs tokio mt and blocking as in the other rows";
 
 /// The measurement notes printed under the table.
 const NOTES: &[&str] = &[
-    "↑ higher is better, ↓ lower is better; kqring/io_uring divides the figures as shown, \
-     taking the better kqring mode (named); in the spans row it is on/off instead (last note)",
+    "↑ higher is better, ↓ lower is better; kqring/io_uring best divides the better kqring \
+     mode's figure by the best io_uring variant's, as shown, and names both (mode/variant); \
+     in the spans rows it compares builds or subscribers instead (last notes)",
     "kqring: Recv/Send on non-blocking sockets, Read/Write on non-blocking pipes; \
      file reads on its blocking pool",
-    "io_uring: no SQPOLL, Recv/Send on blocking sockets, Read/Write on blocking pipes and the file",
-    "tokio: multi-thread runtime; file reads via spawn_blocking pread, one task per slot",
+    "io_uring: Recv/Send on blocking sockets, Read/Write on blocking pipes and the file; \
+     plain: no setup flags; SQPOLL: a kernel thread takes the submissions (its idle time \
+     kqring's sq_idle), the reaper spins 20 µs on the CQ before it waits, as kqring's does; \
+     DEFER_TASKRUN: SINGLE_ISSUER | DEFER_TASKRUN, completions run when the ring's one \
+     thread waits; the SQPOLL and DEFER_TASKRUN rings also use a multishot receive into a \
+     provided-buffer ring on TCP echo's server ends and registered buffers for file reads",
+    "tokio mt: multi-thread runtime; tokio ct: current-thread runtime; file reads via \
+     spawn_blocking pread, one task per slot; monoio: its legacy (mio) driver, TCP and timers \
+     (it can't take a pipe it did not open); compio: its poll driver (driver_type() \
+     checked), non-blocking pipes, file reads on its blocking pool",
     "blocking: one thread per waiting end; file reads are one pread at a time (queue depth 1)",
     "pipe: a partner thread echoes with blocking calls; timers: durations spread over 1–100 ms, \
      lateness = seen done − (asked + duration)",
@@ -364,10 +515,6 @@ fn fmt_cell(c: &Cell, scale: f64) -> String {
         Cell::Failed(_) => "ERR".into(),
         _ => "-".into(),
     }
-}
-
-fn short_mode(column: &str) -> &str {
-    column.strip_prefix("kqring-").unwrap_or(column)
 }
 
 /// Lays out a markdown table with padded columns.
@@ -453,20 +600,20 @@ impl Report {
         for (sys, why) in &self.unavailable {
             let _ = writeln!(out, "{sys} unavailable: {why}");
         }
+        for n in &self.system_notes {
+            let _ = writeln!(out, "{n}");
+        }
         out.push('\n');
         let mut header = vec!["workload".to_string()];
         header.extend(HEADERS.iter().map(|c| c.to_string()));
-        header.push("kqring/io_uring".into());
+        header.push("kqring/io_uring best".into());
         let mut rows: Vec<Vec<String>> = self
             .rows
             .iter()
             .map(|r| {
                 let mut line = vec![r.label.clone()];
                 line.extend(r.cells.iter().map(|c| fmt_cell(c, r.scale)));
-                line.push(
-                    r.ratio()
-                        .map_or("-".into(), |(x, m)| format!("{x:.2}x ({})", short_mode(m))),
-                );
+                line.push(r.ratio().map_or("-".into(), |x| x.text()));
                 line
             })
             .collect();
@@ -475,25 +622,60 @@ impl Report {
             let mut line = vec![SPAN_ROW.to_string()];
             line.extend(spans.cells().iter().map(|c| fmt_cell(c, 1e-6)));
             line.push(spans.ratio().map_or("-".into(), |(x, m)| {
-                format!("{x:.2}x on/off ({})", short_mode(m))
+                format!("{x:.2}x on/off ({})", short_name(m))
+            }));
+            rows.push(line);
+        }
+        if let Some(b) = &self.spans_compiled_out {
+            let mut line = vec![SPANS_OUT_ROW.to_string()];
+            line.extend(b.cells().iter().map(|c| fmt_cell(c, 1e-6)));
+            line.push(b.ratio().map_or("-".into(), |(x, m)| {
+                format!("{x:.2}x default/out ({})", short_name(m))
             }));
             rows.push(line);
         }
         out.push_str(&markdown(&header, &rows));
+        let cpu_rows = self.cpu_rows();
+        if !cpu_rows.is_empty() {
+            out.push_str(
+                "\nCPU per operation, µs (user + system, every thread of the process, over the \
+                 measured window; ↓):\n\n",
+            );
+            let mut header = vec!["workload".to_string()];
+            header.extend(HEADERS.iter().map(|c| c.to_string()));
+            out.push_str(&markdown(&header, &cpu_rows));
+        }
         out.push('\n');
-        if self.workloads.contains(&"tcp") {
+        if self.workloads.contains(&"tcp") || self.workloads.contains(&"sweep") {
             let _ = writeln!(out, "{TCP_SETUP}; {}.", self.tcp_descriptors);
         }
         let _ = writeln!(
             out,
-            "kqring settings: {}; tokio: {}.",
+            "kqring settings: {}; tokio mt: {}.",
             self.kqring_settings, self.tokio_settings
         );
         for n in NOTES {
             let _ = writeln!(out, "{n}.");
         }
+        if self.workloads.contains(&"sweep") {
+            let _ = writeln!(
+                out,
+                "sweep: kqring, io_uring and tokio only; each cell measures at least n / 3,333 s \
+                 (3 s at 10,000 connections): rounds complete in waves, a round trip of every \
+                 connection, and a window holds a whole number of them; a count the descriptor \
+                 limit can't hold runs as the most it can (named)."
+            );
+        }
+        let _ = writeln!(
+            out,
+            "CPU: getrusage(RUSAGE_SELF) read as the window opens and closes, scaled to the \
+             window, over the operations counted in it; user and system apart in --json."
+        );
         if !spans.rows.is_empty() {
             let _ = writeln!(out, "{}.", spans.note());
+        }
+        if let Some(b) = &self.spans_compiled_out {
+            let _ = writeln!(out, "{}.", b.note());
         }
         if !self.errors.is_empty() {
             out.push_str("\nErrors:\n");
@@ -503,6 +685,28 @@ impl Report {
         }
         let _ = writeln!(out, "\nwall time: {:.1} s", self.wall_time.as_secs_f64());
         out
+    }
+
+    /// The CPU table's lines: rows with CPU figures, in µs per operation.
+    fn cpu_rows(&self) -> Vec<Vec<String>> {
+        self.rows
+            .iter()
+            .filter_map(|r| {
+                let label = r.cpu_label.clone()?;
+                let mut line = vec![label];
+                line.extend(
+                    r.cells
+                        .iter()
+                        .zip(&r.cpu)
+                        .map(|(cell, cpu)| match (cell, cpu) {
+                            (Cell::Value(_), Some(c)) => fmt_value(c.total().as_secs_f64() * 1e6),
+                            (Cell::Failed(_), _) => "ERR".into(),
+                            _ => "-".into(),
+                        }),
+                );
+                Some(line)
+            })
+            .collect()
     }
 
     /// The results as JSON: figures in base units, with the latency
@@ -517,16 +721,39 @@ impl Report {
                     .zip(&r.cells)
                     .map(|(c, v)| (c.to_string(), v.json()))
                     .collect();
-                let (ratio, mode) = r.ratio().map_or((None, None), |(x, m)| (Some(x), Some(m)));
-                json!({
+                let ratio = r.ratio();
+                let mut v = json!({
                     "workload": r.workload,
                     "metric": r.label,
                     "unit": r.unit,
                     "better": match r.better { Better::Higher => "higher", Better::Lower => "lower" },
                     "values": values,
-                    "kqring_over_io_uring": ratio,
-                    "ratio_mode": mode,
-                })
+                    "kqring_over_io_uring": ratio.map(|x| x.value),
+                    "ratio_mode": ratio.map(|x| x.kqring),
+                    "ratio_io_uring": ratio.map(|x| x.io_uring),
+                });
+                if let Some(n) = r.connections {
+                    v["connections"] = json!(n);
+                }
+                if r.cpu_label.is_some() {
+                    let cpu: serde_json::Map<String, Value> = COLUMNS
+                        .iter()
+                        .zip(r.cells.iter().zip(&r.cpu))
+                        .map(|(col, (cell, cpu))| {
+                            let v = match (cell, cpu) {
+                                (Cell::Value(_), Some(c)) => json!({
+                                    "user": c.user.as_secs_f64() * 1e6,
+                                    "system": c.system.as_secs_f64() * 1e6,
+                                    "total": c.total().as_secs_f64() * 1e6,
+                                }),
+                                _ => Value::Null,
+                            };
+                            (col.to_string(), v)
+                        })
+                        .collect();
+                    v["cpu_us_per_op"] = Value::Object(cpu);
+                }
+                v
             })
             .collect();
         let latency: serde_json::Map<String, Value> = self
@@ -591,11 +818,46 @@ impl Report {
                 "modes": modes,
             }));
         }
+        let compiled_out = self.spans_compiled_out.as_ref().map(|b| {
+            let modes: serde_json::Map<String, Value> = b
+                .rows
+                .iter()
+                .map(|(col, r)| {
+                    let v = match r {
+                        Ok((def, out)) => json!({
+                            "default_ops_per_s": def, "compiled_out_ops_per_s": out,
+                            "default_over_compiled_out": def / out,
+                        }),
+                        Err(e) => json!({ "error": e }),
+                    };
+                    (col.to_string(), v)
+                })
+                .collect();
+            let values: serde_json::Map<String, Value> = COLUMNS
+                .iter()
+                .zip(b.cells())
+                .map(|(c, v)| (c.to_string(), v.json()))
+                .collect();
+            let (ratio, mode) = b.ratio().map_or((None, None), |(x, m)| (Some(x), Some(m)));
+            rows.push(json!({
+                "workload": "spans-compiled-out",
+                "metric": SPANS_OUT_ROW,
+                "unit": "ops/s",
+                "better": "higher",
+                "values": values,
+                "kqring_over_io_uring": None::<f64>,
+                "ratio_mode": mode,
+                "default_over_compiled_out": ratio,
+                "modes": modes,
+            }));
+            json!({ "program": b.program, "modes": modes })
+        });
         let span_cost = json!({
             "subscriber": s.subscriber,
             "throughout": s.throughout,
             "measured_s": s.measured.as_secs_f64(),
             "modes": modes,
+            "compiled_out": compiled_out,
         });
         json!({
             "machine": {
@@ -614,8 +876,11 @@ impl Report {
                 "workloads": self.workloads,
                 "tcp_setup": TCP_SETUP,
                 "tcp_descriptors": self.tcp_descriptors,
+                "spans_compiled_out": spans_compiled_out(),
+                "cpu_measure": "getrusage(RUSAGE_SELF): every thread of the process",
             },
             "columns": COLUMNS,
+            "system_notes": self.system_notes,
             "unavailable": self.unavailable.iter().map(|(s, w)| (s.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
             "rows": rows,
             "latency": latency,
@@ -626,11 +891,17 @@ impl Report {
     }
 }
 
+/// Whether this build has tracing's spans compiled out (the bench feature
+/// `spans-off`: tracing's static max level is off).
+pub fn spans_compiled_out() -> bool {
+    tracing::level_filters::STATIC_MAX_LEVEL == tracing::level_filters::LevelFilter::OFF
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(better: Better, cells: [Cell; 5]) -> Row {
+    fn row(better: Better, cells: [Cell; 10]) -> Row {
         Row {
             workload: "x",
             label: "x".into(),
@@ -638,27 +909,129 @@ mod tests {
             scale: 1.0,
             better,
             cells: cells.to_vec(),
+            cpu: Vec::new(),
+            cpu_label: None,
+            connections: None,
         }
     }
 
+    /// kqring poller, inline, then the three io_uring columns; the rest
+    /// not run.
+    fn cells(kq: [Cell; 2], uring: [Cell; 3]) -> [Cell; 10] {
+        let [p, i] = kq;
+        let [a, b, c] = uring;
+        use Cell::NotRun as N;
+        [p, i, a, b, c, N, N, N, N, N]
+    }
+
     #[test]
-    fn ratio_takes_the_better_mode() {
+    fn ratio_takes_the_better_mode_over_the_best_io_uring() {
         use Cell::*;
         let r = row(
             Better::Higher,
-            [Value(2.0), Value(3.0), Value(4.0), NotApplicable, NotRun],
+            cells(
+                [Value(2.0), Value(3.0)],
+                [Value(4.0), Value(6.0), Value(5.0)],
+            ),
         );
-        assert_eq!(r.ratio(), Some((0.75, "kqring-inline")));
+        let x = r.ratio().unwrap();
+        assert_eq!(
+            (x.value, x.kqring, x.io_uring),
+            (0.5, "kqring-inline", "io_uring-sqpoll")
+        );
+        assert_eq!(x.text(), "0.50x (inline/sqpoll)");
         let r = row(
             Better::Lower,
-            [Value(2.0), Value(3.0), Value(4.0), NotApplicable, NotRun],
+            cells(
+                [Value(2.0), Value(3.0)],
+                [Value(4.0), Unavailable, Value(1.0)],
+            ),
         );
-        assert_eq!(r.ratio(), Some((0.5, "kqring-poller")));
+        let x = r.ratio().unwrap();
+        assert_eq!(
+            (x.value, x.kqring, x.io_uring),
+            (2.0, "kqring-poller", "io_uring-defer")
+        );
         let r = row(
             Better::Lower,
-            [NotRun, Value(3.0), Unavailable, NotApplicable, NotRun],
+            cells([NotRun, Value(3.0)], [Unavailable, Unavailable, NotRun]),
         );
         assert_eq!(r.ratio(), None);
+    }
+
+    #[test]
+    fn cpu_table_shows_totals_of_rows_that_have_them() {
+        use Cell::*;
+        let per = CpuTime {
+            user: Duration::from_micros(1),
+            system: Duration::from_micros(2),
+        };
+        let mut with = row(
+            Better::Higher,
+            cells(
+                [Value(1.0), Failed("x".into())],
+                [Value(1.0), NotRun, NotRun],
+            ),
+        );
+        with.cpu = vec![
+            Some(per),
+            None,
+            Some(per),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
+        with.cpu_label = Some("TCP echo 1 conn, per msg".into());
+        let without = row(
+            Better::Higher,
+            cells([Value(1.0), NotRun], [NotRun, NotRun, NotRun]),
+        );
+        let report = Report {
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "x".into(),
+                os: "x".into(),
+                load: None,
+                busy: None,
+            },
+            duration: Duration::from_secs(1),
+            rounds: 1,
+            msg_size: 64,
+            kqring_settings: String::new(),
+            tokio_settings: String::new(),
+            tcp_descriptors: "",
+            workloads: vec!["tcp"],
+            unavailable: Vec::new(),
+            rows: vec![with, without],
+            latency: Vec::new(),
+            span_cost: SpanCost {
+                subscriber: String::new(),
+                throughout: false,
+                measured: Duration::ZERO,
+                rows: Vec::new(),
+            },
+            spans_compiled_out: None,
+            system_notes: vec!["a note".into()],
+            errors: Vec::new(),
+            wall_time: Duration::ZERO,
+        };
+        let lines = report.cpu_rows();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            lines[0][..4],
+            ["TCP echo 1 conn, per msg", "3.00", "ERR", "3.00"]
+        );
+        let v = report.to_json();
+        let cpu = &v["rows"][0]["cpu_us_per_op"];
+        assert_eq!(cpu["kqring-poller"]["total"], 3.0);
+        assert_eq!(cpu["kqring-poller"]["user"], 1.0);
+        assert!(cpu["kqring-inline"].is_null());
+        assert!(v["rows"][1].get("cpu_us_per_op").is_none());
+        assert!(report.table().contains("a note"));
     }
 
     #[test]
@@ -672,16 +1045,9 @@ mod tests {
                 ("kqring-inline", Ok((8e6, 4e5))),
             ],
         };
-        assert_eq!(
-            s.cells(),
-            vec![
-                Cell::Value(1e5),
-                Cell::Value(4e5),
-                Cell::NotApplicable,
-                Cell::NotApplicable,
-                Cell::NotApplicable
-            ]
-        );
+        let mut want = vec![Cell::Value(1e5), Cell::Value(4e5)];
+        want.resize(COLUMNS.len(), Cell::NotApplicable);
+        assert_eq!(s.cells(), want);
         assert_eq!(s.ratio(), Some((0.05, "kqring-inline")));
         let s = SpanCost {
             rows: vec![("kqring-inline", Err("no".into()))],

@@ -3,15 +3,12 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use crate::cli::{Args, SystemArg, Workload};
+use crate::cli::{Args, SWEEP_COLUMNS, Workload};
 use crate::fixtures::{TIMER_RANGE, TestFile};
 use crate::report::{Better, COLUMNS, Cell, LatencySet, Machine, Report, Row};
-use crate::stats::Measurement;
-use crate::systems::blocking::Blocking;
-use crate::systems::kqring::Kqring;
-use crate::systems::tokio::Tokio;
+use crate::stats::{CpuTime, CpuUse, Measurement};
 use crate::systems::{self, Outcome, Params, System};
-use crate::trace;
+use crate::{fixtures, trace};
 
 /// A progress line on stderr, rewritten in place; only on a terminal.
 #[derive(Debug)]
@@ -79,20 +76,47 @@ impl Runner {
     /// over (round by round, so that noise spreads over every column);
     /// each column keeps its median run by rate. A failure in any round is
     /// the column's result.
-    fn each(&mut self, what: &str, mut f: impl FnMut(&mut dyn System) -> Outcome) -> Vec<Got> {
+    fn each(&mut self, what: &str, f: impl FnMut(&mut dyn System) -> Outcome) -> Vec<Got> {
+        self.each_of(what, &COLUMNS, f)
+    }
+
+    /// [`Runner::each`] on the columns in `only`; the others show "-".
+    fn each_of(
+        &mut self,
+        what: &str,
+        only: &[&str],
+        mut f: impl FnMut(&mut dyn System) -> Outcome,
+    ) -> Vec<Got> {
         let mut runs: Vec<Vec<Got>> = self.slots.iter().map(|_| Vec::new()).collect();
         for _ in 0..self.rounds {
-            for (slot, runs) in self.slots.iter_mut().zip(&mut runs) {
+            for ((slot, runs), col) in self.slots.iter_mut().zip(&mut runs).zip(COLUMNS) {
                 let Slot::Ready(sys) = slot else {
                     continue;
                 };
+                if !only.contains(&col) {
+                    runs.push(Err(Cell::NotApplicable));
+                    continue;
+                }
                 self.progress.show(what, sys.name());
-                let got = match f(sys.as_mut()) {
+                let before = CpuTime::now();
+                let outcome = f(sys.as_mut());
+                let used = CpuTime::now().zip(before).map(|(a, b)| a.since(b));
+                let got = match outcome {
                     None => Err(Cell::NotApplicable),
                     Some(Ok(m)) if m.ops == 0 => Err(Cell::Failed(
                         "nothing completed in the measured window".into(),
                     )),
-                    Some(Ok(m)) => Ok(m),
+                    Some(Ok(mut m)) => {
+                        // A workload without a window (timers) is charged
+                        // the CPU of its whole run.
+                        if m.cpu.is_none() {
+                            m.cpu = used.map(|cpu| CpuUse {
+                                cpu,
+                                wall: m.elapsed,
+                            });
+                        }
+                        Ok(m)
+                    }
                     Some(Err(e)) => Err(Cell::Failed(e.to_string())),
                 };
                 if let Err(Cell::Failed(e)) = &got {
@@ -161,6 +185,21 @@ fn row(
         scale,
         better,
         cells,
+        cpu: Vec::new(),
+        cpu_label: None,
+        connections: None,
+    }
+}
+
+impl Row {
+    /// Adds the CPU figures of `got`, labelled `label` in the CPU table.
+    fn with_cpu(mut self, label: String, got: &[Got]) -> Row {
+        self.cpu = got
+            .iter()
+            .map(|g| g.as_ref().ok().and_then(Measurement::cpu_per_op))
+            .collect();
+        self.cpu_label = Some(label);
+        self
     }
 }
 
@@ -175,6 +214,17 @@ fn latency_set(key: String, title: String, got: &[Got]) -> LatencySet {
 
 fn quantile(q: f64) -> impl Fn(&Measurement) -> Option<f64> {
     move |m| m.latency.as_ref()?.quantile(q).map(|v| v as f64)
+}
+
+/// Descriptors a sweep leaves beside its connections' two ends: the
+/// listener, standard streams, rings, epoll and event descriptors.
+const SWEEP_SPARE_FDS: u64 = 64;
+
+/// The measured time of a sweep cell of `n` connections: at least
+/// `duration`, and n / 3,333 s (3 s at 10,000), so that a window holds a
+/// dozen or more waves of round trips.
+pub fn sweep_duration(duration: std::time::Duration, n: usize) -> std::time::Duration {
+    duration.max(std::time::Duration::from_secs_f64(n as f64 / 3333.0))
 }
 
 const RATE_M: (&str, f64, Better) = ("ops/s", 1e-6, Better::Higher);
@@ -202,65 +252,82 @@ pub fn run(args: &Args, machine: Machine) -> Report {
         queue_depth: args.queue_depth as usize,
         timers: args.timers as usize,
         registered_files: !args.plain_fds,
+        sq_idle: args.tuning().sq_idle,
     };
     let workloads = args.selected();
     let conns = args.connection_counts();
+    let sweep = args.sweep_counts();
     let modes = args.kqring_modes();
     let mut unavailable = Vec::new();
-    let kq = |m: kqring::Mode| {
-        if modes.contains(&m) {
-            Slot::Ready(Box::new(Kqring::tuned(m, args.tuning())))
-        } else {
-            Slot::Absent(Cell::NotRun)
+    let mut system_notes = Vec::new();
+    let mut errors = Vec::new();
+    let networked = workloads.contains(&Workload::Tcp) || workloads.contains(&Workload::Sweep);
+    let nofile = fixtures::raise_nofile();
+    if networked {
+        system_notes.push(match nofile {
+            Ok(n) => format!("descriptor limit (RLIMIT_NOFILE): {n}"),
+            Err(ref e) => format!("descriptor limit (RLIMIT_NOFILE): unknown ({e})"),
+        });
+    }
+    let mut slots = Vec::with_capacity(COLUMNS.len());
+    for col in COLUMNS {
+        if !args.runs(col) {
+            slots.push(Slot::Absent(Cell::NotRun));
+            continue;
         }
-    };
-    let uring = if !args.runs(SystemArg::IoUring) {
-        Slot::Absent(Cell::NotRun)
-    } else {
-        match systems::io_uring() {
-            Ok(s) => Slot::Ready(s),
-            Err(why) => {
-                eprintln!("io_uring unavailable: {why}");
-                unavailable.push(("io_uring", why));
-                Slot::Absent(Cell::Unavailable)
+        match systems::make(col, args, &params) {
+            Ok((sys, note)) => {
+                system_notes.extend(note);
+                slots.push(Slot::Ready(sys));
+            }
+            Err(systems::Missing::Unavailable(why)) => {
+                eprintln!("{col} unavailable: {why}");
+                unavailable.push((col, why));
+                slots.push(Slot::Absent(Cell::Unavailable));
+            }
+            Err(systems::Missing::Wrong(why)) => {
+                eprintln!("error: {col}: {why}");
+                errors.push(format!("{col}: {why}"));
+                slots.push(Slot::Absent(Cell::Failed(why)));
             }
         }
+    }
+    let ready = |only: &[&str]| {
+        slots
+            .iter()
+            .zip(COLUMNS)
+            .filter(|(s, c)| matches!(s, Slot::Ready(_)) && only.contains(c))
+            .count()
     };
-    let other = |which: SystemArg, sys: Box<dyn System>| {
-        if args.runs(which) {
-            Slot::Ready(sys)
-        } else {
-            Slot::Absent(Cell::NotRun)
-        }
-    };
-    let slots = vec![
-        kq(kqring::Mode::PollingThread),
-        kq(kqring::Mode::Inline),
-        uring,
-        other(
-            SystemArg::Tokio,
-            Box::new(Tokio::new(args.tokio_workers.map(|n| n as usize))),
-        ),
-        other(SystemArg::Blocking, Box::new(Blocking::new())),
-    ];
-    let ready = slots.iter().filter(|s| matches!(s, Slot::Ready(_))).count();
-    let runs: usize = workloads
+    let rounds = args.rounds as usize;
+    let steps: usize = workloads
         .iter()
         .map(|w| match w {
-            Workload::Tcp => conns.len() + usize::from(args.rings() > 1),
-            _ => 1,
+            Workload::Tcp => (conns.len() + usize::from(args.rings() > 1)) * ready(&COLUMNS),
+            Workload::Sweep => sweep.len() * ready(SWEEP_COLUMNS),
+            _ => ready(&COLUMNS),
         })
         .sum();
-    let rounds = args.rounds as usize;
-    let span_steps = 2 * modes.len() * rounds;
+    let span_steps = if args.no_span_cost {
+        0
+    } else {
+        2 * modes.len() * rounds
+    };
+    let compare_steps = args
+        .spans_off_build
+        .as_ref()
+        .map_or(0, |_| 2 * modes.len() * rounds);
     let mut r = Runner {
         slots,
         rounds,
-        progress: Progress::new(runs * ready * rounds + span_steps),
-        errors: Vec::new(),
+        progress: Progress::new(steps * rounds + span_steps + compare_steps),
+        errors,
     };
     let listen_first = args.trace || trace::rust_log_set();
     let span_cost = |progress: &mut Progress| {
+        if args.no_span_cost {
+            return trace::no_span_cost();
+        }
         trace::span_cost(
             &modes,
             args.tuning(),
@@ -278,25 +345,36 @@ pub fn run(args: &Args, machine: Machine) -> Report {
         match w {
             Workload::NopBatched => {
                 let got = r.each("NOP batched", |s| s.nop_batched(p));
-                rows.push(row(
-                    w,
-                    "NOP batched ×64, M ops/s ↑".into(),
-                    RATE_M,
-                    &got,
-                    |m| Some(m.rate()),
-                ));
+                rows.push(
+                    row(
+                        w,
+                        "NOP batched ×64, M ops/s ↑".into(),
+                        RATE_M,
+                        &got,
+                        |m| Some(m.rate()),
+                    )
+                    .with_cpu("NOP batched ×64, per NOP".into(), &got),
+                );
             }
             Workload::NopRtt => {
                 let got = r.each("NOP round trip", |s| s.nop_rtt(p));
-                rows.push(row(w, "NOP round trip, ns ↓".into(), NS, &got, |m| {
-                    Some(m.mean_ns())
-                }));
+                rows.push(
+                    row(w, "NOP round trip, ns ↓".into(), NS, &got, |m| {
+                        Some(m.mean_ns())
+                    })
+                    .with_cpu("NOP round trip, per NOP".into(), &got),
+                );
             }
             Workload::Pipe => {
                 let got = r.each("pipe ping-pong", |s| s.pipe(p));
                 for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
                     let label = format!("pipe ping-pong RTT {name}, µs ↓");
-                    rows.push(row(w, label, NS_AS_US, &got, quantile(q)));
+                    let row = row(w, label, NS_AS_US, &got, quantile(q));
+                    rows.push(if q == 0.5 {
+                        row.with_cpu("pipe ping-pong, per round trip".into(), &got)
+                    } else {
+                        row
+                    });
                 }
                 let title = format!("pipe ping-pong round trip ({} B)", p.msg_size);
                 latency.push(latency_set("pipe".into(), title, &got));
@@ -316,7 +394,9 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                     }
                     let label = format!("TCP echo {n} conn, k msg/s ↑");
                     let unit = ("msg/s", 1e-3, Better::Higher);
-                    throughput.push(row(w, label, unit, &got, |m| Some(m.rate())));
+                    let cpu = format!("TCP echo {n} conn, per msg");
+                    throughput
+                        .push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
                     let title = format!("TCP echo round trip, {n} conn ({} B)", p.msg_size);
                     latency.push(latency_set(format!("tcp-{n}"), title, &got));
                 }
@@ -326,7 +406,9 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                     let got = r.each(&what, |s| s.tcp_echo_rings(p, n, rings));
                     let label = format!("TCP echo {n} conn, {rings} rings, k msg/s ↑");
                     let unit = ("msg/s", 1e-3, Better::Higher);
-                    throughput.push(row(w, label, unit, &got, |m| Some(m.rate())));
+                    let cpu = format!("TCP echo {n} conn, {rings} rings, per msg");
+                    throughput
+                        .push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
                 }
                 rows.extend(throughput);
             }
@@ -338,7 +420,8 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                 };
                 let label = format!("4 KiB random read QD{}, k reads/s ↑", p.queue_depth);
                 let unit = ("reads/s", 1e-3, Better::Higher);
-                rows.push(row(w, label, unit, &got, |m| Some(m.rate())));
+                let cpu = format!("4 KiB random read QD{}, per read", p.queue_depth);
+                rows.push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
             }
             Workload::Timeouts => {
                 let got = r.each("timers", |s| s.timeouts(p));
@@ -349,23 +432,79 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                     lo.as_millis(),
                     hi.as_millis()
                 );
-                rows.push(row(w, label, NS_AS_MS, &got, |m| {
-                    Some(m.elapsed.as_nanos() as f64)
-                }));
+                let cpu = format!("{n} timers, per timer (whole run)");
+                rows.push(
+                    row(w, label, NS_AS_MS, &got, |m| {
+                        Some(m.elapsed.as_nanos() as f64)
+                    })
+                    .with_cpu(cpu, &got),
+                );
                 for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
                     let label = format!("timer lateness {name}, ms ↓");
                     rows.push(row(w, label, NS_AS_MS, &got, quantile(q)));
                 }
             }
+            Workload::Sweep => {
+                for &asked in &sweep {
+                    // Both ends of every connection, the listener, and room
+                    // for what the systems open themselves: a count the
+                    // descriptor limit can't hold runs as the most it can.
+                    let room = |n: usize| 2 * n as u64 + SWEEP_SPARE_FDS;
+                    let n = match nofile {
+                        Ok(limit) if limit < room(asked) => {
+                            (limit.saturating_sub(SWEEP_SPARE_FDS) / 2) as usize
+                        }
+                        _ => asked,
+                    };
+                    let name = if n == asked {
+                        format!("sweep: TCP echo {} conn", count_label(n))
+                    } else {
+                        format!("sweep: TCP echo {n} conn ({} asked)", count_label(asked))
+                    };
+                    // Round trips complete in waves (every connection's, one
+                    // after another), and a window holds a whole number of
+                    // them: long windows for many connections.
+                    let pn = Params {
+                        duration: sweep_duration(p.duration, n),
+                        ..p.clone()
+                    };
+                    let got = if n == 0 {
+                        r.fail_all(&name, "the descriptor limit leaves no room for connections")
+                    } else {
+                        r.each_of(&name, SWEEP_COLUMNS, |s| s.tcp_echo(&pn, n))
+                    };
+                    let unit = ("msg/s", 1e-3, Better::Higher);
+                    let mut row = row(w, format!("{name}, k msg/s ↑"), unit, &got, |m| {
+                        Some(m.rate())
+                    })
+                    .with_cpu(format!("{name}, per msg"), &got);
+                    row.connections = Some(n);
+                    rows.push(row);
+                }
+            }
         }
     }
+    let spans_compiled_out = args.spans_off_build.as_ref().map(|program| {
+        trace::compare_build(
+            program,
+            &modes,
+            args.tuning(),
+            args.duration,
+            rounds,
+            listen_first,
+            &mut r.progress,
+        )
+    });
     let span_cost = early.unwrap_or_else(|| span_cost(&mut r.progress));
     r.progress.clear();
     let mut errors = r.errors;
-    for (col, res) in &span_cost.rows {
+    let compared = spans_compiled_out.iter().flat_map(|b| &b.rows);
+    for (what, (col, res)) in (span_cost.rows.iter().map(|x| ("span cost", x)))
+        .chain(compared.map(|x| ("spans compiled out", x)))
+    {
         if let Err(e) = res {
-            eprintln!("error: span cost / {col}: {e}");
-            errors.push(format!("span cost / {col}: {e}"));
+            eprintln!("error: {what} / {col}: {e}");
+            errors.push(format!("{what} / {col}: {e}"));
         }
     }
     Report {
@@ -381,6 +520,8 @@ pub fn run(args: &Args, machine: Machine) -> Report {
         rows,
         latency,
         span_cost,
+        spans_compiled_out,
+        system_notes,
         errors,
         wall_time: started.elapsed(),
     }
@@ -397,6 +538,7 @@ mod tests {
             ops,
             elapsed: Duration::from_secs(1),
             latency: None,
+            cpu: None,
         })
     }
 

@@ -14,7 +14,10 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::report::{OffOn, SpanCost};
+use std::path::Path;
+use std::process::Command;
+
+use crate::report::{BuildCompare, OffOn, SpanCost};
 use crate::stats::Measurement;
 use crate::suite::Progress;
 use crate::systems::kqring::{Kqring, Tuning};
@@ -138,4 +141,124 @@ fn rate(got: crate::Result<Measurement>) -> Result<f64, String> {
         Ok(m) => Ok(m.rate()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// The span cost of a run that was told to leave it out.
+pub fn no_span_cost() -> SpanCost {
+    SpanCost {
+        subscriber: "none (--no-span-cost)".into(),
+        throughout: false,
+        measured: Duration::ZERO,
+        rows: Vec::new(),
+    }
+}
+
+/// Runs kqring's batched NOPs in each of `modes` in this process and in
+/// `program` (a build with spans compiled out, as a child process), by
+/// turns, `rounds` times, and keeps the median of each. Neither has a
+/// subscriber: with `--trace` or `RUST_LOG` this one would, so the
+/// comparison is refused.
+pub fn compare_build(
+    program: &Path,
+    modes: &[kqring::Mode],
+    tuning: Tuning,
+    duration: Duration,
+    rounds: usize,
+    listening: bool,
+    progress: &mut Progress,
+) -> BuildCompare {
+    let measured = duration.clamp(SPAN_COST_MIN, SPAN_COST_MAX);
+    let rows = modes
+        .iter()
+        .map(|&m| {
+            let col = Kqring::column(m);
+            if listening {
+                return (
+                    col,
+                    Err("a subscriber is on (--trace or RUST_LOG): nothing to compare".into()),
+                );
+            }
+            let mut here = Vec::with_capacity(rounds);
+            let mut there = Vec::with_capacity(rounds);
+            let got = (|| {
+                for _ in 0..rounds {
+                    progress.show("NOP batched, this build", col);
+                    here.push(rate(Kqring::tuned(m, tuning).run_nop_batched(measured))?);
+                    progress.advance();
+                    progress.show("NOP batched, spans compiled out", col);
+                    there.push(child_nop_batched(program, m, tuning, measured)?);
+                    progress.advance();
+                }
+                Ok((median(&mut here), median(&mut there)))
+            })();
+            (col, got)
+        })
+        .collect();
+    BuildCompare {
+        program: program.display().to_string(),
+        rows,
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// One run of `program --workload nop-batched` in mode `m`: its NOPs/s,
+/// after checking that it is a build with spans compiled out.
+fn child_nop_batched(
+    program: &Path,
+    m: kqring::Mode,
+    tuning: Tuning,
+    measured: Duration,
+) -> Result<f64, String> {
+    let mode = if m == kqring::Mode::Inline {
+        "inline"
+    } else {
+        "poller"
+    };
+    let mut cmd = Command::new(program);
+    cmd.env_remove("RUST_LOG").args([
+        "--workload",
+        "nop-batched",
+        "--system",
+        "kqring",
+        "--mode",
+        mode,
+        "--json",
+        "--no-span-cost",
+        "--duration",
+        &measured.as_secs_f64().to_string(),
+    ]);
+    if let Some(idle) = tuning.sq_idle {
+        cmd.args(["--sq-idle-us", &idle.as_micros().to_string()]);
+    }
+    if let Some(n) = tuning.workers {
+        cmd.args(["--workers", &n.to_string()]);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running {}: {e}", program.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} exited with {}: {}",
+            program.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{} printed no JSON: {e}", program.display()))?;
+    if v["config"]["spans_compiled_out"] != true {
+        return Err(format!(
+            "{} is not a build with spans compiled out (--features spans-off)",
+            program.display()
+        ));
+    }
+    v["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["workload"] == "nop-batched"))
+        .and_then(|r| r["values"][Kqring::column(m)].as_f64())
+        .ok_or_else(|| format!("{} gave no NOP batched figure", program.display()))
 }

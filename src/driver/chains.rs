@@ -142,6 +142,9 @@ impl Driver {
     /// A LinkTimeout binds to the entry before it, which must carry a
     /// link flag; its own link flag carries that entry's chain on.
     pub(super) fn attach_link_timeout(&mut self, key: OpKey, flags: SqeFlags, batch: u64) {
+        if flags.contains(SqeFlags::IO_DRAIN) {
+            self.chains.drain = Some(key);
+        }
         let links_on = flags.intersects(SqeFlags::IO_LINK | SqeFlags::IO_HARDLINK);
         let mut pred = std::mem::take(&mut self.chains.open);
         if batch != self.chains.open_batch {

@@ -73,7 +73,7 @@ impl System for Blocking {
                         .stack_size(STACK)
                         .spawn(move || echo_server(pair.server, size))?,
                 );
-                let msgs = msgs.clone();
+                let (msgs, window) = (msgs.clone(), window.clone());
                 clients.push(
                     thread::Builder::new()
                         .stack_size(STACK)

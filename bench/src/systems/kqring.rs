@@ -8,9 +8,12 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use kqring::ops::{Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Timeout, Write};
+use kqring::ops::{
+    Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Shutdown as ShutdownOp, Timeout, Write,
+};
 use kqring::{Builder, Cqe, IoBuf, Mode, Ring, Sqe, SubmissionQueue};
 
+use super::echo::{Next, Op, Progress, tag, untag};
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
     BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
@@ -301,6 +304,7 @@ impl System for Kqring {
                 ops: durations.len() as u64,
                 elapsed: t0.elapsed(),
                 latency: Some(Samples::new(lateness)),
+                cpu: None,
             })
         })())
     }
@@ -355,29 +359,19 @@ fn pipe_ping_pong(kq: &Kqring, p: &Params, ping: RawFd, pong: RawFd) -> Result<M
     Ok(rec.finish())
 }
 
-/// Op kinds of TCP echo, in the low bits of `user_data`.
-const CLIENT_SEND: u64 = 0;
-const CLIENT_RECV: u64 = 1;
-const SERVER_RECV: u64 = 2;
-const SERVER_SEND: u64 = 3;
-
-fn tag(conn: usize, kind: u64) -> u64 {
-    ((conn as u64) << 2) | kind
-}
+/// The `user_data` of the client ends' final shutdown on registered files
+/// (the connection in the low bits).
+const SHUTDOWN: u64 = 1 << 63;
 
 /// One connection of TCP echo, both ends.
 struct Conn {
-    pair: TcpPair,
-    round: u64,
-    start: Instant,
-    /// Bytes of this round's message the client has sent.
-    sent: usize,
+    /// The std sockets; closed once both ends are registered files (the
+    /// ring holds its own duplicates), as a server that accepted into its
+    /// file table holds no other descriptor.
+    pair: Option<TcpPair>,
+    progress: Progress,
     /// The client's receive buffer, while no receive holds it.
     rbuf: Option<BytesMut>,
-    /// The client's receive of this round has its whole echo.
-    echoed: bool,
-    client_done: bool,
-    server_done: bool,
 }
 
 /// TCP echo on one ring: every connection's client and server ends are ops
@@ -403,14 +397,9 @@ impl<'r> Echo<'r> {
             conns: pairs
                 .into_iter()
                 .map(|pair| Conn {
-                    pair,
-                    round: 0,
-                    start: Instant::now(),
-                    sent: 0,
+                    pair: Some(pair),
+                    progress: Progress::default(),
                     rbuf: Some(BytesMut::with_capacity(size)),
-                    echoed: false,
-                    client_done: false,
-                    server_done: false,
                 })
                 .collect(),
             msgs: Messages::new(size),
@@ -427,39 +416,50 @@ impl<'r> Echo<'r> {
     }
 
     fn client_fd(&self, c: usize) -> Fd {
-        if self.registered {
-            Fd::Fixed(2 * c as u32)
-        } else {
-            Fd::Raw(self.conns[c].pair.client.as_raw_fd())
+        match &self.conns[c].pair {
+            Some(pair) if !self.registered => Fd::Raw(pair.client.as_raw_fd()),
+            _ => Fd::Fixed(2 * c as u32),
         }
     }
 
     fn server_fd(&self, c: usize) -> Fd {
-        if self.registered {
-            Fd::Fixed(2 * c as u32 + 1)
-        } else {
-            Fd::Raw(self.conns[c].pair.server.as_raw_fd())
+        match &self.conns[c].pair {
+            Some(pair) if !self.registered => Fd::Raw(pair.server.as_raw_fd()),
+            _ => Fd::Fixed(2 * c as u32 + 1),
         }
     }
 
-    /// Puts both ends of every connection into the file table.
+    /// Puts both ends of every connection into the file table, then
+    /// closes the std sockets: the ring's duplicates are the connections.
+    /// A few connections at a time, so that the duplicates and the
+    /// originals never need much more than one descriptor per end at once
+    /// (10,000 connections fit a limit of 20,000).
     fn register(&mut self) -> Result<()> {
-        let fds: Vec<RawFd> = (self.conns.iter())
-            .flat_map(|c| [c.pair.client.as_raw_fd(), c.pair.server.as_raw_fd()])
-            .collect();
-        let want = fds.len() as i32;
-        push(self.sq, FilesUpdate::new(FileSlot::Index(0), fds).build())?;
-        self.sq.submit_and_wait(1)?;
-        let cqe = self
-            .ring
-            .completion()
-            .pop()
-            .ok_or("no completion for FilesUpdate")?;
-        ensure!(
-            cqe.result() == want,
-            "FilesUpdate completed with {}",
-            cqe.result()
-        );
+        const CHUNK: usize = 16;
+        for first in (0..self.conns.len()).step_by(CHUNK) {
+            let chunk = first..(first + CHUNK).min(self.conns.len());
+            let fds: Vec<RawFd> = (self.conns[chunk.clone()].iter())
+                .filter_map(|c| c.pair.as_ref())
+                .flat_map(|p| [p.client.as_raw_fd(), p.server.as_raw_fd()])
+                .collect();
+            let want = fds.len() as i32;
+            let slot = FileSlot::Index(2 * first as u32);
+            push(self.sq, FilesUpdate::new(slot, fds).build())?;
+            self.sq.submit_and_wait(1)?;
+            let cqe = self
+                .ring
+                .completion()
+                .pop()
+                .ok_or("no completion for FilesUpdate")?;
+            ensure!(
+                cqe.result() == want,
+                "FilesUpdate completed with {}",
+                cqe.result()
+            );
+            for conn in &mut self.conns[chunk] {
+                conn.pair = None;
+            }
+        }
         Ok(())
     }
 
@@ -467,93 +467,112 @@ impl<'r> Echo<'r> {
     fn start_round(&mut self, c: usize) -> Result<()> {
         let fd = self.client_fd(c);
         let conn = &mut self.conns[c];
-        conn.start = Instant::now();
-        conn.sent = 0;
-        conn.echoed = false;
-        let msg = self.msgs.get(conn.round).clone();
+        conn.progress.begin_round();
+        let msg = self.msgs.get(conn.progress.round).clone();
         let mut buf = conn.rbuf.take().ok_or("client buffer lost")?;
         buf.clear();
-        self.push(send(fd, msg).user_data(tag(c, CLIENT_SEND)))?;
-        self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)))
+        self.push(send(fd, msg).user_data(tag(c, Op::ClientSend)))?;
+        self.push(recv(fd, buf).user_data(tag(c, Op::ClientRecv)))
     }
 
     fn server_recv(&mut self, c: usize, mut buf: BytesMut) -> Result<()> {
         buf.clear();
         buf.reserve(self.msgs.server_buf());
         let fd = self.server_fd(c);
-        self.push(recv(fd, buf).user_data(tag(c, SERVER_RECV)))
+        self.push(recv(fd, buf).user_data(tag(c, Op::ServerRecv)))
     }
 
     fn round_done(&mut self, c: usize) -> Result<()> {
-        let conn = &mut self.conns[c];
-        if self.rec.record(1, conn.start, Instant::now()) {
-            conn.round += 1;
-            self.start_round(c)
-        } else {
-            // The server's receive sees the end of the stream and stops.
-            conn.client_done = true;
-            conn.pair.client.shutdown(Shutdown::Write)?;
-            Ok(())
+        if self.conns[c].progress.finish_round(&mut self.rec) {
+            return self.start_round(c);
+        }
+        // The server's receive sees the end of the stream and stops.
+        match &self.conns[c].pair {
+            Some(pair) => pair.client.shutdown(Shutdown::Write)?,
+            None => {
+                let fd = self.client_fd(c);
+                let sqe = ShutdownOp::new(fd, Shutdown::Write).build();
+                self.push(sqe.user_data(SHUTDOWN | c as u64))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on what the client's progress says comes next.
+    fn client_next(&mut self, c: usize, next: Next, buf: Option<BytesMut>) -> Result<()> {
+        let fd = self.client_fd(c);
+        match next {
+            Next::Send(from) => {
+                let rest = self.msgs.get(self.conns[c].progress.round).slice(from..);
+                self.push(send(fd, rest).user_data(tag(c, Op::ClientSend)))
+            }
+            Next::Recv(_) => {
+                let buf = buf.ok_or("client buffer lost")?;
+                self.push(recv(fd, buf).user_data(tag(c, Op::ClientRecv)))
+            }
+            Next::Check => {
+                let buf = buf.ok_or("client buffer lost")?;
+                let size = self.msgs.size();
+                let conn = &mut self.conns[c];
+                self.msgs.check(conn.progress.round, &buf)?;
+                conn.rbuf = Some(buf);
+                let next = conn.progress.checked(size);
+                self.client_next(c, next, None)
+            }
+            Next::RoundDone => self.round_done(c),
+            Next::Wait => Ok(()),
         }
     }
 
     fn on_completion(&mut self, mut cqe: Cqe) -> Result<()> {
         self.in_flight -= 1;
-        let c = (cqe.user_data() >> 2) as usize;
+        if cqe.user_data() & SHUTDOWN != 0 {
+            ensure!(
+                cqe.result() == 0,
+                "client shutdown completed with {}",
+                cqe.result()
+            );
+            return Ok(());
+        }
+        let (c, op) = untag(cqe.user_data());
         let size = self.msgs.size();
-        match cqe.user_data() & 3 {
-            CLIENT_SEND => {
-                let conn = &mut self.conns[c];
-                conn.sent += io_res(&cqe, "client send")?;
-                if conn.sent < size {
-                    let rest = self.msgs.get(conn.round).slice(conn.sent..);
-                    let fd = self.client_fd(c);
-                    self.push(send(fd, rest).user_data(tag(c, CLIENT_SEND)))?;
-                } else if conn.echoed {
-                    self.round_done(c)?;
-                }
+        match op {
+            Op::ClientSend => {
+                let n = io_res(&cqe, "client send")?;
+                let next = self.conns[c].progress.sent(n, size);
+                self.client_next(c, next, None)
             }
-            CLIENT_RECV => {
-                ensure!(
-                    io_res(&cqe, "client receive")? > 0,
-                    "server closed connection {c}"
-                );
+            Op::ClientRecv => {
+                let n = io_res(&cqe, "client receive")?;
+                let next = self.conns[c].progress.received(n, size, c)?;
+                // The receive appends to the buffer: its length is the echo
+                // so far, and the rest goes in after it.
                 let buf = take_mut(&mut cqe)?;
-                if buf.len() < size {
-                    let fd = self.client_fd(c);
-                    return self.push(recv(fd, buf).user_data(tag(c, CLIENT_RECV)));
-                }
-                let conn = &mut self.conns[c];
-                self.msgs.check(conn.round, &buf)?;
-                conn.rbuf = Some(buf);
-                conn.echoed = true;
-                if conn.sent == size {
-                    self.round_done(c)?;
-                }
+                self.client_next(c, next, Some(buf))
             }
-            SERVER_RECV => {
+            Op::ServerRecv => {
                 let n = io_res(&cqe, "server receive")?;
                 let buf = take_mut(&mut cqe)?;
                 if n == 0 {
-                    self.conns[c].server_done = true;
+                    self.conns[c].progress.server_done = true;
+                    Ok(())
                 } else {
                     let fd = self.server_fd(c);
-                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                    self.push(send(fd, buf).user_data(tag(c, Op::ServerSend)))
                 }
             }
-            _ => {
+            Op::ServerSend => {
                 let n = io_res(&cqe, "server send")?;
                 let mut buf = take_mut(&mut cqe)?;
                 if n < buf.len() {
                     buf.advance(n);
                     let fd = self.server_fd(c);
-                    self.push(send(fd, buf).user_data(tag(c, SERVER_SEND)))?;
+                    self.push(send(fd, buf).user_data(tag(c, Op::ServerSend)))
                 } else {
-                    self.server_recv(c, buf)?;
+                    self.server_recv(c, buf)
                 }
             }
         }
-        Ok(())
     }
 
     fn run(mut self) -> Result<Recorder> {
@@ -565,7 +584,7 @@ impl<'r> Echo<'r> {
             self.start_round(c)?;
         }
         let cq = self.ring.completion();
-        while self.conns.iter().any(|c| !(c.client_done && c.server_done)) {
+        while self.in_flight > 0 || self.conns.iter().any(|c| !c.progress.done()) {
             ensure!(
                 self.in_flight > 0,
                 "TCP echo stalled with nothing in flight"

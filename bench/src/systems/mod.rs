@@ -13,9 +13,13 @@ use crate::fixtures::{TcpPair, TestFile};
 use crate::stats::{Measurement, Recorder, Window};
 
 pub mod blocking;
+pub mod compio;
+pub mod echo;
 #[cfg(target_os = "linux")]
 pub mod io_uring;
 pub mod kqring;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub mod monoio;
 pub mod tokio;
 
 /// NOPs per submission in the batched NOP workload.
@@ -36,6 +40,9 @@ pub struct Params {
     /// connection as fixed files, as a server that owns its connections
     /// would.
     pub registered_files: bool,
+    /// kqring's polling-thread idle time if set (`None`: the library's,
+    /// 1 ms); io_uring's SQPOLL thread gets the same.
+    pub sq_idle: Option<Duration>,
 }
 
 /// A system's answer for one workload: `None` when the workload means
@@ -110,7 +117,10 @@ where
         let threads: Vec<_> = shares
             .into_iter()
             .filter(|share| !share.is_empty())
-            .map(|share| s.spawn(move || echo(share, window)))
+            .map(|share| {
+                let window = window.clone();
+                s.spawn(move || echo(share, window))
+            })
             .collect();
         threads
             .into_iter()
@@ -131,15 +141,83 @@ where
     Ok(total.ok_or("no connections")?.finish())
 }
 
-/// The io_uring system, or why there is none: the kernel may refuse
-/// (seccomp, `io_uring_disabled`), and other platforms have no io_uring.
-pub fn io_uring() -> std::result::Result<Box<dyn System>, String> {
+/// Why a column has no system.
+#[derive(Debug, Clone)]
+pub enum Missing {
+    /// This machine or OS can't run it (no io_uring, seccomp, another OS).
+    Unavailable(String),
+    /// It runs, but not as the column says (compio picked another driver):
+    /// a failure, reported as such.
+    Wrong(String),
+}
+
+/// The system behind the column named `column` (one of
+/// `report::COLUMNS`), with a note for the table's header if it has one.
+pub fn make(
+    column: &str,
+    args: &crate::cli::Args,
+    p: &Params,
+) -> std::result::Result<(Box<dyn System>, Option<String>), Missing> {
+    let plain = |s: Box<dyn System>| Ok((s, None));
+    match column {
+        "kqring-poller" => plain(Box::new(kqring::Kqring::tuned(
+            ::kqring::Mode::PollingThread,
+            args.tuning(),
+        ))),
+        "kqring-inline" => plain(Box::new(kqring::Kqring::tuned(
+            ::kqring::Mode::Inline,
+            args.tuning(),
+        ))),
+        "io_uring" | "io_uring-sqpoll" | "io_uring-defer" => io_uring(column, p),
+        "tokio" => plain(Box::new(tokio::Tokio::new(
+            args.tokio_workers.map(|n| n as usize),
+        ))),
+        "tokio-ct" => plain(Box::new(tokio::Tokio::current_thread())),
+        "monoio" => monoio(),
+        "compio" => {
+            compio::Compio::probe().map(|(s, note)| (Box::new(s) as Box<dyn System>, Some(note)))
+        }
+        "blocking" => plain(Box::new(blocking::Blocking::new())),
+        other => Err(Missing::Wrong(format!("no system named {other}"))),
+    }
+}
+
+fn monoio() -> std::result::Result<(Box<dyn System>, Option<String>), Missing> {
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        monoio::Monoio::probe()
+            .map(|s| (Box::new(s) as Box<dyn System>, None))
+            .map_err(Missing::Unavailable)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        Err(Missing::Unavailable(
+            "monoio 0.2 does not build for this OS".into(),
+        ))
+    }
+}
+
+/// An io_uring column's system, or why there is none: the kernel may refuse
+/// (seccomp, `io_uring_disabled`, a setup flag it lacks), and other
+/// platforms have no io_uring.
+fn io_uring(
+    column: &str,
+    p: &Params,
+) -> std::result::Result<(Box<dyn System>, Option<String>), Missing> {
     #[cfg(target_os = "linux")]
     {
-        io_uring::IoUringSystem::probe().map(|s| Box::new(s) as Box<dyn System>)
+        let variant = match column {
+            "io_uring-sqpoll" => io_uring::Variant::SqPoll,
+            "io_uring-defer" => io_uring::Variant::DeferTaskrun,
+            _ => io_uring::Variant::Plain,
+        };
+        io_uring::IoUringSystem::probe(variant, p.sq_idle)
+            .map(|(s, note)| (Box::new(s) as Box<dyn System>, note))
+            .map_err(Missing::Unavailable)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        Err("not Linux".to_string())
+        let _ = (column, p);
+        Err(Missing::Unavailable("not Linux".to_string()))
     }
 }

@@ -1,6 +1,6 @@
 //! tokio (epoll on Linux, kqueue on the BSDs): its multi-thread runtime,
-//! one worker per CPU unless `--tokio-workers` says otherwise, a fresh
-//! runtime per workload.
+//! one worker per CPU unless `--tokio-workers` says otherwise, or its
+//! current-thread runtime; a fresh runtime per workload.
 
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -13,9 +13,9 @@ use tokio::net::unix::pipe;
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
-use super::{Outcome, Params, System};
+use super::{Outcome, Params, System, on_rings};
 use crate::fixtures::{
-    BLOCK, Messages, PipePartner, Rng, TestFile, check_block, tcp_pairs, timer_durations,
+    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, check_block, tcp_pairs, timer_durations,
 };
 use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
 use crate::{Error, Result};
@@ -23,41 +23,70 @@ use crate::{Error, Result};
 /// The tokio system.
 #[derive(Debug, Default)]
 pub struct Tokio {
-    /// Worker threads; `None`: tokio's default, one per CPU.
+    /// Worker threads of the multi-thread runtime; `None`: tokio's
+    /// default, one per CPU.
     workers: Option<usize>,
+    /// The current-thread runtime instead.
+    current_thread: bool,
 }
 
 impl Tokio {
-    /// tokio with `workers` worker threads (`None`: one per CPU).
+    /// tokio's multi-thread runtime with `workers` worker threads (`None`:
+    /// one per CPU).
     pub fn new(workers: Option<usize>) -> Tokio {
-        Tokio { workers }
+        Tokio {
+            workers,
+            current_thread: false,
+        }
     }
 
-    /// Runs `fut` as a task (not on the blocking caller's thread, which is
-    /// not a worker) and waits for it.
+    /// tokio's current-thread runtime: every task on the caller's thread.
+    pub fn current_thread() -> Tokio {
+        Tokio {
+            workers: None,
+            current_thread: true,
+        }
+    }
+
+    /// Runs `fut` and waits for it: as a task on the multi-thread runtime
+    /// (not on the blocking caller's thread, which is not a worker), or on
+    /// the caller's thread with the current-thread runtime.
     fn run<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let rt = runtime(self.workers)?;
-        let r = rt.block_on(async move { tokio::spawn(fut).await });
+        let rt = self.runtime()?;
+        let r = if self.current_thread {
+            rt.block_on(fut)
+        } else {
+            rt.block_on(async move { tokio::spawn(fut).await })?
+        };
         // Let the blocking pool's idle threads go before the next workload.
         rt.shutdown_background();
-        r?
+        r
     }
-}
 
-fn runtime(workers: Option<usize>) -> io::Result<Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        b.worker_threads(n);
+    fn runtime(&self) -> io::Result<Runtime> {
+        let mut b = if self.current_thread {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = self.workers {
+                b.worker_threads(n);
+            }
+            b
+        };
+        b.enable_all().build()
     }
-    b.enable_all().build()
 }
 
 impl System for Tokio {
     fn name(&self) -> &'static str {
-        "tokio"
+        if self.current_thread {
+            "tokio-ct"
+        } else {
+            "tokio"
+        }
     }
 
     fn pipe(&mut self, p: &Params) -> Outcome {
@@ -95,29 +124,23 @@ impl System for Tokio {
         let p = p.clone();
         Some((|| {
             let pairs = tcp_pairs(conns)?;
-            self.run(async move {
-                let msgs = Messages::new(p.msg_size);
-                let window = Window::new(p.duration);
-                let mut servers = JoinSet::new();
-                let mut clients = JoinSet::new();
-                for pair in pairs {
-                    pair.client.set_nonblocking(true)?;
-                    pair.server.set_nonblocking(true)?;
-                    let server = TcpStream::from_std(pair.server)?;
-                    let client = TcpStream::from_std(pair.client)?;
-                    servers.spawn(echo_server(server, msgs.server_buf()));
-                    clients.spawn(echo_client(client, msgs.clone(), window));
-                }
-                let mut rec = Recorder::sampling(window);
-                while let Some(r) = clients.join_next().await {
-                    rec.merge(r??);
-                }
-                while let Some(r) = servers.join_next().await {
-                    r??;
-                }
-                Ok(rec.finish())
-            })
+            let window = Window::new(p.duration);
+            self.run(echo(pairs, p, window)).map(Recorder::finish)
         })())
+    }
+
+    /// The current-thread runtime runs thread per core, one runtime per
+    /// thread, as a user of it would on several cores; the multi-thread
+    /// one spreads over every CPU already.
+    fn tcp_echo_rings(&mut self, p: &Params, conns: usize, rings: usize) -> Outcome {
+        if !self.current_thread {
+            return self.tcp_echo(p, conns);
+        }
+        Some(tcp_pairs(conns).map_err(Into::into).and_then(|pairs| {
+            on_rings(p, pairs, rings, |share, w| {
+                Tokio::current_thread().run(echo(share, p.clone(), w))
+            })
+        }))
     }
 
     fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
@@ -132,6 +155,7 @@ impl System for Tokio {
                 let mut readers = JoinSet::new();
                 for q in 0..p.queue_depth {
                     let f = Arc::clone(&f);
+                    let window = window.clone();
                     readers.spawn(async move {
                         let mut rng = Rng::new(q as u64 + 1);
                         let mut rec = Recorder::counting(window);
@@ -182,9 +206,33 @@ impl System for Tokio {
                 ops: lateness.len() as u64,
                 elapsed: t0.elapsed(),
                 latency: Some(Samples::new(lateness)),
+                cpu: None,
             })
         }))
     }
+}
+
+/// TCP echo over `pairs` on the current runtime: a task per end.
+async fn echo(pairs: Vec<TcpPair>, p: Params, window: Window) -> Result<Recorder> {
+    let msgs = Messages::new(p.msg_size);
+    let mut servers = JoinSet::new();
+    let mut clients = JoinSet::new();
+    for pair in pairs {
+        pair.client.set_nonblocking(true)?;
+        pair.server.set_nonblocking(true)?;
+        let server = TcpStream::from_std(pair.server)?;
+        let client = TcpStream::from_std(pair.client)?;
+        servers.spawn(echo_server(server, msgs.server_buf()));
+        clients.spawn(echo_client(client, msgs.clone(), window.clone()));
+    }
+    let mut rec = Recorder::sampling(window);
+    while let Some(r) = clients.join_next().await {
+        rec.merge(r??);
+    }
+    while let Some(r) = servers.join_next().await {
+        r??;
+    }
+    Ok(rec)
 }
 
 async fn echo_server(mut s: TcpStream, size: usize) -> Result<()> {
