@@ -101,6 +101,11 @@ impl EventRegs {
                 }
             }
             None => {
+                // A deletion of the same registration not yet made would
+                // come after this addition: withdraw it (the addition
+                // modifies what is still there).
+                self.deletes
+                    .retain(|c| !(c.ident() == rk.0 && c.filter() == rk.1));
                 let reg = Reg {
                     waiters: vec![key],
                     fflags: i.fflags,

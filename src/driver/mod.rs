@@ -155,6 +155,9 @@ impl Driver {
         // Linux compat, a registration outlives a closed descriptor whose
         // file is still open elsewhere).
         let closing = std::mem::take(&mut self.retired);
+        // The event registrations left so far go in this call too, before
+        // a descriptor of theirs closes.
+        self.event_regs.take_deletes(&mut self.changes);
         // Nothing registered, nothing to submit, and no wait asked for:
         // skip the syscall.
         if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
@@ -230,6 +233,7 @@ impl Driver {
     /// an inline ring's owner calls again.
     fn close_retired(&mut self) {
         let mut deletes = Vec::new();
+        self.event_regs.take_deletes(&mut deletes);
         for fd in &self.retired {
             self.fds.delete_now(fd.as_raw_fd(), &mut deletes);
         }
