@@ -137,3 +137,26 @@ fn an_inline_wait_is_one_kevent_call() {
         );
     }
 }
+
+/// `drain` takes what is queued at once; what a drain stopped early still
+/// holds goes back to the front, in order.
+#[test]
+fn a_drain_stopped_early_leaves_the_rest_in_order() {
+    each_mode(|ring| {
+        submit_all(ring, (0..5).map(|i| Nop::new().build().user_data(i)));
+        while ring.completion().len() < 5 {
+            ring.submit_and_wait(5).unwrap();
+        }
+        let first: Vec<u64> = ring
+            .completion()
+            .drain()
+            .take(2)
+            .map(|c| c.user_data())
+            .collect();
+        assert_eq!(first, [0, 1]);
+        assert_eq!(ring.completion().len(), 3);
+        let rest: Vec<u64> = ring.completion().drain().map(|c| c.user_data()).collect();
+        assert_eq!(rest, [2, 3, 4]);
+        assert!(ring.completion().pop().is_none());
+    });
+}
