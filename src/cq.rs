@@ -319,6 +319,28 @@ impl CqInner {
         cqe
     }
 
+    /// Moves every queued entry to the back of `into`, which is empty;
+    /// whether there was any.
+    fn take_all(&self, into: &mut VecDeque<Cqe>) -> bool {
+        if self.len() == 0 {
+            return false;
+        }
+        let mut q = self.lock();
+        std::mem::swap(&mut *q, into);
+        self.len.store(0, Ordering::Release);
+        !into.is_empty()
+    }
+
+    /// Puts entries taken by `take_all` and not handed out back at the
+    /// front, in order: they are older than any posted since.
+    fn put_back(&self, taken: &mut VecDeque<Cqe>) {
+        let mut q = self.lock();
+        while let Some(cqe) = taken.pop_back() {
+            q.push_front(cqe);
+        }
+        self.len.store(q.len(), Ordering::Release);
+    }
+
     /// Waits until at least `n` entries are queued or `deadline` passes;
     /// returns whether they are, or ESHUTDOWN once the queue is closed
     /// with fewer.
@@ -431,7 +453,10 @@ impl CompletionQueue {
     /// An iterator that takes every completion available now, without
     /// waiting.
     pub fn drain(&self) -> Drain<'_> {
-        Drain { cq: self }
+        Drain {
+            cq: self,
+            batch: VecDeque::new(),
+        }
     }
 }
 
@@ -444,14 +469,33 @@ impl fmt::Debug for CompletionQueue {
 }
 
 /// Takes the completions available now; see [`CompletionQueue::drain`].
+///
+/// It takes what is queued in one go, under one lock, and hands it out one
+/// by one; what it still holds when dropped goes back to the front of the
+/// queue, in order.
 #[derive(Debug)]
 pub struct Drain<'a> {
     cq: &'a CompletionQueue,
+    batch: VecDeque<Cqe>,
 }
 
 impl Iterator for Drain<'_> {
     type Item = Cqe;
     fn next(&mut self) -> Option<Cqe> {
-        self.cq.pop()
+        if self.batch.is_empty() {
+            if !self.cq.inner().take_all(&mut self.batch) {
+                return None;
+            }
+            self.cq.shared.cq_drained();
+        }
+        self.batch.pop_front()
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            self.cq.inner().put_back(&mut self.batch);
+        }
     }
 }

@@ -174,6 +174,27 @@ impl Shared {
         Ok(())
     }
 
+    /// `submit`, then waits for `want` completions. An inline ring with no
+    /// overflow takes the submission in the wait's own turn: one turn, and
+    /// one `kevent` call, where a turn of `submit` before the wait's would
+    /// make two.
+    pub(crate) fn submit_and_wait(&self, want: usize) -> io::Result<()> {
+        // The wait turns at least once only if the CQ holds fewer than
+        // `want`: otherwise `submit`'s turn takes the entries.
+        if self.mode == Mode::Inline && self.cq.len() < want && self.cq.backlog() == 0 {
+            if self.shutdown.load(Ordering::Acquire) {
+                return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+            }
+            self.submissions.fetch_add(1, Ordering::AcqRel);
+            // Another thread may be driving, blocked in kevent: it takes
+            // the entries once woken; this thread waits for the lock.
+            self.wake();
+            return self.wait_for(want, None).map(|_| ());
+        }
+        self.submit()?;
+        self.wait_for(want, None).map(|_| ())
+    }
+
     /// A consumer took completions: if the driver holds some back because
     /// the CQ was full, it may go on.
     pub(crate) fn cq_drained(&self) {
@@ -208,7 +229,7 @@ impl Shared {
                         Some(d) => Some(d - now),
                         None => None,
                     };
-                    drive_once(self, driver, timeout)?;
+                    drive_inline(self, driver, timeout, n)?;
                 }
                 Ok(true)
             }
@@ -243,6 +264,29 @@ fn drive_once(shared: &Shared, driver: &mut Driver, timeout: Option<Duration>) -
     }
     shared.stats.parks.fetch_add(1, Ordering::Relaxed);
     let work = driver.turn(timeout);
+    shared.parked.store(false, Ordering::SeqCst);
+    work
+}
+
+/// One turn of an inline ring for a caller waiting for `want` completions:
+/// announces the park, as `drive_once` does, then turns once, waiting in
+/// its `kevent` call unless the completions are there or work is ready —
+/// one call per wait, where a zero-timeout turn before the blocking one
+/// would make two.
+fn drive_inline(
+    shared: &Shared,
+    driver: &mut Driver,
+    timeout: Option<Duration>,
+    want: usize,
+) -> io::Result<bool> {
+    shared.parked.store(true, Ordering::SeqCst);
+    atomic::fence(Ordering::SeqCst);
+    if shared.shutdown.load(Ordering::SeqCst) {
+        shared.parked.store(false, Ordering::SeqCst);
+        return Ok(false);
+    }
+    // The turn counts the park when it waits.
+    let work = driver.wait_turn(timeout, want);
     shared.parked.store(false, Ordering::SeqCst);
     work
 }

@@ -123,6 +123,27 @@ impl Driver {
     /// until something happens), serve its events. Returns whether any
     /// work was done.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> stdio::Result<bool> {
+        self.turn_until(timeout, None)
+    }
+
+    /// A turn for a caller on this thread that waits for `want`
+    /// completions in the CQ: it flushes the turn's completions before its
+    /// `kevent` call and waits there, unless the CQ holds `want` then or
+    /// other work is ready, rather than returning at once when it did
+    /// work.
+    pub(crate) fn wait_turn(
+        &mut self,
+        timeout: Option<Duration>,
+        want: usize,
+    ) -> stdio::Result<bool> {
+        self.turn_until(timeout, Some(want))
+    }
+
+    fn turn_until(
+        &mut self,
+        timeout: Option<Duration>,
+        want: Option<usize>,
+    ) -> stdio::Result<bool> {
         self.shared.stats.turns.fetch_add(1, Ordering::Relaxed);
         let mut work = self.flush();
         // What the flush could not move is the overflow list: no entry is
@@ -141,11 +162,30 @@ impl Driver {
         self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
         self.fds.sweep(now, &mut self.changes);
 
-        let mut wait = if work || self.completions.has_pending() {
+        let returns = match want {
+            None => work || self.completions.has_pending(),
+            Some(want) => {
+                // The caller is this thread: what it waits for goes to the
+                // CQ now, and the wait goes on only while it is not there
+                // and nothing else is ready.
+                work |= self.flush();
+                self.completions.has_pending()
+                    || self.shared.cq.len() >= want
+                    || (!overflowing && !self.sq.is_empty())
+                    || self.offload.has_sendable(&self.shared)
+                    || self.offload.has_results()
+                    || !self.retired.is_empty()
+                    || self.chains.can_release(&self.table)
+            }
+        };
+        let mut wait = if returns {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        if want.is_some() && !returns {
+            self.shared.stats.parks.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(deadline) = self.timers.next_deadline() {
             let until = deadline.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
