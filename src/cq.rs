@@ -10,6 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::buf::{AnyBuf, BufError};
+use crate::ops::WaitInfo;
 use crate::ring::Shared;
 use crate::sys::net::SockAddr;
 
@@ -36,6 +37,10 @@ pub(crate) enum Extra {
     /// The descriptors of a `FilesUpdate`, with the slots it chose for
     /// `FileSlot::Alloc` written in.
     Fds(Vec<RawFd>),
+    /// What `WaitId` found of the child (boxed: `Cqe` stays small).
+    Wait(Box<WaitInfo>),
+    /// How many deliveries a `Signal` completion stands for.
+    Count(u64),
 }
 
 /// A completion queue entry: the operation's `user_data`, its result as
@@ -170,6 +175,27 @@ impl Cqe {
     pub fn fds(&self) -> Option<&[RawFd]> {
         match &self.extra {
             Extra::Fds(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// What a `WaitId` found of the child: its pid, how it changed
+    /// (`CLD_EXITED`…) and its status, as io_uring fills the `siginfo_t`
+    /// it is given. `None` for any other completion, and for a `WaitId`
+    /// that failed.
+    pub fn wait_info(&self) -> Option<&WaitInfo> {
+        match &self.extra {
+            Extra::Wait(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// How many deliveries of its signal a `Signal` completion stands for:
+    /// signals sent while none was read coalesce into one completion, and
+    /// kqueue counts them (`data`). `None` for any other completion.
+    pub fn deliveries(&self) -> Option<u64> {
+        match self.extra {
+            Extra::Count(n) => Some(n),
             _ => None,
         }
     }

@@ -25,6 +25,7 @@ pub(crate) mod errno;
 mod event;
 pub(crate) mod io;
 pub(crate) mod net;
+pub(crate) mod process;
 mod sockaddr;
 mod wait;
 
