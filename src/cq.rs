@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::buf::{AnyBuf, BufError};
+use crate::ops::WaitInfo;
 use crate::ring::Shared;
 use crate::sys::net::SockAddr;
 use crate::sys::stat::Stat;
@@ -42,6 +43,10 @@ pub(crate) enum Extra {
     Paths(Vec<PathBuf>),
     /// A `Statx`'s result and its path.
     Stat(Box<StatOut>),
+    /// What `WaitId` found of the child (boxed: `Cqe` stays small).
+    Wait(Box<WaitInfo>),
+    /// How many deliveries a `Signal` completion stands for.
+    Count(u64),
 }
 
 /// What a `Statx` hands its completion.
@@ -197,6 +202,17 @@ impl Cqe {
         }
     }
 
+    /// What a `WaitId` found of the child: its pid, how it changed
+    /// (`CLD_EXITED`…) and its status, as io_uring fills the `siginfo_t`
+    /// it is given. `None` for any other completion, and for a `WaitId`
+    /// that failed.
+    pub fn wait_info(&self) -> Option<&WaitInfo> {
+        match &self.extra {
+            Extra::Wait(w) => Some(w),
+            _ => None,
+        }
+    }
+
     /// The paths a path-taking operation (`OpenAt`, `Statx`, `UnlinkAt`,
     /// `RenameAt`, `MkdirAt`, `SymlinkAt`, `LinkAt`) was given, in the
     /// order its constructor takes them, handed back on success, error and
@@ -225,6 +241,16 @@ impl Cqe {
         match &mut self.extra {
             Extra::Paths(v) if !v.is_empty() => Some(v.remove(0)),
             Extra::Stat(s) => s.path.take(),
+            _ => None,
+        }
+    }
+
+    /// How many deliveries of its signal a `Signal` completion stands for:
+    /// signals sent while none was read coalesce into one completion, and
+    /// kqueue counts them (`data`). `None` for any other completion.
+    pub fn deliveries(&self) -> Option<u64> {
+        match self.extra {
+            Extra::Count(n) => Some(n),
             _ => None,
         }
     }
@@ -348,6 +374,28 @@ impl CqInner {
         cqe
     }
 
+    /// Moves every queued entry to the back of `into`, which is empty;
+    /// whether there was any.
+    fn take_all(&self, into: &mut VecDeque<Cqe>) -> bool {
+        if self.len() == 0 {
+            return false;
+        }
+        let mut q = self.lock();
+        std::mem::swap(&mut *q, into);
+        self.len.store(0, Ordering::Release);
+        !into.is_empty()
+    }
+
+    /// Puts entries taken by `take_all` and not handed out back at the
+    /// front, in order: they are older than any posted since.
+    fn put_back(&self, taken: &mut VecDeque<Cqe>) {
+        let mut q = self.lock();
+        while let Some(cqe) = taken.pop_back() {
+            q.push_front(cqe);
+        }
+        self.len.store(q.len(), Ordering::Release);
+    }
+
     /// Waits until at least `n` entries are queued or `deadline` passes;
     /// returns whether they are, or ESHUTDOWN once the queue is closed
     /// with fewer.
@@ -460,7 +508,10 @@ impl CompletionQueue {
     /// An iterator that takes every completion available now, without
     /// waiting.
     pub fn drain(&self) -> Drain<'_> {
-        Drain { cq: self }
+        Drain {
+            cq: self,
+            batch: VecDeque::new(),
+        }
     }
 }
 
@@ -473,14 +524,33 @@ impl fmt::Debug for CompletionQueue {
 }
 
 /// Takes the completions available now; see [`CompletionQueue::drain`].
+///
+/// It takes what is queued in one go, under one lock, and hands it out one
+/// by one; what it still holds when dropped goes back to the front of the
+/// queue, in order.
 #[derive(Debug)]
 pub struct Drain<'a> {
     cq: &'a CompletionQueue,
+    batch: VecDeque<Cqe>,
 }
 
 impl Iterator for Drain<'_> {
     type Item = Cqe;
     fn next(&mut self) -> Option<Cqe> {
-        self.cq.pop()
+        if self.batch.is_empty() {
+            if !self.cq.inner().take_all(&mut self.batch) {
+                return None;
+            }
+            self.cq.shared.cq_drained();
+        }
+        self.batch.pop_front()
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            self.cq.inner().put_back(&mut self.batch);
+        }
     }
 }

@@ -43,6 +43,6 @@ pub mod sys;
 
 pub use buf::{BufError, IoBuf, IoBufMut};
 pub use cq::{CompletionQueue, Cqe, Drain, flags as cqe_flags};
-pub use ring::{Builder, Mode, Ring, Stats};
+pub use ring::{Builder, Mode, Ring, RingHandle, Stats};
 pub use sq::{PushError, Sqe, SqeFlags, SubmissionQueue};
 pub use sys::net::SockAddr;

@@ -4,14 +4,14 @@
 use std::fmt;
 use std::io;
 use std::sync::atomic::{self, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::cq::{CompletionQueue, CqInner};
-use crate::driver::{Driver, WAKE_TOKEN};
+use crate::driver::{Driver, Inbox, WAKE_TOKEN};
 use crate::sq::{Sqe, SubmissionQueue};
 use crate::sys::{Kqueue, Waker};
 
@@ -89,9 +89,39 @@ pub(crate) struct Shared {
     /// The driver, for an inline ring (the polling thread owns it
     /// otherwise).
     inline: Mutex<Option<Driver>>,
+    /// Messages from other rings (`MsgRing`), which the driver takes in
+    /// its turn.
+    pub(crate) inbox: Inbox,
 }
 
 impl Shared {
+    /// Hands a message from another ring to this ring's driver: an inline
+    /// ring's driver that nobody is running takes it at once on the
+    /// sender's thread (so a file sent to it is installed, and its sender
+    /// answered, without waiting for the owner's next call); otherwise it
+    /// goes in the inbox and the driver is woken. Hands it back when the
+    /// driver has stopped.
+    pub(crate) fn send(
+        &self,
+        message: crate::driver::Message,
+    ) -> Result<(), crate::driver::Message> {
+        if self.mode == Mode::Inline
+            && let Some(mut guard) = self.try_lock_inline()
+        {
+            return match guard.as_mut() {
+                Some(driver) => {
+                    driver.receive(message);
+                    Ok(())
+                }
+                None => Err(message),
+            };
+        }
+        self.inbox.push(message)?;
+        // A polling thread, or an inline ring's caller parked in `kevent`.
+        self.wake();
+        Ok(())
+    }
+
     pub(crate) fn cq_capacity(&self) -> usize {
         self.cq_capacity
     }
@@ -144,6 +174,27 @@ impl Shared {
         Ok(())
     }
 
+    /// `submit`, then waits for `want` completions. An inline ring with no
+    /// overflow takes the submission in the wait's own turn: one turn, and
+    /// one `kevent` call, where a turn of `submit` before the wait's would
+    /// make two.
+    pub(crate) fn submit_and_wait(&self, want: usize) -> io::Result<()> {
+        // The wait turns at least once only if the CQ holds fewer than
+        // `want`: otherwise `submit`'s turn takes the entries.
+        if self.mode == Mode::Inline && self.cq.len() < want && self.cq.backlog() == 0 {
+            if self.shutdown.load(Ordering::Acquire) {
+                return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+            }
+            self.submissions.fetch_add(1, Ordering::AcqRel);
+            // Another thread may be driving, blocked in kevent: it takes
+            // the entries once woken; this thread waits for the lock.
+            self.wake();
+            return self.wait_for(want, None).map(|_| ());
+        }
+        self.submit()?;
+        self.wait_for(want, None).map(|_| ())
+    }
+
     /// A consumer took completions: if the driver holds some back because
     /// the CQ was full, it may go on.
     pub(crate) fn cq_drained(&self) {
@@ -178,7 +229,7 @@ impl Shared {
                         Some(d) => Some(d - now),
                         None => None,
                     };
-                    drive_once(self, driver, timeout)?;
+                    drive_inline(self, driver, timeout, n)?;
                 }
                 Ok(true)
             }
@@ -213,6 +264,29 @@ fn drive_once(shared: &Shared, driver: &mut Driver, timeout: Option<Duration>) -
     }
     shared.stats.parks.fetch_add(1, Ordering::Relaxed);
     let work = driver.turn(timeout);
+    shared.parked.store(false, Ordering::SeqCst);
+    work
+}
+
+/// One turn of an inline ring for a caller waiting for `want` completions:
+/// announces the park, as `drive_once` does, then turns once, waiting in
+/// its `kevent` call unless the completions are there or work is ready —
+/// one call per wait, where a zero-timeout turn before the blocking one
+/// would make two.
+fn drive_inline(
+    shared: &Shared,
+    driver: &mut Driver,
+    timeout: Option<Duration>,
+    want: usize,
+) -> io::Result<bool> {
+    shared.parked.store(true, Ordering::SeqCst);
+    atomic::fence(Ordering::SeqCst);
+    if shared.shutdown.load(Ordering::SeqCst) {
+        shared.parked.store(false, Ordering::SeqCst);
+        return Ok(false);
+    }
+    // The turn counts the park when it waits.
+    let work = driver.wait_turn(timeout, want);
     shared.parked.store(false, Ordering::SeqCst);
     work
 }
@@ -365,6 +439,7 @@ impl Builder {
             stats: Counters::default(),
             mode: self.mode,
             inline: Mutex::new(None),
+            inbox: Inbox::default(),
         });
         let driver = Driver::new(&shared, sq_rx, self.workers, self.files)?;
         let thread = match self.mode {
@@ -450,6 +525,12 @@ impl Ring {
         self.shared.mode
     }
 
+    /// A handle that names this ring as the target of a
+    /// [`MsgRing`](crate::ops::MsgRing) without keeping it alive.
+    pub fn handle(&self) -> RingHandle {
+        RingHandle(Arc::downgrade(&self.shared))
+    }
+
     /// A snapshot of the driver's counters.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.stats;
@@ -463,6 +544,33 @@ impl Ring {
             changes: c.changes.load(Ordering::Relaxed),
             offloaded: c.offloaded.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// A ring as the target of a [`MsgRing`](crate::ops::MsgRing): `Clone`,
+/// `Send` and `Sync`, and weak — a message to a ring that has been dropped
+/// completes with `-EBADF`. [`Ring::handle`] makes one; a `&Ring` converts
+/// into one.
+#[derive(Clone)]
+pub struct RingHandle(pub(crate) Weak<Shared>);
+
+impl From<&Ring> for RingHandle {
+    fn from(ring: &Ring) -> RingHandle {
+        ring.handle()
+    }
+}
+
+impl From<&RingHandle> for RingHandle {
+    fn from(handle: &RingHandle) -> RingHandle {
+        handle.clone()
+    }
+}
+
+impl fmt::Debug for RingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingHandle")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
     }
 }
 

@@ -171,8 +171,7 @@ impl SubmissionQueue {
     /// [`submit`](Self::submit), then waits until at least `want`
     /// completions are queued (an inline ring drives itself meanwhile).
     pub fn submit_and_wait(&self, want: usize) -> io::Result<()> {
-        self.shared.submit()?;
-        self.shared.wait_for(want, None).map(|_| ())
+        self.shared.submit_and_wait(want)
     }
 
     /// Entries queued and not yet taken by the driver.

@@ -91,3 +91,72 @@ fn four_producers_ten_thousand_nops_each_completes_once() {
         assert_quiet(&ring);
     }
 }
+
+/// An inline ring's `submit_and_wait` for a receive that must wait makes
+/// one `kevent` call: the turn that takes the entry adds its registration
+/// and waits in the same call (a zero-timeout turn before it, or one for
+/// `submit` and another for the wait, would make two or three).
+#[test]
+fn an_inline_wait_is_one_kevent_call() {
+    use std::io::Write as _;
+    use std::os::fd::AsRawFd;
+
+    let ring = Ring::builder().mode(Mode::Inline).build().unwrap();
+    let (mut a, b) = pair();
+    for round in 0..3u64 {
+        ring.submission()
+            .push(
+                kqring::ops::Recv::new(b.as_raw_fd(), bytes::BytesMut::with_capacity(8))
+                    .build()
+                    .user_data(round),
+            )
+            .unwrap();
+        let before = ring.stats();
+        thread::scope(|s| {
+            let (ring, a) = (&ring, &mut a);
+            s.spawn(move || {
+                // Write once the waiting thread has announced its park:
+                // the data then comes while (or just before) it waits. (Past
+                // the deadline, write anyway: the count below fails then,
+                // rather than the wait hanging.)
+                let deadline = std::time::Instant::now() + PATIENCE;
+                while ring.stats().parks == before.parks && std::time::Instant::now() < deadline {
+                    thread::yield_now();
+                }
+                a.write_all(b"ping").unwrap();
+            });
+            ring.submit_and_wait(1).unwrap();
+        });
+        let c = ring.completion().pop().expect("the receive");
+        assert_eq!((c.user_data(), c.result()), (round, 4));
+        let after = ring.stats();
+        assert_eq!(
+            after.kevent_calls - before.kevent_calls,
+            1,
+            "round {round}: {before:?} -> {after:?}"
+        );
+    }
+}
+
+/// `drain` takes what is queued at once; what a drain stopped early still
+/// holds goes back to the front, in order.
+#[test]
+fn a_drain_stopped_early_leaves_the_rest_in_order() {
+    each_mode(|ring| {
+        submit_all(ring, (0..5).map(|i| Nop::new().build().user_data(i)));
+        while ring.completion().len() < 5 {
+            ring.submit_and_wait(5).unwrap();
+        }
+        let first: Vec<u64> = ring
+            .completion()
+            .drain()
+            .take(2)
+            .map(|c| c.user_data())
+            .collect();
+        assert_eq!(first, [0, 1]);
+        assert_eq!(ring.completion().len(), 3);
+        let rest: Vec<u64> = ring.completion().drain().map(|c| c.user_data()).collect();
+        assert_eq!(rest, [2, 3, 4]);
+        assert!(ring.completion().pop().is_none());
+    });
+}

@@ -39,6 +39,9 @@ impl Driver {
             .collect();
         let mut cancelled = 0;
         let mut running = 0;
+        // io_uring's cancel of one waitid answers 1 (the count its waitid
+        // list search returns), where any other one answers 0.
+        let mut counted = false;
         for key in matches {
             if !all && cancelled + running > 0 {
                 break;
@@ -48,13 +51,19 @@ impl Driver {
             let Some(entry) = self.table.get(key) else {
                 continue;
             };
-            if entry.is_running() && self.withdraw(key) {
+            // A file sent to another ring is there, or on its way: the
+            // operation waits only for its answer.
+            let sent = matches!(entry.op().and_then(Op::ring), Some(RingOp::MsgRing(_)));
+            if sent {
+                running += 1;
+            } else if entry.is_running() && self.withdraw(key) {
                 // The pool hands it back -ECANCELED, with its buffer.
                 cancelled += 1;
             } else if entry.is_running() {
                 self.ask_cancel(key);
                 running += 1;
             } else {
+                counted |= entry.op().is_some_and(|op| op.name() == "WaitId");
                 self.cancel_waiting(key);
                 cancelled += 1;
             }
@@ -63,7 +72,7 @@ impl Driver {
             (_, 0, 0) => -libc::ENOENT,
             (_, 0, _) => -libc::EALREADY,
             (true, n, _) => n,
-            (false, _, _) => 0,
+            (false, _, _) => i32::from(counted),
         }
     }
 

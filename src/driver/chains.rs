@@ -47,6 +47,14 @@ impl Chains {
         }
     }
 
+    /// Whether a held-back entry could start now.
+    pub(super) fn can_release(&self, table: &crate::driver::table::Table) -> bool {
+        let drained = self.drain.is_none_or(|key| !table.contains(key));
+        self.deferred
+            .front()
+            .is_some_and(|f| drained && (!f.flags.contains(SqeFlags::IO_DRAIN) || table.is_empty()))
+    }
+
     /// A held-back entry, for shutdown.
     pub(super) fn take_deferred(&mut self) -> Option<Sqe> {
         self.deferred.pop_front()

@@ -85,6 +85,8 @@ impl Driver {
         let mut cqe = Cqe::new(entry.user_data, res, 0);
         let mut want = None;
         let mut counts = true;
+        // An event operation leaves its registration, however it ends.
+        self.event_regs.leave(key, &mut self.changes);
         if let Some(mut op) = entry.op.take() {
             counts = !matches!(op.ring(), Some(RingOp::Timeout(_) | RingOp::LinkTimeout(_)));
             if let Op::Io(io) = &op {
@@ -149,6 +151,16 @@ impl Driver {
         }
     }
 
+    /// Posts a completion with `F_MORE` that carries `extra` (a signal's
+    /// delivery count).
+    pub(super) fn post_more_with(&mut self, key: OpKey, res: i32, extra: crate::cq::Extra) {
+        if let Some(entry) = self.table.get(key) {
+            let mut cqe = Cqe::new(entry.user_data, res, cqe_flags::MORE);
+            cqe.extra = extra;
+            self.post(cqe, true);
+        }
+    }
+
     /// Posts a multishot operation's completion with `F_MORE`, with the
     /// buffer and address of this shot.
     pub(super) fn post_shot(&mut self, key: OpKey, op: &mut dyn IoOp, res: i32) {
@@ -178,7 +190,7 @@ impl Driver {
         self.post(cqe, true);
     }
 
-    fn post(&mut self, cqe: Cqe, counts: bool) {
+    pub(super) fn post(&mut self, cqe: Cqe, counts: bool) {
         self.completions.pending.push_back(cqe);
         if counts {
             self.completions.posted += 1;

@@ -238,7 +238,7 @@ fn free_slot(slots: &[Option<RawFd>], hint: usize) -> Option<usize> {
 }
 
 /// A close-on-exec duplicate of `fd`; `-EBADF` if it is not open.
-fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
+pub(super) fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
     if fd < 0 {
         return Err(Errno::EBADF);
     }

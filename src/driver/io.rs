@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use crate::driver::pool::Work;
 use crate::driver::table::{OpKey, State};
-use crate::driver::{Driver, WAKE_TOKEN};
+use crate::driver::{Driver, WAKE_TOKEN, events};
 use crate::ops::{Attempt, Dir, Fd, IoOp, Op, PollAdd, RingOp};
 use crate::sys::{self, Event, Filter};
 
@@ -185,6 +185,9 @@ impl Driver {
         if ev.token() == WAKE_TOKEN {
             self.shared.waker.reset();
             return false;
+        }
+        if events::is_event_filter(ev.filter()) {
+            return self.on_event_op(ev);
         }
         let Some(dir) = dir_of(ev.filter()) else {
             return false;

@@ -12,6 +12,8 @@
 //! | `io` | the non-blocking attempts, readiness events, polls |
 //! | `fds`, `waiters`, `registration` | per-(descriptor, direction) waiter queues and their kevent registration |
 //! | `timers` | timeouts and completion counts |
+//! | `events` | the event operations' own registrations (EVFILT_PROC, SIGNAL, VNODE) |
+//! | `msg` | messages between rings: the inbox, `MsgRing` |
 //! | `cancel` | `AsyncCancel`, `PollRemove`, `TimeoutRemove` |
 //! | `completion` | ending an operation, posting, multishot, overflow |
 //! | `offload`, `pool` | handing work to the blocking pool and back |
@@ -21,9 +23,11 @@ mod bufs;
 mod cancel;
 mod chains;
 mod completion;
+mod events;
 mod fds;
 mod files;
 mod io;
+mod msg;
 mod offload;
 mod pool;
 mod registration;
@@ -44,6 +48,8 @@ use crate::ring::Shared;
 use crate::sq::Sqe;
 use crate::sys::{Change, Event, Flags};
 
+pub(crate) use msg::{Inbox, Message};
+
 /// The token of the ring's waker's events, which wake a parked driver.
 pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 
@@ -62,6 +68,7 @@ pub(crate) struct Driver {
     offload: offload::Offload,
     bufs: bufs::BufGroups,
     files: files::Files,
+    event_regs: events::EventRegs,
     /// Ring-owned descriptors done with: closed once the `kevent` call
     /// that deletes their registrations has been made.
     retired: Vec<OwnedFd>,
@@ -87,6 +94,7 @@ impl Driver {
             offload: offload::Offload::new(workers, shared)?,
             bufs: bufs::BufGroups::default(),
             files: files::Files::new(files),
+            event_regs: events::EventRegs::default(),
             retired: Vec::new(),
             changes: Vec::with_capacity(64),
             events: Vec::with_capacity(256),
@@ -100,12 +108,13 @@ impl Driver {
             || (self.completions.has_pending() && self.shared.cq.len() < self.shared.cq_capacity())
             || self.offload.has_results()
             || !self.changes.is_empty()
+            || self.shared.inbox.has_pending()
     }
 
     /// Whether waiting in the kernel could produce anything: registrations
     /// or timers are outstanding.
     fn awaits_kernel(&self) -> bool {
-        self.fds.has_active() || !self.timers.is_empty()
+        self.fds.has_active() || !self.timers.is_empty() || self.event_regs.has_any()
     }
 
     /// One turn: take what was submitted, collect the pool's results, fire
@@ -114,6 +123,27 @@ impl Driver {
     /// until something happens), serve its events. Returns whether any
     /// work was done.
     pub(crate) fn turn(&mut self, timeout: Option<Duration>) -> stdio::Result<bool> {
+        self.turn_until(timeout, None)
+    }
+
+    /// A turn for a caller on this thread that waits for `want`
+    /// completions in the CQ: it flushes the turn's completions before its
+    /// `kevent` call and waits there, unless the CQ holds `want` then or
+    /// other work is ready, rather than returning at once when it did
+    /// work.
+    pub(crate) fn wait_turn(
+        &mut self,
+        timeout: Option<Duration>,
+        want: usize,
+    ) -> stdio::Result<bool> {
+        self.turn_until(timeout, Some(want))
+    }
+
+    fn turn_until(
+        &mut self,
+        timeout: Option<Duration>,
+        want: Option<usize>,
+    ) -> stdio::Result<bool> {
         self.shared.stats.turns.fetch_add(1, Ordering::Relaxed);
         let mut work = self.flush();
         // What the flush could not move is the overflow list: no entry is
@@ -122,6 +152,7 @@ impl Driver {
         // Pool results first: a cancel taken below then finds an operation
         // its worker handed back waiting, where it can cancel it.
         work |= self.take_pool_results();
+        work |= self.take_messages();
         if !overflowing {
             work |= self.take_submissions();
         }
@@ -131,11 +162,30 @@ impl Driver {
         self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
         self.fds.sweep(now, &mut self.changes);
 
-        let mut wait = if work || self.completions.has_pending() {
+        let returns = match want {
+            None => work || self.completions.has_pending(),
+            Some(want) => {
+                // The caller is this thread: what it waits for goes to the
+                // CQ now, and the wait goes on only while it is not there
+                // and nothing else is ready.
+                work |= self.flush();
+                self.completions.has_pending()
+                    || self.shared.cq.len() >= want
+                    || (!overflowing && !self.sq.is_empty())
+                    || self.offload.has_sendable(&self.shared)
+                    || self.offload.has_results()
+                    || !self.retired.is_empty()
+                    || self.chains.can_release(&self.table)
+            }
+        };
+        let mut wait = if returns {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        if want.is_some() && !returns {
+            self.shared.stats.parks.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(deadline) = self.timers.next_deadline() {
             let until = deadline.saturating_duration_since(now);
             wait = Some(wait.map_or(until, |w| w.min(until)));
@@ -145,6 +195,9 @@ impl Driver {
         // Linux compat, a registration outlives a closed descriptor whose
         // file is still open elsewhere).
         let closing = std::mem::take(&mut self.retired);
+        // The event registrations left so far go in this call too, before
+        // a descriptor of theirs closes.
+        self.event_regs.take_deletes(&mut self.changes);
         // Nothing registered, nothing to submit, and no wait asked for:
         // skip the syscall.
         if wait == Some(Duration::ZERO) && self.changes.is_empty() && !self.awaits_kernel() {
@@ -162,6 +215,8 @@ impl Driver {
         self.changes.clear();
         drop(closing);
         result?;
+        // Registrations made by this call: what joined them looks again.
+        self.check_armed();
         let events = std::mem::take(&mut self.events);
         for ev in &events {
             work |= self.on_event(ev);
@@ -206,6 +261,7 @@ impl Driver {
     fn delete_deserted(&mut self) {
         let mut deletes = Vec::new();
         self.fds.take_deserted(&mut deletes, Flags::RECEIPT);
+        self.event_regs.take_deletes(&mut deletes);
         if !deletes.is_empty() {
             self.delete_at_once(&deletes);
         }
@@ -217,6 +273,7 @@ impl Driver {
     /// an inline ring's owner calls again.
     fn close_retired(&mut self) {
         let mut deletes = Vec::new();
+        self.event_regs.take_deletes(&mut deletes);
         for fd in &self.retired {
             self.fds.delete_now(fd.as_raw_fd(), &mut deletes);
         }
@@ -250,6 +307,9 @@ impl Driver {
         for waiter in self.fds.take_all(fd.as_raw_fd()) {
             self.cancel_waiting(waiter);
         }
+        for waiter in self.event_regs.on_fd(fd.as_raw_fd()) {
+            self.cancel_waiting(waiter);
+        }
         self.retired.push(fd);
     }
 
@@ -262,12 +322,15 @@ impl Driver {
         while let Ok(sqe) = self.sq.try_recv() {
             self.post_cancelled(sqe);
         }
+        // Other rings' messages: posted; files refused.
+        self.close_inbox();
         self.stop_pool();
         // Completing one may complete others (its chain, its timeout).
         while let Some(key) = self.table.first() {
             self.cancel_waiting(key);
         }
         self.fds.release_all(&mut self.changes);
+        self.event_regs.take_deletes(&mut self.changes);
         if !self.changes.is_empty() {
             self.events.clear();
             // Best effort: the kqueue is about to close, which drops every

@@ -99,6 +99,9 @@ impl Driver {
                     for waiter in self.fds.take_all(fd) {
                         self.complete(waiter, -libc::ECANCELED);
                     }
+                    for waiter in self.event_regs.on_fd(fd) {
+                        self.complete(waiter, -libc::ECANCELED);
+                    }
                 }
                 if !flags.contains(SqeFlags::ASYNC)
                     && let Some(res) = blocking.try_now()
@@ -110,6 +113,7 @@ impl Driver {
                 }
                 self.offload(key, Work::Blocking(blocking));
             }
+            Op::Event(event) => self.start_event(key, event),
             Op::Ring(mut ring) => {
                 let res = self.begin_ring(key, &mut ring);
                 self.put_op(key, Op::Ring(ring));
@@ -190,6 +194,7 @@ impl Driver {
                 }
                 res
             }
+            RingOp::MsgRing(m) => return self.send_message(key, m),
             RingOp::CloseSlot(slot) => match self.files.remove(*slot) {
                 Ok(last) => {
                     if let Some(fd) = last {

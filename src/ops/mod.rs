@@ -15,9 +15,10 @@
 //! its struct and builder, and the trait that says how it runs — [`IoOp`]
 //! (tried without blocking, waits for readiness, may go to the pool),
 //! [`BlockingOp`] (runs on the pool), [`DirectOp`] (one call on the
-//! driver's thread that can't block) — or, for what works on the ring's
-//! own state, a [`RingOp`] variant the driver serves. docs/architecture.md
-//! says how to add one.
+//! driver's thread that can't block), [`EventOp`] (waits on a kevent
+//! registration of its own: a process, a signal, a file's changes) — or,
+//! for what works on the ring's own state, a [`RingOp`] variant the driver
+//! serves. docs/architecture.md says how to add one.
 //!
 //! [`Sqe`]: crate::Sqe
 
@@ -27,12 +28,15 @@ mod files;
 mod fs;
 pub(crate) mod io;
 mod misc;
+pub(crate) mod msg;
 pub(crate) mod net;
 mod path;
 mod poll;
+mod process;
 mod sock;
 mod stat;
 pub(crate) mod time;
+mod watch;
 
 use std::os::fd::RawFd;
 
@@ -44,17 +48,21 @@ pub use files::{Fd, FileSlot, FilesUpdate, Fixed};
 pub use fs::{Close, Fadvise, Fallocate, Fsync, Ftruncate, Madvise, OpenAt};
 pub use io::{Read, Readv, Write, Writev};
 pub use misc::Nop;
+pub use msg::MsgRing;
 pub use net::{Accept, Bind, Connect, Listen, Shutdown, Socket};
 pub use path::{LinkAt, MkdirAt, RenameAt, SymlinkAt, UnlinkAt};
 pub use poll::{PollAdd, PollRemove};
+pub use process::{Signal, WaitId, WaitInfo};
 pub use sock::{Recv, RecvMsg, Send, SendMsg};
 pub use stat::Statx;
 pub use time::{LinkTimeout, Timeout, TimeoutRemove, TimeoutUpdate, monotonic_now};
+pub use watch::Watch;
 
 use crate::buf::AnyBuf;
 use crate::cq::Extra;
 use crate::sys::errno::Errno;
 use crate::sys::io::FdKind;
+use crate::sys::{Event, Filter, Flags};
 
 /// A readiness direction: the kevent filter a waiting operation needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,6 +316,55 @@ pub(crate) trait DirectOp: Operation {
     fn call(&mut self) -> i32;
 }
 
+/// The kevent registration an [`EventOp`] waits on. kqueue keys
+/// registrations by (`ident`, `filter`): operations with the same pair
+/// share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Interest {
+    pub(crate) ident: usize,
+    pub(crate) filter: Filter,
+    /// The notes it needs (`note::*`); a shared registration asks for
+    /// what all its operations need.
+    pub(crate) fflags: u32,
+    /// Flags beside `EV_ADD` (`EV_CLEAR`).
+    pub(crate) flags: Flags,
+}
+
+/// What an event, or a check, comes to for an [`EventOp`].
+#[derive(Debug)]
+pub(crate) enum Shot {
+    /// Nothing for it yet: it goes on waiting.
+    Pending,
+    /// A completion with `F_MORE`; it goes on waiting.
+    More { res: i32, extra: Extra },
+    /// Its last completion, with this `res`.
+    Last(i32),
+}
+
+/// An operation that waits on a kevent registration of its own (not a
+/// descriptor's readiness): `WaitId` (EVFILT_PROC or SIGCHLD), `Signal`
+/// (EVFILT_SIGNAL), `Watch` (EVFILT_VNODE).
+pub(crate) trait EventOp: Operation {
+    /// Checks its arguments and takes what it holds while it waits (a
+    /// signal's disposition): the registration it needs, or its error.
+    fn arm(&mut self) -> Result<Interest, Errno>;
+
+    /// What it comes to now, before it waits and again once its
+    /// registration is in place (so that a change between the two is
+    /// not missed): a child that exited already.
+    fn check(&mut self) -> Shot {
+        Shot::Pending
+    }
+
+    /// An event of its registration.
+    fn on_event(&mut self, ev: &Event) -> Shot;
+
+    /// Its registration failed with `err`: its `res`.
+    fn on_error(&mut self, err: Errno) -> i32 {
+        err.res()
+    }
+}
+
 /// The buffer selection state of an operation built to take a provided
 /// buffer (`SqeFlags::BUFFER_SELECT`).
 #[derive(Debug, Default)]
@@ -392,6 +449,7 @@ pub(crate) enum RingOp {
     FilesUpdate(FilesUpdate),
     /// A `Close` of a slot of the file table.
     CloseSlot(u32),
+    MsgRing(MsgRing),
 }
 
 impl RingOp {
@@ -408,6 +466,7 @@ impl RingOp {
             RingOp::Remove(_) => "RemoveBuffers",
             RingOp::FilesUpdate(_) => "FilesUpdate",
             RingOp::CloseSlot(_) => "Close",
+            RingOp::MsgRing(_) => "MsgRing",
         }
     }
 
@@ -431,6 +490,7 @@ pub(crate) enum Op {
     Io(Box<dyn IoOp>),
     Blocking(Box<dyn BlockingOp>),
     Direct(Box<dyn DirectOp>),
+    Event(Box<dyn EventOp>),
     /// Boxed, as the others are: the biggest of them would double the size
     /// of every entry.
     Ring(Box<RingOp>),
@@ -443,6 +503,7 @@ impl Op {
             Op::Io(op) => op.name(),
             Op::Blocking(op) => op.name(),
             Op::Direct(op) => op.name(),
+            Op::Event(op) => op.name(),
             Op::Ring(op) => op.name(),
         }
     }
@@ -453,6 +514,7 @@ impl Op {
             Op::Io(op) => op.file(),
             Op::Blocking(op) => op.file(),
             Op::Direct(op) => op.file(),
+            Op::Event(op) => op.file(),
             Op::Ring(op) => match **op {
                 RingOp::Poll(p) => Some(p.fd),
                 _ => None,
@@ -479,6 +541,7 @@ impl Op {
             Op::Io(op) => op.file_mut(),
             Op::Blocking(op) => op.file_mut(),
             Op::Direct(op) => op.file_mut(),
+            Op::Event(op) => op.file_mut(),
             Op::Ring(op) => match &mut **op {
                 RingOp::Poll(p) => Some(&mut p.fd),
                 _ => None,
@@ -492,7 +555,7 @@ impl Op {
             Op::Io(op) => op.direct_slot(),
             Op::Blocking(op) => op.direct_slot(),
             Op::Direct(op) => op.direct_slot(),
-            Op::Ring(_) => None,
+            Op::Event(_) | Op::Ring(_) => None,
         }
     }
 
@@ -520,6 +583,7 @@ impl Op {
             Op::Io(op) => op.finish(out),
             Op::Blocking(op) => op.finish(out),
             Op::Direct(op) => op.finish(out),
+            Op::Event(op) => op.finish(out),
             Op::Ring(op) => op.finish(out),
         }
     }

@@ -156,6 +156,10 @@ pub mod note {
     pub const LINK: u32 = raw::NOTE_LINK as u32;
     /// EVFILT_VNODE: the file was renamed.
     pub const RENAME: u32 = raw::NOTE_RENAME as u32;
+    /// EVFILT_VNODE: access to the file was revoked (`revoke(2)`, a forced
+    /// unmount); the registration ends with it. The Linux compat never
+    /// reports it.
+    pub const REVOKE: u32 = raw::NOTE_REVOKE as u32;
 
     /// EVFILT_PROC: the process exited. Use [`EXIT_STATUS`] to also get the
     /// wait status in `data` on every platform.

@@ -55,6 +55,7 @@ pub const NOTE_EXTEND: c_uint = 0x0004;
 pub const NOTE_ATTRIB: c_uint = 0x0008;
 pub const NOTE_LINK: c_uint = 0x0010;
 pub const NOTE_RENAME: c_uint = 0x0020;
+pub const NOTE_REVOKE: c_uint = 0x0040;
 
 pub const NOTE_EXIT: c_uint = 0x8000_0000;
 

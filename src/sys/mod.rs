@@ -26,6 +26,7 @@ mod event;
 pub(crate) mod fs;
 pub(crate) mod io;
 pub(crate) mod net;
+pub(crate) mod process;
 mod sockaddr;
 pub(crate) mod stat;
 mod wait;
