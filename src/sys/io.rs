@@ -184,8 +184,8 @@ pub(crate) fn read_nowait(fd: RawFd, iov: &IoVecs, offset: u64) -> NoWait {
 #[cfg(target_os = "linux")]
 fn read_nowait_impl(fd: RawFd, iov: &IoVecs, offset: u64) -> NoWait {
     use std::sync::atomic::{AtomicBool, Ordering};
-    /// Cleared once the system says it has no `preadv2` or no
-    /// `RWF_NOWAIT` at all (before Linux 4.14).
+    /// Cleared once the system says it has no `preadv2`, or a sandbox
+    /// refuses it.
     static SUPPORTED: AtomicBool = AtomicBool::new(true);
     if !SUPPORTED.load(Ordering::Relaxed) || offset > i64::MAX as u64 {
         return NoWait::Untried;
@@ -237,7 +237,9 @@ fn read_nowait_impl(fd: RawFd, iov: &IoVecs, offset: u64) -> NoWait {
             Err(Errno::ESPIPE | Errno::EOPNOTSUPP | Errno::EINVAL | Errno::EBADF) if got == 0 => {
                 return NoWait::Untried;
             }
-            Err(Errno::ENOSYS) => {
+            // No preadv2, or a sandbox that refuses it: never again (a
+            // read EPERM refuses for itself gets its answer from the pool).
+            Err(Errno::ENOSYS | Errno::EPERM) => {
                 SUPPORTED.store(false, Ordering::Relaxed);
                 return NoWait::Untried;
             }
