@@ -117,6 +117,20 @@ fn a_cached_read_at_an_offset_is_made_at_once() {
         if let Some(cached) = cached {
             assert_eq!(offloaded, !cached);
         }
+        // Vectored across the end: the first try's short result could be
+        // a page not cached, so the pool reads it again, and says where
+        // the file ends.
+        let bufs = vec![BytesMut::with_capacity(10), BytesMut::with_capacity(4096)];
+        let at = LEN as u64 - 100;
+        let cached = nowait_answer(&file, at, 100);
+        let (mut c, offloaded) = run_counting(ring, Readv::new(fd, bufs).offset(at).build());
+        assert_eq!(c.result(), 100);
+        let bufs: Vec<BytesMut> = c.take_buf().unwrap();
+        assert_eq!(&bufs[0][..], &data[LEN - 100..LEN - 90]);
+        assert_eq!(&bufs[1][..], &data[LEN - 90..]);
+        if cached.is_some() {
+            assert!(offloaded, "a short vectored first try goes to the pool");
+        }
     });
 }
 
