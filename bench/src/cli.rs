@@ -175,6 +175,9 @@ pub enum WorkloadArg {
     /// TCP echo over many connection counts (`--sweep-connections`), for
     /// kqring, io_uring and tokio; not part of `all`.
     Sweep,
+    /// Open + statx + close of small files, `--queue-depth` files at once,
+    /// for kqring, io_uring and blocking syscalls; not part of `all`.
+    FsMeta,
 }
 
 /// A system, as named on the command line.
@@ -269,6 +272,8 @@ pub enum Workload {
     Timeouts,
     /// The connection sweep.
     Sweep,
+    /// Open + statx + close.
+    FsMeta,
 }
 
 impl Workload {
@@ -292,6 +297,7 @@ impl Workload {
             Workload::File => "file",
             Workload::Timeouts => "timeouts",
             Workload::Sweep => "sweep",
+            Workload::FsMeta => "fs-meta",
         }
     }
 }
@@ -315,6 +321,7 @@ impl Args {
                 WorkloadArg::File => vec![Workload::File],
                 WorkloadArg::Timeouts => vec![Workload::Timeouts],
                 WorkloadArg::Sweep => vec![Workload::Sweep],
+                WorkloadArg::FsMeta => vec![Workload::FsMeta],
             })
             .collect();
         out.sort();

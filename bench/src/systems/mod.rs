@@ -95,6 +95,12 @@ pub trait System {
         None
     }
 
+    /// Opens, statx-es and closes `files`, each again as soon as its
+    /// close is done: every file's round counts one.
+    fn fs_meta(&mut self, _p: &Params, _files: &[std::ffi::CString]) -> Outcome {
+        None
+    }
+
     /// `p.timers` timers of staggered durations armed at once.
     fn timeouts(&mut self, _p: &Params) -> Outcome {
         None
