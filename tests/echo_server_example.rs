@@ -14,7 +14,17 @@ use std::time::Duration;
 
 /// Connections at once, against two 16-byte buffers.
 const CONNECTIONS: usize = 200;
+/// Rounds of a message per connection.
 const ROUNDS: usize = 5;
+
+/// Round `round`'s message of connection `i`: longer than a buffer.
+fn message(round: usize, i: usize) -> Vec<u8> {
+    format!(
+        "round {round} connection {i:04} says hello, {}",
+        "x".repeat(i % 23)
+    )
+    .into_bytes()
+}
 
 #[test]
 fn a_small_group_serves_every_connection() {
@@ -36,27 +46,29 @@ fn a_small_group_serves_every_connection() {
         .recv_timeout(Duration::from_secs(60))
         .expect("the server listens");
 
-    // Every client sends first, so that the group runs dry; each message
-    // is longer than a buffer.
-    let message = |i: usize| format!("connection {i:04} says hello, {}", "x".repeat(i % 23));
     let mut clients: Vec<TcpStream> = (0..CONNECTIONS)
-        .map(|i| {
-            let mut c = TcpStream::connect(addr).expect("connect");
+        .map(|_| {
+            let c = TcpStream::connect(addr).expect("connect");
             // A stall fails the test instead of hanging it.
-            c.set_read_timeout(Some(Duration::from_secs(60)))
+            c.set_read_timeout(Some(Duration::from_secs(30)))
                 .expect("timeout");
-            c.write_all(message(i).as_bytes()).expect("send");
             c
         })
         .collect();
     let mut total = 0;
-    for (i, c) in clients.iter_mut().enumerate() {
-        let want = message(i).into_bytes();
-        let mut got = vec![0; want.len()];
-        c.read_exact(&mut got)
-            .unwrap_or_else(|e| panic!("connection {i} got no full echo: {e}"));
-        assert_eq!(got, want, "connection {i}");
-        total += want.len() as u64;
+    for round in 0..ROUNDS {
+        // Every client sends first, so that the group runs dry.
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.write_all(&message(round, i)).expect("send");
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            let want = message(round, i);
+            let mut got = vec![0; want.len()];
+            c.read_exact(&mut got)
+                .unwrap_or_else(|e| panic!("round {round}: connection {i} got no full echo: {e}"));
+            assert_eq!(got, want, "round {round}, connection {i}");
+            total += want.len() as u64;
+        }
     }
     drop(clients);
     let counters = server
