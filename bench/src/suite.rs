@@ -98,9 +98,20 @@ impl Runner {
                     continue;
                 }
                 self.progress.show(what, sys.name());
-                let before = CpuTime::now();
-                let outcome = f(sys.as_mut());
-                let used = CpuTime::now().zip(before).map(|(a, b)| a.since(b));
+                // A window that saw nothing complete (the machine stalled
+                // the run for the whole window) is run again, twice at
+                // most, before the cell counts as failed.
+                let mut attempts = 0;
+                let (outcome, used) = loop {
+                    let before = CpuTime::now();
+                    let outcome = f(sys.as_mut());
+                    let used = CpuTime::now().zip(before).map(|(a, b)| a.since(b));
+                    attempts += 1;
+                    match &outcome {
+                        Some(Ok(m)) if m.ops == 0 && attempts < 3 => continue,
+                        _ => break (outcome, used),
+                    }
+                };
                 let got = match outcome {
                     None => Err(Cell::NotApplicable),
                     Some(Ok(m)) if m.ops == 0 => Err(Cell::Failed(
