@@ -360,18 +360,20 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Submission queue capacity (default 256).
+    /// Submission queue capacity (default 256); 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     #[must_use]
     pub fn sq_entries(mut self, n: usize) -> Builder {
-        self.sq_entries = n.max(1);
+        self.sq_entries = n;
         self
     }
 
     /// Completion queue capacity (default twice `sq_entries`). Completions
-    /// beyond it wait in an overflow list; none is dropped.
+    /// beyond it wait in an overflow list; none is dropped. 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     #[must_use]
     pub fn cq_entries(mut self, n: usize) -> Builder {
-        self.cq_entries = Some(n.max(1));
+        self.cq_entries = Some(n);
         self
     }
 
@@ -383,12 +385,13 @@ impl Builder {
         self
     }
 
-    /// Threads in the blocking pool (default: one per CPU; at least 1).
+    /// Threads in the blocking pool (default: one per CPU); 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     /// Work that blocks on a slow disk or network file system may want
     /// more.
     #[must_use]
     pub fn workers(mut self, n: usize) -> Builder {
-        self.workers = n.max(1);
+        self.workers = n;
         self
     }
 
@@ -417,8 +420,14 @@ impl Builder {
     }
 
     /// Creates the ring: its kqueue, its blocking pool and, in
-    /// polling-thread mode, the polling thread.
+    /// polling-thread mode, the polling thread. `EINVAL` for 0 submission
+    /// entries, completion entries or workers.
     pub fn build(self) -> io::Result<Ring> {
+        // io_uring refuses a ring of 0 entries; a pool of 0 workers could
+        // run nothing.
+        if self.sq_entries == 0 || self.cq_entries == Some(0) || self.workers == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
         let (sq_tx, sq_rx): (Sender<Sqe>, Receiver<Sqe>) =
             crossbeam_channel::bounded(self.sq_entries);
