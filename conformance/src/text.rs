@@ -917,6 +917,10 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             expect_words(rest, 1, "bad NAME")?;
             declare(program, ResourceKind::BadFd)
         }
+        "minus-one" => {
+            expect_words(rest, 1, "minus-one NAME")?;
+            declare(program, ResourceKind::MinusOne)
+        }
         "listener" => {
             let usage = "usage: listener NAME [tcp] [blocking]";
             let (mut tcp, mut blocking) = (false, false);
@@ -1017,6 +1021,7 @@ impl fmt::Display for Program {
                     writeln!(f, "file {} {}", r.name, quote(contents))?
                 }
                 ResourceKind::BadFd => writeln!(f, "bad {}", r.name)?,
+                ResourceKind::MinusOne => writeln!(f, "minus-one {}", r.name)?,
                 ResourceKind::Listener { tcp, blocking } => writeln!(
                     f,
                     "listener {}{}{}",
