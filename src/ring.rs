@@ -475,12 +475,16 @@ impl Builder {
             },
             shared,
             thread,
+            pid: std::process::id(),
         })
     }
 }
 
 /// An io_uring-style ring over kqueue: a submission queue, a completion
 /// queue, and the driver between them.
+///
+/// A child process forked from the ring's can't use its copy (the ring's
+/// threads stay in the parent); dropping it there returns at once.
 ///
 /// ```
 /// use kqring::{Ring, ops};
@@ -496,6 +500,9 @@ pub struct Ring {
     cq: CompletionQueue,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The process that made the ring: a child forked from it has a copy
+    /// of the ring but none of its threads.
+    pid: u32,
 }
 
 impl Ring {
@@ -597,6 +604,15 @@ impl Drop for Ring {
     /// `-ECANCELED` and its buffer, for whoever still holds the completion
     /// queue), joins the polling thread and the pool.
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child's copy: its polling thread and workers exist
+            // only in the parent, so nothing is joined nor shut down (nor
+            // locked: a parent's thread may have held a lock at the fork).
+            // Its memory and descriptors go with the child's exit or exec.
+            std::mem::forget(self.thread.take());
+            std::mem::forget(Arc::clone(&self.shared));
+            return;
+        }
         self.shared.shutdown.store(true, Ordering::SeqCst);
         match self.thread.take() {
             Some(thread) => {
