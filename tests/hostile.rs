@@ -375,3 +375,42 @@ fn zero_sizes_are_einval() {
     }
     assert!(Ring::builder().sq_entries(1).workers(1).build().is_ok());
 }
+
+/// Case 8: a descriptor closed behind the ring's back while a read waits
+/// on it, its number then naming a new socket. kqueue forgot the old
+/// registration at the close and the ring can't see it (docs/semantics.md,
+/// "Close"): what a user does is cancel by the descriptor, which ends the
+/// stranded read, and the new socket's operations then work.
+#[test]
+fn a_reused_number_serves_its_new_socket_after_a_cancel() {
+    each_mode(|ring| {
+        let (_old_peer, old) = pair();
+        let number = old.as_raw_fd();
+        start(ring, [recv64(number, 1)]);
+        // The number names a new socket from now on (dup2 closes the old
+        // one atomically, so no other thread can take the number).
+        let (mut new_peer, new) = pair();
+        // SAFETY: both descriptors are open; `number` is `old`'s, which is
+        // forgotten below rather than closed again.
+        assert_eq!(unsafe { libc::dup2(new.as_raw_fd(), number) }, number);
+        std::mem::forget(old);
+        // SAFETY: `number` now holds a duplicate of `new`, owned here.
+        let reused = unsafe { OwnedFd::from_raw_fd(number) };
+        let c = run1(
+            ring,
+            AsyncCancel::matching(CancelTarget::Fd(number))
+                .all(true)
+                .build()
+                .user_data(3),
+        );
+        assert_eq!((c.user_data(), c.result()), (1, -libc::ECANCELED), "{c:?}");
+        let c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.result()), (3, 1), "{c:?}");
+        submit_all(ring, [recv64(number, 2)]);
+        std::io::Write::write_all(&mut new_peer, b"fourteen bytes").unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.result()), (2, 14), "{c:?}");
+        assert_eq!(&take_mut(&mut c)[..], b"fourteen bytes");
+        drop((reused, new));
+    });
+}
