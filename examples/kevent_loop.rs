@@ -36,12 +36,18 @@ fn main() -> std::io::Result<()> {
     let waker = Arc::clone(&kq);
     let helper = thread::spawn(move || -> std::io::Result<()> {
         writer.write_all(b"hello from the other thread")?;
-        let mut none = Vec::new();
-        waker.kevent(
-            &[Change::trigger(WAKE).fflags(note::FFOR | 0x5)],
-            &mut none,
-            Some(Duration::ZERO),
-        )?;
+        // NOTE_TRIGGER along with the flags to OR in (fflags replaces all
+        // of them); EV_RECEIPT so that this call returns the change's
+        // receipt alone rather than collect the event it triggers.
+        let trigger = Change::trigger(WAKE)
+            .with_flags(Flags::RECEIPT)
+            .fflags(note::TRIGGER | note::FFOR | 0x5)
+            .token(30);
+        let mut receipt = Vec::with_capacity(1);
+        waker.kevent(&[trigger], &mut receipt, Some(Duration::ZERO))?;
+        if let Some(err) = receipt.iter().find_map(Event::error) {
+            return Err(err);
+        }
         Ok(())
     });
 
@@ -53,6 +59,7 @@ fn main() -> std::io::Result<()> {
             let at = start.elapsed().as_secs_f64() * 1e3;
             match e.filter() {
                 Filter::TIMER => ticks += e.data(),
+                Filter::USER => println!("{at:8.2} ms  woken, fflags {:#x}", e.fflags()),
                 Filter::READ => {
                     let mut buf = vec![0; e.data() as usize];
                     let n = std::io::Read::read(&mut &reader, &mut buf)?;
