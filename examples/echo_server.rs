@@ -198,8 +198,11 @@ impl Server {
             .build()
             .user_data(ud(Kind::Provide, bid, 0));
         push(&self.ring, sqe, backlog)?;
-        // A buffer is back: a starved connection may receive again.
-        if let Some(slot) = self.starved.pop() {
+        // A buffer is back: every starved connection may receive again.
+        // Re-arming only one would stall the rest whenever that one has
+        // nothing to send (a waiting receive holds no buffer); those that
+        // find the group empty again answer -ENOBUFS and wait for the next.
+        for slot in std::mem::take(&mut self.starved) {
             self.arm_recv(slot, backlog)?;
         }
         Ok(())
