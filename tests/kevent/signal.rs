@@ -21,7 +21,10 @@ const LIBKQUEUE_THREAD_SIGNALS: &str = "current libkqueue sources do not see thr
 
 #[test]
 fn one_delivery_counts_one() {
-    if libkqueue_skips("EVFILT_SIGNAL counting one delivery", LIBKQUEUE_THREAD_SIGNALS) {
+    if libkqueue_skips(
+        "EVFILT_SIGNAL counting one delivery",
+        LIBKQUEUE_THREAD_SIGNALS,
+    ) {
         return;
     }
     let sig = libc::SIGUSR1;
