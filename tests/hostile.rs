@@ -4,19 +4,25 @@
 
 mod common;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::mpsc;
+// What the Linux-only cases (its descriptor kinds) use.
+#[cfg(target_os = "linux")]
+use {
+    kqring::Mode,
+    kqring::ops::{Read, Write},
+    std::os::fd::RawFd,
+    std::sync::mpsc,
+};
 
 use bytes::BytesMut;
 use common::*;
-use kqring::ops::{
-    Accept, AsyncCancel, CancelTarget, LinkTimeout, PollAdd, ProvideBuffers, Read, Recv, Write,
-};
-use kqring::{Mode, Ring, SqeFlags};
+use kqring::ops::{Accept, AsyncCancel, CancelTarget, LinkTimeout, PollAdd, ProvideBuffers, Recv};
+use kqring::{Ring, SqeFlags};
 
 /// Runs `f` on a thread of its own and fails if it has not returned within
 /// `PATIENCE` (a hang becomes a failure; the thread is left behind).
+#[cfg(target_os = "linux")]
 fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -26,6 +32,7 @@ fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static
         .unwrap_or_else(|_| panic!("{what}: did not return in {PATIENCE:?}"))
 }
 
+#[cfg(target_os = "linux")]
 fn eventfd(nonblocking: bool) -> OwnedFd {
     let flags = libc::EFD_CLOEXEC | if nonblocking { libc::EFD_NONBLOCK } else { 0 };
     // SAFETY: no pointers; the new descriptor is owned below.
@@ -35,6 +42,7 @@ fn eventfd(nonblocking: bool) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+#[cfg(target_os = "linux")]
 fn write_u64(fd: RawFd, v: u64) {
     let bytes = v.to_ne_bytes();
     // SAFETY: 8 readable bytes.
@@ -65,7 +73,8 @@ fn poll_on_minus_one_is_ebadf() {
 /// Case 2: reads and writes with the default offset on an eventfd, a
 /// timerfd, an inotify descriptor and an epoll descriptor read at the
 /// current position (io_uring: 8 bytes, or wait until ready; an epoll
-/// descriptor has no read: `-EINVAL`), never `-ESPIPE`.
+/// descriptor has no read: `-EINVAL`), never `-ESPIPE`. (Linux's kinds.)
+#[cfg(target_os = "linux")]
 #[test]
 fn special_descriptors_read_like_streams() {
     each_mode(|ring| {
@@ -200,7 +209,8 @@ fn special_descriptors_read_like_streams() {
 /// Case 3: a read of a blocking eventfd waits for readiness in the driver,
 /// not in a worker: a cancel gets `-ECANCELED`, a regular-file read behind
 /// it on a one-worker pool completes, and the drop does not wait for the
-/// eventfd.
+/// eventfd. (An eventfd is Linux's.)
+#[cfg(target_os = "linux")]
 #[test]
 fn a_blocking_eventfd_read_never_holds_a_worker() {
     for mode in [Mode::PollingThread, Mode::Inline] {

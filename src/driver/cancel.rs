@@ -21,10 +21,10 @@ impl Driver {
             t => t,
         };
         // io_uring looks the descriptor up first.
-        if let CancelTarget::Fd(fd) = target {
-            if let Err(e) = crate::sys::io::check_open(fd) {
-                return e.res();
-            }
+        if let CancelTarget::Fd(fd) = target
+            && let Err(e) = crate::sys::io::check_open(fd)
+        {
+            return e.res();
         }
         let matches: Vec<OpKey> = self
             .table

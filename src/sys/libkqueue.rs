@@ -50,7 +50,7 @@ pub struct Kqueue {
 impl Kqueue {
     /// Whether `fd` is the kqueue's own descriptor.
     pub fn owns(&self, fd: RawFd) -> bool {
-        fd == self.kq.as_raw_fd()
+        self.kq.owns(fd)
     }
 
     /// Creates a kqueue whose descriptor is close-on-exec.
