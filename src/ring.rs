@@ -360,18 +360,20 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Submission queue capacity (default 256).
+    /// Submission queue capacity (default 256); 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     #[must_use]
     pub fn sq_entries(mut self, n: usize) -> Builder {
-        self.sq_entries = n.max(1);
+        self.sq_entries = n;
         self
     }
 
     /// Completion queue capacity (default twice `sq_entries`). Completions
-    /// beyond it wait in an overflow list; none is dropped.
+    /// beyond it wait in an overflow list; none is dropped. 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     #[must_use]
     pub fn cq_entries(mut self, n: usize) -> Builder {
-        self.cq_entries = Some(n.max(1));
+        self.cq_entries = Some(n);
         self
     }
 
@@ -383,12 +385,13 @@ impl Builder {
         self
     }
 
-    /// Threads in the blocking pool (default: one per CPU; at least 1).
+    /// Threads in the blocking pool (default: one per CPU); 0 makes
+    /// [`build`](Builder::build) fail with `EINVAL`.
     /// Work that blocks on a slow disk or network file system may want
     /// more.
     #[must_use]
     pub fn workers(mut self, n: usize) -> Builder {
-        self.workers = n.max(1);
+        self.workers = n;
         self
     }
 
@@ -417,8 +420,14 @@ impl Builder {
     }
 
     /// Creates the ring: its kqueue, its blocking pool and, in
-    /// polling-thread mode, the polling thread.
+    /// polling-thread mode, the polling thread. `EINVAL` for 0 submission
+    /// entries, completion entries or workers.
     pub fn build(self) -> io::Result<Ring> {
+        // io_uring refuses a ring of 0 entries; a pool of 0 workers could
+        // run nothing.
+        if self.sq_entries == 0 || self.cq_entries == Some(0) || self.workers == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
         let (sq_tx, sq_rx): (Sender<Sqe>, Receiver<Sqe>) =
             crossbeam_channel::bounded(self.sq_entries);
@@ -466,12 +475,16 @@ impl Builder {
             },
             shared,
             thread,
+            pid: std::process::id(),
         })
     }
 }
 
 /// An io_uring-style ring over kqueue: a submission queue, a completion
 /// queue, and the driver between them.
+///
+/// A child process forked from the ring's can't use its copy (the ring's
+/// threads stay in the parent); dropping it there returns at once.
 ///
 /// ```
 /// use kqring::{Ring, ops};
@@ -487,6 +500,9 @@ pub struct Ring {
     cq: CompletionQueue,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The process that made the ring: a child forked from it has a copy
+    /// of the ring but none of its threads.
+    pid: u32,
 }
 
 impl Ring {
@@ -588,6 +604,15 @@ impl Drop for Ring {
     /// `-ECANCELED` and its buffer, for whoever still holds the completion
     /// queue), joins the polling thread and the pool.
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A forked child's copy: its polling thread and workers exist
+            // only in the parent, so nothing is joined nor shut down (nor
+            // locked: a parent's thread may have held a lock at the fork).
+            // Its memory and descriptors go with the child's exit or exec.
+            std::mem::forget(self.thread.take());
+            std::mem::forget(Arc::clone(&self.shared));
+            return;
+        }
         self.shared.shutdown.store(true, Ordering::SeqCst);
         match self.thread.take() {
             Some(thread) => {

@@ -794,6 +794,8 @@ pub enum ResourceKind {
     },
     /// A descriptor number that is never open: `NAME`.
     BadFd,
+    /// The descriptor number -1: `NAME`.
+    MinusOne,
     /// A listening stream socket: `NAME`.
     Listener {
         /// A TCP socket on 127.0.0.1 (a port the kernel picks), rather
@@ -845,6 +847,7 @@ impl Resource {
             ResourceKind::File { .. }
             | ResourceKind::Dir { .. }
             | ResourceKind::BadFd
+            | ResourceKind::MinusOne
             | ResourceKind::Listener { .. }
             | ResourceKind::Udp
             | ResourceKind::Client { .. } => vec![self.name.clone()],

@@ -187,6 +187,10 @@ impl Fds {
                     fds.numbers.insert(r.name.clone(), BAD_FD);
                     fds.names.push(r.name.clone());
                 }
+                ResourceKind::MinusOne => {
+                    fds.numbers.insert(r.name.clone(), -1);
+                    fds.names.push(r.name.clone());
+                }
                 ResourceKind::Listener {
                     tcp: true,
                     blocking,

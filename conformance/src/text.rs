@@ -931,6 +931,10 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
                 .collect::<Result<Vec<_>, _>>()?;
             declare(program, ResourceKind::Dir { entries })
         }
+        "minus-one" => {
+            expect_words(rest, 1, "minus-one NAME")?;
+            declare(program, ResourceKind::MinusOne)
+        }
         "listener" => {
             let usage = "usage: listener NAME [tcp] [blocking]";
             let (mut tcp, mut blocking) = (false, false);
@@ -1038,6 +1042,7 @@ impl fmt::Display for Program {
                     }
                     writeln!(f)?
                 }
+                ResourceKind::MinusOne => writeln!(f, "minus-one {}", r.name)?,
                 ResourceKind::Listener { tcp, blocking } => writeln!(
                     f,
                     "listener {}{}{}",

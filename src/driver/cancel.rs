@@ -20,6 +20,12 @@ impl Driver {
             },
             t => t,
         };
+        // io_uring looks the descriptor up first.
+        if let CancelTarget::Fd(fd) = target
+            && let Err(e) = crate::sys::io::check_open(fd)
+        {
+            return e.res();
+        }
         let matches: Vec<OpKey> = self
             .table
             .iter()
@@ -69,7 +75,9 @@ impl Driver {
             }
         }
         match (all, cancelled, running) {
-            (_, 0, 0) => -libc::ENOENT,
+            // "All" answers the number cancelled, which can be none.
+            (true, 0, 0) => 0,
+            (false, 0, 0) => -libc::ENOENT,
             (_, 0, _) => -libc::EALREADY,
             (true, n, _) => n,
             (false, _, _) => i32::from(counted),
@@ -106,6 +114,20 @@ impl Driver {
                 0
             }
             None => -libc::ENOENT,
+        }
+    }
+
+    /// Ends operation `key` with `-ECANCELED` as a cancel would; one not
+    /// started yet (waiting for its chain) goes with its chain.
+    pub(super) fn fail_in_flight(&mut self, key: OpKey) {
+        match self.table.get(key).map(|e| (&e.state, e.is_running())) {
+            None | Some((State::Linked, _)) => {}
+            Some((_, true)) => {
+                if !self.withdraw(key) {
+                    self.ask_cancel(key);
+                }
+            }
+            Some((_, false)) => self.cancel_waiting(key),
         }
     }
 

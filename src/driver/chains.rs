@@ -162,7 +162,24 @@ impl Driver {
         if let Some(e) = self.table.get_mut(key) {
             e.state = State::Timer;
         }
+        let bound_already = |p| {
+            self.table
+                .get(p)
+                .is_some_and(|e| e.links().link_timeout.is_some())
+        };
         match pred {
+            // A LinkTimeout after a LinkTimeout is invalid, and fails the
+            // chain (io_uring checks it when the second is prepared).
+            OpenLink::InFlight(p) if bound_already(p) => {
+                self.fail_in_flight(p);
+                self.complete(key, -libc::EINVAL);
+                if links_on {
+                    self.chains.open = OpenLink::Finished {
+                        failed: true,
+                        quiet: false,
+                    };
+                }
+            }
             OpenLink::InFlight(p) if self.table.contains(p) => {
                 let mut bounded_started = false;
                 if let Some(e) = self.table.get_mut(p) {

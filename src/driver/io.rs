@@ -269,6 +269,21 @@ impl Driver {
                 break;
             }
         }
+        // io_uring wakes every waiter: one whose buffer group has run dry
+        // fails now, not when more data comes.
+        let rest = self.fds.waiters(fd, dir).map(|w| w.io_keys());
+        for key in rest.unwrap_or_default() {
+            let bufs = &self.bufs;
+            let dry = self
+                .table
+                .get_mut(key)
+                .and_then(|e| e.op.as_mut())
+                .is_some_and(|op| bufs.runs_dry(op.select()));
+            if dry {
+                self.fds.remove(fd, key);
+                self.complete(key, -libc::ENOBUFS);
+            }
+        }
     }
 
     /// Starts a poll on its descriptor: its `res` when it completes at

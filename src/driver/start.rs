@@ -93,6 +93,14 @@ impl Driver {
             }
             Op::Blocking(mut blocking) => {
                 if let Some(fd) = blocking.closes() {
+                    // The ring's own descriptors are not the user's to
+                    // close (io_uring refuses a close of its ring the same
+                    // way).
+                    if self.shared.kq.owns(fd) || self.shared.waker.owns(fd) || self.files.owns(fd)
+                    {
+                        self.put_op(key, Op::Blocking(blocking));
+                        return self.complete(key, -libc::EBADF);
+                    }
                     // kqueue drops a descriptor's registrations when it
                     // closes, so whatever waits on it would wait forever:
                     // end it now.

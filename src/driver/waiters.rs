@@ -98,6 +98,15 @@ impl Waiters {
         self.polls.as_deref().map_or(&[], Vec::as_slice)
     }
 
+    /// The I/O operations, head first.
+    pub(crate) fn io_keys(&self) -> Vec<OpKey> {
+        match &self.io {
+            Queue::Empty => Vec::new(),
+            Queue::One(key) => vec![*key],
+            Queue::Many(q) => q.iter().copied().collect(),
+        }
+    }
+
     pub(crate) fn push_io(&mut self, key: OpKey) {
         self.io.push(key);
     }

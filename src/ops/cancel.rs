@@ -22,9 +22,11 @@ pub enum CancelTarget {
 
 /// `IORING_OP_ASYNC_CANCEL`: cancels the first matching operation, or all
 /// of them. A cancelled operation completes with `-ECANCELED` and its
-/// buffer. This completes with 0 (or, with `all`, the number cancelled),
-/// `-ENOENT` when nothing matched, `-EALREADY` when the match is already
-/// running on the blocking pool and can't be stopped.
+/// buffer. This completes with 0 (or, with `all` or [`CancelTarget::Any`],
+/// the number cancelled, which can be 0), `-ENOENT` when nothing matched
+/// (without `all`), `-EBADF` when the descriptor to match is not open,
+/// `-EALREADY` when the match is already running on the blocking pool and
+/// can't be stopped.
 #[derive(Debug, Clone, Copy)]
 pub struct AsyncCancel {
     pub(crate) target: CancelTarget,

@@ -298,9 +298,16 @@ impl Accept {
     fn accept(&mut self) -> Result<usize, Errno> {
         let blocking = match self.blocking {
             Some(b) => b,
-            None => *self
-                .blocking
-                .insert(!netsys::is_nonblocking(self.fd.number())?),
+            None => {
+                let blocking = !netsys::is_nonblocking(self.fd.number())?;
+                // accept(2) would say so at once, but a blocking socket is
+                // polled first, and one that does not listen may be
+                // readable later or never.
+                if blocking && !netsys::is_listening(self.fd.number())? {
+                    return Err(Errno::EINVAL);
+                }
+                *self.blocking.insert(blocking)
+            }
         };
         let ring_owned = self.direct.is_some();
         loop {

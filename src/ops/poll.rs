@@ -64,6 +64,10 @@ impl PollAdd {
     /// Its ready events now: the mask (0 when not ready), or `-EBADF` for
     /// a descriptor that is not open.
     pub(crate) fn ready(&self) -> Result<u32, Errno> {
+        // poll(2) skips a negative descriptor rather than flag it.
+        if self.fd.number() < 0 {
+            return Err(Errno::EBADF);
+        }
         let revents = sys::poll_now(self.fd.number(), self.events as i16 | sys::POLL_RDHUP)? as u32;
         if revents & libc::POLLNVAL as u32 != 0 {
             return Err(Errno::EBADF);

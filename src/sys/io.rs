@@ -28,11 +28,12 @@ const SEND_NOSIGNAL: libc::c_int = libc::MSG_NOSIGNAL;
 pub(crate) enum FdKind {
     /// A socket: per-call `MSG_DONTWAIT` makes any call non-blocking.
     Socket,
-    /// A pipe, FIFO or character device with `O_NONBLOCK` set: try it, wait
-    /// for readiness on EAGAIN.
+    /// A pipe, FIFO, character device or typeless descriptor (eventfd,
+    /// timerfd…) with `O_NONBLOCK` set: try it, wait for readiness on
+    /// EAGAIN.
     NonBlockingStream,
-    /// A pipe, FIFO or character device in blocking mode: a call could
-    /// block the poller, so it runs on the blocking pool.
+    /// One of those in blocking mode: a call could block the poller, so it
+    /// waits for readiness in the driver, then runs on the blocking pool.
     BlockingStream,
     /// A regular file, block device or directory: never "not ready", so it
     /// runs on the blocking pool.
@@ -49,7 +50,11 @@ pub(crate) fn classify(fd: RawFd) -> Result<FdKind, Errno> {
     let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
     Ok(match mode {
         libc::S_IFSOCK => FdKind::Socket,
-        libc::S_IFIFO | libc::S_IFCHR => {
+        libc::S_IFREG | libc::S_IFBLK | libc::S_IFDIR => FdKind::File,
+        // A pipe, FIFO, character device, or a descriptor with no file
+        // type at all (an eventfd, timerfd, inotify, epoll or kqueue
+        // descriptor): it has no position, and can wait.
+        _ => {
             // SAFETY: F_GETFL takes no pointer argument.
             let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
             if fl as libc::c_int & libc::O_NONBLOCK != 0 {
@@ -58,8 +63,13 @@ pub(crate) fn classify(fd: RawFd) -> Result<FdKind, Errno> {
                 FdKind::BlockingStream
             }
         }
-        _ => FdKind::File,
     })
+}
+
+/// `Ok` if `fd` is an open descriptor, else `EBADF`.
+pub(crate) fn check_open(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: F_GETFD takes no pointer argument.
+    check_int(unsafe { libc::fcntl(fd, libc::F_GETFD) }).map(drop)
 }
 
 /// Whether `fd` reads as one stream of bytes: a stream socket, a pipe or a

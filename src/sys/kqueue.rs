@@ -27,6 +27,11 @@ pub struct Kqueue {
 }
 
 impl Kqueue {
+    /// Whether `fd` is the kqueue's own descriptor.
+    pub fn owns(&self, fd: RawFd) -> bool {
+        fd == self.fd.as_raw_fd()
+    }
+
     /// Creates a kqueue whose descriptor is close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
         // SAFETY: kqueue() takes no arguments and returns a new fd or -1.

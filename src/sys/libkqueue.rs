@@ -48,6 +48,11 @@ pub struct Kqueue {
 }
 
 impl Kqueue {
+    /// Whether `fd` is the kqueue's own descriptor.
+    pub fn owns(&self, fd: RawFd) -> bool {
+        self.kq.owns(fd)
+    }
+
     /// Creates a kqueue whose descriptor is close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
         Ok(Kqueue {
@@ -235,6 +240,11 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// Whether `fd` is one of the waker's own descriptors (its pipe).
+    pub fn owns(&self, fd: RawFd) -> bool {
+        fd == self.rx.as_raw_fd() || fd == self.tx.as_raw_fd()
+    }
+
     /// Registers a waker with `kq`; its events carry `token`.
     pub fn new(kq: &Kqueue, token: u64) -> io::Result<Waker> {
         let mut fds = [-1; 2];

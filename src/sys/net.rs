@@ -231,6 +231,12 @@ pub(crate) fn socket_type(fd: RawFd) -> Result<i32, Errno> {
     socket_option(fd, libc::SO_TYPE)
 }
 
+/// Whether the socket listens (`SO_ACCEPTCONN`); `ENOTSOCK` for a
+/// descriptor that is not a socket.
+pub(crate) fn is_listening(fd: RawFd) -> Result<bool, Errno> {
+    socket_option(fd, libc::SO_ACCEPTCONN).map(|on| on != 0)
+}
+
 /// Whether the socket has a peer (`getpeername` succeeds): `Ok(false)` on
 /// ENOTCONN.
 pub(crate) fn is_connected(fd: RawFd) -> Result<bool, Errno> {

@@ -3,6 +3,7 @@
 //! `kevent` on the same kqueue.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::time::Duration;
 
 use crate::sys::{Change, Event, Flags, Kqueue, note};
@@ -45,6 +46,11 @@ impl Waker {
     /// Re-arms the waker after its event was delivered. `EV_CLEAR` has
     /// done that already: nothing to do.
     pub fn reset(&self) {}
+
+    /// Whether `fd` is one of the waker's own descriptors: it has none.
+    pub fn owns(&self, _fd: RawFd) -> bool {
+        false
+    }
 }
 
 /// Submits one change with `EV_RECEIPT`. The receipt makes the call return

@@ -11,8 +11,22 @@ use kqring::sys::{Change, Filter, Flags};
 
 use crate::common::*;
 
+/// Why the system's libkqueue is not asked to count a signal here: its
+/// current sources no longer see a signal sent to one thread
+/// (`pthread_kill`), and this suite can send no other kind safely (a
+/// process-directed signal may go to another test's thread and run its
+/// default action there).
+const LIBKQUEUE_THREAD_SIGNALS: &str = "current libkqueue sources do not see thread-directed \
+    signals, the only kind a multi-threaded test can send safely";
+
 #[test]
 fn one_delivery_counts_one() {
+    if libkqueue_skips(
+        "EVFILT_SIGNAL counting one delivery",
+        LIBKQUEUE_THREAD_SIGNALS,
+    ) {
+        return;
+    }
     let sig = libc::SIGUSR1;
     let blocked = BlockedSignal::new(sig);
     let kq = kq();

@@ -229,6 +229,14 @@ impl Kqueue {
         }
     }
 
+    /// Whether `fd` is one of the compat's fixed descriptors: the main
+    /// epoll, the inner ones, the wake-up eventfd. (A registration's own
+    /// timerfd, pidfd or signalfd is not counted.)
+    pub fn owns(&self, fd: RawFd) -> bool {
+        let reg = self.lock();
+        fd == self.epoll.as_raw_fd() || fd == reg.wake.as_raw_fd() || reg.fds.owns(fd)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Nothing panics while holding the lock; should it ever happen, the
         // registry is still consistent enough to go on with.

@@ -98,6 +98,11 @@ pub(in crate::sys::compat) struct Readiness {
 }
 
 impl Readiness {
+    /// Whether `fd` is one of the inner epolls.
+    pub(in crate::sys::compat) fn owns(&self, fd: RawFd) -> bool {
+        self.epolls.iter().any(|e| e.as_raw_fd() == fd)
+    }
+
     /// Creates the two inner epolls and nests them in `main`.
     pub(in crate::sys::compat) fn new(main: RawFd, counted: bool) -> Result<Readiness, Errno> {
         let read = os::epoll_create()?;
