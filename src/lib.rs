@@ -37,6 +37,7 @@ mod cq;
 mod driver;
 mod fdmap;
 pub mod ops;
+pub mod proactor;
 mod ring;
 mod sq;
 pub mod sys;
