@@ -50,16 +50,19 @@ impl Signal {
     fn wait(&self) {
         if let Some(shared) = self.inline.as_ref().and_then(Weak::upgrade) {
             loop {
-                if self.woken.swap(false, Ordering::SeqCst) {
-                    return;
-                }
-                // The driver is gone (the ring was dropped): its futures
-                // are complete; anything else wakes the thread.
+                // At least one turn between polls, even when a waker fired
+                // already: a future that found the SQ full woke itself and
+                // only a turn makes room.
                 if shared
                     .drive_until(&|| self.woken.load(Ordering::SeqCst))
                     .is_err()
                 {
+                    // The driver is gone (the ring was dropped): its
+                    // futures are complete; anything else wakes the thread.
                     break;
+                }
+                if self.woken.swap(false, Ordering::SeqCst) {
+                    return;
                 }
             }
         }
