@@ -47,3 +47,8 @@ pub use cq::{CompletionQueue, Cqe, Drain, flags as cqe_flags};
 pub use ring::{Builder, Mode, Ring, RingHandle, Stats};
 pub use sq::{PushError, Sqe, SqeFlags, SubmissionQueue};
 pub use sys::net::SockAddr;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -121,6 +121,12 @@ impl<D: DecodeShot> Stream for ShotStream<'_, D> {
     }
 }
 
+impl<D: DecodeShot> futures_core::FusedStream for ShotStream<'_, D> {
+    fn is_terminated(&self) -> bool {
+        matches!(self.stage, Stage::Ended)
+    }
+}
+
 impl<D: DecodeShot> Drop for ShotStream<'_, D> {
     fn drop(&mut self) {
         if let Stage::Sent(slot) = &self.stage
