@@ -371,3 +371,44 @@ fn a_dropped_ring_cancels_its_futures_and_new_ones_fail_eshutdown() {
         assert_eq!(errno(&res), Some(libc::ESHUTDOWN));
     }
 }
+
+#[test]
+fn file_reads_and_writes_at_offsets_and_closes_through_the_ring() {
+    on_each_ring(|io| async move {
+        let dir = tempdir();
+        let path = dir.join("data");
+        let file = kqring::proactor::File::from_std(
+            &io,
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?,
+        );
+        let (res, _) = file.write_all_at(b"0123456789".to_vec(), 0).await;
+        res?;
+        let (n, _) = file.write_at(b"AB".as_slice(), 4).await;
+        assert_eq!(n?, 2);
+        let (n, buf) = file.read_at(Vec::with_capacity(16), 2).await;
+        assert_eq!((n?, &buf[..]), (8, &b"23AB6789"[..]));
+        let (n, buf) = file.read_at(buf, 100).await;
+        assert_eq!(n?, 0, "past the end");
+        assert_eq!(buf, b"23AB6789");
+        // At the file's position: from the start, then on.
+        let (n, buf) = file.read(Vec::with_capacity(3)).await;
+        assert_eq!((n?, &buf[..]), (3, &b"012"[..]));
+        let (n, buf) = file.read(Vec::with_capacity(3)).await;
+        assert_eq!((n?, &buf[..]), (3, &b"3AB"[..]));
+        file.close().await?;
+        assert_eq!(std::fs::read(&path)?, b"0123AB6789");
+        // A read-only file refuses a write: EBADF, the buffer back.
+        let ro = kqring::proactor::File::from_std(&io, std::fs::File::open(&path)?);
+        let (res, buf) = ro.write_at(b"no".as_slice(), 0).await;
+        assert_eq!(errno(&res), Some(libc::EBADF));
+        assert_eq!(buf, b"no");
+        drop(ro);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    });
+}

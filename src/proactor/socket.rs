@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::ops;
+use crate::ops::io::CURRENT_POSITION;
 use crate::proactor::Proactor;
 use crate::proactor::op::{BufResult, Decode, OpFuture, Unit};
 use crate::sq::Sqe;
@@ -217,10 +218,7 @@ pub(crate) use stream_io;
 
 impl Owned {
     pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> OpFuture<'_, BufResult<B>> {
-        self.op(
-            ops::Read::new(self.raw(), buf).build(),
-            BufResult::default(),
-        )
+        self.read_at(buf, CURRENT_POSITION)
     }
 
     pub(crate) fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
@@ -232,10 +230,7 @@ impl Owned {
         if self.socket {
             return self.send(buf, 0);
         }
-        self.op(
-            ops::Write::new(self.raw(), buf).build(),
-            BufResult::default(),
-        )
+        self.write_at(buf, CURRENT_POSITION)
     }
 
     pub(crate) fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
@@ -277,17 +272,13 @@ impl Owned {
     }
 
     pub(crate) fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
-        self.op(
-            ops::Readv::new(self.raw(), bufs).build(),
-            BufResult::default(),
-        )
+        let sqe = ops::Readv::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        self.op(sqe.build(), BufResult::default())
     }
 
     pub(crate) fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
-        self.op(
-            ops::Writev::new(self.raw(), bufs).build(),
-            BufResult::default(),
-        )
+        let sqe = ops::Writev::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        self.op(sqe.build(), BufResult::default())
     }
 
     pub(crate) fn recv<B: IoBufMut>(&self, buf: B, flags: i32) -> OpFuture<'_, BufResult<B>> {
