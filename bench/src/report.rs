@@ -8,9 +8,11 @@ use serde_json::{Value, json};
 use crate::stats::{CpuTime, Samples};
 
 /// The columns, in table order, as JSON and the plot name them.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 12] = [
     "kqring-poller",
     "kqring-inline",
+    "kqring-async-poller",
+    "kqring-async",
     "io_uring",
     "io_uring-sqpoll",
     "io_uring-defer",
@@ -22,9 +24,11 @@ pub const COLUMNS: [&str; 10] = [
 ];
 
 /// The table's headers for [`COLUMNS`], in the same order.
-pub const HEADERS: [&str; 10] = [
+pub const HEADERS: [&str; 12] = [
     "kqring-poller",
     "kqring-inline",
+    "kqring futures (poller)",
+    "kqring futures (inline, block_on)",
     "io_uring",
     "io_uring SQPOLL",
     "io_uring DEFER_TASKRUN",
