@@ -4,15 +4,22 @@
 //! waits) or parks until a waker fires (a polling-thread ring's futures
 //! are completed by its thread).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread, ThreadId};
+use std::thread::{self, Thread};
 
 use crate::proactor::Proactor;
 use crate::ring::{Mode, Shared};
+
+thread_local! {
+    /// The `Signal` of the `block_on` running on this thread (the
+    /// innermost), null when none.
+    static RUNNING: Cell<*const Signal> = const { Cell::new(std::ptr::null()) };
+}
 
 /// What a `block_on` waker wakes: the flag its loop checks, its thread,
 /// and an inline ring's driver, which may be blocked in `kevent` on this
@@ -20,7 +27,6 @@ use crate::ring::{Mode, Shared};
 struct Signal {
     woken: AtomicBool,
     thread: Thread,
-    owner: ThreadId,
     /// Weak: a waker kept by a slot in the driver must not keep the ring's
     /// state alive.
     inline: Option<Weak<Shared>>,
@@ -35,7 +41,7 @@ impl Wake for Signal {
         self.woken.store(true, Ordering::SeqCst);
         // On the owner's thread the wake comes from its own poll or turn,
         // which looks at the flag next: no syscall.
-        if thread::current().id() == self.owner {
+        if RUNNING.get() == Arc::as_ptr(self) {
             return;
         }
         if let Some(shared) = self.inline.as_ref().and_then(Weak::upgrade) {
@@ -72,6 +78,15 @@ impl Signal {
     }
 }
 
+/// Puts back the mark of the `block_on` this one is nested in.
+struct Restore(*const Signal);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        RUNNING.set(self.0);
+    }
+}
+
 impl Proactor {
     /// Runs `future` to completion on this thread and returns its output.
     ///
@@ -92,9 +107,11 @@ impl Proactor {
         let signal = Arc::new(Signal {
             woken: AtomicBool::new(false),
             thread: thread::current(),
-            owner: thread::current().id(),
             inline,
         });
+        let outer = RUNNING.replace(Arc::as_ptr(&signal));
+        // Restores the outer block_on's mark however this one ends.
+        let _restore = Restore(outer);
         let waker = Waker::from(Arc::clone(&signal));
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);

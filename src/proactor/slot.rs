@@ -30,11 +30,35 @@ pub(crate) struct Slot {
     makes_fd: bool,
 }
 
+/// Completions in order: the first in place, so a single-shot
+/// operation's one completion needs no allocation.
+#[derive(Default)]
+struct Queue {
+    first: Option<Cqe>,
+    rest: VecDeque<Cqe>,
+}
+
+impl Queue {
+    fn push_back(&mut self, cqe: Cqe) {
+        // `first` is only filled when nothing else waits, so it is always
+        // the oldest.
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(cqe);
+        } else {
+            self.rest.push_back(cqe);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Cqe> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Completions not yet taken, oldest first (a multishot operation's
     /// shots; one for any other).
-    cqes: VecDeque<Cqe>,
+    cqes: Queue,
     waker: Option<Waker>,
     /// The terminal completion (no `F_MORE`) has arrived.
     ended: bool,
@@ -127,10 +151,10 @@ impl Slot {
         state.abandoned = true;
         self.cancelled.store(true, Ordering::SeqCst);
         state.waker = None;
-        let arrived = std::mem::take(&mut state.cqes);
+        let mut arrived = std::mem::take(&mut state.cqes);
         let in_flight = !state.ended;
         drop(state);
-        for cqe in arrived {
+        while let Some(cqe) = arrived.pop_front() {
             self.dispose(cqe);
         }
         in_flight
@@ -184,6 +208,26 @@ mod tests {
             Poll::Ready(Some(cqe)) => assert_eq!(cqe.result(), 7),
             _ => panic!("the completion was lost"),
         }
+        assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn shots_come_out_in_order() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let slot = Slot::new(false);
+        let more = crate::cq::flags::MORE;
+        slot.complete(Cqe::new(0, 1, more));
+        slot.complete(Cqe::new(0, 2, more));
+        let take = |cx: &mut Context<'_>| match slot.poll_take(cx) {
+            Poll::Ready(Some(c)) => c.result(),
+            other => panic!("no completion: {:?}", other.is_pending()),
+        };
+        assert_eq!(take(&mut cx), 1);
+        slot.complete(Cqe::new(0, 3, more));
+        assert_eq!(take(&mut cx), 2);
+        slot.complete(Cqe::new(0, 4, 0));
+        assert_eq!((take(&mut cx), take(&mut cx)), (3, 4));
         assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(None)));
     }
 
