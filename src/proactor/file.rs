@@ -59,6 +59,12 @@ impl File {
         self.owned.write_all_from(buf, Some(offset)).await
     }
 
+    /// Writes all of `buf` at the file's position (a pipe's, a FIFO's),
+    /// one write after another.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        self.owned.write_all(buf).await
+    }
+
     /// Reads at the file's position, which moves.
     pub fn read<B: IoBufMut>(&self, buf: B) -> OpFuture<'_, BufResult<B>> {
         self.owned.read(buf)

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use futures::stream::{FuturesUnordered, StreamExt};
-use kqring::proactor::{Proactor, RawCqe, TcpStream};
+use kqring::proactor::{File, Proactor, RawCqe, TcpStream};
 use kqring::{Mode, Ring, ops};
 
 use super::kqring::Tuning;
 use super::{Outcome, Params, System};
-use crate::fixtures::{Messages, TcpPair, tcp_pairs};
+use crate::fixtures::{Messages, PipePartner, TcpPair, tcp_pairs};
 use crate::stats::{Recorder, Window};
 use crate::{Result, ensure};
 
@@ -71,6 +71,46 @@ impl System for KqringAsync {
                 }
                 Ok(rec.finish())
             })
+        })())
+    }
+
+    fn pipe(&mut self, p: &Params) -> Outcome {
+        Some((|| {
+            // Non-blocking ends: kqring polls them.
+            let PipePartner {
+                ping,
+                pong,
+                partner,
+            } = PipePartner::spawn(true)?;
+            let ring = self.ring(8)?;
+            let io = ring.proactor();
+            let r = io.block_on(async {
+                let tx = File::from_fd(&io, ping);
+                let rx = File::from_fd(&io, pong);
+                let msgs = Messages::new(p.msg_size);
+                let mut buf = BytesMut::with_capacity(msgs.size());
+                let mut rec = Recorder::sampling(Window::new(p.duration));
+                for round in 0.. {
+                    let start = Instant::now();
+                    let (res, _) = tx.write_all(msgs.get(round).clone()).await;
+                    res?;
+                    buf.clear();
+                    while buf.len() < msgs.size() {
+                        let (n, b) = rx.read(buf).await;
+                        buf = b;
+                        ensure!(n? > 0, "the partner closed in round {round}");
+                    }
+                    msgs.check(round, &buf)?;
+                    if !rec.record(1, start, Instant::now()) {
+                        break;
+                    }
+                }
+                Ok(rec.finish())
+            });
+            // The ring closes the ends as it goes; the partner then stops.
+            drop(ring);
+            partner.join();
+            r
         })())
     }
 
