@@ -27,6 +27,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! For servers written with async/await, [`proactor`] has futures of the
+//! same operations (`(io::Result<T>, B)` with the caller's buffer `B`,
+//! completed by the driver without going through the CQ, cancelled when
+//! dropped) and descriptor-owning types (`TcpStream`, `File`…), on any
+//! executor or kqring's own `block_on`.
+//!
 //! The [`sys`] module is the kevent layer everything stands on: native
 //! kqueue on macOS and the BSDs, a built-in compat on Linux.
 
