@@ -412,3 +412,16 @@ fn file_reads_and_writes_at_offsets_and_closes_through_the_ring() {
         Ok(())
     });
 }
+
+#[test]
+fn a_dropped_stream_is_closed_at_once_even_on_an_inline_ring_nobody_turns() {
+    use std::io::Read;
+    let ring = Ring::builder().inline().build().expect("ring");
+    let io = ring.proactor();
+    let (ours, mut peer) = std::os::unix::net::UnixStream::pair().expect("pair");
+    let ours = UnixStream::from_std(&io, ours).expect("from std");
+    drop(ours);
+    peer.set_nonblocking(true).expect("nonblocking");
+    let mut byte = [0u8; 1];
+    assert_eq!(peer.read(&mut byte).expect("the end, not WouldBlock"), 0);
+}

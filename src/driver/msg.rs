@@ -168,6 +168,11 @@ impl Driver {
     pub(crate) fn receive(&mut self, m: Message) {
         self.take_messages();
         self.deliver(m, false);
+        // A descriptor handed over to close goes now, not at the owner's
+        // next turn: its peer sees the end at once.
+        if !self.retired.is_empty() {
+            self.close_retired();
+        }
         self.flush();
     }
 
