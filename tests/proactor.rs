@@ -425,3 +425,24 @@ fn a_dropped_stream_is_closed_at_once_even_on_an_inline_ring_nobody_turns() {
     let mut byte = [0u8; 1];
     assert_eq!(peer.read(&mut byte).expect("the end, not WouldBlock"), 0);
 }
+
+#[test]
+fn recv_multishot_over_a_group_run_dry_ends_with_enobufs() {
+    on_each_ring(|io| async move {
+        let (a, b) = UnixStream::pair(&io)?;
+        let bufs = vec![BytesMut::with_capacity(4)];
+        let cqe = io
+            .run(ops::ProvideBuffers::new(9, bufs, 0).build(), RawCqe)
+            .await;
+        assert_eq!(cqe.result(), 0);
+        let mut shots = b.recv_multishot(9);
+        let (n, _) = a.write(b"abcdefgh".as_slice()).await;
+        assert_eq!(n?, 8);
+        let first = shots.next().await.expect("a shot")?;
+        assert_eq!(&first[..], b"abcd");
+        let dry = shots.next().await.expect("the last item");
+        assert_eq!(errno(&dry), Some(libc::ENOBUFS));
+        assert!(shots.next().await.is_none(), "an error ends the stream");
+        Ok(())
+    });
+}
