@@ -24,7 +24,7 @@ use common::{listen, push, signal_pipe};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use bytes::{Bytes, BytesMut};
 use kqring::ops::{Accept, AsyncCancel, Close, FileSlot, Fixed, ProvideBuffers, Read, Recv, Send};
@@ -74,12 +74,13 @@ fn parse_ud(ud: u64) -> (Option<Kind>, u16, RawFd) {
     (kind, (ud >> 32) as u16, ud as u32 as RawFd)
 }
 
-struct Options {
-    addr: SocketAddr,
-    buffers: u16,
-    buffer_size: usize,
-    files: u32,
-    max_conns: Option<u64>,
+/// The server's settings (the command line's options).
+pub struct Options {
+    pub addr: SocketAddr,
+    pub buffers: u16,
+    pub buffer_size: usize,
+    pub files: u32,
+    pub max_conns: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -150,11 +151,12 @@ fn setup(ring: &Ring, sqe: Sqe, what: &str) -> io::Result<i32> {
     common::setup(ring, sqe.user_data(ud(Kind::Setup, 0, 0)), what)
 }
 
-#[derive(Default)]
-struct Counters {
-    accepted: u64,
-    closed: u64,
-    bytes: u64,
+/// What the server did.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub accepted: u64,
+    pub closed: u64,
+    pub bytes: u64,
 }
 
 struct Server {
@@ -163,9 +165,12 @@ struct Server {
     /// generation.
     conns: HashMap<u32, u8>,
     next_generation: u8,
-    /// Connections whose receive ended with ENOBUFS: re-armed when a
-    /// buffer comes back.
+    /// Connections whose receive ended with ENOBUFS: re-armed as buffers
+    /// come back, one per buffer.
     starved: Vec<u32>,
+    /// Buffers in the group, as the completions tell: taken by a receive,
+    /// back once their `ProvideBuffers` completes.
+    in_group: u32,
     accepting: bool,
     stopping: bool,
     listener: RawFd,
@@ -197,10 +202,23 @@ impl Server {
         let sqe = ProvideBuffers::one(GROUP, buf, bid)
             .build()
             .user_data(ud(Kind::Provide, bid, 0));
-        push(&self.ring, sqe, backlog)?;
-        // A buffer is back: a starved connection may receive again.
-        if let Some(slot) = self.starved.pop() {
+        push(&self.ring, sqe, backlog)
+    }
+
+    /// Re-arms a starved connection per buffer in the group. A connection
+    /// starves with data waiting, so its receive takes a buffer at once;
+    /// should another connection take it first, it starves again and waits
+    /// for the next buffer back. Every buffer back must re-arm one: a
+    /// receive that ran dry after the last buffer came back would
+    /// otherwise wait for good.
+    fn feed_starved(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        let mut spare = self.in_group;
+        while spare > 0 {
+            let Some(slot) = self.starved.pop() else {
+                break;
+            };
             self.arm_recv(slot, backlog)?;
+            spare -= 1;
         }
         Ok(())
     }
@@ -259,6 +277,7 @@ impl Server {
             }
             Some(Kind::Recv) => {
                 if cqe.result() > 0 {
+                    self.in_group = self.in_group.saturating_sub(1);
                     self.counters.bytes += cqe.result() as u64;
                     let buf = cqe.take_buf::<BytesMut>().ok();
                     if let (Some(buf), Some(bid), Some(&generation)) =
@@ -275,7 +294,10 @@ impl Server {
                 }
                 if !cqe.is_more() {
                     match cqe.result() {
-                        r if r == -libc::ENOBUFS && !self.stopping => self.starved.push(slot),
+                        r if r == -libc::ENOBUFS && !self.stopping => {
+                            self.starved.push(slot);
+                            self.feed_starved(backlog)?;
+                        }
                         r if r > 0 && !self.stopping => self.arm_recv(slot, backlog)?,
                         _ => self.close(slot, backlog)?,
                     }
@@ -323,7 +345,10 @@ impl Server {
                 }
             }
             Some(Kind::Provide) => {
-                if cqe.result() < 0 {
+                if cqe.result() >= 0 {
+                    self.in_group += 1;
+                    self.feed_starved(backlog)?;
+                } else {
                     eprintln!(
                         "provide buffers: {}",
                         io::Error::from_raw_os_error(-cqe.result())
@@ -369,9 +394,25 @@ fn main() -> io::Result<()> {
             std::process::exit(2);
         }
     };
-    let ring = Ring::builder().sq_entries(1024).files(opts.files).build()?;
     let (signals, _signals_w) = signal_pipe()?;
+    let c = serve(opts, signals, |addr| {
+        println!("echo server listening on {addr}")
+    })?;
+    println!(
+        "echo server done: {} connections, {} bytes echoed",
+        c.accepted, c.bytes
+    );
+    Ok(())
+}
 
+/// Serves until `stop` becomes readable or `max_conns` connections have
+/// closed; `listening` is told the bound address first.
+pub fn serve(
+    opts: Options,
+    stop: OwnedFd,
+    listening: impl FnOnce(SocketAddr),
+) -> io::Result<Counters> {
+    let ring = Ring::builder().sq_entries(1024).files(opts.files).build()?;
     let listener = listen(&ring, opts.addr, 1024, ud(Kind::Setup, 0, 0))?;
     let lfd = listener.as_raw_fd();
     let bufs = (0..opts.buffers)
@@ -382,13 +423,14 @@ fn main() -> io::Result<()> {
         ProvideBuffers::new(GROUP, bufs, 0).build(),
         "provide buffers",
     )?;
-    println!("echo server listening on {}", listener.local_addr()?);
+    listening(listener.local_addr()?);
 
     let mut server = Server {
         ring,
         conns: HashMap::new(),
         next_generation: 0,
         starved: Vec::new(),
+        in_group: u32::from(opts.buffers),
         accepting: false,
         stopping: false,
         listener: lfd,
@@ -397,9 +439,9 @@ fn main() -> io::Result<()> {
     };
     let mut backlog = Vec::new();
     server.arm_accept(&mut backlog)?;
-    let stop = Read::new(signals.as_raw_fd(), BytesMut::with_capacity(8))
+    let stop = Read::new(stop.as_raw_fd(), BytesMut::with_capacity(8))
         .build()
-        .user_data(ud(Kind::Stop, 0, signals.as_raw_fd()));
+        .user_data(ud(Kind::Stop, 0, stop.as_raw_fd()));
     push(&server.ring, stop, &mut backlog)?;
 
     loop {
@@ -417,12 +459,7 @@ fn main() -> io::Result<()> {
             break;
         }
     }
-    let c = &server.counters;
-    println!(
-        "echo server done: {} connections, {} bytes echoed",
-        c.accepted, c.bytes
-    );
-    // Dropping the ring cancels the signal read and returns its buffer.
-    drop(server);
-    Ok(())
+    // Dropping the ring cancels the stop read and returns its buffer.
+    let Server { counters, .. } = server;
+    Ok(counters)
 }
