@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::buf::{AnyBuf, BufError};
 use crate::ops::WaitInfo;
 use crate::ring::Shared;
 use crate::sys::net::SockAddr;
+use crate::sys::stat::Stat;
 
 /// Completion flags, with io_uring's bit values.
 pub mod flags {
@@ -37,10 +39,23 @@ pub(crate) enum Extra {
     /// The descriptors of a `FilesUpdate`, with the slots it chose for
     /// `FileSlot::Alloc` written in.
     Fds(Vec<RawFd>),
+    /// The paths a path-taking operation owned, in the order given.
+    Paths(Vec<PathBuf>),
+    /// A `Statx`'s result and its path.
+    Stat(Box<StatOut>),
     /// What `WaitId` found of the child (boxed: `Cqe` stays small).
     Wait(Box<WaitInfo>),
     /// How many deliveries a `Signal` completion stands for.
     Count(u64),
+}
+
+/// What a `Statx` hands its completion.
+#[derive(Debug)]
+pub(crate) struct StatOut {
+    /// The status, when it succeeded.
+    pub(crate) stat: Option<Stat>,
+    /// Its path (none for a descriptor's status).
+    pub(crate) path: Option<PathBuf>,
 }
 
 /// A completion queue entry: the operation's `user_data`, its result as
@@ -179,6 +194,14 @@ impl Cqe {
         }
     }
 
+    /// A successful `Statx`'s result: the file's status.
+    pub fn statx(&self) -> Option<&Stat> {
+        match &self.extra {
+            Extra::Stat(s) => s.stat.as_ref(),
+            _ => None,
+        }
+    }
+
     /// What a `WaitId` found of the child: its pid, how it changed
     /// (`CLD_EXITED`…) and its status, as io_uring fills the `siginfo_t`
     /// it is given. `None` for any other completion, and for a `WaitId`
@@ -186,6 +209,38 @@ impl Cqe {
     pub fn wait_info(&self) -> Option<&WaitInfo> {
         match &self.extra {
             Extra::Wait(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The paths a path-taking operation (`OpenAt`, `Statx`, `UnlinkAt`,
+    /// `RenameAt`, `MkdirAt`, `SymlinkAt`, `LinkAt`) was given, in the
+    /// order its constructor takes them, handed back on success, error and
+    /// cancellation alike; empty for any other completion, and once taken.
+    pub fn paths(&self) -> &[PathBuf] {
+        match &self.extra {
+            Extra::Paths(v) => v,
+            Extra::Stat(s) => s.path.as_slice(),
+            _ => &[],
+        }
+    }
+
+    /// Takes the paths (see [`paths`](Self::paths)).
+    pub fn take_paths(&mut self) -> Vec<PathBuf> {
+        match &mut self.extra {
+            Extra::Paths(v) => std::mem::take(v),
+            Extra::Stat(s) => s.path.take().into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Takes the first path: a one-path operation's path, a two-path
+    /// one's first (`RenameAt`'s and `LinkAt`'s `from`, `SymlinkAt`'s
+    /// target); `None` when there is none, and once taken.
+    pub fn take_path(&mut self) -> Option<PathBuf> {
+        match &mut self.extra {
+            Extra::Paths(v) if !v.is_empty() => Some(v.remove(0)),
+            Extra::Stat(s) => s.path.take(),
             _ => None,
         }
     }

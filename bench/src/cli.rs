@@ -144,6 +144,13 @@ pub struct Args {
     /// Reads in flight in the random-read workload.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub queue_depth: u32,
+
+    /// Random reads with IOSQE_ASYNC on kqring and io_uring: every read goes
+    /// to kqring's blocking pool and to io_uring's io-wq workers, which
+    /// measures the hand-off to threads and back (the others are
+    /// unchanged).
+    #[arg(long)]
+    pub file_async: bool,
 }
 
 /// A workload, or a group of them, as named on the command line.
@@ -168,6 +175,9 @@ pub enum WorkloadArg {
     /// TCP echo over many connection counts (`--sweep-connections`), for
     /// kqring, io_uring and tokio; not part of `all`.
     Sweep,
+    /// Open + statx + close of small files, `--queue-depth` files at once,
+    /// for kqring, io_uring and blocking syscalls; not part of `all`.
+    FsMeta,
 }
 
 /// A system, as named on the command line.
@@ -266,6 +276,8 @@ pub enum Workload {
     Timeouts,
     /// The connection sweep.
     Sweep,
+    /// Open + statx + close.
+    FsMeta,
 }
 
 impl Workload {
@@ -289,6 +301,7 @@ impl Workload {
             Workload::File => "file",
             Workload::Timeouts => "timeouts",
             Workload::Sweep => "sweep",
+            Workload::FsMeta => "fs-meta",
         }
     }
 }
@@ -312,6 +325,7 @@ impl Args {
                 WorkloadArg::File => vec![Workload::File],
                 WorkloadArg::Timeouts => vec![Workload::Timeouts],
                 WorkloadArg::Sweep => vec![Workload::Sweep],
+                WorkloadArg::FsMeta => vec![Workload::FsMeta],
             })
             .collect();
         out.sort();

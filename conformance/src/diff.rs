@@ -33,6 +33,9 @@ const ERRNOS: &[(i32, &str)] = &[
     (libc::ESPIPE, "ESPIPE"),
     (libc::EROFS, "EROFS"),
     (libc::EPIPE, "EPIPE"),
+    (libc::ELOOP, "ELOOP"),
+    (libc::ENAMETOOLONG, "ENAMETOOLONG"),
+    (libc::ENOTEMPTY, "ENOTEMPTY"),
     (libc::ERANGE, "ERANGE"),
     (libc::ENOSYS, "ENOSYS"),
     (kqring::sys::ETIME, "ETIME"),
@@ -160,6 +163,7 @@ mod tests {
             flags: 0,
             data: None,
             from: None,
+            stat: None,
         }];
         let b = [
             CqeRecord {
@@ -168,6 +172,7 @@ mod tests {
                 flags: 0,
                 data: Some(b"ok".to_vec()),
                 from: None,
+                stat: None,
             },
             CqeRecord {
                 user_data: 2,
@@ -175,6 +180,7 @@ mod tests {
                 flags: 2,
                 data: None,
                 from: Some("u".into()),
+                stat: None,
             },
         ];
         let d = diff("kqring", &a, "io_uring", &b);

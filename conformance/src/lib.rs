@@ -159,12 +159,15 @@
 #![warn(missing_docs)]
 
 mod diff;
+mod fs;
 mod model;
 mod resources;
 mod run;
 mod run_kqring;
 #[cfg(target_os = "linux")]
 mod run_uring;
+#[cfg(target_os = "linux")]
+mod run_uring_fs;
 pub mod scenarios;
 mod suite;
 mod text;
@@ -172,10 +175,11 @@ mod text;
 use std::time::Duration;
 
 pub use diff::{diff, diff_groups, render_res};
+pub use fs::render_stat;
 pub use model::{
-    Addr, CancelTarget, CqeGroups, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef, FileRef,
-    FileSlot, Flags, How, Offset, Op, Order, PollMask, Program, Resource, ResourceKind, SockType,
-    Step, UpdateFd,
+    Addr, CancelTarget, CqeGroups, DirEntry, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef,
+    FileAdvice, FileRef, FileSlot, Flags, How, Mode, Offset, Op, OpenFlags, Order, PollMask,
+    Program, Resource, ResourceKind, SockType, Step, UpdateFd,
 };
 pub use run::{
     COMPARED_FLAGS, Completions, CqeRecord, DESCRIPTOR, RunError, Unavailable, normalize_flags,

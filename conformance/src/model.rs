@@ -4,7 +4,10 @@ use std::fmt;
 use std::ops::BitOr;
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use crate::SETTLE;
+pub use crate::fs::{DirEntry, FileAdvice, Mode, OpenFlags};
 use crate::run::CqeRecord;
 
 /// Declares [`Op`]: one variant per opcode, with its name in the text
@@ -326,6 +329,128 @@ ops! {
         /// Where to read.
         off: Offset = Offset::At(0),
     },
+    /// `IORING_OP_OPENAT` of `path` relative to the directory `dir`: a
+    /// descriptor of the process (`res=fd`), or with `file-index=` one in
+    /// the ring's file table.
+    OpenAt = "openat" {
+        /// The directory (a `dir` resource, or any descriptor).
+        dir: FdRef,
+        /// The path.
+        path: PathBuf,
+        /// `open(2)`'s flags (default `rdonly`).
+        oflags: OpenFlags,
+        /// A created file's permissions.
+        mode: Mode = Mode(0o644),
+        /// The slot it goes into; none: a plain descriptor.
+        file_index: Option<FileSlot>,
+        /// The name later entries use for the new descriptor (`as=NAME`).
+        as_: Option<FdName>,
+    },
+    /// `IORING_OP_STATX` of `path` relative to `dir`, or without `path` of
+    /// `dir` itself (`AT_EMPTY_PATH`); the completion carries the status
+    /// (`stat=`).
+    Statx = "statx" {
+        /// The directory, or the descriptor itself.
+        dir: FdRef,
+        /// The path.
+        path: Option<PathBuf>,
+        /// `AT_SYMLINK_NOFOLLOW`.
+        no_follow: bool,
+    },
+    /// `IORING_OP_FSYNC`.
+    Fsync = "fsync" {
+        /// The file.
+        fd: FileRef,
+        /// `IORING_FSYNC_DATASYNC`.
+        datasync: bool,
+    },
+    /// `IORING_OP_FALLOCATE` of `len` bytes from `off`.
+    Fallocate = "fallocate" {
+        /// The file.
+        fd: FileRef,
+        /// Where the range starts.
+        off: u64 = 0,
+        /// Its length.
+        len: u64,
+        /// `FALLOC_FL_KEEP_SIZE`.
+        keep_size: bool,
+        /// `FALLOC_FL_PUNCH_HOLE`.
+        punch_hole: bool,
+    },
+    /// `IORING_OP_FTRUNCATE`.
+    Ftruncate = "ftruncate" {
+        /// The file.
+        fd: FileRef,
+        /// The new size.
+        len: u64,
+    },
+    /// `IORING_OP_FADVISE` of `len` bytes from `off` (0: to the end).
+    Fadvise = "fadvise" {
+        /// The file.
+        fd: FileRef,
+        /// Where the range starts.
+        off: u64 = 0,
+        /// Its length.
+        len: u32 = 0,
+        /// The advice.
+        advice: FileAdvice,
+    },
+    /// `IORING_OP_UNLINKAT` of `path` relative to `dir`.
+    UnlinkAt = "unlinkat" {
+        /// The directory.
+        dir: FdRef,
+        /// The path.
+        path: PathBuf,
+        /// `AT_REMOVEDIR`.
+        remove_dir: bool,
+    },
+    /// `IORING_OP_RENAMEAT` of `from` (relative to `dir`) to `to`
+    /// (relative to `to-dir`, or `dir`).
+    RenameAt = "renameat" {
+        /// The directory of `from` (and of `to`, without `to-dir`).
+        dir: FdRef,
+        /// The old name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+        /// The directory of `to`.
+        to_dir: Option<FdRef>,
+        /// `RENAME_NOREPLACE`.
+        noreplace: bool,
+        /// `RENAME_EXCHANGE`.
+        exchange: bool,
+    },
+    /// `IORING_OP_MKDIRAT` of `path` relative to `dir`.
+    MkdirAt = "mkdirat" {
+        /// The directory.
+        dir: FdRef,
+        /// The path.
+        path: PathBuf,
+        /// The permissions.
+        mode: Mode = Mode(0o755),
+    },
+    /// `IORING_OP_SYMLINKAT`: a link at `path` (relative to `dir`) holding
+    /// `target`.
+    SymlinkAt = "symlinkat" {
+        /// What the link points to.
+        target: PathBuf,
+        /// The directory.
+        dir: FdRef,
+        /// The link's path.
+        path: PathBuf,
+    },
+    /// `IORING_OP_LINKAT`: `to` a new name of `from`, both relative to
+    /// `dir`.
+    LinkAt = "linkat" {
+        /// The directory.
+        dir: FdRef,
+        /// The existing name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+        /// `AT_SYMLINK_FOLLOW`.
+        follow: bool,
+    },
 }
 
 impl Op {
@@ -362,6 +487,9 @@ impl Op {
             } | Op::Accept {
                 file_index: None,
                 ..
+            } | Op::OpenAt {
+                file_index: None,
+                ..
             }
         )
     }
@@ -369,7 +497,9 @@ impl Op {
     /// The name a new descriptor gets (`as=NAME`), if it gets one.
     pub fn names_fd(&self) -> Option<&FdName> {
         match self {
-            Op::Socket { as_, .. } | Op::Accept { as_, .. } => as_.as_ref(),
+            Op::Socket { as_, .. } | Op::Accept { as_, .. } | Op::OpenAt { as_, .. } => {
+                as_.as_ref()
+            }
             _ => None,
         }
     }
@@ -675,6 +805,13 @@ pub enum ResourceKind {
     /// A UDP socket bound to 127.0.0.1, a port the kernel picks,
     /// non-blocking: `NAME`.
     Udp,
+    /// A new directory under the temporary directory, holding `entries`,
+    /// open (`O_RDONLY | O_DIRECTORY`): `NAME`. The paths of file-system
+    /// entries are relative to it, so that a program touches nothing else.
+    Dir {
+        /// What it holds when the run starts.
+        entries: Vec<DirEntry>,
+    },
     /// A socket connected to a listener declared before it, its
     /// connection waiting in the listener's queue (connections queue in
     /// the order declared): `NAME`.
@@ -706,6 +843,7 @@ impl Resource {
                 vec![format!("{}.r", self.name), format!("{}.w", self.name)]
             }
             ResourceKind::File { .. }
+            | ResourceKind::Dir { .. }
             | ResourceKind::BadFd
             | ResourceKind::Listener { .. }
             | ResourceKind::Udp

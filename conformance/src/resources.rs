@@ -10,7 +10,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
 use kqring_test_support::{
-    BAD_FD, ScratchPath, set_nonblocking, tcp_listener, temp_file, unix_pair,
+    BAD_FD, ScratchDir, ScratchPath, set_nonblocking, tcp_listener, temp_file, unix_pair,
 };
 
 use crate::model::{FdRef, Resource, ResourceKind};
@@ -31,6 +31,8 @@ pub(crate) struct Fds {
     pipes: Vec<String>,
     /// How many unnamed descriptors the program made.
     unnamed: usize,
+    /// The `dir` resources' directories, removed with what they hold.
+    dirs: Vec<ScratchDir>,
 }
 
 /// A socket address, as far as a program tells addresses apart.
@@ -142,6 +144,7 @@ impl Fds {
             names: Vec::new(),
             pipes: Vec::new(),
             unnamed: 0,
+            dirs: Vec::new(),
         };
         // Unix listeners' paths: once every client has connected, nothing
         // needs them, and they go with their directories.
@@ -164,6 +167,21 @@ impl Fds {
                 ResourceKind::File { contents } => {
                     let f = temp_file(contents).map_err(err)?;
                     fds.add(r.name.clone(), f.into());
+                }
+                ResourceKind::Dir { entries } => {
+                    // Permissions are compared as made: one umask for
+                    // every run, whatever the caller's.
+                    // SAFETY: umask takes no pointer.
+                    unsafe { libc::umask(0o022) };
+                    let dir = ScratchDir::new().map_err(err)?;
+                    for e in entries {
+                        e.make(dir.path()).map_err(err)?;
+                    }
+                    // A descriptor of its own, closed (or forgotten, when
+                    // a program closes it) as the others are.
+                    let fd: OwnedFd = std::fs::File::open(dir.path()).map_err(err)?.into();
+                    fds.add(r.name.clone(), fd);
+                    fds.dirs.push(dir);
                 }
                 ResourceKind::BadFd => {
                     fds.numbers.insert(r.name.clone(), BAD_FD);

@@ -25,6 +25,9 @@ pub struct CqeRecord {
     /// descriptor bound to the sender's address (or the address itself,
     /// when it is none of theirs); `None` for an unnamed sender.
     pub from: Option<String>,
+    /// For a successful `statx`, the status as compared
+    /// ([`render_stat`](crate::render_stat)).
+    pub stat: Option<String>,
 }
 
 /// The `res` of a completion that made a descriptor of the process (a
@@ -75,6 +78,9 @@ impl fmt::Display for CqeRecord {
         }
         if let Some(from) = &self.from {
             write!(f, " from={from}")?;
+        }
+        if let Some(stat) = &self.stat {
+            write!(f, " stat={}", crate::text::quote(stat.as_bytes()))?;
         }
         Ok(())
     }

@@ -239,6 +239,17 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
         Op::ReadSelect { fd, group, off } => ops::Read::select(file(fd, fds)?, group16(*group)?)
             .offset(off.raw())
             .build(),
+        Op::OpenAt { .. }
+        | Op::Statx { .. }
+        | Op::Fsync { .. }
+        | Op::Fallocate { .. }
+        | Op::Ftruncate { .. }
+        | Op::Fadvise { .. }
+        | Op::UnlinkAt { .. }
+        | Op::RenameAt { .. }
+        | Op::MkdirAt { .. }
+        | Op::SymlinkAt { .. }
+        | Op::LinkAt { .. } => crate::fs::kqring_sqe(&entry.op, fds)?,
     };
     Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
 }
@@ -309,6 +320,7 @@ impl Backend for Kqring {
                     flags: normalize_flags(c.flags()),
                     data,
                     from: None,
+                    stat: crate::fs::kqring_stat(&c),
                 },
                 from,
             }

@@ -43,6 +43,7 @@ macro_rules! on_file {
         }
     };
 }
+pub(crate) use on_file;
 
 pub(crate) fn run(program: &Program) -> Result<Completions, RunError> {
     drive(program, || {
@@ -118,6 +119,24 @@ fn needs(program: &Program) -> Vec<(u8, &'static str)> {
             Op::Bind { .. } => Some((opcode::Bind::CODE, "bind (Linux 6.11)")),
             Op::Listen { .. } => Some((opcode::Listen::CODE, "listen (Linux 6.11)")),
             Op::Shutdown { .. } => Some((opcode::Shutdown::CODE, "shutdown (Linux 5.11)")),
+            Op::OpenAt {
+                file_index: Some(FileSlot::Alloc),
+                ..
+            } => Some((V5_19, "openat into a free slot (Linux 5.19)")),
+            Op::OpenAt {
+                file_index: Some(_),
+                ..
+            } => Some((V5_15, "openat into a slot (Linux 5.15)")),
+            Op::OpenAt { .. } => Some((opcode::OpenAt::CODE, "openat (Linux 5.6)")),
+            Op::Statx { .. } => Some((opcode::Statx::CODE, "statx (Linux 5.6)")),
+            Op::Fallocate { .. } => Some((opcode::Fallocate::CODE, "fallocate (Linux 5.6)")),
+            Op::Fadvise { .. } => Some((opcode::Fadvise::CODE, "fadvise (Linux 5.6)")),
+            Op::Ftruncate { .. } => Some((opcode::Ftruncate::CODE, "ftruncate (Linux 6.9)")),
+            Op::UnlinkAt { .. } => Some((opcode::UnlinkAt::CODE, "unlinkat (Linux 5.11)")),
+            Op::RenameAt { .. } => Some((opcode::RenameAt::CODE, "renameat (Linux 5.11)")),
+            Op::MkdirAt { .. } => Some((opcode::MkDirAt::CODE, "mkdirat (Linux 5.15)")),
+            Op::SymlinkAt { .. } => Some((opcode::SymlinkAt::CODE, "symlinkat (Linux 5.15)")),
+            Op::LinkAt { .. } => Some((opcode::LinkAt::CODE, "linkat (Linux 5.15)")),
             _ => None,
         });
     }
@@ -206,6 +225,8 @@ enum Mem {
     Addr(#[allow(dead_code)] Box<libc::sockaddr_storage>),
     /// A message header and what it points to.
     Msg(Box<Msg>),
+    /// A file-system entry's paths, and a `statx`'s result.
+    Fs(crate::run_uring_fs::FsMem),
 }
 
 /// A `SENDMSG`'s or `RECVMSG`'s header, with the buffers, iovecs and
@@ -687,6 +708,20 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
                 .flags(squeue::Flags::BUFFER_SELECT));
             (sqe, Mem::None)
         }
+        Op::OpenAt { .. }
+        | Op::Statx { .. }
+        | Op::Fsync { .. }
+        | Op::Fallocate { .. }
+        | Op::Ftruncate { .. }
+        | Op::Fadvise { .. }
+        | Op::UnlinkAt { .. }
+        | Op::RenameAt { .. }
+        | Op::MkdirAt { .. }
+        | Op::SymlinkAt { .. }
+        | Op::LinkAt { .. } => {
+            let (sqe, mem) = crate::run_uring_fs::translate(&entry.op, fds)?;
+            (sqe, Mem::Fs(mem))
+        }
     };
     Ok((
         sqe.user_data(entry.user_data).flags(flags(entry.flags)),
@@ -695,7 +730,7 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
 }
 
 /// The io-uring crate's name for a slot.
-fn destination(slot: FileSlot) -> Result<DestinationSlot, RunError> {
+pub(crate) fn destination(slot: FileSlot) -> Result<DestinationSlot, RunError> {
     match slot {
         FileSlot::Index(i) => DestinationSlot::try_from_slot_target(i)
             .map_err(|_| RunError::Invalid(format!("slot {i} is over io_uring's range"))),
@@ -784,6 +819,7 @@ impl Uring {
                 .map(<[u8]>::to_vec);
         }
         let mut from = None;
+        let mut stat = None;
         if is_terminal(flags) {
             *self.finished.entry(user_data).or_default() += 1;
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
@@ -796,6 +832,13 @@ impl Uring {
             }
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
             if let (Some(t), None) = (same.next(), same.next())
+                && let Mem::Fs(m) = &t.mem
+                && res >= 0
+            {
+                stat = m.stat();
+            }
+            let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
+            if let (Some(t), None) = (same.next(), same.next())
                 && t.read
                 && res >= 0
             {
@@ -804,9 +847,12 @@ impl Uring {
                     Mem::Buf(b) => vec![b],
                     Mem::Bufs(v, _) => v.iter().collect(),
                     Mem::Msg(m) => m.bufs.iter().collect(),
-                    Mem::None | Mem::Time(_) | Mem::Fds(_) | Mem::Provided(_) | Mem::Addr(_) => {
-                        Vec::new()
-                    }
+                    Mem::None
+                    | Mem::Time(_)
+                    | Mem::Fds(_)
+                    | Mem::Provided(_)
+                    | Mem::Addr(_)
+                    | Mem::Fs(_) => Vec::new(),
                 };
                 let mut bytes = Vec::with_capacity(left);
                 for b in bufs {
@@ -824,6 +870,7 @@ impl Uring {
                 flags: normalize_flags(flags),
                 data,
                 from: None,
+                stat,
             },
             from,
         }

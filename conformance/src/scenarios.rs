@@ -123,6 +123,7 @@ const FAMILIES: &[(&str, &str)] = &[
     family!("close"),
     family!("registered-files"),
     family!("sockets"),
+    family!("fs"),
 ];
 
 static ALL: LazyLock<Vec<Scenario>> = LazyLock::new(|| {

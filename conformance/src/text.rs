@@ -5,9 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::{
-    Addr, CancelTarget, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef, FileRef, FileSlot,
-    Flags, How, Offset, Op, Order, PollMask, Program, Resource, ResourceKind, SockType, Step,
-    UpdateFd,
+    Addr, CancelTarget, DirEntry, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef, FileRef,
+    FileSlot, Flags, How, Offset, Op, Order, PollMask, Program, Resource, ResourceKind, SockType,
+    Step, UpdateFd,
 };
 use crate::run::{CqeRecord, DESCRIPTOR, F_BUFFER, F_MORE};
 
@@ -469,7 +469,7 @@ pub(crate) fn quote(bytes: &[u8]) -> String {
 }
 
 /// Reads a quoted string (or a bare word, taken as it is) into bytes.
-fn unquote(v: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn unquote(v: &str) -> Result<Vec<u8>, String> {
     let Some(inner) = v.strip_prefix('"') else {
         return Ok(v.as_bytes().to_vec());
     };
@@ -590,7 +590,7 @@ fn parse_entry(kw: &str, rest: &[String]) -> Result<Entry, String> {
     };
     let op = Op::parse_args(kw, &mut args)?.ok_or_else(|| {
         format!(
-            "unknown line `{kw}` (opcodes: {}; directives: order, settle, files, pair, pipe, file, bad, listener, udp, client, submit, write-peer, close-peer, wait, expect, expect-kqring, end)",
+            "unknown line `{kw}` (opcodes: {}; directives: order, settle, files, pair, pipe, file, dir, bad, listener, udp, client, submit, write-peer, close-peer, wait, expect, expect-kqring, end)",
             Op::KEYWORDS.join(", ")
         )
     })?;
@@ -763,7 +763,7 @@ impl Program {
 }
 
 /// Reads the arguments of an `expect` line: `ud=N res=R [more] [buf=ID]
-/// [data="..."] [from=NAME]`.
+/// [data="..."] [from=NAME] [stat="..."]`.
 fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
     let mut args = args(rest);
     let user_data = match args.take_value("ud")? {
@@ -784,6 +784,10 @@ fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
     }
     let data = args.take_value("data")?.map(|v| unquote(&v)).transpose()?;
     let from = args.take_value("from")?;
+    let stat = args
+        .take_value("stat")?
+        .map(|v| unquote(&v).map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .transpose()?;
     args.leftover()?;
     Ok(CqeRecord {
         user_data,
@@ -791,6 +795,7 @@ fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
         flags,
         data,
         from,
+        stat,
     })
 }
 
@@ -917,6 +922,15 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             expect_words(rest, 1, "bad NAME")?;
             declare(program, ResourceKind::BadFd)
         }
+        "dir" => {
+            let entries = rest
+                .get(1..)
+                .ok_or("usage: dir NAME [name=\"contents\" | name/ | name->target]...")?
+                .iter()
+                .map(|w| DirEntry::parse(w))
+                .collect::<Result<Vec<_>, _>>()?;
+            declare(program, ResourceKind::Dir { entries })
+        }
         "listener" => {
             let usage = "usage: listener NAME [tcp] [blocking]";
             let (mut tcp, mut blocking) = (false, false);
@@ -1017,6 +1031,13 @@ impl fmt::Display for Program {
                     writeln!(f, "file {} {}", r.name, quote(contents))?
                 }
                 ResourceKind::BadFd => writeln!(f, "bad {}", r.name)?,
+                ResourceKind::Dir { entries } => {
+                    write!(f, "dir {}", r.name)?;
+                    for e in entries {
+                        write!(f, " {e}")?;
+                    }
+                    writeln!(f)?
+                }
                 ResourceKind::Listener { tcp, blocking } => writeln!(
                     f,
                     "listener {}{}{}",
@@ -1218,6 +1239,7 @@ mod tests {
             flags: 0,
             data: None,
             from: None,
+            stat: None,
         };
         let expected = Expected {
             groups: vec![

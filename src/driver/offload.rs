@@ -95,11 +95,15 @@ impl Driver {
             return;
         }
         let shared = &self.shared;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.offload.outbox)
-            .into_iter()
-            .partition(|&(_, batch)| submitted(shared, batch));
-        self.offload.outbox = waiting;
-        for (job, _) in ready {
+        let mut ready = std::mem::take(&mut self.offload.outbox);
+        if !ready.iter().all(|&(_, batch)| submitted(shared, batch)) {
+            let waiting;
+            (ready, waiting) = ready
+                .into_iter()
+                .partition(|&(_, batch)| submitted(shared, batch));
+            self.offload.outbox = waiting;
+        }
+        for (job, _) in ready.drain(..) {
             match self.offload.pool.submit(job) {
                 Ok(()) => {
                     self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
@@ -110,6 +114,11 @@ impl Driver {
                     self.complete(key, -libc::ECANCELED);
                 }
             }
+        }
+        // The usual turn: every job went, and its allocation serves the
+        // next turn's.
+        if self.offload.outbox.is_empty() {
+            self.offload.outbox = ready;
         }
     }
 
@@ -150,16 +159,22 @@ impl Driver {
             let res = if not_ready && cancel_asked {
                 -libc::ECANCELED
             } else {
-                let slot = self
-                    .table
-                    .get(done.key)
-                    .and_then(|e| e.op())
-                    .and_then(|op| op.direct_slot());
-                self.install_direct(slot, done.res)
+                self.install_made(done.key, done.res)
             };
             self.complete(done.key, res);
         }
         any
+    }
+
+    /// A descriptor that operation `key` made on the pool (`res`) goes
+    /// into the file table if it asked for a slot; its `res` then.
+    fn install_made(&mut self, key: OpKey, res: i32) -> i32 {
+        let slot = self
+            .table
+            .get(key)
+            .and_then(|e| e.op())
+            .and_then(|op| op.direct_slot());
+        self.install_direct(slot, res)
     }
 
     /// Stops the pool for shutdown: what never ran completes cancelled,
@@ -183,7 +198,9 @@ impl Driver {
                 let res = if crate::sys::errno::Errno::new(-d.res).would_block() {
                     -libc::ECANCELED
                 } else {
-                    d.res
+                    // A direct open's descriptor goes to its slot, and is
+                    // closed with the table, rather than lost.
+                    self.install_made(d.key, d.res)
                 };
                 self.complete(d.key, res);
             }

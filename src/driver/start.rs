@@ -99,7 +99,7 @@ impl Driver {
                 self.put_op(key, Op::Io(io));
                 self.start_io(key, fd, dir);
             }
-            Op::Blocking(blocking) => {
+            Op::Blocking(mut blocking) => {
                 if let Some(fd) = blocking.closes() {
                     // kqueue drops a descriptor's registrations when it
                     // closes, so whatever waits on it would wait forever:
@@ -110,6 +110,14 @@ impl Driver {
                     for waiter in self.event_regs.on_fd(fd) {
                         self.complete(waiter, -libc::ECANCELED);
                     }
+                }
+                if !flags.contains(SqeFlags::ASYNC)
+                    && let Some(res) = blocking.try_now()
+                {
+                    let slot = blocking.direct_slot();
+                    self.put_op(key, Op::Blocking(blocking));
+                    let res = self.install_direct(slot, res);
+                    return self.complete(key, res);
                 }
                 self.offload(key, Work::Blocking(blocking));
             }

@@ -2,7 +2,10 @@
 //!
 //! On sockets, non-blocking pipes and terminals they try the syscall at
 //! once and wait for readiness only on EAGAIN; on regular files and
-//! blocking descriptors they run on the blocking pool.
+//! blocking descriptors they run on the blocking pool — but a file read
+//! at an offset is first tried without waiting for the disk where the
+//! system can (`try_file`), and goes to the pool only if its data is not
+//! all cached.
 
 use std::os::fd::RawFd;
 
@@ -14,7 +17,7 @@ use crate::ops::{
 };
 use crate::sq::Sqe;
 use crate::sys::errno::Errno;
-use crate::sys::io::{self as sys, FdKind, SysResult};
+use crate::sys::io::{self as sys, FdKind, NoWait, SysResult};
 
 /// The offset that means "the file's current position" (io_uring's -1).
 pub(crate) const CURRENT_POSITION: u64 = u64::MAX;
@@ -76,6 +79,39 @@ fn attempt(
     }
 }
 
+/// A read at an offset of a regular file, or of a descriptor not known
+/// yet, is first tried without waiting for the disk where the system can
+/// (Linux's `preadv2` with `RWF_NOWAIT`), as io_uring's first try is: data
+/// in the page cache is read on the driver's thread, the rest goes to the
+/// pool. `None`: not tried, make the usual attempt.
+fn try_file(
+    offset: u64,
+    kind: Option<FdKind>,
+    nowait: impl FnOnce(u64) -> NoWait,
+) -> Option<Attempt> {
+    if !sys::READS_TRY_NOWAIT
+        || offset == CURRENT_POSITION
+        || !matches!(kind, None | Some(FdKind::File))
+    {
+        return None;
+    }
+    match nowait(offset) {
+        NoWait::Done(r) => Some(Attempt::Done(res(r))),
+        NoWait::WouldBlock => Some(Attempt::Offload),
+        NoWait::Untried => None,
+    }
+}
+
+/// [`try_file`]'s read into `buf` after its first `from` bytes.
+fn read_nowait_into(fd: RawFd, buf: &mut impl IoBufMut, from: usize, offset: u64) -> NoWait {
+    let iov = [Room::of(buf, from).iovec()];
+    let r = sys::read_nowait(fd, &iov, offset);
+    if let NoWait::Done(Ok(n)) = r {
+        filled(buf, from, n);
+    }
+    r
+}
+
 /// Makes a read or write on a worker, blocking as long as the syscall
 /// does — except on a descriptor that can be polled: a socket, pipe or
 /// terminal that is not ready sends the operation back to the driver
@@ -91,6 +127,16 @@ fn run_blocking(
 ) -> i32 {
     let kind = match kind {
         Some(k) => k,
+        // At an offset, the call itself tells a file from what has no
+        // offsets: sockets, pipes and terminals refuse it (ESPIPE) before
+        // doing anything, so a file costs no fstat.
+        None if offset != CURRENT_POSITION => match call(How::Plain(Some(offset))) {
+            Err(Errno::ESPIPE) => match sys::classify(fd) {
+                Ok(k) => k,
+                Err(e) => return e.res(),
+            },
+            r => return res(r),
+        },
         None => match sys::classify(fd) {
             Ok(k) => k,
             Err(e) => return e.res(),
@@ -226,6 +272,17 @@ impl<B: IoBufMut> Read<B> {
         Sqe::new(Op::Io(Box::new(self))).select(select)
     }
 
+    fn try_nowait(&mut self, offset: u64) -> NoWait {
+        let fd = self.fd.number();
+        match &mut self.target {
+            Target::Own { buf, start } => read_nowait_into(fd, buf, *start, offset),
+            Target::Select(s) => match &mut s.picked {
+                Some((_, picked)) => read_nowait_into(fd, picked, 0, offset),
+                None => NoWait::Done(Ok(0)),
+            },
+        }
+    }
+
     fn call(&mut self, how: How) -> SysResult {
         match &mut self.target {
             Target::Own { buf, start } => read_into(self.fd.number(), buf, *start, how),
@@ -267,6 +324,9 @@ impl<B: IoBufMut> IoOp for Read<B> {
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
         let (fd, offset) = (self.fd.number(), self.offset);
+        if let Some(a) = try_file(offset, *kind, |off| self.try_nowait(off)) {
+            return a;
+        }
         attempt(fd, Dir::Read, offset, kind, |how| self.call(how))
     }
 
@@ -393,6 +453,20 @@ impl<B: IoBufMut> Readv<B> {
     fn call(&mut self, how: How) -> SysResult {
         read_vectored(self.fd.number(), &mut self.bufs, &self.start, how)
     }
+
+    fn try_nowait(&mut self, offset: u64) -> NoWait {
+        let iov: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .zip(&self.start)
+            .map(|(b, &f)| Room::of(b, f).iovec())
+            .collect();
+        let r = sys::read_nowait(self.fd.number(), &iov, offset);
+        if let NoWait::Done(Ok(n)) = r {
+            spread(&mut self.bufs, &self.start, n);
+        }
+        r
+    }
 }
 
 operation!({B: IoBufMut} Readv<B>, "Readv", fd, |op, out| out.buf(op.bufs));
@@ -411,6 +485,9 @@ impl<B: IoBufMut> IoOp for Readv<B> {
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
         let (fd, offset) = (self.fd.number(), self.offset);
+        if let Some(a) = try_file(offset, *kind, |off| self.try_nowait(off)) {
+            return a;
+        }
         attempt(fd, Dir::Read, offset, kind, |how| self.call(how))
     }
 

@@ -30,25 +30,31 @@ pub(crate) mod io;
 mod misc;
 pub(crate) mod msg;
 pub(crate) mod net;
+mod path;
 mod poll;
 mod process;
 mod sock;
+mod stat;
 pub(crate) mod time;
 mod watch;
 
 use std::os::fd::RawFd;
 
+pub use crate::sys::fs::{AT_FDCWD, Advice, FallocateFlags, MemoryAdvice, RenameFlags};
+pub use crate::sys::stat::{Stat, StatTime, StatxMask};
 pub use bufs::{ProvideBuffers, RemoveBuffers};
 pub use cancel::{AsyncCancel, CancelTarget};
 pub use files::{Fd, FileSlot, FilesUpdate, Fixed};
-pub use fs::Close;
+pub use fs::{Close, Fadvise, Fallocate, Fsync, Ftruncate, Madvise, OpenAt};
 pub use io::{Read, Readv, Write, Writev};
 pub use misc::Nop;
 pub use msg::MsgRing;
 pub use net::{Accept, Bind, Connect, Listen, Shutdown, Socket};
+pub use path::{LinkAt, MkdirAt, RenameAt, SymlinkAt, UnlinkAt};
 pub use poll::{PollAdd, PollRemove};
 pub use process::{Signal, WaitId, WaitInfo};
 pub use sock::{Recv, RecvMsg, Send, SendMsg};
+pub use stat::Statx;
 pub use time::{LinkTimeout, Timeout, TimeoutRemove, TimeoutUpdate, monotonic_now};
 pub use watch::Watch;
 
@@ -287,6 +293,13 @@ pub(crate) trait BlockingOp: Operation {
     /// Makes its call, blocking as long as the syscall does. `kind` is
     /// what the descriptor is, when the driver knows it already.
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32;
+
+    /// Makes its call on the driver's thread where the system can make it
+    /// without blocking (an open whose lookup is cached): `Some(res)`, or
+    /// `None` to run on the pool. `ASYNC` skips it.
+    fn try_now(&mut self) -> Option<i32> {
+        None
+    }
 
     /// The descriptor it closes: the driver ends what waits on it, and
     /// sends it to the pool once the descriptor's registrations are

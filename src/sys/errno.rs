@@ -26,6 +26,9 @@ impl Errno {
     pub(crate) const ECONNABORTED: Errno = Errno(libc::ECONNABORTED);
     pub(crate) const EPERM: Errno = Errno(libc::EPERM);
     pub(crate) const ESRCH: Errno = Errno(libc::ESRCH);
+    pub(crate) const ESPIPE: Errno = Errno(libc::ESPIPE);
+    pub(crate) const EOPNOTSUPP: Errno = Errno(libc::EOPNOTSUPP);
+    pub(crate) const ENOSYS: Errno = Errno(libc::ENOSYS);
 }
 
 impl Errno {

@@ -151,6 +151,110 @@ pub(crate) fn writev(fd: RawFd, iov: &IoVecs, offset: Option<u64>) -> SysResult 
     })
 }
 
+/// What a read tried without blocking gave.
+#[derive(Debug)]
+// Elsewhere than Linux nothing is tried: `Untried` is all there is.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) enum NoWait {
+    /// Its result: all the bytes asked for, all there were before the end
+    /// of the file, or an error a blocking call would give too.
+    Done(SysResult),
+    /// The data is not all in the page cache: a blocking call must make
+    /// the read (from the start: nothing of this try counts).
+    WouldBlock,
+    /// Not tried so: the descriptor can't be read at an offset (a socket,
+    /// pipe or terminal), its file system can't be asked not to wait, or
+    /// the system has no such call.
+    Untried,
+}
+
+/// Whether [`read_nowait`] can ever try: Linux's `preadv2` with
+/// `RWF_NOWAIT`. Elsewhere regular-file reads go to the blocking pool.
+pub(crate) const READS_TRY_NOWAIT: bool = cfg!(target_os = "linux");
+
+/// `preadv2(RWF_NOWAIT)` at `offset`: reads what the page cache holds,
+/// and never waits for the disk. A single buffer that comes back short
+/// is read on, so that a short result is the end of the file, as a
+/// blocking read's would be; a vectored read that comes back short is
+/// left to the blocking call (reading at an offset again is harmless).
+pub(crate) fn read_nowait(fd: RawFd, iov: &IoVecs, offset: u64) -> NoWait {
+    read_nowait_impl(fd, iov, offset)
+}
+
+#[cfg(target_os = "linux")]
+fn read_nowait_impl(fd: RawFd, iov: &IoVecs, offset: u64) -> NoWait {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Cleared once the system says it has no `preadv2`, or a sandbox
+    /// refuses it.
+    static SUPPORTED: AtomicBool = AtomicBool::new(true);
+    if !SUPPORTED.load(Ordering::Relaxed) || offset > i64::MAX as u64 {
+        return NoWait::Untried;
+    }
+    let want: usize = iov.iter().map(|v| v.iov_len).sum();
+    let call = |iov: &IoVecs, at: u64| {
+        // SAFETY: every iovec addresses writable memory the caller owns
+        // and keeps alive for the call (see `IoVecs`).
+        check(unsafe {
+            libc::preadv2(
+                fd,
+                iov.as_ptr(),
+                iov_count(iov),
+                at as libc::off_t,
+                libc::RWF_NOWAIT,
+            )
+        } as isize)
+    };
+    let mut got = 0usize;
+    loop {
+        let rest;
+        let now: &IoVecs = if got == 0 {
+            iov
+        } else {
+            // One buffer, read on after what came.
+            rest = [libc::iovec {
+                // SAFETY: `got` < the buffer's length, so the pointer
+                // stays inside it.
+                iov_base: unsafe { iov[0].iov_base.cast::<u8>().add(got) }.cast(),
+                iov_len: iov[0].iov_len - got,
+            }];
+            &rest
+        };
+        match call(now, offset + got as u64) {
+            Ok(0) => return NoWait::Done(Ok(got)),
+            Ok(n) => {
+                got += n;
+                if got >= want {
+                    return NoWait::Done(Ok(got));
+                }
+                if iov.len() != 1 {
+                    return NoWait::WouldBlock;
+                }
+            }
+            Err(e) if e.would_block() => return NoWait::WouldBlock,
+            // Not a file read at an offset (a socket, pipe, terminal), a
+            // file system that can't be asked not to wait, or an offset
+            // out of range: the usual way finds out and answers.
+            Err(Errno::ESPIPE | Errno::EOPNOTSUPP | Errno::EINVAL | Errno::EBADF) if got == 0 => {
+                return NoWait::Untried;
+            }
+            // No preadv2, or a sandbox that refuses it: never again (a
+            // read EPERM refuses for itself gets its answer from the pool).
+            Err(Errno::ENOSYS | Errno::EPERM) => {
+                SUPPORTED.store(false, Ordering::Relaxed);
+                return NoWait::Untried;
+            }
+            Err(e) if got == 0 => return NoWait::Done(Err(e)),
+            // An error after some bytes: the blocking call answers.
+            Err(_) => return NoWait::WouldBlock,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_nowait_impl(_fd: RawFd, _iov: &IoVecs, _offset: u64) -> NoWait {
+    NoWait::Untried
+}
+
 fn msghdr(iov: &IoVecs) -> libc::msghdr {
     // SAFETY: msghdr is plain data; all-zero is "no address, no control".
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };

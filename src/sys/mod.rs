@@ -23,10 +23,12 @@
 
 pub(crate) mod errno;
 mod event;
+pub(crate) mod fs;
 pub(crate) mod io;
 pub(crate) mod net;
 pub(crate) mod process;
 mod sockaddr;
+pub(crate) mod stat;
 mod wait;
 
 pub use event::{Change, Event, Filter, Flags, TimerUnit, note};

@@ -206,6 +206,39 @@ impl AsRef<Path> for ScratchPath {
     }
 }
 
+/// A new empty directory under the temporary directory, removed with all
+/// it holds on drop, however the caller ends; with its descriptor, for
+/// paths relative to it.
+#[derive(Debug)]
+pub struct ScratchDir {
+    fd: OwnedFd,
+    dir: tempfile::TempDir,
+}
+
+impl ScratchDir {
+    /// A new empty directory, open (`O_RDONLY | O_DIRECTORY`).
+    pub fn new() -> io::Result<ScratchDir> {
+        let dir = tempfile::Builder::new().prefix("kqring-").tempdir()?;
+        let fd = File::open(dir.path())?.into();
+        Ok(ScratchDir { fd, dir })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `name` inside it.
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Its descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
 /// Two pipes and a partner thread that echoes, with blocking calls,
 /// whatever arrives on the first into the second: the far end of a round
 /// trip through pipes. The caller's ends are `ping` (it writes there) and

@@ -109,6 +109,26 @@ impl System for Blocking {
             }
         })())
     }
+
+    fn fs_meta(&mut self, p: &Params, files: &[std::ffi::CString]) -> Outcome {
+        // One thread, one file at a time: open, stat (statx on Linux),
+        // close.
+        use std::os::unix::ffi::OsStrExt;
+        Some((|| {
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            for path in files.iter().cycle() {
+                let path = std::path::Path::new(std::ffi::OsStr::from_bytes(path.as_bytes()));
+                let start = Instant::now();
+                let file = File::open(path)?;
+                std::fs::metadata(path)?;
+                drop(file);
+                if !rec.record(1, start, Instant::now()) {
+                    break;
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
 }
 
 fn echo_server(mut s: TcpStream, size: usize) -> Result<()> {

@@ -215,6 +215,13 @@ impl Uring {
     }
 }
 
+/// The open + statx + close workload's `user_data`: the kind in the top
+/// byte, the file in the rest.
+const META_KIND: u64 = 0xff << 56;
+const META_OPEN: u64 = 1 << 56;
+const META_STAT: u64 = 2 << 56;
+const META_CLOSE: u64 = 3 << 56;
+
 fn io_res(res: i32, what: &str) -> Result<usize> {
     ensure!(
         res >= 0,
@@ -317,6 +324,76 @@ impl System for IoUringSystem {
         )
     }
 
+    fn fs_meta(&mut self, p: &Params, files: &[std::ffi::CString]) -> Outcome {
+        Some((|| {
+            let n = files.len();
+            // One status per file, written by the kernel: boxed, so they
+            // do not move while a statx is in flight.
+            // (`types::statx` is opaque: the buffer is libc's.)
+            let mut stats: Vec<Box<std::mem::MaybeUninit<libc::statx>>> = (0..n)
+                .map(|_| Box::new(std::mem::MaybeUninit::uninit()))
+                .collect();
+            // After the buffers, so that it drops (and cancels) before them.
+            let mut u = self.ring(4 * n as u32)?;
+            let cwd = types::Fd(libc::AT_FDCWD);
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            let mut rounds = vec![(Instant::now(), 0u8); n];
+            let open = |i: usize| {
+                opcode::OpenAt::new(cwd, files[i].as_ptr())
+                    .flags(libc::O_RDONLY | libc::O_CLOEXEC)
+                    .build()
+                    .user_data(META_OPEN | i as u64)
+            };
+            for i in 0..n {
+                // SAFETY: the paths outlive the loop, which reaps every
+                // entry before returning.
+                unsafe { u.push(&open(i))? };
+            }
+            let (mut in_flight, mut going) = (n, true);
+            while in_flight > 0 {
+                u.submit_and_reap(1)?;
+                for (ud, res, _) in u.take() {
+                    let i = (ud & !META_KIND) as usize;
+                    ensure!(res >= 0, "{ud:#x} completed with {res}");
+                    if ud & META_KIND == META_OPEN {
+                        let stat = opcode::Statx::new(
+                            cwd,
+                            files[i].as_ptr(),
+                            stats[i].as_mut_ptr().cast(),
+                        )
+                        .mask(libc::STATX_BASIC_STATS)
+                        .build()
+                        .user_data(META_STAT | i as u64);
+                        let close = opcode::Close::new(types::Fd(res))
+                            .build()
+                            .user_data(META_CLOSE | i as u64);
+                        // SAFETY: the path and the status buffer outlive
+                        // the loop, which reaps every entry.
+                        unsafe {
+                            u.push(&stat)?;
+                            u.push(&close)?;
+                        }
+                        rounds[i].1 = 2;
+                        continue;
+                    }
+                    rounds[i].1 -= 1;
+                    if rounds[i].1 > 0 {
+                        continue;
+                    }
+                    going &= rec.record(1, rounds[i].0, Instant::now());
+                    if going {
+                        rounds[i].0 = Instant::now();
+                        // SAFETY: as above.
+                        unsafe { u.push(&open(i))? };
+                    } else {
+                        in_flight -= 1;
+                    }
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
+
     fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
         Some((|| {
             let qd = p.queue_depth;
@@ -359,6 +436,11 @@ impl System for IoUringSystem {
                         .build()
                 }
                 .user_data(slot as u64);
+                let e = if p.file_async {
+                    e.flags(squeue::Flags::ASYNC)
+                } else {
+                    e
+                };
                 // SAFETY: `bufs` outlives the loop below, which reaps every
                 // read before returning.
                 unsafe { u.push(&e) }

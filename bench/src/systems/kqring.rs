@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use kqring::ops::{
-    Fd, FileSlot, FilesUpdate, Nop, Read, Recv, Send, Shutdown as ShutdownOp, Timeout, Write,
+    Close, Fd, FileSlot, FilesUpdate, Nop, OpenAt, Read, Recv, Send, Shutdown as ShutdownOp, Statx,
+    Timeout, Write,
 };
 use kqring::{Builder, Cqe, IoBuf, Mode, Ring, Sqe, SubmissionQueue};
 
@@ -117,6 +118,13 @@ impl Kqring {
 }
 
 /// Queues `sqe` in a queue sized so that it cannot be full.
+/// The open + statx + close workload's `user_data`: the kind in the top
+/// byte, the file in the rest.
+const META_KIND: u64 = 0xff << 56;
+const META_OPEN: u64 = 1 << 56;
+const META_STAT: u64 = 2 << 56;
+const META_CLOSE: u64 = 3 << 56;
+
 fn push(sq: &SubmissionQueue, sqe: Sqe) -> Result<()> {
     sq.push(sqe)
         .map_err(|sqe| format!("submission queue full at {sqe:?}").into())
@@ -236,7 +244,10 @@ impl System for Kqring {
                 |slot: usize, buf: BytesMut, rng: &mut Rng, slots: &mut [(u64, Instant)]| {
                     let block = rng.below(file.blocks());
                     slots[slot] = (block, Instant::now());
-                    let sqe = Read::new(fd, buf).offset(block * BLOCK as u64).build();
+                    let mut sqe = Read::new(fd, buf).offset(block * BLOCK as u64).build();
+                    if p.file_async {
+                        sqe = sqe.flags(kqring::SqeFlags::ASYNC);
+                    }
                     push(sq, sqe.user_data(slot as u64))
                 };
             for slot in 0..qd {
@@ -255,6 +266,63 @@ impl System for Kqring {
                     if going {
                         buf.clear();
                         issue(slot, buf, &mut rng, &mut slots)?;
+                    } else {
+                        in_flight -= 1;
+                    }
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
+
+    fn fs_meta(&mut self, p: &Params, files: &[std::ffi::CString]) -> Outcome {
+        use std::os::unix::ffi::OsStrExt;
+        Some((|| {
+            let n = files.len();
+            let ring = self.ring(4 * n)?;
+            let (sq, cq) = (ring.submission(), ring.completion());
+            let paths: Vec<std::path::PathBuf> = files
+                .iter()
+                .map(|c| std::ffi::OsStr::from_bytes(c.as_bytes()).into())
+                .collect();
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            // Per file: when its round began, and its statx and close still
+            // to complete.
+            let mut rounds = vec![(Instant::now(), 0u8); n];
+            let open = |i: usize| {
+                OpenAt::new(paths[i].clone(), libc::O_RDONLY | libc::O_CLOEXEC)
+                    .build()
+                    .user_data(META_OPEN | i as u64)
+            };
+            for i in 0..n {
+                push(sq, open(i))?;
+            }
+            let (mut in_flight, mut going) = (n, true);
+            while in_flight > 0 {
+                sq.submit_and_wait(1)?;
+                for cqe in cq.drain() {
+                    let i = (cqe.user_data() & !META_KIND) as usize;
+                    let res = cqe.result();
+                    ensure!(res >= 0, "{:#x} completed with {res}", cqe.user_data());
+                    if cqe.user_data() & META_KIND == META_OPEN {
+                        let stat = Statx::new(paths[i].clone()).build();
+                        push(sq, stat.user_data(META_STAT | i as u64))?;
+                        push(sq, Close::new(res).build().user_data(META_CLOSE | i as u64))?;
+                        rounds[i].1 = 2;
+                        continue;
+                    }
+                    ensure!(
+                        cqe.user_data() & META_KIND != META_STAT || cqe.statx().is_some(),
+                        "a statx with no status"
+                    );
+                    rounds[i].1 -= 1;
+                    if rounds[i].1 > 0 {
+                        continue;
+                    }
+                    going &= rec.record(1, rounds[i].0, Instant::now());
+                    if going {
+                        rounds[i].0 = Instant::now();
+                        push(sq, open(i))?;
                     } else {
                         in_flight -= 1;
                     }

@@ -35,6 +35,8 @@ pub struct Params {
     pub msg_size: usize,
     /// Reads in flight (random reads).
     pub queue_depth: usize,
+    /// Random reads with `IOSQE_ASYNC` (kqring, io_uring): on their threads.
+    pub file_async: bool,
     /// Timers armed at once (timeouts).
     pub timers: usize,
     /// TCP echo: kqring and io_uring register both ends of every
@@ -91,6 +93,12 @@ pub trait System {
 
     /// 4 KiB reads at random block offsets of a warm file.
     fn file_read(&mut self, _p: &Params, _file: &TestFile) -> Outcome {
+        None
+    }
+
+    /// Opens, statx-es and closes `files`, each again as soon as its
+    /// close is done: every file's round counts one.
+    fn fs_meta(&mut self, _p: &Params, _files: &[std::ffi::CString]) -> Outcome {
         None
     }
 
