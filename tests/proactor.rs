@@ -446,3 +446,37 @@ fn recv_multishot_over_a_group_run_dry_ends_with_enobufs() {
         Ok(())
     });
 }
+
+#[test]
+fn file_open_create_statx_and_fsync_through_the_ring() {
+    on_each_ring(|io| async move {
+        use kqring::proactor::File;
+        let dir = tempdir();
+        let path = dir.join("made");
+        let file = File::create(&io, &path).await?;
+        let (res, _) = file.write_all_at(b"twelve bytes".as_slice(), 0).await;
+        res?;
+        file.sync_all().await?;
+        file.sync_data().await?;
+        let st = file.statx().await?;
+        let std_meta = std::fs::metadata(&path)?;
+        assert_eq!(st.size, std_meta.len());
+        assert_eq!(st.size, 12);
+        file.close().await?;
+        let by_path = io.statx(&path).await?;
+        assert_eq!(by_path.size, 12);
+        let file = File::open(&io, &path).await?;
+        let (n, buf) = file.read_at(Vec::with_capacity(32), 0).await;
+        assert_eq!((n?, &buf[..]), (12, &b"twelve bytes"[..]));
+        // A write to a file opened for reading: EBADF.
+        let (res, _) = file.write_at(b"x".as_slice(), 0).await;
+        assert_eq!(errno(&res), Some(libc::EBADF));
+        let missing = File::open(&io, dir.join("missing")).await;
+        assert_eq!(errno(&missing), Some(libc::ENOENT));
+        let missing = io.statx(dir.join("missing")).await;
+        assert_eq!(errno(&missing), Some(libc::ENOENT));
+        drop(file);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    });
+}

@@ -77,7 +77,7 @@ mod unix;
 
 use std::sync::Arc;
 
-pub use file::File;
+pub use file::{File, Opened, Status};
 pub use net::{Accepted, Accepts, Incoming, RecvFrom, SentTo, TcpListener, TcpStream, UdpSocket};
 pub use op::{BufResult, Decode, OpFuture, RawCqe, Unit};
 pub use stream::{DecodeShot, Received, RecvStream, ShotStream};
