@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real client against kqring's examples/http_server (polling thread and
-# inline) and against the same minimal keep-alive server on tokio's
+# inline), its async/await twin examples/async_http_server (inline), and
+# against the same minimal keep-alive server on tokio's
 # current-thread runtime (bench/examples/http_tokio.rs): wrk -t1 -d5s at 100
 # and 1,000 connections, rounds interleaved across servers, each figure the
 # median of the rounds. It also reads each server's CPU time (user + system,
@@ -18,7 +19,7 @@ CONNS=${CONNS:-"100 1000"}
 target=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk not found (Debian: apt-get install -y wrk)" >&2; exit 1; }
 
-cargo build --release --example http_server
+cargo build --release --example http_server --example async_http_server
 cargo build --release -p kqring-bench --example http_tokio
 # 1,000 connections need as many descriptors in wrk and in each server.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -32,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-servers=(kqring-poller kqring-inline tokio-ct)
+servers=(kqring-poller kqring-inline kqring-async tokio-ct)
 declare -A url pid_of
 start() { # name, command...
     local name=$1; shift
@@ -51,6 +52,9 @@ start() { # name, command...
 }
 start kqring-poller "$target/release/examples/http_server"
 start kqring-inline "$target/release/examples/http_server" --inline
+# The same server written with kqring's futures, on an inline ring under
+# kqring's block_on.
+start kqring-async "$target/release/examples/async_http_server" --inline
 start tokio-ct "$target/release/examples/http_tokio"
 
 tck=$(getconf CLK_TCK)

@@ -27,6 +27,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! For servers written with async/await, [`proactor`] has futures of the
+//! same operations (`(io::Result<T>, B)` with the caller's buffer `B`,
+//! completed by the driver without going through the CQ, cancelled when
+//! dropped) and descriptor-owning types (`TcpStream`, `File`…), on any
+//! executor or kqring's own `block_on`.
+//!
 //! The [`sys`] module is the kevent layer everything stands on: native
 //! kqueue on macOS and the BSDs, a built-in compat on Linux.
 
@@ -37,6 +43,7 @@ mod cq;
 mod driver;
 mod fdmap;
 pub mod ops;
+pub mod proactor;
 mod ring;
 mod sq;
 pub mod sys;
@@ -46,3 +53,8 @@ pub use cq::{CompletionQueue, Cqe, Drain, flags as cqe_flags};
 pub use ring::{Builder, Mode, Ring, RingHandle, Stats};
 pub use sq::{PushError, Sqe, SqeFlags, SubmissionQueue};
 pub use sys::net::SockAddr;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

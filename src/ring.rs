@@ -122,6 +122,38 @@ impl Shared {
         Ok(())
     }
 
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Ends a submission without running a turn (a future's entry): a
+    /// polling thread takes it, woken if parked; an inline ring's next
+    /// turn takes it, and a thread blocked in that ring's `kevent` is
+    /// woken.
+    pub(crate) fn publish(&self) {
+        self.submissions.fetch_add(1, Ordering::AcqRel);
+        self.wake();
+    }
+
+    /// One turn of an inline ring for a thread whose futures wait: returns
+    /// after a turn that did work, or once `ready()` (a waker fired), and
+    /// waits in `kevent` otherwise. `ESHUTDOWN` once the driver is gone.
+    pub(crate) fn drive_until(&self, ready: &dyn Fn() -> bool) -> io::Result<()> {
+        let mut guard = self.lock_inline();
+        let Some(driver) = guard.as_mut() else {
+            return Err(io::Error::from_raw_os_error(libc::ESHUTDOWN));
+        };
+        if self.shutdown.load(Ordering::SeqCst) {
+            // The ring's drop waits for this lock: finish its work here,
+            // so every future's operation ends (cancelled).
+            close_sq(self);
+            driver.shutdown();
+            *guard = None;
+            return Ok(());
+        }
+        drive_once(self, driver, None, ready).map(|_| ())
+    }
+
     pub(crate) fn cq_capacity(&self) -> usize {
         self.cq_capacity
     }
@@ -252,13 +284,18 @@ impl Shared {
 /// One turn that may block: announces the park first so that producers
 /// and workers know to wake the driver, then re-checks for work that
 /// raced with the announcement (a Dekker-style handshake with `wake`).
-fn drive_once(shared: &Shared, driver: &mut Driver, timeout: Option<Duration>) -> io::Result<bool> {
-    if driver.turn(Some(Duration::ZERO))? {
+fn drive_once(
+    shared: &Shared,
+    driver: &mut Driver,
+    timeout: Option<Duration>,
+    ready: &dyn Fn() -> bool,
+) -> io::Result<bool> {
+    if driver.turn(Some(Duration::ZERO))? || ready() {
         return Ok(true);
     }
     shared.parked.store(true, Ordering::SeqCst);
     atomic::fence(Ordering::SeqCst);
-    if driver.has_ready_work() || shared.shutdown.load(Ordering::SeqCst) {
+    if ready() || driver.has_ready_work() || shared.shutdown.load(Ordering::SeqCst) {
         shared.parked.store(false, Ordering::SeqCst);
         return Ok(false);
     }
@@ -309,7 +346,7 @@ fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
                 Err(e) => Err(e),
             }
         } else {
-            drive_once(&shared, &mut driver, None)
+            drive_once(&shared, &mut driver, None, &|| false)
         };
         match result {
             Ok(true) => last_work = Instant::now(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::ops::Op;
+use crate::proactor::slot::Slot;
 use crate::ring::Shared;
 
 bitflags::bitflags! {
@@ -50,6 +51,8 @@ pub struct Sqe {
     /// The submission it belongs to (stamped by `push`): a link chain
     /// ends with its submission, as io_uring_enter(2) ends it.
     pub(crate) batch: u64,
+    /// Where its completions go instead of the CQ: a future's slot.
+    pub(crate) notify: Option<Arc<Slot>>,
 }
 
 impl Sqe {
@@ -66,7 +69,25 @@ impl Sqe {
             user_data: 0,
             flags,
             batch: 0,
+            notify: None,
         }
+    }
+
+    /// The completion of an entry that never ran, with `res` and its
+    /// buffer back, and where it goes.
+    pub(crate) fn into_cqe(self, res: i32) -> (Option<Arc<Slot>>, crate::cq::Cqe) {
+        let mut cqe = crate::cq::Cqe::new(self.user_data, res, 0);
+        let mut out = crate::ops::Output::default();
+        self.op.finish(&mut out);
+        cqe.buf = out.buf;
+        cqe.extra = out.extra;
+        (self.notify, cqe)
+    }
+
+    /// Sends the entry's completions to `slot` rather than the CQ.
+    pub(crate) fn notify(mut self, slot: Arc<Slot>) -> Sqe {
+        self.notify = Some(slot);
+        self
     }
 
     /// Adds `BUFFER_SELECT` when `on`: the operation was built to take a

@@ -185,6 +185,9 @@ pub enum WorkloadArg {
 pub enum SystemArg {
     /// kqring, in the modes `--mode` selects.
     Kqring,
+    /// kqring's futures (`kqring::proactor`) on kqring's `block_on`, in
+    /// the modes `--mode` selects.
+    KqringAsync,
     /// Every io_uring column: plain, SQPOLL and DEFER_TASKRUN.
     IoUring,
     /// io_uring with no setup flags.
@@ -214,6 +217,7 @@ impl SystemArg {
     pub fn columns(self) -> &'static [&'static str] {
         match self {
             SystemArg::Kqring => &["kqring-poller", "kqring-inline"],
+            SystemArg::KqringAsync => &["kqring-async-poller", "kqring-async"],
             SystemArg::IoUring => &crate::report::IO_URING,
             SystemArg::IoUringPlain => &["io_uring"],
             SystemArg::IoUringSqpoll => &["io_uring-sqpoll"],
@@ -355,8 +359,8 @@ impl Args {
         };
         selected
             && match column {
-                "kqring-poller" => self.mode != ModeArg::Inline,
-                "kqring-inline" => self.mode != ModeArg::Poller,
+                "kqring-poller" | "kqring-async-poller" => self.mode != ModeArg::Inline,
+                "kqring-inline" | "kqring-async" => self.mode != ModeArg::Poller,
                 _ => true,
             }
     }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::stats::{CpuTime, Samples};
 
 /// The columns, in table order, as JSON and the plot name them.
-pub const COLUMNS: [&str; 10] = [
+pub const COLUMNS: [&str; 12] = [
     "kqring-poller",
     "kqring-inline",
     "io_uring",
@@ -19,10 +19,12 @@ pub const COLUMNS: [&str; 10] = [
     "monoio",
     "compio",
     "blocking",
+    "kqring-async-poller",
+    "kqring-async",
 ];
 
 /// The table's headers for [`COLUMNS`], in the same order.
-pub const HEADERS: [&str; 10] = [
+pub const HEADERS: [&str; 12] = [
     "kqring-poller",
     "kqring-inline",
     "io_uring",
@@ -33,6 +35,8 @@ pub const HEADERS: [&str; 10] = [
     MONOIO_HEADER,
     "compio (poll driver)",
     "blocking syscalls",
+    "kqring futures (poller)",
+    "kqring futures (inline, block_on)",
 ];
 
 /// tokio's headers name the readiness API its runtime stands on here.
@@ -901,7 +905,7 @@ pub fn spans_compiled_out() -> bool {
 mod tests {
     use super::*;
 
-    fn row(better: Better, cells: [Cell; 10]) -> Row {
+    fn row(better: Better, cells: [Cell; 12]) -> Row {
         Row {
             workload: "x",
             label: "x".into(),
@@ -917,11 +921,11 @@ mod tests {
 
     /// kqring poller, inline, then the three io_uring columns; the rest
     /// not run.
-    fn cells(kq: [Cell; 2], uring: [Cell; 3]) -> [Cell; 10] {
+    fn cells(kq: [Cell; 2], uring: [Cell; 3]) -> [Cell; 12] {
         let [p, i] = kq;
         let [a, b, c] = uring;
         use Cell::NotRun as N;
-        [p, i, a, b, c, N, N, N, N, N]
+        [p, i, a, b, c, N, N, N, N, N, N, N]
     }
 
     #[test]
@@ -977,6 +981,8 @@ mod tests {
             Some(per),
             None,
             Some(per),
+            None,
+            None,
             None,
             None,
             None,

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// Every column, as the JSON names them.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 12] = [
     "kqring-poller",
     "kqring-inline",
     "io_uring",
@@ -18,6 +18,8 @@ const COLUMNS: [&str; 10] = [
     "monoio",
     "compio",
     "blocking",
+    "kqring-async-poller",
+    "kqring-async",
 ];
 
 /// The io_uring columns.

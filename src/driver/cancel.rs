@@ -3,9 +3,12 @@
 //! operation completes with `-ECANCELED` and its buffer; one a worker
 //! has started can't be stopped.
 
+use std::sync::Arc;
+
 use crate::driver::Driver;
 use crate::driver::table::{Entry, OpKey, State};
 use crate::ops::{CancelTarget, Op, RingOp};
+use crate::proactor::slot::Slot;
 
 impl Driver {
     /// Cancels what `target` matches (not `canceller` itself). Returns the
@@ -43,6 +46,24 @@ impl Driver {
             })
             .map(|(key, _)| key)
             .collect();
+        self.cancel_keys(matches, all)
+    }
+
+    /// Cancels the operation whose completions go to `slot` (a dropped
+    /// future's, through the inbox). Returns what an AsyncCancel of it
+    /// would answer.
+    pub(super) fn cancel_slot(&mut self, slot: &Arc<Slot>) -> i32 {
+        let found = self
+            .table
+            .iter()
+            .find(|&(_, e)| e.notify.as_ref().is_some_and(|n| Arc::ptr_eq(n, slot)))
+            .map(|(key, _)| key);
+        self.cancel_keys(found.into_iter().collect(), false)
+    }
+
+    /// Cancels `matches` (the first alone unless `all`); the cancel's
+    /// `res`.
+    fn cancel_keys(&mut self, matches: Vec<OpKey>, all: bool) -> i32 {
         let mut cancelled = 0;
         let mut running = 0;
         // io_uring's cancel of one waitid answers 1 (the count its waitid

@@ -4,12 +4,14 @@
 //! list — never dropped.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::cq::{Cqe, flags as cqe_flags};
 use crate::driver::Driver;
 use crate::driver::table::OpKey;
 use crate::ops::{IoOp, Op, Output, RingOp, Select};
+use crate::proactor::slot::Slot;
 use crate::ring::Shared;
 use crate::sq::{Sqe, SqeFlags};
 
@@ -18,6 +20,9 @@ use crate::sq::{Sqe, SqeFlags};
 #[derive(Default)]
 pub(super) struct Completions {
     pending: VecDeque<Cqe>,
+    /// Completions for futures' slots, handed over at the flush: they
+    /// take no room in the CQ and never overflow.
+    direct: Vec<(Arc<Slot>, Cqe)>,
     /// How many of `pending` were left over by the last flush.
     overflow_len: usize,
     /// Completions posted that are not timeouts (what a timeout's count
@@ -32,6 +37,15 @@ impl Completions {
         !self.pending.is_empty()
     }
 
+    /// Hands the futures' completions to their slots, waking their tasks.
+    fn deliver(&mut self) -> bool {
+        let any = !self.direct.is_empty();
+        for (slot, cqe) in self.direct.drain(..) {
+            slot.complete(cqe);
+        }
+        any
+    }
+
     pub(super) fn posted(&self) -> u64 {
         self.posted
     }
@@ -39,6 +53,7 @@ impl Completions {
     /// Hands everything over past the CQ's capacity: for the ring's last
     /// completions, when no later turn would drain an overflow list.
     pub(super) fn post_all(&mut self, shared: &Shared) {
+        self.deliver();
         shared.cq.post_all(&mut self.pending);
     }
 }
@@ -103,7 +118,10 @@ impl Driver {
             cqe.extra = out.extra;
         }
         if !ending.quiet && (res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)) {
-            self.post(cqe, counts);
+            self.post_to(entry.notify.take(), cqe, counts);
+        } else if let Some(slot) = entry.notify.take() {
+            // A future waits for its end even when no CQE is posted.
+            self.completions.direct.push((slot, cqe));
         }
         // io_uring fails a link on an error, and on a short read or write.
         let short = res >= 0 && want.is_some_and(|w| (res as usize) < w);
@@ -147,7 +165,7 @@ impl Driver {
     pub(super) fn post_more(&mut self, key: OpKey, res: i32) {
         if let Some(entry) = self.table.get(key) {
             let cqe = Cqe::new(entry.user_data, res, cqe_flags::MORE);
-            self.post(cqe, true);
+            self.post_to(entry.notify.clone(), cqe, true);
         }
     }
 
@@ -157,7 +175,7 @@ impl Driver {
         if let Some(entry) = self.table.get(key) {
             let mut cqe = Cqe::new(entry.user_data, res, cqe_flags::MORE);
             cqe.extra = extra;
-            self.post(cqe, true);
+            self.post_to(entry.notify.clone(), cqe, true);
         }
     }
 
@@ -172,26 +190,33 @@ impl Driver {
             res,
             cqe_flags::MORE | buffer_flags(op.select()),
         );
+        let notify = entry.notify.clone();
         let mut out = Output::default();
         op.take_shot(&mut out);
         cqe.buf = out.buf;
         cqe.extra = out.extra;
-        self.post(cqe, true);
+        self.post_to(notify, cqe, true);
     }
 
     /// An entry taken during shutdown completes as cancelled without
     /// running, its buffer back.
     pub(super) fn post_cancelled(&mut self, sqe: Sqe) {
-        let mut cqe = Cqe::new(sqe.user_data, -libc::ECANCELED, 0);
-        let mut out = Output::default();
-        sqe.op.finish(&mut out);
-        cqe.buf = out.buf;
-        cqe.extra = out.extra;
-        self.post(cqe, true);
+        let (notify, cqe) = sqe.into_cqe(-libc::ECANCELED);
+        self.post_to(notify, cqe, true);
     }
 
     pub(super) fn post(&mut self, cqe: Cqe, counts: bool) {
-        self.completions.pending.push_back(cqe);
+        self.post_to(None, cqe, counts);
+    }
+
+    /// Posts `cqe` to the CQ, or to a future's slot when the operation has
+    /// one: the slot is filled at the flush, not decoded by anyone from
+    /// the CQ.
+    fn post_to(&mut self, notify: Option<Arc<Slot>>, cqe: Cqe, counts: bool) {
+        match notify {
+            Some(slot) => self.completions.direct.push((slot, cqe)),
+            None => self.completions.pending.push_back(cqe),
+        }
         if counts {
             self.completions.posted += 1;
             self.check_counts();
@@ -203,6 +228,7 @@ impl Driver {
     /// moved.
     pub(super) fn flush(&mut self) -> bool {
         let c = &mut self.completions;
+        let delivered = c.deliver();
         let before = c.pending.len();
         self.shared.cq.post(&mut c.pending);
         let moved = before - c.pending.len();
@@ -216,6 +242,6 @@ impl Driver {
                 .fetch_add(newly as u64, Ordering::Relaxed);
         }
         c.overflow_len = c.pending.len();
-        moved > 0
+        moved > 0 || delivered
     }
 }

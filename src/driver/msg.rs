@@ -12,6 +12,7 @@ use crate::driver::Driver;
 use crate::driver::table::OpKey;
 use crate::ops::msg::Message as Sent;
 use crate::ops::{FileSlot, MsgRing, RingOp};
+use crate::proactor::slot::Slot;
 use crate::ring::Shared;
 use crate::sys::errno::Errno;
 
@@ -36,6 +37,12 @@ pub(crate) enum Message {
     },
     /// The result of a `File` this ring sent, for its operation `key`.
     Reply { key: OpKey, res: i32 },
+    /// A future was dropped: cancel the operation whose completions go to
+    /// its slot (an AsyncCancel that a full SQ can't refuse).
+    Cancel(Arc<Slot>),
+    /// A descriptor a proactor type owned, dropped: closed once what
+    /// waits on it has ended and its registrations are deleted.
+    Close(OwnedFd),
 }
 
 /// A ring's inbox.
@@ -161,6 +168,11 @@ impl Driver {
     pub(crate) fn receive(&mut self, m: Message) {
         self.take_messages();
         self.deliver(m, false);
+        // A descriptor handed over to close goes now, not at the owner's
+        // next turn: its peer sees the end at once.
+        if !self.retired.is_empty() {
+            self.close_retired();
+        }
         self.flush();
     }
 
@@ -207,6 +219,12 @@ impl Driver {
                 if let Some(source) = reply.upgrade() {
                     send(&source, Message::Reply { key, res });
                 }
+            }
+            Message::Close(fd) => self.retire(fd),
+            Message::Cancel(slot) => {
+                // Not found: it ended already, or it is still in the SQ,
+                // where its start finds the slot abandoned.
+                let _ = self.cancel_slot(&slot);
             }
             Message::Reply { key, res } => {
                 let awaited = self.table.get(key).is_some_and(|e| {

@@ -25,6 +25,7 @@ impl Driver {
             user_data,
             flags,
             batch,
+            notify,
         } = sqe;
         // A registered file's descriptor is known once the operation
         // starts; until then its number is a slot (the span shows that).
@@ -41,7 +42,14 @@ impl Driver {
         let fd = if fixed { None } else { op.fd() };
         let mut entry = Entry::new(user_data, flags, op, span);
         entry.fd = fd;
+        // A future dropped (or cancelled) before its operation was taken:
+        // it ends cancelled without running.
+        let abandoned = notify.as_ref().is_some_and(|n| n.is_cancelled());
+        entry.notify = notify;
         let key = self.table.insert(entry);
+        if abandoned {
+            return self.complete(key, -libc::ECANCELED);
+        }
         if is_link_timeout {
             return self.attach_link_timeout(key, flags, batch);
         }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use crate::driver::pool::Claim;
 use crate::ops::Op;
+use crate::proactor::slot;
 use crate::sq::SqeFlags;
 use crate::sys::io::FdKind;
 
@@ -69,6 +70,8 @@ pub(crate) struct Entry {
     pub(crate) state: State,
     /// What the descriptor is, once an attempt found out.
     pub(crate) kind: Option<FdKind>,
+    /// Where its completions go instead of the CQ (a future's slot).
+    pub(crate) notify: Option<Arc<slot::Slot>>,
     /// Its links and timer, boxed: most entries have none, and an idle
     /// connection's entry should stay small.
     links: Option<Box<Links>>,
@@ -105,6 +108,7 @@ impl Entry {
             span,
             state: State::Started,
             kind: None,
+            notify: None,
             links: None,
         }
     }

@@ -18,6 +18,7 @@ pub mod echo;
 #[cfg(target_os = "linux")]
 pub mod io_uring;
 pub mod kqring;
+pub mod kqring_async;
 #[cfg(any(target_os = "linux", target_os = "macos"))]
 pub mod monoio;
 pub mod tokio;
@@ -181,6 +182,14 @@ pub fn make(
             args.tokio_workers.map(|n| n as usize),
         ))),
         "tokio-ct" => plain(Box::new(tokio::Tokio::current_thread())),
+        "kqring-async" => plain(Box::new(kqring_async::KqringAsync::tuned(
+            ::kqring::Mode::Inline,
+            args.tuning(),
+        ))),
+        "kqring-async-poller" => plain(Box::new(kqring_async::KqringAsync::tuned(
+            ::kqring::Mode::PollingThread,
+            args.tuning(),
+        ))),
         "monoio" => monoio(),
         "compio" => {
             compio::Compio::probe().map(|(s, note)| (Box::new(s) as Box<dyn System>, Some(note)))

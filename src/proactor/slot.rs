@@ -1,0 +1,315 @@
+//! Where the driver puts a future's completions: the slot an [`Sqe`]
+//! carries as its completion target. The driver fills it and wakes the
+//! waker stored in it, on its own thread, in the turn the operation ends —
+//! the completion never goes through the completion queue.
+//!
+//! A slot outlives its future: a future dropped while its operation is in
+//! flight marks the slot abandoned and the operation keeps its buffer until
+//! the driver hands the completion here, where it is dropped (a descriptor
+//! a completion made, an accepted connection, is closed).
+//!
+//! [`Sqe`]: crate::Sqe
+
+use std::collections::VecDeque;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use crate::cq::Cqe;
+
+/// The completion target of one operation.
+pub(crate) struct Slot {
+    state: Mutex<State>,
+    /// The operation should not run: its future is gone or cancelled it.
+    /// The driver reads it when it takes the operation, so a cancel that
+    /// overtook its operation still counts.
+    cancelled: AtomicBool,
+    /// A successful completion's `res` is a descriptor the ring made for
+    /// the caller (`Accept`, `Socket`): closed if nobody takes it.
+    makes_fd: bool,
+}
+
+/// Completions in order: the first in place, so a single-shot
+/// operation's one completion needs no allocation.
+#[derive(Default)]
+struct Queue {
+    first: Option<Cqe>,
+    rest: VecDeque<Cqe>,
+}
+
+impl Queue {
+    fn push_back(&mut self, cqe: Cqe) {
+        // `first` is only filled when nothing else waits, so it is always
+        // the oldest.
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(cqe);
+        } else {
+            self.rest.push_back(cqe);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Cqe> {
+        self.first.take().or_else(|| self.rest.pop_front())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Completions not yet taken, oldest first (a multishot operation's
+    /// shots; one for any other).
+    cqes: Queue,
+    waker: Option<Waker>,
+    /// The terminal completion (no `F_MORE`) has arrived.
+    ended: bool,
+    /// Nobody will take the completions: they are dropped as they come.
+    abandoned: bool,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("cancelled", &self.is_cancelled())
+            .field("ended", &self.has_ended())
+            .finish()
+    }
+}
+
+impl Slot {
+    pub(crate) fn new(makes_fd: bool) -> Slot {
+        Slot {
+            state: Mutex::new(State::default()),
+            cancelled: AtomicBool::new(false),
+            makes_fd,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; a poisoned one is intact.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The driver's side: takes a completion and wakes whoever waits.
+    pub(crate) fn complete(&self, cqe: Cqe) {
+        let mut state = self.lock();
+        if !cqe.is_more() {
+            state.ended = true;
+        }
+        if state.abandoned {
+            drop(state);
+            self.dispose(cqe);
+            return;
+        }
+        state.cqes.push_back(cqe);
+        let waker = state.waker.take();
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Takes the oldest completion, or stores the task's waker to be woken
+    /// when one comes; `None` once the last has been taken.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Option<Cqe>> {
+        let mut state = self.lock();
+        if let Some(cqe) = state.cqes.pop_front() {
+            return Poll::Ready(Some(cqe));
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        match &mut state.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Asks that the operation not run (or stop): the driver checks when
+    /// it takes it; a cancel sent after this finds it once taken. Returns
+    /// whether it is still in flight.
+    pub(crate) fn cancel(&self) -> bool {
+        self.cancelled.store(true, Ordering::SeqCst);
+        !self.lock().ended
+    }
+
+    /// Whether the operation was cancelled or its future dropped.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Whether the terminal completion has arrived (taken or not).
+    pub(crate) fn has_ended(&self) -> bool {
+        self.lock().ended
+    }
+
+    /// The future is gone: what has arrived is dropped now, what comes is
+    /// dropped as it comes. Returns whether the operation is still in
+    /// flight (a cancel is worth sending).
+    pub(crate) fn abandon(&self) -> bool {
+        let mut state = self.lock();
+        state.abandoned = true;
+        self.cancelled.store(true, Ordering::SeqCst);
+        state.waker = None;
+        let mut arrived = std::mem::take(&mut state.cqes);
+        let in_flight = !state.ended;
+        drop(state);
+        while let Some(cqe) = arrived.pop_front() {
+            self.dispose(cqe);
+        }
+        in_flight
+    }
+
+    /// Drops a completion nobody will take, closing the descriptor it
+    /// made.
+    fn dispose(&self, cqe: Cqe) {
+        if self.makes_fd && cqe.result() >= 0 {
+            // SAFETY: the driver made this descriptor for this slot's
+            // operation and nothing else has seen it.
+            drop(unsafe { OwnedFd::from_raw_fd(cqe.result()) });
+        }
+    }
+}
+
+/// The slot's state machine; `cargo +nightly miri test --lib
+/// proactor::slot` runs them under Miri (leaks and double drops included),
+/// except the two that need a socket.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The other end of `b` is closed: a read sees the end of the stream
+    /// (it would see `WouldBlock` while it is open).
+    fn assert_peer_closed(b: &std::os::unix::net::UnixStream) {
+        use std::io::Read;
+        b.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        assert_eq!((&*b).read(&mut byte).expect("end of stream"), 0);
+    }
+
+    #[test]
+    fn a_completion_wakes_the_stored_waker_once_and_is_taken_once() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let slot = Slot::new(false);
+        assert!(slot.poll_take(&mut cx).is_pending());
+        slot.complete(Cqe::new(0, 7, 0));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(slot.has_ended());
+        match slot.poll_take(&mut cx) {
+            Poll::Ready(Some(cqe)) => assert_eq!(cqe.result(), 7),
+            _ => panic!("the completion was lost"),
+        }
+        assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(None)));
+    }
+
+    /// Counts its drops.
+    struct Tracked(Arc<AtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn with_buf(res: i32, flags: u32, drops: &Arc<AtomicUsize>) -> Cqe {
+        let mut cqe = Cqe::new(0, res, flags);
+        cqe.buf = Some(crate::buf::AnyBuf::new(Tracked(Arc::clone(drops))));
+        cqe
+    }
+
+    #[test]
+    fn abandoning_drops_each_buffer_once_what_arrived_at_once_the_rest_as_it_comes() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let slot = Slot::new(false);
+        let more = crate::cq::flags::MORE;
+        slot.complete(with_buf(1, more, &drops));
+        slot.complete(with_buf(2, more, &drops));
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "the slot holds what arrived"
+        );
+        assert!(slot.abandon(), "a multishot operation is still in flight");
+        assert!(slot.is_cancelled());
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+        slot.complete(with_buf(3, more, &drops));
+        slot.complete(with_buf(-libc::ECANCELED, 0, &drops));
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+        assert!(slot.has_ended());
+        assert!(!slot.abandon(), "abandoning twice is harmless");
+    }
+
+    #[test]
+    fn a_cancel_is_seen_without_the_lock_and_leaves_the_completion_to_come() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let slot = Slot::new(false);
+        assert!(!slot.is_cancelled());
+        assert!(slot.cancel());
+        assert!(slot.is_cancelled());
+        assert!(slot.poll_take(&mut cx).is_pending());
+        slot.complete(Cqe::new(0, -libc::ECANCELED, 0));
+        assert!(
+            matches!(slot.poll_take(&mut cx), Poll::Ready(Some(c)) if c.result() == -libc::ECANCELED)
+        );
+        assert!(!slot.cancel(), "nothing in flight once ended");
+    }
+
+    #[test]
+    fn shots_come_out_in_order() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        let slot = Slot::new(false);
+        let more = crate::cq::flags::MORE;
+        slot.complete(Cqe::new(0, 1, more));
+        slot.complete(Cqe::new(0, 2, more));
+        let take = |cx: &mut Context<'_>| match slot.poll_take(cx) {
+            Poll::Ready(Some(c)) => c.result(),
+            other => panic!("no completion: {:?}", other.is_pending()),
+        };
+        assert_eq!(take(&mut cx), 1);
+        slot.complete(Cqe::new(0, 3, more));
+        assert_eq!(take(&mut cx), 2);
+        slot.complete(Cqe::new(0, 4, 0));
+        assert_eq!((take(&mut cx), take(&mut cx)), (3, 4));
+        assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    // Miri runs the state machine; it has no socket reads to see the close.
+    #[cfg_attr(miri, ignore)]
+    fn an_abandoned_slot_closes_the_descriptor_a_completion_made() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(a);
+        let slot = Slot::new(true);
+        assert!(slot.abandon());
+        slot.complete(Cqe::new(0, fd, 0));
+        assert_peer_closed(&b);
+    }
+
+    #[test]
+    // Miri runs the state machine; it has no socket reads to see the close.
+    #[cfg_attr(miri, ignore)]
+    fn abandoning_after_arrival_drops_what_arrived() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let fd = std::os::fd::IntoRawFd::into_raw_fd(a);
+        let slot = Slot::new(true);
+        slot.complete(Cqe::new(0, fd, 0));
+        assert!(
+            !slot.abandon(),
+            "nothing is in flight after the last completion"
+        );
+        assert_peer_closed(&b);
+    }
+}

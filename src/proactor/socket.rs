@@ -1,0 +1,301 @@
+//! What every descriptor-owning type is: a descriptor and the proactor it
+//! works through, closed through the ring on drop; and the futures every
+//! byte stream has (read, write, vectored, recv, send, shutdown).
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::buf::{IoBuf, IoBufMut};
+use crate::ops;
+use crate::ops::io::CURRENT_POSITION;
+use crate::proactor::Proactor;
+use crate::proactor::op::{BufResult, Decode, OpFuture, Unit};
+use crate::sq::Sqe;
+
+/// A descriptor owned for a proactor type.
+pub(crate) struct Owned {
+    fd: Option<OwnedFd>,
+    io: Proactor,
+    /// A socket: its writes are `send`s, which raise no `SIGPIPE` when the
+    /// peer is gone (`EPIPE` comes back instead).
+    socket: bool,
+}
+
+impl Owned {
+    /// A file's descriptor.
+    pub(crate) fn new(io: &Proactor, fd: OwnedFd) -> Owned {
+        Owned {
+            fd: Some(fd),
+            io: io.clone(),
+            socket: false,
+        }
+    }
+
+    /// A non-blocking socket's descriptor.
+    pub(crate) fn socket(io: &Proactor, fd: OwnedFd) -> Owned {
+        Owned {
+            fd: Some(fd),
+            io: io.clone(),
+            socket: true,
+        }
+    }
+
+    /// A socket, made non-blocking first, so the driver's attempts never
+    /// block (and need no `poll` before each, as a blocking descriptor's
+    /// do).
+    pub(crate) fn nonblocking(io: &Proactor, fd: OwnedFd) -> io::Result<Owned> {
+        set_nonblocking(fd.as_raw_fd())?;
+        Ok(Owned::socket(io, fd))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    pub(crate) fn proactor(&self) -> &Proactor {
+        &self.io
+    }
+
+    /// The descriptor, which the caller now owns.
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        match self.fd.take() {
+            Some(fd) => fd,
+            None => unreachable!("an Owned holds its descriptor until dropped"),
+        }
+    }
+
+    pub(crate) fn op<D: Decode>(&self, sqe: Sqe, decode: D) -> OpFuture<'_, D> {
+        OpFuture::new(&self.io, sqe, decode)
+    }
+
+    /// Calls `f` with the descriptor seen as std's `T` (for what std
+    /// already answers: addresses, options), without giving it up.
+    pub(crate) fn with_std<T: FromRawFd + AsRawFd, R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        // SAFETY: the descriptor is open while `self` lives; ManuallyDrop
+        // keeps `T` from closing it.
+        let t = ManuallyDrop::new(unsafe { T::from_raw_fd(self.raw()) });
+        f(&t)
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            self.io.close(fd);
+        }
+    }
+}
+
+impl std::fmt::Debug for Owned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Owned").field("fd", &self.raw()).finish()
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl with integer arguments on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A new socket of `family`: close-on-exec, non-blocking.
+pub(crate) fn socket(io: &Proactor, family: i32, ty: i32) -> io::Result<Owned> {
+    let fd = crate::sys::net::socket(family, ty, 0, true, true).map_err(io::Error::from)?;
+    // SAFETY: `socket` just made this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    Ok(Owned::socket(io, fd))
+}
+
+/// A buffer from its `start`th byte on: what `write_all` sends after a
+/// short write.
+pub(crate) struct Tail<B> {
+    pub(crate) buf: B,
+    pub(crate) start: usize,
+}
+
+impl<B: IoBuf> IoBuf for Tail<B> {
+    fn as_bytes(&self) -> &[u8] {
+        let bytes = self.buf.as_bytes();
+        &bytes[self.start.min(bytes.len())..]
+    }
+}
+
+/// The futures of a byte stream (a connected socket, a pipe), for a type
+/// with an `owned: Owned` field.
+macro_rules! stream_io {
+    ($ty:ty) => {
+        impl $ty {
+            /// Reads into `buf`'s room after its data: the count (0 at the
+            /// end of the stream) and the buffer, its length grown by it.
+            pub fn read<B: $crate::IoBufMut>(
+                &self,
+                buf: B,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<B>> {
+                self.owned.read(buf)
+            }
+
+            /// Writes from `buf`: the count written (maybe short) and the
+            /// buffer.
+            pub fn write<B: $crate::IoBuf>(
+                &self,
+                buf: B,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<B>> {
+                self.owned.write(buf)
+            }
+
+            /// Writes all of `buf`, one write after another: `Ok` once
+            /// every byte is written, or the first error (`WriteZero` when
+            /// a write took nothing); the buffer back either way.
+            pub async fn write_all<B: $crate::IoBuf>(&self, buf: B) -> (std::io::Result<()>, B) {
+                self.owned.write_all(buf).await
+            }
+
+            /// Reads into `bufs` in order (`readv`).
+            pub fn readv<B: $crate::IoBufMut>(
+                &self,
+                bufs: Vec<B>,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<Vec<B>>> {
+                self.owned.readv(bufs)
+            }
+
+            /// Writes from `bufs` in order (`writev`).
+            pub fn writev<B: $crate::IoBuf>(
+                &self,
+                bufs: Vec<B>,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<Vec<B>>> {
+                self.owned.writev(bufs)
+            }
+
+            /// Receives into `buf` (`recv` with `flags`, e.g.
+            /// `MSG_WAITALL`, `MSG_PEEK`).
+            pub fn recv<B: $crate::IoBufMut>(
+                &self,
+                buf: B,
+                flags: i32,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<B>> {
+                self.owned.recv(buf, flags)
+            }
+
+            /// Sends from `buf` (`send` with `flags`).
+            pub fn send<B: $crate::IoBuf>(
+                &self,
+                buf: B,
+                flags: i32,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::BufResult<B>> {
+                self.owned.send(buf, flags)
+            }
+
+            /// Receives into buffers of provided group `group` as data
+            /// arrives (multishot `Recv` with `BUFFER_SELECT`): each item
+            /// is one buffer with its data; the stream ends at the end of
+            /// the stream, or after an error item (`ENOBUFS` when the
+            /// group ran dry: provide more and start a new one).
+            pub fn recv_multishot(&self, group: u16) -> $crate::proactor::RecvStream<'_> {
+                self.owned.recv_multishot(group)
+            }
+
+            /// Shuts down one or both directions.
+            pub fn shutdown(
+                &self,
+                how: std::net::Shutdown,
+            ) -> $crate::proactor::OpFuture<'_, $crate::proactor::Unit> {
+                self.owned.shutdown(how)
+            }
+        }
+    };
+}
+pub(crate) use stream_io;
+
+impl Owned {
+    pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> OpFuture<'_, BufResult<B>> {
+        self.read_at(buf, CURRENT_POSITION)
+    }
+
+    pub(crate) fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
+        let sqe = ops::Read::new(self.raw(), buf).offset(offset).build();
+        self.op(sqe, BufResult::default())
+    }
+
+    pub(crate) fn write<B: IoBuf>(&self, buf: B) -> OpFuture<'_, BufResult<B>> {
+        if self.socket {
+            return self.send(buf, 0);
+        }
+        self.write_at(buf, CURRENT_POSITION)
+    }
+
+    pub(crate) fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
+        let sqe = ops::Write::new(self.raw(), buf).offset(offset).build();
+        self.op(sqe, BufResult::default())
+    }
+
+    /// `write_all`, or `write_all_at` with an offset.
+    pub(crate) async fn write_all_from<B: IoBuf>(
+        &self,
+        buf: B,
+        offset: Option<u64>,
+    ) -> (io::Result<()>, B) {
+        let mut tail = Tail { buf, start: 0 };
+        loop {
+            let len = tail.buf.as_bytes().len();
+            if tail.start >= len {
+                return (Ok(()), tail.buf);
+            }
+            let (res, back) = match offset {
+                Some(at) => {
+                    let at = at + tail.start as u64;
+                    self.write_at(tail, at).await
+                }
+                None => self.write(tail).await,
+            };
+            tail = back;
+            match res {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), tail.buf),
+                Ok(n) => tail.start += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), tail.buf),
+            }
+        }
+    }
+
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
+        self.write_all_from(buf, None).await
+    }
+
+    pub(crate) fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
+        let sqe = ops::Readv::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        self.op(sqe.build(), BufResult::default())
+    }
+
+    pub(crate) fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
+        let sqe = ops::Writev::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        self.op(sqe.build(), BufResult::default())
+    }
+
+    pub(crate) fn recv<B: IoBufMut>(&self, buf: B, flags: i32) -> OpFuture<'_, BufResult<B>> {
+        let sqe = ops::Recv::new(self.raw(), buf).flags(flags).build();
+        self.op(sqe, BufResult::default())
+    }
+
+    pub(crate) fn send<B: IoBuf>(&self, buf: B, flags: i32) -> OpFuture<'_, BufResult<B>> {
+        let sqe = ops::Send::new(self.raw(), buf).flags(flags).build();
+        self.op(sqe, BufResult::default())
+    }
+
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> OpFuture<'_, Unit> {
+        self.op(ops::Shutdown::new(self.raw(), how).build(), Unit)
+    }
+
+    pub(crate) fn connect(&self, addr: crate::SockAddr) -> OpFuture<'_, Unit> {
+        self.op(ops::Connect::new(self.raw(), addr).build(), Unit)
+    }
+}
