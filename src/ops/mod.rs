@@ -12,12 +12,12 @@
 //! ```
 //!
 //! Inside the crate an operation is declared once, in its family's file:
-//! its struct and builder, and the trait that says how it runs — [`IoOp`]
+//! its struct and builder, and the trait that says how it runs — `IoOp`
 //! (tried without blocking, waits for readiness, may go to the pool),
-//! [`BlockingOp`] (runs on the pool), [`DirectOp`] (one call on the
-//! driver's thread that can't block), [`EventOp`] (waits on a kevent
+//! `BlockingOp` (runs on the pool), `DirectOp` (one call on the
+//! driver's thread that can't block), `EventOp` (waits on a kevent
 //! registration of its own: a process, a signal, a file's changes) — or,
-//! for what works on the ring's own state, a [`RingOp`] variant the driver
+//! for what works on the ring's own state, a `RingOp` variant the driver
 //! serves. docs/architecture.md says how to add one.
 //!
 //! [`Sqe`]: crate::Sqe
