@@ -15,13 +15,13 @@
 mod common;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::BytesMut;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
-use kqring::{Mode, Ring};
+use kqring::Ring;
 
 /// Echoes what `conn` sends until it closes.
 async fn echo(conn: TcpStream) -> io::Result<()> {
@@ -70,26 +70,8 @@ async fn serve(io: &Proactor, addr: SocketAddr) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let mut port = 0u16;
-    let mut mode = Mode::PollingThread;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let parsed = match arg.as_str() {
-            "--host" => args.next().and_then(|v| v.parse().ok()).map(|v| host = v),
-            "--port" => args.next().and_then(|v| v.parse().ok()).map(|v| port = v),
-            "--inline" => {
-                mode = Mode::Inline;
-                Some(())
-            }
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!("usage: async_echo_server [--host ADDR] [--port N] [--inline]");
-            std::process::exit(2);
-        }
-    }
+    let (addr, mode) = common::address_and_mode("async_echo_server");
     let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
     let io = ring.proactor();
-    io.block_on(serve(&io, SocketAddr::new(host, port)))
+    io.block_on(serve(&io, addr))
 }

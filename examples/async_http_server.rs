@@ -16,13 +16,13 @@
 mod common;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
-use kqring::{Mode, Ring};
+use kqring::Ring;
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: kqring\r\n\
@@ -120,26 +120,8 @@ async fn serve(io: &Proactor, addr: SocketAddr) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let mut port = 0u16;
-    let mut mode = Mode::PollingThread;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let parsed = match arg.as_str() {
-            "--host" => args.next().and_then(|v| v.parse().ok()).map(|v| host = v),
-            "--port" => args.next().and_then(|v| v.parse().ok()).map(|v| port = v),
-            "--inline" => {
-                mode = Mode::Inline;
-                Some(())
-            }
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!("usage: async_http_server [--host ADDR] [--port N] [--inline]");
-            std::process::exit(2);
-        }
-    }
+    let (addr, mode) = common::address_and_mode("async_http_server");
     let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
     let io = ring.proactor();
-    io.block_on(serve(&io, SocketAddr::new(host, port)))
+    io.block_on(serve(&io, addr))
 }

@@ -4,12 +4,12 @@
 #![allow(dead_code)]
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use kqring::ops::{Bind, Listen, Socket};
-use kqring::{Cqe, Ring, Sqe};
+use kqring::{Cqe, Mode, Ring, Sqe};
 
 /// The write end of the self-pipe SIGINT and SIGTERM write to.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
@@ -110,4 +110,30 @@ pub fn listen(
     setup(Bind::new(lfd, addr).build(), "bind")?;
     setup(Listen::new(lfd, backlog).build(), "listen")?;
     Ok(listener)
+}
+
+/// The async servers' command line: `[--host ADDR] [--port N] [--inline]`
+/// (default 127.0.0.1, port 0: any free one, a polling thread). Exits with
+/// the usage of `name` on anything else.
+pub fn address_and_mode(name: &str) -> (SocketAddr, Mode) {
+    let mut host: IpAddr = [127, 0, 0, 1].into();
+    let mut port = 0u16;
+    let mut mode = Mode::PollingThread;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let parsed = match arg.as_str() {
+            "--host" => args.next().and_then(|v| v.parse().ok()).map(|v| host = v),
+            "--port" => args.next().and_then(|v| v.parse().ok()).map(|v| port = v),
+            "--inline" => {
+                mode = Mode::Inline;
+                Some(())
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            eprintln!("usage: {name} [--host ADDR] [--port N] [--inline]");
+            std::process::exit(2);
+        }
+    }
+    (SocketAddr::new(host, port), mode)
 }
