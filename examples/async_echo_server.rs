@@ -20,8 +20,8 @@ use std::net::SocketAddr;
 use bytes::BytesMut;
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
 use kqring::Ring;
+use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
 
 /// Echoes what `conn` sends until it closes.
 async fn echo(conn: TcpStream) -> io::Result<()> {

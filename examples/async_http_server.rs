@@ -21,8 +21,8 @@ use std::net::SocketAddr;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
 use kqring::Ring;
+use kqring::proactor::{File, Proactor, TcpListener, TcpStream};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: kqring\r\n\

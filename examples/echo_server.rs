@@ -212,6 +212,9 @@ impl Server {
     /// receive that ran dry after the last buffer came back would
     /// otherwise wait for good.
     fn feed_starved(&mut self, backlog: &mut Vec<Cqe>) -> io::Result<()> {
+        if self.stopping {
+            return Ok(());
+        }
         let mut spare = self.in_group;
         while spare > 0 {
             let Some(slot) = self.starved.pop() else {

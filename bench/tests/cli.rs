@@ -185,6 +185,8 @@ fn msg_size_sets_the_echoed_messages_and_is_recorded() {
         "pipe,tcp",
         "--msg-size",
         "9000",
+        "--system",
+        "all",
         "--connections",
         "2",
         "--rings",
