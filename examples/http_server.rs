@@ -18,12 +18,11 @@ use common::{listen, push, signal_pipe};
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use bytes::{Buf, Bytes, BytesMut};
 use kqring::ops::{Accept, AsyncCancel, Close, Read, Recv, Send};
-use kqring::{Cqe, Mode, Ring};
+use kqring::{Cqe, Ring};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\n\
 Server: kqring\r\n\
@@ -269,26 +268,7 @@ impl Server {
 }
 
 fn main() -> io::Result<()> {
-    let mut host: IpAddr = [127, 0, 0, 1].into();
-    let mut port = 0u16;
-    let mut mode = Mode::PollingThread;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let parsed = match arg.as_str() {
-            "--host" => args.next().and_then(|v| v.parse().ok()).map(|v| host = v),
-            "--port" => args.next().and_then(|v| v.parse().ok()).map(|v| port = v),
-            "--inline" => {
-                mode = Mode::Inline;
-                Some(())
-            }
-            _ => None,
-        };
-        if parsed.is_none() {
-            eprintln!("usage: http_server [--host ADDR] [--port N] [--inline]");
-            std::process::exit(2);
-        }
-    }
-    let addr = SocketAddr::new(host, port);
+    let (addr, mode) = common::address_and_mode("http_server");
     let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
     let (signals, _signals_w) = signal_pipe()?;
 
