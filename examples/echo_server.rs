@@ -283,16 +283,20 @@ impl Server {
                     self.in_group = self.in_group.saturating_sub(1);
                     self.counters.bytes += cqe.result() as u64;
                     let buf = cqe.take_buf::<BytesMut>().ok();
-                    if let (Some(buf), Some(bid), Some(&generation)) =
-                        (buf, cqe.buffer_id(), self.conns.get(&slot))
-                    {
-                        let sqe = Send::new(Fixed(slot), buf).build().user_data(send_ud(
-                            Kind::Send,
-                            bid,
-                            slot,
-                            generation,
-                        ));
-                        push(&self.ring, sqe, backlog)?;
+                    match (buf, cqe.buffer_id(), self.conns.get(&slot)) {
+                        (Some(buf), Some(bid), Some(&generation)) => {
+                            let sqe = Send::new(Fixed(slot), buf).build().user_data(send_ud(
+                                Kind::Send,
+                                bid,
+                                slot,
+                                generation,
+                            ));
+                            push(&self.ring, sqe, backlog)?;
+                        }
+                        // The connection is closing: the group gets the
+                        // buffer back at once.
+                        (Some(buf), Some(bid), None) => self.give_back(buf, bid, backlog)?,
+                        _ => {}
                     }
                 }
                 if !cqe.is_more() {
