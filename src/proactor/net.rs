@@ -75,12 +75,28 @@ pub type Incoming<'a, T> = ShotStream<'a, Accepted<T>>;
 
 /// The accept entry every listener submits: the peer's address, and
 /// connections that are close-on-exec and non-blocking.
-pub(crate) fn accept_sqe(fd: RawFd, multishot: bool) -> crate::Sqe {
+fn accept_sqe(fd: RawFd, multishot: bool) -> crate::Sqe {
     ops::Accept::new(fd)
         .peer_addr(true)
         .nonblocking(true)
         .multishot(multishot)
         .build()
+}
+
+impl Owned {
+    /// One accept on this listening socket.
+    pub(crate) fn accept<T: Accepts>(&self) -> OpFuture<'_, Accepted<T>> {
+        self.op(
+            accept_sqe(self.raw(), false),
+            Accepted::new(self.proactor()),
+        )
+    }
+
+    /// A multishot accept on this listening socket.
+    pub(crate) fn incoming<T: Accepts>(&self) -> Incoming<'_, T> {
+        let sqe = accept_sqe(self.raw(), true);
+        ShotStream::new(self.proactor(), sqe, Accepted::new(self.proactor()))
+    }
 }
 
 fn invalid_addr() -> io::Error {
@@ -192,18 +208,12 @@ impl TcpListener {
 
     /// Accepts one connection: the stream and its peer's address.
     pub fn accept(&self) -> OpFuture<'_, Accepted<TcpStream>> {
-        let sqe = accept_sqe(self.owned.raw(), false);
-        self.owned.op(sqe, Accepted::new(self.owned.proactor()))
+        self.owned.accept()
     }
 
     /// Accepts connections as they come (a multishot accept).
     pub fn incoming(&self) -> Incoming<'_, TcpStream> {
-        let sqe = accept_sqe(self.owned.raw(), true);
-        ShotStream::new(
-            self.owned.proactor(),
-            sqe,
-            Accepted::new(self.owned.proactor()),
-        )
+        self.owned.incoming()
     }
 }
 

@@ -6,10 +6,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::proactor::Proactor;
-use crate::proactor::net::{Accepted, Accepts, Incoming, accept_sqe, owning};
+use crate::proactor::net::{Accepted, Accepts, Incoming, owning};
 use crate::proactor::op::OpFuture;
 use crate::proactor::socket::{self, Owned, stream_io};
-use crate::proactor::stream::ShotStream;
 use crate::sys::net::SockAddr;
 
 /// A Unix-domain listening socket; dropped, it is closed through the ring
@@ -31,18 +30,12 @@ impl UnixListener {
     /// Accepts one connection: the stream and its peer's address (most
     /// often unnamed).
     pub fn accept(&self) -> OpFuture<'_, Accepted<UnixStream>> {
-        let sqe = accept_sqe(self.owned.raw(), false);
-        self.owned.op(sqe, Accepted::new(self.owned.proactor()))
+        self.owned.accept()
     }
 
     /// Accepts connections as they come (a multishot accept).
     pub fn incoming(&self) -> Incoming<'_, UnixStream> {
-        let sqe = accept_sqe(self.owned.raw(), true);
-        ShotStream::new(
-            self.owned.proactor(),
-            sqe,
-            Accepted::new(self.owned.proactor()),
-        )
+        self.owned.incoming()
     }
 }
 
