@@ -42,12 +42,14 @@ pub trait IoBuf: Send + 'static {
 ///
 /// # Safety
 ///
-/// `as_buf_mut_ptr` must point at `buf_capacity` bytes the buffer owns,
-/// valid for writes until the buffer is next used; `buf_len` must not
-/// exceed `buf_capacity`.
+/// `spare_mut_ptr` must point at the `buf_capacity - buf_len` bytes the
+/// buffer owns after its data, valid for writes until the buffer is next
+/// used; `buf_len` must not exceed `buf_capacity`.
 pub unsafe trait IoBufMut: Send + 'static {
-    /// The start of the buffer's memory.
-    fn as_buf_mut_ptr(&mut self) -> *mut u8;
+    /// The first byte after the buffer's data, where a read writes. (A
+    /// pointer derived from the data would not do: a slice's pointer may
+    /// only reach the slice's own bytes.)
+    fn spare_mut_ptr(&mut self) -> *mut u8;
 
     /// The bytes of data it holds; a read appends after them.
     fn buf_len(&self) -> usize;
@@ -114,10 +116,10 @@ impl IoBuf for &'static str {
 /// `IoBufMut` for a growable buffer: its length, capacity and allocation.
 macro_rules! growable {
     ($($ty:ty),*) => {$(
-        // SAFETY: the pointer and capacity are the buffer's own allocation.
+        // SAFETY: the spare capacity is the buffer's own allocation.
         unsafe impl IoBufMut for $ty {
-            fn as_buf_mut_ptr(&mut self) -> *mut u8 {
-                self.as_mut_ptr()
+            fn spare_mut_ptr(&mut self) -> *mut u8 {
+                self.spare_capacity_mut().as_mut_ptr().cast()
             }
 
             fn buf_len(&self) -> usize {
@@ -140,7 +142,7 @@ growable!(BytesMut, Vec<u8>);
 
 // SAFETY: the pointer and length are the box's own, initialised memory.
 unsafe impl IoBufMut for Box<[u8]> {
-    fn as_buf_mut_ptr(&mut self) -> *mut u8 {
+    fn spare_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
     }
 
@@ -156,7 +158,7 @@ unsafe impl IoBufMut for Box<[u8]> {
 }
 
 /// Where a read lands in a buffer: the memory after its first `from`
-/// bytes, borrowed from the buffer for one call.
+/// bytes (never inside its data), borrowed from the buffer for one call.
 pub(crate) struct Room<'a> {
     ptr: *mut u8,
     len: usize,
@@ -164,14 +166,15 @@ pub(crate) struct Room<'a> {
 }
 
 impl<'a> Room<'a> {
-    /// The room of `buf` after its first `from` bytes (`from` clamped to
-    /// the capacity).
+    /// The room of `buf` after its first `from` bytes (`from` clamped
+    /// between its length and its capacity).
     pub(crate) fn of<B: IoBufMut + ?Sized>(buf: &'a mut B, from: usize) -> Room<'a> {
         let cap = buf.buf_capacity();
-        let from = from.min(cap);
-        // SAFETY: `from <= cap`, so the offset stays in the buffer's
+        let data = buf.buf_len().min(cap);
+        let from = from.max(data).min(cap);
+        // SAFETY: `data <= from <= cap`, so the offset stays in the spare
         // memory (`IoBufMut`'s contract).
-        let ptr = unsafe { buf.as_buf_mut_ptr().add(from) };
+        let ptr = unsafe { buf.spare_mut_ptr().add(from - data) };
         Room {
             ptr,
             len: cap - from,

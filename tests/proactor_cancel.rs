@@ -38,8 +38,8 @@ impl Drop for Tracked {
 
 // SAFETY: every method is the inner Vec's.
 unsafe impl IoBufMut for Tracked {
-    fn as_buf_mut_ptr(&mut self) -> *mut u8 {
-        self.buf.as_buf_mut_ptr()
+    fn spare_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.spare_mut_ptr()
     }
     fn buf_len(&self) -> usize {
         self.buf.buf_len()
