@@ -171,9 +171,8 @@ impl Slot {
     }
 }
 
-/// The slot's state machine; `cargo +nightly miri test --lib
-/// proactor::slot` runs them under Miri (leaks and double drops included),
-/// except the two that need a socket.
+/// The slot's state machine; `.ci/miri` runs them under Miri (leaks and
+/// double drops included).
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,8 +286,6 @@ mod tests {
     }
 
     #[test]
-    // Miri runs the state machine; it has no socket reads to see the close.
-    #[cfg_attr(miri, ignore)]
     fn an_abandoned_slot_closes_the_descriptor_a_completion_made() {
         let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
         let fd = std::os::fd::IntoRawFd::into_raw_fd(a);
@@ -299,8 +296,6 @@ mod tests {
     }
 
     #[test]
-    // Miri runs the state machine; it has no socket reads to see the close.
-    #[cfg_attr(miri, ignore)]
     fn abandoning_after_arrival_drops_what_arrived() {
         let (a, b) = std::os::unix::net::UnixStream::pair().expect("pair");
         let fd = std::os::fd::IntoRawFd::into_raw_fd(a);

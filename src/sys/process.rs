@@ -173,6 +173,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no waitid")]
     fn no_child_is_echild_and_bad_options_einval() {
         // The test process has no child with this pid (pid 1 is init).
         assert_eq!(

@@ -174,6 +174,7 @@ mod sources;
 mod vnode;
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn dropping_a_kqueue_closes_what_it_opened() {
     fn open_fds() -> usize {
         std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)

@@ -4,6 +4,7 @@
 use super::*;
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn readding_a_reused_number_watches_the_new_file() {
     let kq = Kqueue::new().unwrap();
     let (r1, w1) = pipe();
@@ -35,6 +36,7 @@ fn readding_a_reused_number_watches_the_new_file() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn changes_after_close_answer_as_kqueue() {
     let kq = Kqueue::new().unwrap();
     let (r, _w) = pipe();
@@ -91,6 +93,7 @@ fn changes_after_close_answer_as_kqueue() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn a_closed_duplicate_does_not_keep_the_wait_spinning() {
     let kq = Kqueue::new().unwrap();
     let (r, w) = pipe();
@@ -107,6 +110,7 @@ fn a_closed_duplicate_does_not_keep_the_wait_spinning() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn level_events_are_reported_once_per_call() {
     let kq = Kqueue::new().unwrap();
     let pipes: Vec<_> = (0..100).map(|_| pipe()).collect();
@@ -141,6 +145,7 @@ fn level_events_are_reported_once_per_call() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn regular_files_follow_the_vnode_read_and_write_filters() {
     let kq = Kqueue::new().unwrap();
     let path = temp_path("file");
@@ -201,6 +206,7 @@ fn regular_files_follow_the_vnode_read_and_write_filters() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn tcp_reset_error_reaches_both_directions() {
     let (client, server) = tcp_pair().unwrap();
     client.set_nonblocking(true).unwrap();
@@ -232,6 +238,7 @@ fn tcp_reset_error_reaches_both_directions() {
 /// An uncounted kqueue reports the same events with `data` 1, and still
 /// carries EOF and the socket error.
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn uncounted_events_carry_flags_without_counts() {
     use std::io::Write as _;
 

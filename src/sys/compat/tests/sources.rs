@@ -4,6 +4,7 @@
 use super::*;
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn process_exit_leaves_the_child_to_its_parent() {
     let kq = Kqueue::new().unwrap();
     let mut child = std::process::Command::new("/bin/sh")
@@ -32,6 +33,7 @@ fn process_exit_leaves_the_child_to_its_parent() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn realtime_signals_count_exactly_and_stay_blocked() {
     let sig = libc::SIGRTMIN() + 5;
     let kq = Kqueue::new().unwrap();
@@ -59,6 +61,7 @@ fn realtime_signals_count_exactly_and_stay_blocked() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn dispatched_timer_stops_waking_the_wait() {
     let kq = Kqueue::new().unwrap();
     apply(
@@ -78,6 +81,7 @@ fn dispatched_timer_stops_waking_the_wait() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn oneshot_timers_reuse_their_descriptors() {
     let kq = Kqueue::new().unwrap();
     for round in 0..50u64 {
@@ -97,6 +101,7 @@ fn oneshot_timers_reuse_their_descriptors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn user_trigger_replaces_the_token_like_kqueue() {
     let kq = Kqueue::new().unwrap();
     apply(

@@ -3,6 +3,7 @@
 use super::*;
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn vnode_notes_of_a_file() {
     let kq = Kqueue::new().unwrap();
     let path = temp_path("vnode");
@@ -52,6 +53,7 @@ fn vnode_notes_of_a_file() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn vnode_only_reports_what_was_asked_and_shares_watches() {
     let kq = Kqueue::new().unwrap();
     let path = temp_path("shared");
@@ -93,6 +95,7 @@ fn vnode_only_reports_what_was_asked_and_shares_watches() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
 fn vnode_notes_of_a_directory() {
     let kq = Kqueue::new().unwrap();
     let path = temp_path("dir");
