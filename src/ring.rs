@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
 
 use crate::cq::{CompletionQueue, CqInner};
 use crate::driver::{Driver, Inbox, WAKE_TOKEN};
@@ -68,7 +68,8 @@ pub struct Stats {
 
 /// What the queues, the driver and the workers share.
 pub(crate) struct Shared {
-    pub(crate) sq_tx: Sender<Sqe>,
+    /// The submission queue: entries pushed, not yet taken by the driver.
+    pub(crate) sq: ArrayQueue<Sqe>,
     /// Set to false at shutdown so no entry is accepted after
     /// the driver's last look at the queue.
     pub(crate) sq_open: RwLock<bool>,
@@ -466,14 +467,12 @@ impl Builder {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
         let cq_entries = self.cq_entries.unwrap_or(self.sq_entries.saturating_mul(2));
-        let (sq_tx, sq_rx): (Sender<Sqe>, Receiver<Sqe>) =
-            crossbeam_channel::bounded(self.sq_entries);
         // The driver never reads an event's `data`: it retries its
         // syscall until EAGAIN.
         let kq = Kqueue::uncounted()?;
         let waker = Waker::new(&kq, WAKE_TOKEN)?;
         let shared = Arc::new(Shared {
-            sq_tx,
+            sq: ArrayQueue::new(self.sq_entries),
             sq_open: RwLock::new(true),
             cq: CqInner::new(cq_entries),
             cq_capacity: cq_entries,
@@ -487,7 +486,7 @@ impl Builder {
             inline: Mutex::new(None),
             inbox: Inbox::default(),
         });
-        let driver = Driver::new(&shared, sq_rx, self.workers, self.files)?;
+        let driver = Driver::new(&shared, self.workers, self.files)?;
         let thread = match self.mode {
             Mode::Inline => {
                 *shared.lock_inline() = Some(driver);

@@ -172,10 +172,10 @@ impl SubmissionQueue {
             return Err(PushError { sqe, closed: true });
         }
         sqe.batch = self.shared.submissions.load(Ordering::Acquire);
-        self.shared.sq_tx.try_send(sqe).map_err(|e| PushError {
-            sqe: e.into_inner(),
-            closed: false,
-        })
+        self.shared
+            .sq
+            .push(sqe)
+            .map_err(|sqe| PushError { sqe, closed: false })
     }
 
     /// Ends a submission: the entries pushed since the last call form it
@@ -197,7 +197,7 @@ impl SubmissionQueue {
 
     /// Entries queued and not yet taken by the driver.
     pub fn len(&self) -> usize {
-        self.shared.sq_tx.len()
+        self.shared.sq.len()
     }
 
     /// Whether no entry waits for the driver.
@@ -207,7 +207,7 @@ impl SubmissionQueue {
 
     /// The queue's capacity (`sq_entries`).
     pub fn capacity(&self) -> usize {
-        self.shared.sq_tx.capacity().unwrap_or(usize::MAX)
+        self.shared.sq.capacity()
     }
 }
 

@@ -42,10 +42,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
 use crate::ring::Shared;
-use crate::sq::Sqe;
 use crate::sys::{Change, Event, Flags};
 
 pub(crate) use msg::{Inbox, Message};
@@ -59,7 +56,6 @@ const SUBMIT_BATCH: usize = 1024;
 
 pub(crate) struct Driver {
     shared: Arc<Shared>,
-    sq: Receiver<Sqe>,
     table: table::Table,
     fds: fds::FdTable,
     timers: timers::Timers,
@@ -77,15 +73,9 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    pub(crate) fn new(
-        shared: &Arc<Shared>,
-        sq: Receiver<Sqe>,
-        workers: usize,
-        files: u32,
-    ) -> stdio::Result<Driver> {
+    pub(crate) fn new(shared: &Arc<Shared>, workers: usize, files: u32) -> stdio::Result<Driver> {
         Ok(Driver {
             shared: Arc::clone(shared),
-            sq,
             table: table::Table::with_capacity(256),
             fds: fds::FdTable::default(),
             timers: timers::Timers::default(),
@@ -103,7 +93,7 @@ impl Driver {
 
     /// Whether the next turn has something to do without waiting.
     pub(crate) fn has_ready_work(&self) -> bool {
-        (!self.sq.is_empty() && !self.completions.has_pending())
+        (!self.shared.sq.is_empty() && !self.completions.has_pending())
             || self.offload.has_sendable(&self.shared)
             || (self.completions.has_pending() && self.shared.cq.len() < self.shared.cq_capacity())
             || self.offload.has_results()
@@ -171,7 +161,7 @@ impl Driver {
                 work |= self.flush();
                 self.completions.has_pending()
                     || self.shared.cq.len() >= want
-                    || (!overflowing && !self.sq.is_empty())
+                    || (!overflowing && !self.shared.sq.is_empty())
                     || self.offload.has_sendable(&self.shared)
                     || self.offload.has_results()
                     || !self.retired.is_empty()
@@ -247,8 +237,10 @@ impl Driver {
         // The entries queued now, as io_uring takes the tail it finds: a
         // producer that keeps pushing must not keep one turn taking (and
         // its completions out of the CQ) for ever.
-        for _ in 0..self.sq.len().min(SUBMIT_BATCH) {
-            let Ok(sqe) = self.sq.try_recv() else { break };
+        for _ in 0..self.shared.sq.len().min(SUBMIT_BATCH) {
+            let Some(sqe) = self.shared.sq.pop() else {
+                break;
+            };
             any = true;
             self.intake(sqe);
         }
@@ -319,7 +311,7 @@ impl Driver {
         while let Some(sqe) = self.chains.take_deferred() {
             self.post_cancelled(sqe);
         }
-        while let Ok(sqe) = self.sq.try_recv() {
+        while let Some(sqe) = self.shared.sq.pop() {
             self.post_cancelled(sqe);
         }
         // Other rings' messages: posted; files refused.
