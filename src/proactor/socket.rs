@@ -66,7 +66,7 @@ impl Owned {
     }
 
     pub(crate) fn op<D: Decode>(&self, sqe: Sqe, decode: D) -> OpFuture<'_, D> {
-        OpFuture::new(&self.io, sqe, decode)
+        OpFuture::borrowing(&self.io, sqe, decode)
     }
 
     /// Calls `f` with the descriptor seen as std's `T` (for what std
