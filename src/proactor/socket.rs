@@ -249,7 +249,24 @@ impl Owned {
         buf: B,
         offset: Option<u64>,
     ) -> (io::Result<()>, B) {
-        let mut tail = Tail { buf, start: 0 };
+        let len = buf.as_bytes().len();
+        if len == 0 {
+            return (Ok(()), buf);
+        }
+        // The first write takes the buffer itself, which the entry holds
+        // without a box (a `Tail` needs one): most writes are whole.
+        let (res, buf) = match offset {
+            Some(at) => self.write_at(buf, at).await,
+            None => self.write(buf).await,
+        };
+        let start = match res {
+            Ok(n) if n >= len => return (Ok(()), buf),
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return (Err(e), buf),
+        };
+        let mut tail = Tail { buf, start };
         loop {
             let len = tail.buf.as_bytes().len();
             if tail.start >= len {
