@@ -156,8 +156,29 @@ impl Slot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The driver's side: takes a completion and wakes whoever waits.
+    /// Takes a completion and wakes whoever waits (the driver's
+    /// [`Slot::deliver`], keeping the slot).
+    #[cfg(test)]
     pub(crate) fn complete(&self, cqe: Cqe) {
+        if let Some(waker) = self.store(cqe) {
+            waker.wake();
+        }
+    }
+
+    /// The driver's side: takes a completion and wakes whoever waits,
+    /// letting go of its hold on the slot first: a task woken on another
+    /// thread by a single-shot operation's completion then finds the slot
+    /// unshared, and keeps it for its next operation.
+    pub(crate) fn deliver(slot: Arc<Slot>, cqe: Cqe) {
+        let waker = slot.store(cqe);
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Keeps `cqe` (drops it if abandoned); the waker to wake.
+    fn store(&self, cqe: Cqe) -> Option<Waker> {
         let mut state = self.lock();
         if !cqe.is_more() {
             state.ended = true;
@@ -165,14 +186,10 @@ impl Slot {
         if state.abandoned {
             drop(state);
             self.dispose(cqe);
-            return;
+            return None;
         }
         state.cqes.push_back(cqe);
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        state.waker.take()
     }
 
     /// Takes the oldest completion, or stores the task's waker to be woken
@@ -374,6 +391,26 @@ mod tests {
         again.complete(Cqe::new(0, 3, 0));
         assert_eq!(count.0.load(Ordering::SeqCst), 2);
         assert!(matches!(again.poll_take(&mut cx), Poll::Ready(Some(c)) if c.result() == 3));
+    }
+
+    #[test]
+    fn the_driver_lets_go_of_the_slot_before_it_wakes_the_task() {
+        struct Unshared(Arc<std::sync::Mutex<Option<Arc<Slot>>>>, AtomicUsize);
+        impl Wake for Unshared {
+            fn wake(self: Arc<Self>) {
+                let slot = self.0.lock().expect("lock").take().expect("the slot");
+                if Arc::strong_count(&slot) == 1 {
+                    self.1.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let seen = Arc::new(Unshared(Arc::default(), AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&seen));
+        let slot = Slot::shared_waking(false, Some(&waker));
+        let driver = Arc::clone(&slot);
+        *seen.0.lock().expect("lock") = Some(slot);
+        Slot::deliver(driver, Cqe::new(0, 0, 0));
+        assert_eq!(seen.1.load(Ordering::SeqCst), 1, "woken once, unshared");
     }
 
     #[test]
