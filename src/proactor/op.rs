@@ -187,15 +187,21 @@ impl<'a, D: Decode> OpFuture<'a, D> {
 
     /// The first poll: pushes the entry with a slot that already holds
     /// the task's waker, so nothing is left to look at until it wakes.
-    fn send(&mut self, sqe: Sqe, cx: &mut Context<'_>) -> Poll<D::Output> {
+    fn send(&mut self, cx: &mut Context<'_>) -> Poll<D::Output> {
         let slot = Slot::shared_waking(D::MAKES_FD, Some(cx.waker()));
-        match self.proactor.sq.push(sqe.notify(Arc::clone(&slot))) {
+        // The entry out and its slot in, in one move of the stage.
+        let sent = Stage::Sent(Arc::clone(&slot));
+        let Stage::Unsent(mut sqe) = std::mem::replace(&mut self.stage, sent) else {
+            unreachable!("only an unsent future is sent")
+        };
+        sqe.notify = Some(slot);
+        match self.proactor.sq.push(sqe) {
             Ok(()) => {
                 self.proactor.sq.shared.publish();
-                self.stage = Stage::Sent(slot);
                 Poll::Pending
             }
             Err(e) if e.is_closed() => {
+                self.stage = Stage::Done;
                 let (_, cqe) = e.into_inner().into_cqe(-libc::ESHUTDOWN);
                 Poll::Ready(self.finish(cqe))
             }
@@ -218,6 +224,9 @@ impl<D: Decode> Future for OpFuture<'_, D> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<D::Output> {
         let this = self.get_mut();
+        if let Stage::Unsent(_) = this.stage {
+            return this.send(cx);
+        }
         // In flight, the slot stays in the future: dropped while it waits
         // (or unwinding from a waker's clone), the future still cancels.
         if let Stage::Sent(slot) = &this.stage {
@@ -228,9 +237,8 @@ impl<D: Decode> Future for OpFuture<'_, D> {
             };
         }
         match std::mem::replace(&mut this.stage, Stage::Done) {
-            Stage::Unsent(sqe) => this.send(sqe, cx),
             Stage::Ready(cqe) => Poll::Ready(this.finish(cqe)),
-            Stage::Sent(_) | Stage::Done => panic!("OpFuture polled after it completed"),
+            _ => panic!("OpFuture polled after it completed"),
         }
     }
 }
