@@ -13,13 +13,14 @@
 //! Workloads: `nop-raw`, `nop-async` (a NOP round trip); `echo-raw`,
 //! `echo-async` (a 64-byte TCP echo on one loopback connection, both ends
 //! on the ring; the raw ring posts the same operations in the same order
-//! as the futures do).
+//! as the futures do); `echo-raw-fixed`, the raw echo with both ends in
+//! the ring's file table (what the futures' types do not use yet).
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 
 use bytes::{Bytes, BytesMut};
-use kqring::ops::{Nop, Recv, Send};
+use kqring::ops::{Fd, FileSlot, FilesUpdate, Fixed, Nop, Recv, Send};
 use kqring::proactor::{RawCqe, TcpStream};
 use kqring::{Cqe, Ring, Sqe, SubmissionQueue};
 use kqring_bench::fixtures::tcp_pairs;
@@ -36,7 +37,8 @@ fn main() -> Result<()> {
     match what.as_str() {
         "nop-raw" => nop_raw(n),
         "nop-async" => nop_async(n),
-        "echo-raw" => echo_raw(n),
+        "echo-raw" => echo_raw(n, false),
+        "echo-raw-fixed" => echo_raw(n, true),
         "echo-async" => echo_async(n),
         other => Err(format!("no workload {other}").into()),
     }
@@ -97,13 +99,29 @@ fn io_res(cqe: &Cqe) -> Result<usize> {
 
 /// The futures' echo as a state machine on the raw ring: the client sends,
 /// then receives the echo; the server receives, sends back, receives.
-fn echo_raw(n: u64) -> Result<()> {
+/// `fixed`: both ends go into the ring's file table first.
+fn echo_raw(n: u64, fixed: bool) -> Result<()> {
     let pair = tcp_pairs(1)?.pop().ok_or("no pair")?;
     pair.client.set_nonblocking(true)?;
     pair.server.set_nonblocking(true)?;
-    let (c, s) = (pair.client.as_raw_fd(), pair.server.as_raw_fd());
-    let ring = ring(16)?;
+    let (mut c, mut s): (Fd, Fd) = (
+        pair.client.as_raw_fd().into(),
+        pair.server.as_raw_fd().into(),
+    );
+    let ring = if fixed {
+        Ring::builder().inline().sq_entries(16).files(2).build()?
+    } else {
+        ring(16)?
+    };
     let (sq, cq) = (ring.submission(), ring.completion());
+    if fixed {
+        let fds = vec![pair.client.as_raw_fd(), pair.server.as_raw_fd()];
+        push(sq, FilesUpdate::new(FileSlot::Index(0), fds).build())?;
+        sq.submit_and_wait(1)?;
+        let cqe = cq.pop().ok_or("no completion for FilesUpdate")?;
+        ensure!(cqe.result() == 2, "FilesUpdate: {cqe:?}");
+        (c, s) = (Fixed(0).into(), Fixed(1).into());
+    }
     let mut round = 0;
     let mut msg = message(round);
     let mut sent = 0;
@@ -143,6 +161,7 @@ fn echo_raw(n: u64) -> Result<()> {
                     client_buf = Some(buf);
                     round += 1;
                     if round == n {
+                        // The table's duplicate shares the connection.
                         pair.client.shutdown(Shutdown::Write)?;
                         continue;
                     }
