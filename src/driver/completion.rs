@@ -41,7 +41,7 @@ impl Completions {
     fn deliver(&mut self) -> bool {
         let any = !self.direct.is_empty();
         for (slot, cqe) in self.direct.drain(..) {
-            slot.complete(cqe);
+            Slot::deliver(slot, cqe);
         }
         any
     }

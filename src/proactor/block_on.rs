@@ -52,9 +52,11 @@ impl Wake for Signal {
 }
 
 impl Signal {
-    /// Waits until woken: turning the inline ring, or parked.
-    fn wait(&self) {
-        if let Some(shared) = self.inline.as_ref().and_then(Weak::upgrade) {
+    /// Waits until woken: turning the inline ring (`shared`, the
+    /// proactor's own: no upgrade of the weak reference per wait), or
+    /// parked.
+    fn wait(&self, shared: &Shared) {
+        if self.inline.is_some() {
             loop {
                 // At least one turn between polls, even when a waker fired
                 // already: a future that found the SQ full woke itself and
@@ -119,7 +121,7 @@ impl Proactor {
             if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
                 return out;
             }
-            signal.wait();
+            signal.wait(shared);
         }
     }
 }

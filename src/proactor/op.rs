@@ -3,6 +3,7 @@
 //! filled the slot. Dropped while in flight, it cancels the operation; the
 //! operation keeps its buffer until its completion reaches the slot.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
@@ -112,23 +113,32 @@ enum Stage {
 /// it.
 #[must_use = "futures do nothing unless polled"]
 pub struct OpFuture<'a, D: Decode> {
-    proactor: Proactor,
+    /// Borrowed from the descriptor-owning value the future was made
+    /// from, which outlives it: no reference count to move per operation.
+    proactor: Cow<'a, Proactor>,
     stage: Stage,
     decode: Option<D>,
     /// A cancel asked by a timeout: a cancelled result reads `ETIMEDOUT`.
     timed_out: bool,
-    _owner: PhantomData<&'a ()>,
 }
 
 impl<'a, D: Decode> OpFuture<'a, D> {
+    /// A future holding its own handle on the ring.
     pub(crate) fn new(proactor: &Proactor, sqe: Sqe, decode: D) -> Self {
-        let slot = Arc::new(Slot::new(D::MAKES_FD));
+        OpFuture::with(Cow::Owned(proactor.clone()), sqe, decode)
+    }
+
+    /// A future of a value that owns a descriptor and outlives it.
+    pub(crate) fn borrowing(proactor: &'a Proactor, sqe: Sqe, decode: D) -> Self {
+        OpFuture::with(Cow::Borrowed(proactor), sqe, decode)
+    }
+
+    fn with(proactor: Cow<'a, Proactor>, sqe: Sqe, decode: D) -> Self {
         OpFuture {
-            proactor: proactor.clone(),
-            stage: Stage::Unsent(sqe.notify(slot)),
+            proactor,
+            stage: Stage::Unsent(sqe),
             decode: Some(decode),
             timed_out: false,
-            _owner: PhantomData,
         }
     }
 
@@ -166,10 +176,45 @@ impl<'a, D: Decode> OpFuture<'a, D> {
         if self.timed_out && cqe.res == -libc::ECANCELED {
             cqe.res = -libc::ETIMEDOUT;
         }
-        self.stage = Stage::Done;
+        if let Stage::Sent(slot) = std::mem::replace(&mut self.stage, Stage::Done) {
+            Slot::recycle(slot);
+        }
         match self.decode.take() {
             Some(decode) => decode.decode(cqe),
             None => unreachable!("an OpFuture finishes once"),
+        }
+    }
+
+    /// The first poll: pushes the entry with a slot that already holds
+    /// the task's waker, so nothing is left to look at until it wakes.
+    fn send(&mut self, cx: &mut Context<'_>) -> Poll<D::Output> {
+        let slot = Slot::shared_waking(D::MAKES_FD, Some(cx.waker()));
+        // The entry out and its slot in, in one move of the stage.
+        let sent = Stage::Sent(Arc::clone(&slot));
+        let Stage::Unsent(mut sqe) = std::mem::replace(&mut self.stage, sent) else {
+            unreachable!("only an unsent future is sent")
+        };
+        sqe.notify = Some(slot);
+        match self.proactor.sq.push(sqe) {
+            Ok(()) => {
+                self.proactor.sq.shared.publish();
+                Poll::Pending
+            }
+            Err(e) if e.is_closed() => {
+                self.stage = Stage::Done;
+                let (_, cqe) = e.into_inner().into_cqe(-libc::ESHUTDOWN);
+                Poll::Ready(self.finish(cqe))
+            }
+            Err(e) => {
+                // The SQ is full: try again on the next poll, which comes
+                // after the executor has run others (and an inline ring's
+                // block_on has turned it).
+                let mut sqe = e.into_inner();
+                sqe.notify = None;
+                self.stage = Stage::Unsent(sqe);
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
     }
 }
@@ -179,45 +224,21 @@ impl<D: Decode> Future for OpFuture<'_, D> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<D::Output> {
         let this = self.get_mut();
-        if matches!(this.stage, Stage::Unsent(_)) {
-            let Stage::Unsent(sqe) = std::mem::replace(&mut this.stage, Stage::Done) else {
-                unreachable!()
-            };
-            let Some(slot) = sqe.notify.clone() else {
-                unreachable!("an OpFuture's entry has its slot")
-            };
-            match this.proactor.sq.push(sqe) {
-                Ok(()) => {
-                    this.proactor.sq.shared.publish();
-                    this.stage = Stage::Sent(slot);
-                }
-                Err(e) if e.is_closed() => {
-                    let (_, cqe) = e.into_inner().into_cqe(-libc::ESHUTDOWN);
-                    return Poll::Ready(this.finish(cqe));
-                }
-                Err(e) => {
-                    // The SQ is full: try again on the next poll, which
-                    // comes after the executor has run others (and an
-                    // inline ring's block_on has turned it).
-                    this.stage = Stage::Unsent(e.into_inner());
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-            }
+        if let Stage::Unsent(_) = this.stage {
+            return this.send(cx);
         }
-        match &this.stage {
-            Stage::Sent(slot) => match slot.poll_take(cx) {
+        // In flight, the slot stays in the future: dropped while it waits
+        // (or unwinding from a waker's clone), the future still cancels.
+        if let Stage::Sent(slot) = &this.stage {
+            return match slot.poll_take(cx) {
                 Poll::Ready(Some(cqe)) => Poll::Ready(this.finish(cqe)),
                 Poll::Ready(None) => unreachable!("a single-shot slot ends with its completion"),
                 Poll::Pending => Poll::Pending,
-            },
-            Stage::Ready(_) => {
-                let Stage::Ready(cqe) = std::mem::replace(&mut this.stage, Stage::Done) else {
-                    unreachable!()
-                };
-                Poll::Ready(this.finish(cqe))
-            }
-            Stage::Unsent(_) | Stage::Done => panic!("OpFuture polled after it completed"),
+            };
+        }
+        match std::mem::replace(&mut this.stage, Stage::Done) {
+            Stage::Ready(cqe) => Poll::Ready(this.finish(cqe)),
+            _ => panic!("OpFuture polled after it completed"),
         }
     }
 }

@@ -10,10 +10,11 @@
 //!
 //! [`Sqe`]: crate::Sqe
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use crate::cq::Cqe;
@@ -75,7 +76,73 @@ impl std::fmt::Debug for Slot {
     }
 }
 
+thread_local! {
+    /// Slots of finished operations that nothing else holds, for this
+    /// thread's next ones: an operation takes one instead of allocating.
+    static SPARE: RefCell<Vec<Arc<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many spare slots a thread keeps.
+const SPARE_MAX: usize = 32;
+
 impl Slot {
+    /// A fresh slot for one operation: a spare one of this thread's if it
+    /// has one.
+    pub(crate) fn shared(makes_fd: bool) -> Arc<Slot> {
+        Slot::shared_waking(makes_fd, None)
+    }
+
+    /// A fresh slot, as [`Slot::shared`], that wakes `waker` at its first
+    /// completion: stored before anyone else can see the slot, so with no
+    /// lock.
+    pub(crate) fn shared_waking(makes_fd: bool, waker: Option<&Waker>) -> Arc<Slot> {
+        let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+        if let Some(mut slot) = spare
+            && let Some(s) = Arc::get_mut(&mut slot)
+        {
+            s.makes_fd = makes_fd;
+            let state = s.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            state.waker = waker.cloned();
+            return slot;
+        }
+        let slot = Slot::new(makes_fd);
+        if let Some(waker) = waker {
+            slot.lock().waker = Some(waker.clone());
+        }
+        Arc::new(slot)
+    }
+
+    /// Keeps a finished operation's slot for the next one, when its
+    /// terminal completion has been taken and no one else holds it (not
+    /// the driver, not a cancel on its way): then nothing can reach it but
+    /// its next operation. Otherwise it is just dropped.
+    pub(crate) fn recycle(mut slot: Arc<Slot>) {
+        let Some(s) = Arc::get_mut(&mut slot) else {
+            return;
+        };
+        let state = s.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !state.ended || state.cqes.first.is_some() || !state.cqes.rest.is_empty() {
+            return;
+        }
+        // Dropped here, not kept: a waker holds its task.
+        let waker = state.waker.take();
+        state.ended = false;
+        state.abandoned = false;
+        *s.cancelled.get_mut() = false;
+        drop(waker);
+        // A full cache (or one already torn down) hands the slot back to
+        // be dropped outside the borrow.
+        let _unkept = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_MAX {
+                spare.push(slot);
+                None
+            } else {
+                Some(slot)
+            }
+        });
+    }
+
     pub(crate) fn new(makes_fd: bool) -> Slot {
         Slot {
             state: Mutex::new(State::default()),
@@ -89,8 +156,29 @@ impl Slot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The driver's side: takes a completion and wakes whoever waits.
+    /// Takes a completion and wakes whoever waits (the driver's
+    /// [`Slot::deliver`], keeping the slot).
+    #[cfg(test)]
     pub(crate) fn complete(&self, cqe: Cqe) {
+        if let Some(waker) = self.store(cqe) {
+            waker.wake();
+        }
+    }
+
+    /// The driver's side: takes a completion and wakes whoever waits,
+    /// letting go of its hold on the slot first: a task woken on another
+    /// thread by a single-shot operation's completion then finds the slot
+    /// unshared, and keeps it for its next operation.
+    pub(crate) fn deliver(slot: Arc<Slot>, cqe: Cqe) {
+        let waker = slot.store(cqe);
+        drop(slot);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Keeps `cqe` (drops it if abandoned); the waker to wake.
+    fn store(&self, cqe: Cqe) -> Option<Waker> {
         let mut state = self.lock();
         if !cqe.is_more() {
             state.ended = true;
@@ -98,14 +186,10 @@ impl Slot {
         if state.abandoned {
             drop(state);
             self.dispose(cqe);
-            return;
+            return None;
         }
         state.cqes.push_back(cqe);
-        let waker = state.waker.take();
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        state.waker.take()
     }
 
     /// Takes the oldest completion, or stores the task's waker to be woken
@@ -283,6 +367,79 @@ mod tests {
         slot.complete(Cqe::new(0, 4, 0));
         assert_eq!((take(&mut cx), take(&mut cx)), (3, 4));
         assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_finished_slot_nobody_else_holds_comes_back_clean_for_the_next_operation() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let slot = Slot::shared_waking(true, Some(&waker));
+        let ptr = Arc::as_ptr(&slot);
+        assert!(slot.cancel(), "in flight until its completion");
+        slot.complete(Cqe::new(0, -libc::ECANCELED, 0));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the stored waker woke");
+        assert!(matches!(slot.poll_take(&mut cx), Poll::Ready(Some(_))));
+        Slot::recycle(slot);
+        let again = Slot::shared(false);
+        assert_eq!(Arc::as_ptr(&again), ptr, "this thread's spare slot");
+        assert!(!again.is_cancelled() && !again.has_ended());
+        assert!(!again.makes_fd);
+        assert!(again.lock().waker.is_none(), "no task kept alive");
+        assert!(again.poll_take(&mut cx).is_pending());
+        again.complete(Cqe::new(0, 3, 0));
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
+        assert!(matches!(again.poll_take(&mut cx), Poll::Ready(Some(c)) if c.result() == 3));
+    }
+
+    #[test]
+    fn the_driver_lets_go_of_the_slot_before_it_wakes_the_task() {
+        struct Unshared(Arc<std::sync::Mutex<Option<Arc<Slot>>>>, AtomicUsize);
+        impl Wake for Unshared {
+            fn wake(self: Arc<Self>) {
+                let slot = self.0.lock().expect("lock").take().expect("the slot");
+                if Arc::strong_count(&slot) == 1 {
+                    self.1.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let seen = Arc::new(Unshared(Arc::default(), AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&seen));
+        let slot = Slot::shared_waking(false, Some(&waker));
+        let driver = Arc::clone(&slot);
+        *seen.0.lock().expect("lock") = Some(slot);
+        Slot::deliver(driver, Cqe::new(0, 0, 0));
+        assert_eq!(seen.1.load(Ordering::SeqCst), 1, "woken once, unshared");
+    }
+
+    #[test]
+    fn a_slot_still_held_or_not_finished_is_not_kept() {
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let mut cx = Context::from_waker(&waker);
+        // Every slot stays alive to the end, so no address is reused.
+        let mut alive = Vec::new();
+        // Held elsewhere (the driver, a cancel on its way).
+        let held = Slot::shared(false);
+        alive.push(Arc::clone(&held));
+        held.complete(Cqe::new(0, 0, 0));
+        assert!(held.poll_take(&mut cx).is_ready());
+        // Not ended: its operation may still complete into it.
+        let pending = Slot::shared(false);
+        alive.push(Arc::clone(&pending));
+        // Ended with a completion not taken.
+        let drops = Arc::new(AtomicUsize::new(0));
+        let untaken = Slot::shared(false);
+        untaken.complete(with_buf(0, 0, &drops));
+        for slot in [held, pending, untaken] {
+            Slot::recycle(slot);
+        }
+        let next = Slot::shared(false);
+        assert!(alive.iter().all(|s| !Arc::ptr_eq(s, &next)));
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "the untaken one was dropped, its completion with it"
+        );
     }
 
     #[test]

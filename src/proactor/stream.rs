@@ -53,7 +53,7 @@ pub struct ShotStream<'a, D: DecodeShot> {
 
 impl<D: DecodeShot> ShotStream<'_, D> {
     pub(crate) fn new(proactor: &Proactor, sqe: Sqe, decode: D) -> Self {
-        let slot = Arc::new(Slot::new(D::MAKES_FD));
+        let slot = Slot::shared(D::MAKES_FD);
         ShotStream {
             proactor: proactor.clone(),
             stage: Stage::Unsent(sqe.notify(slot)),
