@@ -5,6 +5,9 @@
 //! fault hit with its errno, every entry gets exactly one terminal
 //! completion, and the ring's drop returns.
 
+// The children are reaped by the WaitIds under test.
+#![allow(clippy::zombie_processes)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use kqring::ops::{Nop, OpenAt, PollAdd, Read};
+use kqring::ops::{Nop, OpenAt, PollAdd, Read, WaitId};
 use kqring::sys::Calls;
 use kqring::{Cqe, Mode, Ring, SqeFlags};
 
@@ -335,5 +338,42 @@ fn a_worker_panic_ends_its_operation_and_the_worker_goes_on() {
         // SAFETY: the descriptor the open made, owned by nobody else.
         unsafe { libc::close(opened) };
         let _ = std::fs::remove_file(&path);
+    });
+}
+
+/// An event operation's registration fails alone (EVFILT_PROC's `EV_ADD`,
+/// ENOMEM in `data`): the `WaitId` of a child still running ends
+/// `-ENOMEM`; the next one waits and reaps the child once it exits.
+#[test]
+fn a_failed_event_registration_fails_its_operation() {
+    each_mode(|ring, mode| {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read line; exit 3"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        let faults = ring.faults();
+        faults.fail_change(pid as usize, libc::ENOMEM, 1);
+        let wait = |ud| {
+            WaitId::new(libc::P_PID, pid, libc::WEXITED)
+                .build()
+                .user_data(ud)
+        };
+        submit_all(ring, [wait(1)]);
+        let t = terminals(ring, &[1]);
+        assert_eq!(t[&1].0.result(), -libc::ENOMEM, "{mode:?}");
+        assert_eq!(faults.injected(), 1);
+        start(ring, [wait(2)]);
+        drop(child.stdin.take());
+        let t = terminals(ring, &[2]);
+        let c = &t[&2].0;
+        assert_eq!(c.result(), 0, "{mode:?}");
+        let info = c.wait_info().expect("the child's siginfo");
+        assert_eq!(
+            (info.pid, info.code, info.status),
+            (pid as i32, libc::CLD_EXITED, 3),
+            "{mode:?}"
+        );
     });
 }
