@@ -118,7 +118,7 @@ fn still_reads(ring: &Ring, ud: u64) {
 
 /// EINTR ×3 on the calls that add a pipe's registration: the changes go
 /// again, the read waits and completes with its 14 bytes, nothing else
-/// comes.
+/// comes; then EINTR ×2 on waits while a read waits: it completes too.
 #[test]
 fn an_interrupted_call_makes_its_changes_again() {
     each_mode(|ring, mode| {
@@ -136,7 +136,18 @@ fn an_interrupted_call_makes_its_changes_again() {
         let t = terminals(ring, &[1]);
         let (c, shots) = &t[&1];
         assert_eq!((c.result(), *shots), (MSG.len() as i32, 0), "{mode:?}");
-        still_reads(ring, 2);
+        // Two waits interrupted, with a read waiting: it still completes.
+        faults.fail_calls(Calls::Waiting, libc::EINTR, 2);
+        start(ring, [read(&rx, 2)]);
+        wait_until("two interrupted waits", || {
+            let _ = ring.completion().wait_timeout(Duration::from_millis(1));
+            faults.planned() == 0
+        });
+        assert_eq!(faults.injected(), 5, "{mode:?}");
+        write_msg(&tx);
+        let t = terminals(ring, &[2]);
+        assert_eq!(t[&2].0.result(), MSG.len() as i32, "{mode:?}");
+        still_reads(ring, 3);
     });
 }
 
