@@ -583,6 +583,13 @@ impl Ring {
         RingHandle(Arc::downgrade(&self.shared))
     }
 
+    /// The faults planned for this ring's `kevent` calls and workers
+    /// (feature `fault-injection`, for tests).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(&self) -> &crate::sys::Faults {
+        self.shared.kq.faults()
+    }
+
     /// A snapshot of the driver's counters.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.stats;

@@ -201,10 +201,39 @@ impl Driver {
             .changes
             .fetch_add(self.changes.len() as u64, Ordering::Relaxed);
         self.events.clear();
-        let result = self.shared.kq.kevent(&self.changes, &mut self.events, wait);
+        match self.shared.kq.kevent(&self.changes, &mut self.events, wait) {
+            Ok(_) => {}
+            // Interrupted (the backends retry EINTR themselves; this is
+            // one that got through): the changes may not have been made,
+            // and go again in the next turn, which comes at once; making
+            // one twice is harmless (an addition modifies, a deletion of
+            // what is gone fails and needs nothing). What closes after
+            // them waits for them.
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
+                self.retired.extend(closing);
+                self.end_turn();
+                return Ok(true);
+            }
+            // The call failed as a whole: each of its changes fails with
+            // its errno, as the kernel reports one change's failure, so
+            // the operations that relied on one end with it.
+            Err(e) if !self.changes.is_empty() => {
+                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                tracing::warn!(error = %e, changes = self.changes.len(), "kqring driver: kevent failed");
+                self.events.clear();
+                self.events
+                    .extend(self.changes.iter().map(|c| Event::failed(c, errno)));
+            }
+            // Nothing but a wait, and it failed: the kqueue itself is
+            // unusable.
+            Err(e) => {
+                self.changes.clear();
+                drop(closing);
+                return Err(e);
+            }
+        }
         self.changes.clear();
         drop(closing);
-        result?;
         // Registrations made by this call: what joined them looks again.
         self.check_armed();
         let events = std::mem::take(&mut self.events);
@@ -285,11 +314,20 @@ impl Driver {
             .fetch_add(deletes.len() as u64, Ordering::Relaxed);
         let mut receipts = Vec::with_capacity(deletes.len());
         // Deletions only: one that fails (the registration is gone
-        // already) needs nothing, as in `on_event`.
-        let _ = self
-            .shared
-            .kq
-            .kevent(deletes, &mut receipts, Some(Duration::ZERO));
+        // already) needs nothing, as in `on_event`. An interrupted call
+        // goes again (a few times: a deletion that can't be made leaves
+        // a registration nothing listens to, which is all it costs).
+        for _ in 0..3 {
+            receipts.clear();
+            match self
+                .shared
+                .kq
+                .kevent(deletes, &mut receipts, Some(Duration::ZERO))
+            {
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                _ => break,
+            }
+        }
     }
 
     /// A ring-owned descriptor is done with: what waits on it ends, its

@@ -6,6 +6,7 @@
 //! completion, so links, counts and cancellation stay in one place.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
@@ -149,10 +150,31 @@ impl Pool {
     }
 }
 
+/// The result of an operation whose worker panicked in it (a bug in
+/// kqring or in a buffer's trait implementation): the worker lives on.
+const PANICKED: i32 = -libc::EIO;
+
+/// Runs `work` on this worker; a panic in it ends the operation with
+/// [`PANICKED`] rather than the thread, which would leave the operation
+/// without a completion and the pool a worker short.
+fn run(work: &mut Work, kind: Option<crate::sys::io::FdKind>, shared: &Shared) -> i32 {
+    // The operation is handed back whatever state the panic left it in:
+    // its buffer is still a valid value of its type, and the result says
+    // the operation failed.
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::sys::worker_starts(&shared.kq);
+        work.run(kind)
+    }));
+    ran.unwrap_or_else(|_| {
+        tracing::error!("kqring worker: an operation panicked");
+        PANICKED
+    })
+}
+
 fn work(jobs: &Receiver<Job>, done: &Sender<Done>, shared: &Shared) {
     for mut job in jobs.iter() {
         let res = if job.claim.start() {
-            job.span.in_scope(|| job.work.run(job.kind))
+            job.span.in_scope(|| run(&mut job.work, job.kind, shared))
         } else {
             -libc::ECANCELED
         };

@@ -446,7 +446,6 @@ impl fmt::Debug for Change {
 pub struct Event(raw::kevent);
 
 impl Event {
-    #[cfg_attr(not(kq_compat), allow(dead_code))]
     /// Builds an event from its fields (what a backend that is not the
     /// kernel reports).
     pub(crate) fn from_parts(
@@ -463,6 +462,19 @@ impl Event {
                 .data(data)
                 .token(token)
                 .0,
+        )
+    }
+
+    /// The result of `change` failing with `errno`, as a kernel reports
+    /// one: `EV_ERROR`, the errno in `data`, the change's identity.
+    pub(crate) fn failed(change: &Change, errno: i32) -> Event {
+        Event::from_parts(
+            change.ident(),
+            change.filter(),
+            Flags::ERROR,
+            change.get_fflags(),
+            i64::from(errno),
+            change.get_token(),
         )
     }
 

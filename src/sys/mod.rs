@@ -43,20 +43,41 @@ pub(crate) use libc as raw;
 #[path = "linux_abi.rs"]
 pub(crate) mod raw;
 
-#[cfg(any(kq_native, kq_libkqueue))]
-mod kqueue;
-#[cfg(kq_native)]
-pub use kqueue::Kqueue;
-
-#[cfg(kq_libkqueue)]
-mod libkqueue;
-#[cfg(kq_libkqueue)]
-pub use libkqueue::{Kqueue, Waker};
-
 #[cfg(kq_compat)]
 mod compat;
+#[cfg(any(kq_native, kq_libkqueue))]
+mod kqueue;
+#[cfg(kq_libkqueue)]
+mod libkqueue;
+
 #[cfg(kq_compat)]
-pub use compat::Kqueue;
+use self::compat as backend;
+/// The backend serving [`Kqueue`].
+#[cfg(kq_native)]
+use self::kqueue as backend;
+#[cfg(kq_libkqueue)]
+use self::libkqueue as backend;
+
+#[cfg(not(feature = "fault-injection"))]
+pub use backend::Kqueue;
+#[cfg(kq_libkqueue)]
+pub use libkqueue::Waker;
+
+// Tests' planned faults: the backend's kqueue behind a wrapper.
+#[cfg(feature = "fault-injection")]
+mod fault;
+#[cfg(feature = "fault-injection")]
+pub use fault::{Calls, Faults, Kqueue, PlannedPanic};
+
+/// A blocking-pool worker starts an operation on the ring of `kq`: where
+/// a planned worker panic happens. Nothing without `fault-injection`.
+#[inline(always)]
+pub(crate) fn worker_starts(kq: &Kqueue) {
+    #[cfg(feature = "fault-injection")]
+    kq.faults().worker_starts();
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = kq;
+}
 
 // A kernel kqueue and the compat wake a blocked `kevent` with an
 // EVFILT_USER trigger; libkqueue can't (see `libkqueue.rs`).
