@@ -12,7 +12,7 @@ mod common;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -733,7 +733,8 @@ fn an_operation_cancelled_in_its_submission_never_runs() {
                 LinkAt::new("f", "l").from_dir(dir).to_dir(dir).build(),
                 vec!["f", "l"],
             ),
-            (Close::new(fd).build(), vec![]),
+            // A Close runs at once unless ASYNC sends it to the pool.
+            (Close::new(fd).build().flags(SqeFlags::ASYNC), vec![]),
         ];
         let n = ops.len() as u64;
         let mut sqes = Vec::new();
@@ -767,6 +768,165 @@ fn an_operation_cancelled_in_its_submission_never_runs() {
         assert_eq!(fs::read(d.join("f")).unwrap(), b"keep");
         // SAFETY: F_GETFD takes no pointer: the descriptor is still open.
         assert!(unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0);
+    });
+}
+
+/// A pipe's write end closed by a `Close` and a cancel of it in the same
+/// submission, on kqring in `mode` or on io_uring: the two results, and
+/// whether the reader then reads the end of the stream (the write end was
+/// the only one).
+fn close_and_cancel(submit: impl FnOnce(RawFd) -> Vec<(u64, i32)>) -> (Vec<(u64, i32)>, bool) {
+    let (r, w) = kqring_test_support::pipe(false).expect("a pipe");
+    let w = w.into_raw_fd();
+    let got = submit(w);
+    let closed = got.iter().any(|&(ud, res)| ud == 1 && res == 0);
+    if !closed {
+        // SAFETY: the Close did not close it: it is still ours.
+        drop(unsafe { OwnedFd::from_raw_fd(w) });
+    }
+    // Without a writer left, a read sees the end of the stream at once;
+    // else, with none written, EAGAIN (non-blocking).
+    let mut buf = [0u8; 1];
+    let eof = (&File::from(r))
+        .read(&mut buf)
+        .map(|n| n == 0)
+        .unwrap_or(false);
+    (got, eof && closed)
+}
+
+/// `Close` of a plain descriptor runs on the driver's thread, as io_uring
+/// closes at issue: a cancel in the same submission finds nothing
+/// (-ENOENT), the descriptor is closed, and nothing went to the pool.
+/// Compared with io_uring where it runs.
+#[test]
+fn a_close_runs_at_once_as_io_urings_and_a_cancel_after_it_finds_nothing() {
+    let want = (vec![(1, 0), (2, -libc::ENOENT)], true);
+    each_mode(|ring| {
+        let offloaded = ring.stats().offloaded;
+        let got = close_and_cancel(|w| {
+            submit_all(
+                ring,
+                [
+                    Close::new(w).build().user_data(1),
+                    AsyncCancel::new(1).build().user_data(2),
+                ],
+            );
+            wait_sorted(ring, 2)
+                .iter()
+                .map(|c| (c.user_data(), c.result()))
+                .collect()
+        });
+        assert_eq!(got, want, "kqring");
+        assert_eq!(ring.stats().offloaded, offloaded, "no close on the pool");
+    });
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(mut uring) = io_uring::IoUring::new(8) else {
+            println!("io_uring unavailable: kqring held to the written result");
+            return;
+        };
+        let got = close_and_cancel(|w| {
+            let close = io_uring::opcode::Close::new(io_uring::types::Fd(w))
+                .build()
+                .user_data(1);
+            let cancel = io_uring::opcode::AsyncCancel::new(1).build().user_data(2);
+            // SAFETY: neither entry points at memory.
+            unsafe {
+                uring.submission().push(&close).expect("room");
+                uring.submission().push(&cancel).expect("room");
+            }
+            uring.submit_and_wait(2).expect("io_uring_enter");
+            let mut got: Vec<(u64, i32)> = uring
+                .completion()
+                .map(|c| (c.user_data(), c.result()))
+                .collect();
+            got.sort();
+            got
+        });
+        assert_eq!(got, want, "io_uring");
+    }
+}
+
+/// A `Close` with `ASYNC` goes to the pool, after its submission is made:
+/// a cancel in the same submission withdraws it, and the descriptor stays
+/// open. (io_uring's io-wq may or may not have started it by then: no
+/// answer of its own to compare with.)
+#[test]
+fn an_async_close_goes_to_the_pool_and_a_cancel_in_its_submission_withdraws_it() {
+    each_mode(|ring| {
+        let got = close_and_cancel(|w| {
+            submit_all(
+                ring,
+                [
+                    Close::new(w).build().flags(SqeFlags::ASYNC).user_data(1),
+                    AsyncCancel::new(1).build().user_data(2),
+                ],
+            );
+            wait_sorted(ring, 2)
+                .iter()
+                .map(|c| (c.user_data(), c.result()))
+                .collect()
+        });
+        assert_eq!(got, (vec![(1, -libc::ECANCELED), (2, 0)], false));
+        let offloaded = ring.stats().offloaded;
+        let got = close_and_cancel(|w| {
+            vec![(
+                1,
+                run1(
+                    ring,
+                    Close::new(w).build().flags(SqeFlags::ASYNC).user_data(1),
+                )
+                .result(),
+            )]
+        });
+        assert_eq!(got, (vec![(1, 0)], true));
+        assert_eq!(
+            ring.stats().offloaded,
+            offloaded + 1,
+            "the close ran on the pool"
+        );
+    });
+}
+
+/// A socket with a receive waiting (its registration in the kernel) and a
+/// duplicate elsewhere, so that its file outlives the close: the `Close`
+/// on the driver's thread ends the receive first, and the duplicate then
+/// receives as any descriptor does.
+#[test]
+fn a_close_at_once_ends_what_waits_and_leaves_a_duplicate_working() {
+    each_mode(|ring| {
+        let (a, b) = kqring_test_support::unix_pair(true).expect("a pair");
+        let b = OwnedFd::from(b);
+        // SAFETY: dup takes no pointer; the duplicate is owned below.
+        let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(b.as_raw_fd())) };
+        let fd = b.into_raw_fd();
+        submit_all(
+            ring,
+            [
+                kqring::ops::Recv::new(fd, bytes::BytesMut::with_capacity(4))
+                    .build()
+                    .user_data(1),
+            ],
+        );
+        assert_quiet(ring);
+        submit_all(ring, [Close::new(fd).build().user_data(2)]);
+        let got: Vec<(u64, i32)> = wait_sorted(ring, 2)
+            .iter()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        assert_eq!(got, [(1, -libc::ECANCELED), (2, 0)]);
+        (&a).write_all(b"late").unwrap();
+        // Nothing wakes for the closed number.
+        assert_quiet(ring);
+        let mut c = run1(
+            ring,
+            kqring::ops::Recv::new(dup.as_raw_fd(), bytes::BytesMut::with_capacity(4))
+                .build()
+                .user_data(3),
+        );
+        assert_eq!((c.user_data(), c.result()), (3, 4));
+        let buf = c.take_buf::<bytes::BytesMut>().expect("its buffer");
+        assert_eq!(&buf[..], b"late");
     });
 }
 

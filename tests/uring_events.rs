@@ -3,10 +3,11 @@
 //! same — and be what is written here, which also holds kqring where
 //! io_uring is unavailable.
 //!
-//! The conformance tool's scenarios name descriptors, not processes, and
-//! run one ring; these two opcodes need children and a second ring, so
-//! they are compared here, with the `io-uring` crate (its `WaitId`,
-//! `MsgRingData`, `MsgRingSendFd` entries).
+//! The conformance scenarios `waitid-*` and `msg-ring-*` compare the same
+//! opcodes; this file keeps the cases those do not model (a message's
+//! flags, a ring messaging itself, the order of two waits of one child),
+//! with the `io-uring` crate (its `WaitId`, `MsgRingData`, `MsgRingSendFd`
+//! entries).
 
 #![cfg(target_os = "linux")]
 // The children are reaped by the WaitIds under test, not by `Child::wait`.

@@ -179,6 +179,10 @@ pub enum WorkloadArg {
     /// Open + statx + close of small files, `--queue-depth` files at once,
     /// for kqring, io_uring and blocking syscalls; not part of `all`.
     FsMeta,
+    /// A 64 MiB sequential copy of a warm file, 16 chunks of 128 KiB in
+    /// flight, for kqring, io_uring, tokio and blocking syscalls, the copy
+    /// checked; not part of `all`.
+    Copy,
 }
 
 /// A system, as named on the command line.
@@ -285,6 +289,8 @@ pub enum Workload {
     Sweep,
     /// Open + statx + close.
     FsMeta,
+    /// Sequential copy.
+    Copy,
 }
 
 impl Workload {
@@ -309,6 +315,7 @@ impl Workload {
             Workload::Timeouts => "timeouts",
             Workload::Sweep => "sweep",
             Workload::FsMeta => "fs-meta",
+            Workload::Copy => "copy",
         }
     }
 }
@@ -333,6 +340,7 @@ impl Args {
                 WorkloadArg::Timeouts => vec![Workload::Timeouts],
                 WorkloadArg::Sweep => vec![Workload::Sweep],
                 WorkloadArg::FsMeta => vec![Workload::FsMeta],
+                WorkloadArg::Copy => vec![Workload::Copy],
             })
             .collect();
         out.sort();

@@ -210,6 +210,134 @@ pub fn check_block(block: u64, res: i64, buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The size of the sequential copy's source file, in MiB.
+pub const COPY_MIB: u32 = 64;
+
+/// Bytes per read and write of the sequential copy.
+pub const COPY_CHUNK: usize = 128 * 1024;
+
+/// Chunks in flight in the sequential copy (each a read, then a write).
+pub const COPY_DEPTH: usize = 16;
+
+/// The sequential copy's files: a warm [`TestFile`] of [`COPY_MIB`] MiB
+/// and a destination beside it, both open read-write.
+#[derive(Debug)]
+pub struct CopyFiles {
+    source: TestFile,
+    destination: File,
+    /// The destination's name; removed on drop.
+    _path: kqring_test_support::ScratchPath,
+}
+
+impl CopyFiles {
+    /// The source, written and read back once (its pages cached), and an
+    /// empty destination.
+    pub fn create() -> io::Result<CopyFiles> {
+        let source = TestFile::create(COPY_MIB)?;
+        let path = kqring_test_support::ScratchPath::new("copy")?;
+        let destination = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path.path())?;
+        Ok(CopyFiles {
+            source,
+            destination,
+            _path: path,
+        })
+    }
+
+    /// The source file.
+    pub fn source(&self) -> &File {
+        self.source.file()
+    }
+
+    /// The destination file.
+    pub fn destination(&self) -> &File {
+        &self.destination
+    }
+
+    /// The source's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.source.blocks() * BLOCK as u64
+    }
+
+    /// Whether the source is empty (never: it has [`COPY_MIB`] MiB).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the destination, so that a run must write all of it.
+    pub fn reset(&self) -> io::Result<()> {
+        self.destination.set_len(0)
+    }
+
+    /// A plan of chunks for one measured run that stops on `window`'s end
+    /// (see [`CopyPlan`]).
+    pub fn plan(&self, window: &crate::stats::Window) -> CopyPlan {
+        CopyPlan {
+            window: window.clone(),
+            size: self.len(),
+            next: 0,
+            stop: None,
+        }
+    }
+
+    /// Checks that the destination is the source, byte for byte.
+    pub fn check(&self) -> Result<()> {
+        let len = self.destination.metadata()?.len();
+        ensure!(
+            len == self.len(),
+            "the copy has {len} bytes, the source {}",
+            self.len()
+        );
+        let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(a.len() as u64) as usize;
+            self.source().read_exact_at(&mut a[..n], off)?;
+            self.destination.read_exact_at(&mut b[..n], off)?;
+            ensure!(
+                a[..n] == b[..n],
+                "the copy differs from the source in the MiB at {off}"
+            );
+            off += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The chunks of a sequential copy, handed out in order, the file over
+/// and over: after the window ends, up to the end of the pass under way
+/// (and at least one whole pass), so that the destination is then a whole
+/// copy to check.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    window: crate::stats::Window,
+    size: u64,
+    /// Chunks handed out so far, over every pass.
+    next: u64,
+    /// The chunk count at which to stop, once the window is over.
+    stop: Option<u64>,
+}
+
+impl CopyPlan {
+    /// The next chunk to copy, as (offset, length), or `None` when the
+    /// copy is done.
+    pub fn next_chunk(&mut self, now: std::time::Instant) -> Option<(u64, usize)> {
+        let per_pass = self.size.div_ceil(COPY_CHUNK as u64).max(1);
+        if self.stop.is_none() && self.window.over(now) {
+            self.stop = Some(self.next.div_ceil(per_pass).max(1) * per_pass);
+        }
+        if self.stop.is_some_and(|stop| self.next >= stop) {
+            return None;
+        }
+        let off = (self.next % per_pass) * COPY_CHUNK as u64;
+        self.next += 1;
+        Some((off, (self.size - off).min(COPY_CHUNK as u64) as usize))
+    }
+}
+
 /// A small xorshift generator: random offsets without a dependency, the
 /// same sequence for every system.
 #[derive(Debug, Clone)]
@@ -257,6 +385,45 @@ mod tests {
     use std::io::Read as _;
 
     use super::*;
+
+    #[test]
+    fn a_copy_plan_ends_on_a_whole_pass_and_the_check_catches_a_bad_copy() {
+        let files = CopyFiles::create().unwrap();
+        let per_pass = files.len() / COPY_CHUNK as u64;
+        // A window already over: exactly one whole pass, in order.
+        let window = crate::stats::Window::new(Duration::ZERO);
+        let later = std::time::Instant::now() + Duration::from_secs(1);
+        let mut plan = files.plan(&window);
+        let chunks: Vec<(u64, usize)> = std::iter::from_fn(|| plan.next_chunk(later)).collect();
+        assert_eq!(chunks.len() as u64, per_pass);
+        for (i, &(off, len)) in chunks.iter().enumerate() {
+            assert_eq!((off, len), (i as u64 * COPY_CHUNK as u64, COPY_CHUNK));
+        }
+        // Over in the middle of a second pass: up to that pass's end.
+        let window = crate::stats::Window::new(Duration::from_secs(3600));
+        let mut plan = files.plan(&window);
+        let now = std::time::Instant::now();
+        for _ in 0..per_pass + 3 {
+            assert!(plan.next_chunk(now).is_some());
+        }
+        let far = now + Duration::from_secs(7200);
+        let rest = std::iter::from_fn(|| plan.next_chunk(far)).count() as u64;
+        assert_eq!(rest, per_pass - 3);
+        // The check: an empty destination, a whole copy, one byte off.
+        files.reset().unwrap();
+        assert!(files.check().is_err());
+        let mut buf = vec![0u8; COPY_CHUNK];
+        for (off, len) in chunks {
+            files.source().read_exact_at(&mut buf[..len], off).unwrap();
+            files.destination().write_all_at(&buf[..len], off).unwrap();
+        }
+        files.check().unwrap();
+        files
+            .destination()
+            .write_all_at(b"?", files.len() - 1)
+            .unwrap();
+        assert!(files.check().is_err());
+    }
 
     #[test]
     fn messages_differ_by_round() {

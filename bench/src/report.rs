@@ -498,6 +498,10 @@ const NOTES: &[&str] = &[
     "blocking: one thread per waiting end; file reads are one pread at a time (queue depth 1)",
     "pipe: a partner thread echoes with blocking calls; timers: durations spread over 1–100 ms, \
      lateness = seen done − (asked + duration)",
+    "copy (--workload copy): each chunk is read, then written at its offset, then the slot takes \
+     the next chunk (the SQPOLL and DEFER_TASKRUN rings with registered buffers); tokio: a \
+     spawn_blocking pread and pwrite per chunk; blocking: one chunk at a time; the destination \
+     is emptied before each cell and compared with the source byte for byte after it",
 ];
 
 fn fmt_value(v: f64) -> String {

@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 use std::time::Instant;
 
 use crate::cli::{Args, SWEEP_COLUMNS, Workload};
-use crate::fixtures::{TIMER_RANGE, TestFile};
+use crate::fixtures::{COPY_CHUNK, COPY_DEPTH, COPY_MIB, CopyFiles, TIMER_RANGE, TestFile};
 use crate::report::{Better, COLUMNS, Cell, LatencySet, Machine, Report, Row};
 use crate::stats::{CpuTime, CpuUse, Measurement};
 use crate::systems::{self, Outcome, Params, System};
@@ -449,6 +449,34 @@ pub fn run(args: &Args, machine: Machine) -> Report {
                 let label = format!("open + statx + close QD{}, k files/s ↑", p.queue_depth);
                 let unit = ("files/s", 1e-3, Better::Higher);
                 let cpu = format!("open + statx + close QD{}, per file", p.queue_depth);
+                rows.push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
+            }
+            Workload::Copy => {
+                let what = "sequential copy";
+                let got = match CopyFiles::create() {
+                    // Each run starts from an empty destination and must
+                    // leave a whole copy: else its cell fails.
+                    Ok(files) => r.each(what, |s| {
+                        if let Err(e) = files.reset() {
+                            return Some(Err(e.into()));
+                        }
+                        match s.copy(p, &files) {
+                            Some(Ok(m)) => Some(files.check().map(|()| m)),
+                            other => other,
+                        }
+                    }),
+                    Err(e) => r.fail_all(what, &format!("temporary files: {e}")),
+                };
+                let kib = COPY_CHUNK / 1024;
+                let label = format!(
+                    "{COPY_MIB} MiB sequential copy, {COPY_DEPTH} × {kib} KiB in flight, MiB/s ↑"
+                );
+                let unit = (
+                    "chunks/s",
+                    COPY_CHUNK as f64 / f64::from(1 << 20),
+                    Better::Higher,
+                );
+                let cpu = format!("{COPY_MIB} MiB sequential copy, per {kib} KiB chunk");
                 rows.push(row(w, label, unit, &got, |m| Some(m.rate())).with_cpu(cpu, &got));
             }
             Workload::Timeouts => {

@@ -714,3 +714,49 @@ fn a_sweep_count_the_descriptor_limit_cannot_hold_runs_as_the_most_it_can() {
     assert!(label.contains("68 conn (1k asked)"), "{label}");
     assert!(rows[0]["values"]["kqring-inline"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn the_sequential_copy_runs_and_is_checked_on_every_system_that_has_it() {
+    // A copy that is not the source byte for byte fails its cell (ERR,
+    // and an entry in `errors`).
+    let v = json_of(&bench(&[
+        "--workload",
+        "copy",
+        "--duration",
+        "0.1",
+        "--no-span-cost",
+        "--system",
+        "all",
+        "--json",
+    ]));
+    assert_eq!(v["errors"], serde_json::json!([]), "{v}");
+    let rows = row(&v, "copy");
+    assert_eq!(rows.len(), 1, "{v}");
+    let r = rows[0];
+    assert!(
+        r["metric"]
+            .as_str()
+            .unwrap()
+            .contains("64 MiB sequential copy"),
+        "{r}"
+    );
+    for col in [
+        "kqring-poller",
+        "kqring-inline",
+        "tokio",
+        "tokio-ct",
+        "blocking",
+    ] {
+        assert!(r["values"][col].as_f64().unwrap() > 0.0, "{col}: {r}");
+    }
+    for col in IO_URING {
+        let uring = &r["values"][col];
+        assert!(
+            uring.as_f64().is_some_and(|x| x > 0.0) || may_be_unavailable(&v, col),
+            "{col}: {r}"
+        );
+    }
+    for col in ["monoio", "compio", "kqring-async-poller", "kqring-async"] {
+        assert_eq!(r["values"][col], "n/a", "{col}");
+    }
+}

@@ -164,6 +164,7 @@ mod tests {
             data: None,
             from: None,
             stat: None,
+            waited: None,
         }];
         let b = [
             CqeRecord {
@@ -173,6 +174,7 @@ mod tests {
                 data: Some(b"ok".to_vec()),
                 from: None,
                 stat: None,
+                waited: None,
             },
             CqeRecord {
                 user_data: 2,
@@ -181,6 +183,7 @@ mod tests {
                 data: None,
                 from: Some("u".into()),
                 stat: None,
+                waited: None,
             },
         ];
         let d = diff("kqring", &a, "io_uring", &b);

@@ -58,6 +58,11 @@
 //! | `udp NAME` | a non-blocking UDP socket bound to 127.0.0.1, a port the kernel picks |
 //! | `client NAME LISTENER [blocking]` | a socket connected to `LISTENER`, its connection waiting to be accepted |
 //! | `files N` | the ring gets a file table of `N` empty slots (io_uring: sparse registration) |
+//! | `child NAME [exit=N\|signal=SIG]` | a child process, alive until `end-child NAME`, then exiting with `N` (default 0) or killed by `SIG` (`KILL`, `TERM`…); `waitid pid=NAME` waits for it |
+//! | `ring NAME [files=N]` | a second ring of the same backend (with a file table of `N` slots), for `msg-ring` to post to |
+//! | `end-child NAME` | ends the child as declared, and waits until it has ended (not reaping it) |
+//! | `close-ring NAME` | closes the second ring |
+//! | `wait N ring=NAME` | waits for `N` completions of the second ring |
 //! | `submit` | ends the current batch (entries in a row form one batch) |
 //! | `write-peer FD "bytes"` | writes the bytes to `FD` from outside the ring |
 //! | `close-peer FD` | closes `FD` from outside the ring |
@@ -102,6 +107,9 @@
 //! | `sendmsg` | `fd=FD data="..." .. [to=ADDR]` |
 //! | `recvmsg` | `fd=FD lens=N,N,..` |
 //! | `recvmsg-select` | `fd=FD group=G` |
+//! | `waitid` | `pid=CHILD\|N [options=exited\|stopped\|continued\|nohang\|nowait]` (`P_PID`; default `exited`) |
+//! | `msg-ring` | `to=RING res=R target-ud=N [skip-target-cqe]` (`IORING_MSG_DATA`) |
+//! | `msg-ring-fd` | `to=RING src=SLOT dest=N\|alloc target-ud=N [skip-target-cqe]` (`IORING_MSG_SEND_FD`) |
 //!
 //! Wherever an opcode takes `fd=FD`, `fd=@N` names slot `N` of the ring's
 //! file table instead (a registered file, `IOSQE_FIXED_FILE`), and so does
@@ -177,12 +185,14 @@ use std::time::Duration;
 pub use diff::{diff, diff_groups, render_res};
 pub use fs::render_stat;
 pub use model::{
-    Addr, CancelTarget, CqeGroups, DirEntry, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef,
-    FileAdvice, FileRef, FileSlot, Flags, How, Mode, Offset, Op, OpenFlags, Order, PollMask,
-    Program, Resource, ResourceKind, SockType, Step, UpdateFd,
+    Addr, CancelTarget, ChildEnd, CqeGroups, DirEntry, Domain, Entry, Expected, ExpectedGroup,
+    FdName, FdRef, FileAdvice, FileRef, FileSlot, Flags, How, Mode, Offset, Op, OpenFlags, Order,
+    PidRef, PollMask, Program, Resource, ResourceKind, RingName, SockType, Step, UpdateFd,
+    WaitOptions,
 };
 pub use run::{
-    COMPARED_FLAGS, Completions, CqeRecord, DESCRIPTOR, RunError, Unavailable, normalize_flags,
+    COMPARED_FLAGS, ChildState, Completions, CqeRecord, DESCRIPTOR, RunError, Unavailable,
+    normalize_flags,
 };
 pub use run_kqring::run_kqring;
 pub use suite::{

@@ -451,6 +451,41 @@ ops! {
         /// `AT_SYMLINK_FOLLOW`.
         follow: bool,
     },
+    /// `IORING_OP_WAITID` with `P_PID`: the completion carries the child's
+    /// state as `waitid(2)` reports it (`waited=`).
+    WaitId = "waitid" {
+        /// The child (a `child` resource), or a pid by number.
+        pid: PidRef,
+        /// `waitid(2)`'s options (default `exited`).
+        options: WaitOptions = WaitOptions(libc::WEXITED),
+    },
+    /// `IORING_OP_MSG_RING` with `IORING_MSG_DATA`: posts a completion
+    /// with `target-ud` and `res` into the ring `to`.
+    MsgRing = "msg-ring" {
+        /// The target ring (a `ring` resource).
+        to: RingName,
+        /// The target completion's `res`.
+        res: i32,
+        /// The target completion's `user_data`.
+        target_ud: u64,
+        /// `IORING_MSG_RING_CQE_SKIP` (`-EINVAL` with data).
+        skip_target_cqe: bool,
+    },
+    /// `IORING_OP_MSG_RING` with `IORING_MSG_SEND_FD`: the file in slot
+    /// `src` of this ring's table goes into slot `dest` of the ring `to`,
+    /// whose completion carries `target-ud`.
+    MsgRingFd = "msg-ring-fd" {
+        /// The target ring (a `ring` resource).
+        to: RingName,
+        /// The slot of this ring's table.
+        src: u32,
+        /// The slot of the target's table, or `alloc`.
+        dest: FileSlot,
+        /// The target completion's `user_data`.
+        target_ud: u64,
+        /// `IORING_MSG_RING_CQE_SKIP`: the target posts nothing.
+        skip_target_cqe: bool,
+    },
 }
 
 impl Op {
@@ -503,6 +538,59 @@ impl Op {
             _ => None,
         }
     }
+}
+
+/// The process a [`Op::WaitId`] waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidRef {
+    /// A `child` resource, by name; the runner puts in its pid.
+    Child(String),
+    /// A pid by number (`1` is never a child of the runner).
+    Number(u32),
+}
+
+/// `waitid(2)`'s options (`WEXITED`, `WNOHANG`…; `exited|nohang` in the
+/// text format).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitOptions(pub i32);
+
+/// A ring of the program besides the one its entries go to (a `ring`
+/// resource), by name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RingName(pub String);
+
+/// How a `child` resource ends, at its `end-child` step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEnd {
+    /// It exits with this status (`exit=N`).
+    Exit(u8),
+    /// It is killed by this signal (`signal=KILL`).
+    Signal(i32),
+}
+
+/// Signal names of the text format (without `SIG`).
+pub const SIGNAL_NAMES: &[(i32, &str)] = &[
+    (libc::SIGHUP, "HUP"),
+    (libc::SIGINT, "INT"),
+    (libc::SIGQUIT, "QUIT"),
+    (libc::SIGABRT, "ABRT"),
+    (libc::SIGKILL, "KILL"),
+    (libc::SIGUSR1, "USR1"),
+    (libc::SIGUSR2, "USR2"),
+    (libc::SIGPIPE, "PIPE"),
+    (libc::SIGALRM, "ALRM"),
+    (libc::SIGTERM, "TERM"),
+    (libc::SIGCHLD, "CHLD"),
+    (libc::SIGCONT, "CONT"),
+    (libc::SIGSTOP, "STOP"),
+];
+
+/// A signal's name (`KILL`), or its number.
+pub fn signal_name(signal: i32) -> String {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(s, _)| *s == signal)
+        .map_or_else(|| signal.to_string(), |(_, n)| (*n).to_string())
 }
 
 /// The name a new descriptor gets for the entries after it (`as=NAME`).
@@ -823,6 +911,20 @@ pub enum ResourceKind {
         /// Leave it blocking (default: `O_NONBLOCK`).
         blocking: bool,
     },
+    /// A child process of the runner, alive until its `end-child` step
+    /// (or the end of the run), then ending as `end` says; a `waitid`
+    /// names it by `NAME`, and the runner puts in its pid. Not a
+    /// descriptor.
+    Child {
+        /// How it ends.
+        end: ChildEnd,
+    },
+    /// A second ring of the same backend, for `msg-ring` to post to; its
+    /// completions are collected by `wait N ring=NAME`. Not a descriptor.
+    Ring {
+        /// Its file table's slots (0: none).
+        files: u32,
+    },
 }
 
 /// A named resource of a program.
@@ -851,6 +953,7 @@ impl Resource {
             | ResourceKind::Listener { .. }
             | ResourceKind::Udp
             | ResourceKind::Client { .. } => vec![self.name.clone()],
+            ResourceKind::Child { .. } | ResourceKind::Ring { .. } => Vec::new(),
         }
     }
 }
@@ -874,6 +977,27 @@ pub enum Step {
     },
     /// Waits for this many completions (at most [`PATIENCE`](crate::PATIENCE)).
     Wait(usize),
+    /// Waits for this many completions of a second ring (a `ring`
+    /// resource), as [`Wait`](Step::Wait) does for the program's ring.
+    WaitRing {
+        /// The ring.
+        ring: RingName,
+        /// How many completions.
+        n: usize,
+    },
+    /// Closes a second ring (io_uring: its descriptor; kqring: drops the
+    /// `Ring`); a message to it after this is `-EBADF`.
+    CloseRing {
+        /// The ring.
+        ring: RingName,
+    },
+    /// Ends a `child` resource as it says (closes its standard input, or
+    /// sends its signal), then waits until it has ended, without reaping
+    /// it.
+    EndChild {
+        /// The child's name.
+        child: String,
+    },
 }
 
 /// How two runs' completions are compared.
@@ -1053,7 +1177,28 @@ impl Program {
                 }
                 ends.push(end);
             }
+            if self.resources[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!("resource {} declared twice", r.name));
+            }
         }
+        let declared = |name: &str, ring: bool| {
+            let found = self.resources.iter().any(|r| {
+                r.name == name
+                    && if ring {
+                        matches!(r.kind, ResourceKind::Ring { .. })
+                    } else {
+                        matches!(r.kind, ResourceKind::Child { .. })
+                    }
+            });
+            if found {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no {} named {name}",
+                    if ring { "ring" } else { "child" }
+                ))
+            }
+        };
         let known = |ends: &[String], fd: &FdRef| {
             if ends.contains(&fd.0) {
                 Ok(())
@@ -1069,6 +1214,16 @@ impl Program {
             match step {
                 Step::Submit(entries) => {
                     for e in entries {
+                        match &e.op {
+                            Op::WaitId {
+                                pid: PidRef::Child(child),
+                                ..
+                            } => declared(child, false)?,
+                            Op::MsgRing { to, .. } | Op::MsgRingFd { to, .. } => {
+                                declared(&to.0, true)?
+                            }
+                            _ => {}
+                        }
                         for fd in e.op.fd_refs() {
                             let made_here = entries
                                 .iter()
@@ -1126,6 +1281,12 @@ impl Program {
                 }
                 Step::WritePeer { fd, .. } | Step::ClosePeer { fd } => known(&ends, fd)?,
                 Step::Wait(_) => waits += 1,
+                Step::WaitRing { ring, .. } => {
+                    declared(&ring.0, true)?;
+                    waits += 1;
+                }
+                Step::CloseRing { ring } => declared(&ring.0, true)?,
+                Step::EndChild { child } => declared(child, false)?,
             }
         }
         if let Some(expected) = &self.expected

@@ -13,7 +13,7 @@ use kqring_test_support::{
     BAD_FD, ScratchDir, ScratchPath, set_nonblocking, tcp_listener, temp_file, unix_pair,
 };
 
-use crate::model::{FdRef, Resource, ResourceKind};
+use crate::model::{ChildEnd, FdRef, Resource, ResourceKind};
 use crate::run::RunError;
 
 /// Where TCP and UDP resources are bound: loopback, a port the kernel
@@ -33,6 +33,9 @@ pub(crate) struct Fds {
     unnamed: usize,
     /// The `dir` resources' directories, removed with what they hold.
     dirs: Vec<ScratchDir>,
+    /// The `child` resources (not descriptors, but made and ended with
+    /// them).
+    children: Children,
 }
 
 /// A socket address, as far as a program tells addresses apart.
@@ -145,6 +148,7 @@ impl Fds {
             pipes: Vec::new(),
             unnamed: 0,
             dirs: Vec::new(),
+            children: Children::default(),
         };
         // Unix listeners' paths: once every client has connected, nothing
         // needs them, and they go with their directories.
@@ -215,6 +219,15 @@ impl Fds {
                     set_nonblocking(&l, !blocking).map_err(err)?;
                     fds.add(r.name.clone(), l);
                 }
+                ResourceKind::Child { end } => {
+                    let status = match end {
+                        ChildEnd::Exit(n) => *n,
+                        ChildEnd::Signal(_) => 0,
+                    };
+                    let child = spawn_child(status).map_err(err)?;
+                    fds.children.0.insert(r.name.clone(), (child, *end));
+                }
+                ResourceKind::Ring { .. } => {}
                 ResourceKind::Client { listener, blocking } => {
                     // A Unix stream connect completes at once, and so does
                     // a TCP one over loopback: the connection is queued on
@@ -351,6 +364,62 @@ impl Fds {
         }
     }
 
+    /// The pid of the `child` resource `name`.
+    pub(crate) fn child_pid(&self, name: &str) -> Result<u32, RunError> {
+        self.children
+            .0
+            .get(name)
+            .map(|(c, _)| c.id())
+            .ok_or_else(|| RunError::Invalid(format!("no child {name}")))
+    }
+
+    /// The name of the `child` resource whose pid is `pid`.
+    pub(crate) fn child_named(&self, pid: i32) -> Option<String> {
+        self.children
+            .0
+            .iter()
+            .find(|(_, (c, _))| i64::from(c.id()) == i64::from(pid))
+            .map(|(name, _)| name.clone())
+    }
+
+    /// Ends the child `name` as its resource says, then waits (at most
+    /// [`PATIENCE`](crate::PATIENCE)) until it has, leaving it a zombie
+    /// for the program to reap.
+    pub(crate) fn end_child(&mut self, name: &str) -> Result<(), RunError> {
+        let (child, end) = self
+            .children
+            .0
+            .get_mut(name)
+            .ok_or_else(|| RunError::Invalid(format!("no child {name}")))?;
+        match *end {
+            // Its shell reads a line; end of file ends it.
+            ChildEnd::Exit(_) => drop(child.stdin.take()),
+            ChildEnd::Signal(signal) => {
+                // SAFETY: kill takes no pointer; the child is not reaped
+                // yet (only an entry of the program, after this step,
+                // can), so its pid is still its own.
+                unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+            }
+        }
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + crate::PATIENCE;
+        loop {
+            match peek_child(pid) {
+                Ok(true) | Err(_) => return Ok(()),
+                Ok(false) if std::time::Instant::now() < deadline => {
+                    // Polled: waitid has no timeout of its own.
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(false) => {
+                    return Err(RunError::io(
+                        format!("end-child {name}"),
+                        io::Error::new(io::ErrorKind::TimedOut, "the child did not end"),
+                    ));
+                }
+            }
+        }
+    }
+
     /// Closes `fd` from outside the ring.
     pub(crate) fn close_peer(&mut self, fd: &FdRef) {
         self.owned.remove(&fd.0);
@@ -363,4 +432,91 @@ impl Fds {
             let _ = owned.into_raw_fd();
         }
     }
+}
+
+/// The `child` resources of a run, by name, with how each ends. On drop,
+/// a child the program did not reap is killed and reaped.
+#[derive(Default)]
+struct Children(HashMap<String, (std::process::Child, ChildEnd)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (child, _) in self.0.values_mut() {
+            // A child an entry reaped is gone (ECHILD): its pid may be
+            // another process's by now, and is left alone.
+            match peek_child(child.id()) {
+                Err(_) => {}
+                Ok(ended) => {
+                    if !ended {
+                        let _ = child.kill();
+                    }
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+}
+
+/// A child that waits for its standard input to end, then exits with
+/// `status` (`sh -c 'read line; exit "$0"' STATUS`). Every descriptor but
+/// 0, 1 and 2 is closed in it: it must hold no copy of a descriptor
+/// another run made without `O_CLOEXEC`.
+fn spawn_child(status: u8) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "read line; exit \"$0\"", &status.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (close, close_range).
+    unsafe { command.pre_exec(close_from_3) };
+    command.spawn()
+}
+
+/// Whether the child `pid` has ended (`waitid` with `WNOWAIT`: it stays
+/// a zombie); `Err` when it is no child (reaped).
+fn peek_child(pid: u32) -> io::Result<bool> {
+    // SAFETY: a zeroed siginfo_t is valid; waitid writes into it.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a live siginfo_t.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            // SAFETY: waitid filled it (or left it zeroed: none ended).
+            return Ok(unsafe { info.si_pid() } != 0);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Closes every descriptor from 3 up, between fork and exec.
+fn close_from_3() -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range takes no pointer.
+        if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } == 0 {
+            return Ok(());
+        }
+    }
+    // SAFETY: getdtablesize takes no pointer.
+    let max = unsafe { libc::getdtablesize() };
+    for fd in 3..max {
+        // SAFETY: close takes no pointer; a number that is not open is
+        // EBADF, ignored.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }

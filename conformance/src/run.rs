@@ -6,7 +6,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::PATIENCE;
-use crate::model::{Entry, FileRef, Op, Program, Step};
+use crate::model::{Entry, FileRef, Op, Program, ResourceKind, RingName, Step};
 use crate::resources::{Fds, SockAddress};
 
 /// One completion as the comparison sees it.
@@ -28,6 +28,66 @@ pub struct CqeRecord {
     /// For a successful `statx`, the status as compared
     /// ([`render_stat`](crate::render_stat)).
     pub stat: Option<String>,
+    /// For a successful `waitid`, the child's state as compared
+    /// ([`ChildState::render`]).
+    pub waited: Option<String>,
+}
+
+/// What a `waitid` reports of a child (`siginfo_t`'s fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildState {
+    /// `si_signo`: `SIGCHLD`, or 0 when `WNOHANG` found nothing.
+    pub signo: i32,
+    /// `si_code`: `CLD_EXITED`, `CLD_KILLED`…
+    pub code: i32,
+    /// `si_status`: the exit status, or the signal.
+    pub status: i32,
+    /// `si_pid`.
+    pub pid: i32,
+    /// `si_uid`.
+    pub uid: u32,
+}
+
+impl ChildState {
+    /// The state as an `expect` line's `waited=` gives it: `exited 3
+    /// pid=c`, `killed KILL pid=c` (`pid=` names the `child` resource, or
+    /// is the number), `none` when `WNOHANG` found nothing; a `signo`
+    /// other than `SIGCHLD` and a `uid` other than the runner's are
+    /// added.
+    pub fn render(&self, pid_name: Option<&str>) -> String {
+        if self.signo == 0 && self.pid == 0 {
+            return "none".into();
+        }
+        let mut out = Vec::new();
+        if self.signo != libc::SIGCHLD {
+            out.push(format!("signo={}", self.signo));
+        }
+        let (code, signal) = match self.code {
+            libc::CLD_EXITED => ("exited", false),
+            libc::CLD_KILLED => ("killed", true),
+            libc::CLD_DUMPED => ("dumped", true),
+            libc::CLD_STOPPED => ("stopped", true),
+            libc::CLD_TRAPPED => ("trapped", true),
+            libc::CLD_CONTINUED => ("continued", true),
+            _ => ("", false),
+        };
+        if code.is_empty() {
+            out.push(format!("code={} {}", self.code, self.status));
+        } else if signal {
+            out.push(format!("{code} {}", crate::model::signal_name(self.status)));
+        } else {
+            out.push(format!("{code} {}", self.status));
+        }
+        match pid_name {
+            Some(name) => out.push(format!("pid={name}")),
+            None => out.push(format!("pid={}", self.pid)),
+        }
+        // SAFETY: getuid takes no pointer and cannot fail.
+        if self.uid != unsafe { libc::getuid() } {
+            out.push(format!("uid={}", self.uid));
+        }
+        out.join(" ")
+    }
 }
 
 /// The `res` of a completion that made a descriptor of the process (a
@@ -82,6 +142,9 @@ impl fmt::Display for CqeRecord {
         if let Some(stat) = &self.stat {
             write!(f, " stat={}", crate::text::quote(stat.as_bytes()))?;
         }
+        if let Some(waited) = &self.waited {
+            write!(f, " waited={}", crate::text::quote(waited.as_bytes()))?;
+        }
         Ok(())
     }
 }
@@ -107,6 +170,8 @@ impl Completions {
 pub(crate) struct Got {
     pub(crate) record: CqeRecord,
     pub(crate) from: Option<SockAddress>,
+    /// A successful `waitid`'s report, its pid still a number.
+    pub(crate) child: Option<ChildState>,
 }
 
 /// The `recv(2)` flags of a receive.
@@ -203,6 +268,11 @@ pub(crate) trait Backend {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError>;
     /// The next completion, waiting until `deadline` at most.
     fn next(&mut self, deadline: Instant) -> Result<Option<Got>, RunError>;
+    /// The next completion of the second ring `ring`, waiting until
+    /// `deadline` at most; `None` once it is closed.
+    fn next_of(&mut self, ring: &RingName, deadline: Instant) -> Result<Option<Got>, RunError>;
+    /// Closes the second ring `ring`.
+    fn close_ring(&mut self, ring: &RingName);
     /// Ends the run: whatever is still in flight is stopped, not recorded.
     fn finish(self);
 }
@@ -234,12 +304,35 @@ pub(crate) fn drive<B: Backend>(
                     }
                     groups.push(group);
                 }
+                Step::WaitRing { ring, n } => {
+                    let deadline = Instant::now() + PATIENCE;
+                    let mut group = Vec::with_capacity(*n);
+                    while group.len() < *n {
+                        match backend.next_of(ring, deadline)? {
+                            Some(c) => group.push(normalize(program, &mut fds, c)),
+                            None => break,
+                        }
+                    }
+                    groups.push(group);
+                }
+                Step::CloseRing { ring } => backend.close_ring(ring),
+                Step::EndChild { child } => fds.end_child(child)?,
             }
         }
         let deadline = Instant::now() + program.settle;
         let mut extra = Vec::new();
         while let Some(c) = backend.next(deadline)? {
             extra.push(normalize(program, &mut fds, c));
+        }
+        // What the second rings got after the last step counts too: as
+        // much as was there when the settle time ended.
+        for r in &program.resources {
+            if let ResourceKind::Ring { .. } = r.kind {
+                let ring = RingName(r.name.clone());
+                while let Some(c) = backend.next_of(&ring, Instant::now())? {
+                    extra.push(normalize(program, &mut fds, c));
+                }
+            }
         }
         groups.push(extra);
         Ok(())
@@ -312,5 +405,10 @@ fn normalize(program: &Program, fds: &mut Fds, got: Got) -> CqeRecord {
         c.res = DESCRIPTOR;
     }
     c.from = got.from.and_then(|a| fds.name_of(&a));
+    if c.res >= 0
+        && let Some(state) = got.child
+    {
+        c.waited = Some(state.render(fds.child_named(state.pid).as_deref()));
+    }
     c
 }

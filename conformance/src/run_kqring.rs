@@ -1,17 +1,20 @@
 //! Runs a program on a kqring ring.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kqring::{Mode, Ring, SockAddr, Sqe, SqeFlags, ops};
+use kqring::{Cqe, Mode, Ring, RingHandle, SockAddr, Sqe, SqeFlags, ops};
 
-use crate::model::{Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, How, Op, Program};
+use crate::model::{
+    Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, How, Op, PidRef, Program, ResourceKind,
+    RingName,
+};
 use crate::resources::{Fds, SockAddress};
 use crate::run::{
-    Backend, Completions, CqeRecord, Got, RunError, bid16, drive, group16, normalize_flags,
-    recv_flags, update_fds,
+    Backend, ChildState, Completions, CqeRecord, Got, RunError, bid16, drive, group16,
+    normalize_flags, recv_flags, update_fds,
 };
 
 /// Runs `program` on a kqring ring driven in `mode`, and gives its
@@ -26,8 +29,22 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Completions, RunError
             .files(program.files)
             .build()
             .map_err(|e| RunError::io("building the kqring ring", e))?;
+        let mut others = HashMap::new();
+        for r in &program.resources {
+            if let ResourceKind::Ring { files } = r.kind {
+                let other = Ring::builder()
+                    .mode(mode)
+                    .sq_entries(16)
+                    .workers(1)
+                    .files(files)
+                    .build()
+                    .map_err(|e| RunError::io(format!("building ring {}", r.name), e))?;
+                others.insert(r.name.clone(), (other.handle(), Some(other)));
+            }
+        }
         Ok(Kqring {
             ring,
+            others,
             reads: HashSet::new(),
             messages: HashSet::new(),
             makes_fds: HashSet::new(),
@@ -37,6 +54,9 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Completions, RunError
 
 struct Kqring {
     ring: Ring,
+    /// The second rings, by name: a handle, and the ring until it is
+    /// closed (the handle then names a ring that is gone).
+    others: HashMap<String, (RingHandle, Option<Ring>)>,
     /// The `user_data` of entries whose completions carry bytes read (the
     /// others may carry buffers too: a write's, removed buffers).
     reads: HashSet<u64>,
@@ -91,7 +111,17 @@ fn slot(s: FileSlot) -> ops::FileSlot {
 }
 
 /// The kqring entry for `entry`.
-fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
+fn translate(
+    entry: &Entry,
+    fds: &Fds,
+    others: &HashMap<String, (RingHandle, Option<Ring>)>,
+) -> Result<Sqe, RunError> {
+    let ring = |name: &RingName| {
+        others
+            .get(&name.0)
+            .map(|(h, _)| h.clone())
+            .ok_or_else(|| RunError::Invalid(format!("no ring {}", name.0)))
+    };
     let time = |ms: u64, abs: bool| {
         let d = Duration::from_millis(ms);
         if abs { ops::monotonic_now() + d } else { d }
@@ -250,6 +280,30 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<Sqe, RunError> {
         | Op::MkdirAt { .. }
         | Op::SymlinkAt { .. }
         | Op::LinkAt { .. } => crate::fs::kqring_sqe(&entry.op, fds)?,
+        Op::WaitId { pid, options } => {
+            let pid = match pid {
+                PidRef::Child(name) => fds.child_pid(name)?,
+                PidRef::Number(n) => *n,
+            };
+            ops::WaitId::new(libc::P_PID, pid as libc::id_t, options.0).build()
+        }
+        Op::MsgRing {
+            to,
+            res,
+            target_ud,
+            skip_target_cqe,
+        } => ops::MsgRing::data(ring(to)?, *res, *target_ud)
+            .skip_target_cqe(*skip_target_cqe)
+            .build(),
+        Op::MsgRingFd {
+            to,
+            src,
+            dest,
+            target_ud,
+            skip_target_cqe,
+        } => ops::MsgRing::send_fd(ring(to)?, ops::Fixed(*src), slot(*dest), *target_ud)
+            .skip_target_cqe(*skip_target_cqe)
+            .build(),
     };
     Ok(sqe.user_data(entry.user_data).flags(flags(entry.flags)))
 }
@@ -267,6 +321,47 @@ fn flags(f: Flags) -> SqeFlags {
     .fold(SqeFlags::NONE, |acc, (_, theirs)| acc | theirs)
 }
 
+impl Kqring {
+    /// A completion as the comparison takes it.
+    fn got(&self, mut c: Cqe) -> Got {
+        // The bytes of a successful read ride back in its buffer.
+        let read = self.reads.contains(&c.user_data()) && c.result() >= 0;
+        let data = if read {
+            c.take_buf::<BytesMut>()
+                .map(|b| b.to_vec())
+                .or_else(|_| c.take_buf::<Vec<BytesMut>>().map(|v| v.concat()))
+                .ok()
+        } else {
+            None
+        };
+        let from = if self.messages.contains(&c.user_data()) && c.result() >= 0 {
+            c.addr().map(address)
+        } else {
+            None
+        };
+        let child = c.wait_info().map(|w| ChildState {
+            signo: w.signo,
+            code: w.code,
+            status: w.status,
+            pid: w.pid,
+            uid: w.uid,
+        });
+        Got {
+            record: CqeRecord {
+                user_data: c.user_data(),
+                res: c.result(),
+                flags: normalize_flags(c.flags()),
+                data,
+                from: None,
+                stat: crate::fs::kqring_stat(&c),
+                waited: None,
+            },
+            from,
+            child,
+        }
+    }
+}
+
 impl Backend for Kqring {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
         let sq = self.ring.submission();
@@ -280,7 +375,7 @@ impl Backend for Kqring {
             if e.op.makes_fd() {
                 self.makes_fds.insert(e.user_data);
             }
-            if sq.push(translate(e, fds)?).is_err() {
+            if sq.push(translate(e, fds, &self.others)?).is_err() {
                 return Err(RunError::Invalid(
                     "more entries in one batch than the submission queue holds (128)".into(),
                 ));
@@ -297,34 +392,25 @@ impl Backend for Kqring {
             .completion()
             .wait_timeout(left)
             .map_err(|e| RunError::io("waiting for a kqring completion", e))?;
-        Ok(cqe.map(|mut c| {
-            // The bytes of a successful read ride back in its buffer.
-            let read = self.reads.contains(&c.user_data()) && c.result() >= 0;
-            let data = if read {
-                c.take_buf::<BytesMut>()
-                    .map(|b| b.to_vec())
-                    .or_else(|_| c.take_buf::<Vec<BytesMut>>().map(|v| v.concat()))
-                    .ok()
-            } else {
-                None
-            };
-            let from = if self.messages.contains(&c.user_data()) && c.result() >= 0 {
-                c.addr().map(address)
-            } else {
-                None
-            };
-            Got {
-                record: CqeRecord {
-                    user_data: c.user_data(),
-                    res: c.result(),
-                    flags: normalize_flags(c.flags()),
-                    data,
-                    from: None,
-                    stat: crate::fs::kqring_stat(&c),
-                },
-                from,
-            }
-        }))
+        Ok(cqe.map(|c| self.got(c)))
+    }
+
+    fn next_of(&mut self, ring: &RingName, deadline: Instant) -> Result<Option<Got>, RunError> {
+        let Some((_, Some(other))) = self.others.get(&ring.0) else {
+            return Ok(None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let cqe = other
+            .completion()
+            .wait_timeout(left)
+            .map_err(|e| RunError::io(format!("waiting for a completion of ring {}", ring.0), e))?;
+        Ok(cqe.map(|c| self.got(c)))
+    }
+
+    fn close_ring(&mut self, ring: &RingName) {
+        if let Some((_, other)) = self.others.get_mut(&ring.0) {
+            drop(other.take());
+        }
     }
 
     fn finish(self) {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use io_uring::types::{
@@ -10,10 +10,13 @@ use io_uring::types::{
 };
 use io_uring::{IoUring, Probe, opcode, squeue};
 
-use crate::model::{Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, Op, Program};
+use crate::model::{
+    Addr, CancelTarget, Entry, FileRef, FileSlot, Flags, Op, PidRef, Program, ResourceKind,
+    RingName,
+};
 use crate::resources::{Fds, SockAddress};
 use crate::run::{
-    Backend, Completions, CqeRecord, Got, RunError, Unavailable, bid16, drive, group16,
+    Backend, ChildState, Completions, CqeRecord, Got, RunError, Unavailable, bid16, drive, group16,
     normalize_flags, recv_flags, update_fds,
 };
 
@@ -21,6 +24,9 @@ use crate::run::{
 const CLEANUP_PATIENCE: Duration = Duration::from_secs(2);
 
 const SQ_ENTRIES: u32 = 128;
+
+/// `IORING_MSG_RING_CQE_SKIP`: the target posts no completion.
+const MSG_RING_CQE_SKIP: u32 = 1 << 0;
 
 /// `IORING_FILE_INDEX_ALLOC`, as `IORING_OP_FILES_UPDATE`'s offset: each
 /// descriptor goes into a free slot.
@@ -55,8 +61,15 @@ pub(crate) fn run(program: &Program) -> Result<Completions, RunError> {
             .unwrap_or(u64::MAX);
         let ring = new_ring()?;
         supported(&ring, program)?;
+        let mut others = HashMap::new();
+        for r in &program.resources {
+            if let ResourceKind::Ring { files } = r.kind {
+                others.insert(r.name.clone(), Some(setup(new_ring()?, files)?));
+            }
+        }
         Ok(Uring {
             ring: setup(ring, program.files)?,
+            others,
             submitted: Vec::new(),
             finished: HashMap::new(),
             cleanup,
@@ -137,6 +150,9 @@ fn needs(program: &Program) -> Vec<(u8, &'static str)> {
             Op::MkdirAt { .. } => Some((opcode::MkDirAt::CODE, "mkdirat (Linux 5.15)")),
             Op::SymlinkAt { .. } => Some((opcode::SymlinkAt::CODE, "symlinkat (Linux 5.15)")),
             Op::LinkAt { .. } => Some((opcode::LinkAt::CODE, "linkat (Linux 5.15)")),
+            Op::WaitId { .. } => Some((opcode::WaitId::CODE, "waitid (Linux 6.7)")),
+            Op::MsgRing { .. } => Some((V5_18, "msg-ring (Linux 5.18)")),
+            Op::MsgRingFd { .. } => Some((V6_0, "msg-ring-fd (Linux 6.0)")),
             _ => None,
         });
     }
@@ -227,6 +243,8 @@ enum Mem {
     Msg(Box<Msg>),
     /// A file-system entry's paths, and a `statx`'s result.
     Fs(crate::run_uring_fs::FsMem),
+    /// The `siginfo_t` a `waitid` fills.
+    Wait(Box<libc::siginfo_t>),
 }
 
 /// A `SENDMSG`'s or `RECVMSG`'s header, with the buffers, iovecs and
@@ -376,6 +394,8 @@ struct Tracked {
 /// read or freed once that is unambiguous.
 struct Uring {
     ring: IoUring,
+    /// The second rings, by name; `None` once closed.
+    others: HashMap<String, Option<IoUring>>,
     submitted: Vec<Tracked>,
     /// Final completions seen, by `user_data`. An entry posts at most one,
     /// so when this reaches the number of entries with that `user_data`,
@@ -413,7 +433,18 @@ fn timeout_flags(abs: bool) -> TimeoutFlags {
 
 /// The io_uring entry for `entry`, and the memory it points into (which
 /// must outlive the entry's completion).
-fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError> {
+fn translate(
+    entry: &Entry,
+    fds: &Fds,
+    others: &HashMap<String, Option<IoUring>>,
+) -> Result<(squeue::Entry, Mem), RunError> {
+    // A closed ring's number is one that is never open: the number it had
+    // may be another descriptor's by now.
+    let ring = |name: &RingName| match others.get(&name.0) {
+        Some(Some(r)) => Ok(Fd(r.as_raw_fd())),
+        Some(None) => Ok(Fd(kqring_test_support::BAD_FD)),
+        None => Err(RunError::Invalid(format!("no ring {}", name.0))),
+    };
     let (sqe, mem) = match &entry.op {
         Op::Nop {} => (opcode::Nop::new().build(), Mem::None),
         Op::Read { fd, len, off } => {
@@ -722,6 +753,51 @@ fn translate(entry: &Entry, fds: &Fds) -> Result<(squeue::Entry, Mem), RunError>
             let (sqe, mem) = crate::run_uring_fs::translate(&entry.op, fds)?;
             (sqe, Mem::Fs(mem))
         }
+        Op::WaitId { pid, options } => {
+            let pid = match pid {
+                PidRef::Child(name) => fds.child_pid(name)?,
+                PidRef::Number(n) => *n,
+            };
+            // SAFETY: zero is a valid siginfo_t.
+            let mut info: Box<libc::siginfo_t> = Box::new(unsafe { std::mem::zeroed() });
+            let sqe = opcode::WaitId::new(libc::P_PID, pid as libc::id_t, options.0)
+                // The kernel writes through it: made from a mutable borrow.
+                .infop((&raw mut *info).cast_const())
+                .build();
+            (sqe, Mem::Wait(info))
+        }
+        Op::MsgRing {
+            to,
+            res,
+            target_ud,
+            skip_target_cqe,
+        } => {
+            let sqe = opcode::MsgRingData::new(ring(to)?, *res, *target_ud, None)
+                .opcode_flags(if *skip_target_cqe {
+                    MSG_RING_CQE_SKIP
+                } else {
+                    0
+                })
+                .build();
+            (sqe, Mem::None)
+        }
+        Op::MsgRingFd {
+            to,
+            src,
+            dest,
+            target_ud,
+            skip_target_cqe,
+        } => {
+            let sqe =
+                opcode::MsgRingSendFd::new(ring(to)?, Fixed(*src), destination(*dest)?, *target_ud)
+                    .opcode_flags(if *skip_target_cqe {
+                        MSG_RING_CQE_SKIP
+                    } else {
+                        0
+                    })
+                    .build();
+            (sqe, Mem::None)
+        }
     };
     Ok((
         sqe.user_data(entry.user_data).flags(flags(entry.flags)),
@@ -820,6 +896,7 @@ impl Uring {
         }
         let mut from = None;
         let mut stat = None;
+        let mut child = None;
         if is_terminal(flags) {
             *self.finished.entry(user_data).or_default() += 1;
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
@@ -839,6 +916,23 @@ impl Uring {
             }
             let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
             if let (Some(t), None) = (same.next(), same.next())
+                && let Mem::Wait(info) = &t.mem
+                && res >= 0
+            {
+                // SAFETY: the kernel filled it for a child's change of
+                // state (or left it zeroed: WNOHANG found none).
+                let (pid, uid, status) =
+                    unsafe { (info.si_pid(), info.si_uid(), info.si_status()) };
+                child = Some(ChildState {
+                    signo: info.si_signo,
+                    code: info.si_code,
+                    status,
+                    pid,
+                    uid,
+                });
+            }
+            let mut same = self.submitted.iter().filter(|t| t.user_data == user_data);
+            if let (Some(t), None) = (same.next(), same.next())
                 && t.read
                 && res >= 0
             {
@@ -852,7 +946,8 @@ impl Uring {
                     | Mem::Fds(_)
                     | Mem::Provided(_)
                     | Mem::Addr(_)
-                    | Mem::Fs(_) => Vec::new(),
+                    | Mem::Fs(_)
+                    | Mem::Wait(_) => Vec::new(),
                 };
                 let mut bytes = Vec::with_capacity(left);
                 for b in bufs {
@@ -871,8 +966,10 @@ impl Uring {
                 data,
                 from: None,
                 stat,
+                waited: None,
             },
             from,
+            child,
         }
     }
 
@@ -896,24 +993,29 @@ impl Uring {
 
     /// Waits until a completion is queued or `deadline` passes.
     fn wait(&mut self, deadline: Instant) -> Result<(), RunError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(());
-        }
-        let ts = Timespec::from(left);
-        let args = SubmitArgs::new().timespec(&ts);
-        match self.ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => Ok(()),
-            Err(e) => Err(RunError::io("io_uring_enter (wait)", e)),
-        }
+        wait_on(&mut self.ring, deadline)
+    }
+}
+
+/// Waits until a completion is queued in `ring` or `deadline` passes.
+fn wait_on(ring: &mut IoUring, deadline: Instant) -> Result<(), RunError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Ok(());
+    }
+    let ts = Timespec::from(left);
+    let args = SubmitArgs::new().timespec(&ts);
+    match ring.submitter().submit_with_args(1, &args) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => Ok(()),
+        Err(e) => Err(RunError::io("io_uring_enter (wait)", e)),
     }
 }
 
 impl Backend for Uring {
     fn submit(&mut self, entries: &[Entry], fds: &Fds) -> Result<(), RunError> {
         for e in entries {
-            let (sqe, mem) = translate(e, fds)?;
+            let (sqe, mem) = translate(e, fds, &self.others)?;
             let mem = match mem {
                 Mem::Provided(p) => {
                     self.provided.push(p);
@@ -943,6 +1045,40 @@ impl Backend for Uring {
                 return Ok(None);
             }
             self.wait(deadline)?;
+        }
+    }
+
+    fn next_of(&mut self, ring: &RingName, deadline: Instant) -> Result<Option<Got>, RunError> {
+        let Some(Some(other)) = self.others.get_mut(&ring.0) else {
+            return Ok(None);
+        };
+        loop {
+            // Nothing was submitted to it: its completions carry no memory.
+            if let Some(c) = other.completion().next() {
+                return Ok(Some(Got {
+                    record: CqeRecord {
+                        user_data: c.user_data(),
+                        res: c.result(),
+                        flags: normalize_flags(c.flags()),
+                        data: None,
+                        from: None,
+                        stat: None,
+                        waited: None,
+                    },
+                    from: None,
+                    child: None,
+                }));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            wait_on(other, deadline)?;
+        }
+    }
+
+    fn close_ring(&mut self, ring: &RingName) {
+        if let Some(other) = self.others.get_mut(&ring.0) {
+            drop(other.take());
         }
     }
 

@@ -124,6 +124,8 @@ const FAMILIES: &[(&str, &str)] = &[
     family!("registered-files"),
     family!("sockets"),
     family!("fs"),
+    family!("processes"),
+    family!("msg-ring"),
 ];
 
 static ALL: LazyLock<Vec<Scenario>> = LazyLock::new(|| {

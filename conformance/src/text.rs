@@ -5,9 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::model::{
-    Addr, CancelTarget, DirEntry, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef, FileRef,
-    FileSlot, Flags, How, Offset, Op, Order, PollMask, Program, Resource, ResourceKind, SockType,
-    Step, UpdateFd,
+    Addr, CancelTarget, ChildEnd, DirEntry, Domain, Entry, Expected, ExpectedGroup, FdName, FdRef,
+    FileRef, FileSlot, Flags, How, Offset, Op, Order, PidRef, PollMask, Program, Resource,
+    ResourceKind, RingName, SIGNAL_NAMES, SockType, Step, UpdateFd, WaitOptions,
 };
 use crate::run::{CqeRecord, DESCRIPTOR, F_BUFFER, F_MORE};
 
@@ -370,6 +370,81 @@ impl Arg for Addr {
     }
 }
 
+/// A result: a number, or `-NAME` for an errno (`-EPIPE`).
+impl Arg for i32 {
+    fn parse(v: &str) -> Result<i32, String> {
+        match parse_res(v)? {
+            DESCRIPTOR => Err(format!("not a number: {v:?}")),
+            n => Ok(n),
+        }
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        out.push_str(&format!(" {key}={}", crate::diff::render_res(*self)));
+    }
+}
+
+impl Arg for RingName {
+    fn parse(v: &str) -> Result<RingName, String> {
+        Ok(RingName(v.to_string()))
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        out.push_str(&format!(" {key}={}", self.0));
+    }
+}
+
+/// A child's name, or a pid by number.
+impl Arg for PidRef {
+    fn parse(v: &str) -> Result<PidRef, String> {
+        if v.starts_with(|c: char| c.is_ascii_digit()) {
+            <u32 as Arg>::parse(v).map(PidRef::Number)
+        } else {
+            Ok(PidRef::Child(v.to_string()))
+        }
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        match self {
+            PidRef::Child(name) => out.push_str(&format!(" {key}={name}")),
+            PidRef::Number(n) => out.push_str(&format!(" {key}={n}")),
+        }
+    }
+}
+
+/// `waitid(2)` option names of the text format.
+const WAIT_NAMES: &[(&str, libc::c_int)] = &[
+    ("exited", libc::WEXITED),
+    ("stopped", libc::WSTOPPED),
+    ("continued", libc::WCONTINUED),
+    ("nohang", libc::WNOHANG),
+    ("nowait", libc::WNOWAIT),
+];
+
+impl Arg for WaitOptions {
+    fn parse(v: &str) -> Result<WaitOptions, String> {
+        let mut options = 0;
+        for part in v.split('|') {
+            options |= match WAIT_NAMES.iter().find(|(n, _)| *n == part) {
+                Some(&(_, bit)) => bit,
+                None if part == "0" => 0,
+                None => return Err(format!("unknown waitid option {part:?}")),
+            };
+        }
+        Ok(WaitOptions(options))
+    }
+    fn put(&self, key: &str, out: &mut String) {
+        let names: Vec<&str> = WAIT_NAMES
+            .iter()
+            .filter(|(_, bit)| self.0 & bit != 0)
+            .map(|(n, _)| *n)
+            .collect();
+        let names = if names.is_empty() {
+            "0".to_string()
+        } else {
+            names.join("|")
+        };
+        out.push_str(&format!(" {key}={names}"));
+    }
+}
+
 /// Poll event names of the text format.
 const POLL_NAMES: &[(&str, libc::c_short)] = &[
     ("in", libc::POLLIN),
@@ -723,7 +798,7 @@ impl Program {
                         None if explicit => program.steps.push(Step::Submit(Vec::new())),
                         None => {}
                     }
-                    if let Step::Wait(_) = step {
+                    if let Step::Wait(_) | Step::WaitRing { .. } = step {
                         attach = Some(groups.len());
                         groups.push(GroupLines {
                             line: i + 1,
@@ -784,10 +859,9 @@ fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
     }
     let data = args.take_value("data")?.map(|v| unquote(&v)).transpose()?;
     let from = args.take_value("from")?;
-    let stat = args
-        .take_value("stat")?
-        .map(|v| unquote(&v).map(|b| String::from_utf8_lossy(&b).into_owned()))
-        .transpose()?;
+    let text = |v: String| unquote(&v).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let stat = args.take_value("stat")?.map(text).transpose()?;
+    let waited = args.take_value("waited")?.map(text).transpose()?;
     args.leftover()?;
     Ok(CqeRecord {
         user_data,
@@ -796,6 +870,7 @@ fn parse_cqe(rest: &[String]) -> Result<CqeRecord, String> {
         data,
         from,
         stat,
+        waited,
     })
 }
 
@@ -961,6 +1036,51 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             let listener = rest[1].clone();
             declare(program, ResourceKind::Client { listener, blocking })
         }
+        "child" => {
+            let usage = "usage: child NAME [exit=N | signal=NAME]";
+            let end = match rest {
+                [_] => ChildEnd::Exit(0),
+                [_, how] => match how.split_once('=') {
+                    Some(("exit", n)) => ChildEnd::Exit(
+                        u8::try_from(parse_u64(n)?).map_err(|_| format!("exit {n}: over 255"))?,
+                    ),
+                    Some(("signal", name)) => ChildEnd::Signal(
+                        SIGNAL_NAMES
+                            .iter()
+                            .find(|(_, n)| *n == name.trim_start_matches("SIG"))
+                            .map(|(s, _)| *s)
+                            .ok_or_else(|| format!("unknown signal {name:?}"))?,
+                    ),
+                    _ => return Err(usage.into()),
+                },
+                _ => return Err(usage.into()),
+            };
+            declare(program, ResourceKind::Child { end })
+        }
+        "ring" => {
+            let usage = "usage: ring NAME [files=N]";
+            let files = match rest {
+                [_] => 0,
+                [_, files] => match files.strip_prefix("files=") {
+                    Some(n) => <u32 as Arg>::parse(n)?,
+                    None => return Err(usage.into()),
+                },
+                _ => return Err(usage.into()),
+            };
+            declare(program, ResourceKind::Ring { files })
+        }
+        "close-ring" => {
+            expect_words(rest, 1, "close-ring RING")?;
+            Ok(Line::Step(Step::CloseRing {
+                ring: RingName(rest[0].clone()),
+            }))
+        }
+        "end-child" => {
+            expect_words(rest, 1, "end-child CHILD")?;
+            Ok(Line::Step(Step::EndChild {
+                child: rest[0].clone(),
+            }))
+        }
         "submit" => {
             expect_words(rest, 0, "submit")?;
             Ok(Line::Step(Step::Submit(Vec::new())))
@@ -979,9 +1099,20 @@ fn parse_line(program: &mut Program, kw: &str, rest: &[String]) -> Result<Line, 
             }))
         }
         "wait" => {
-            expect_words(rest, 1, "wait N")?;
-            let n = usize::try_from(parse_u64(&rest[0])?).map_err(|e| e.to_string())?;
-            Ok(Line::Step(Step::Wait(n)))
+            let usage = "usage: wait N [ring=RING]";
+            let n = usize::try_from(parse_u64(rest.first().ok_or(usage)?)?)
+                .map_err(|e| e.to_string())?;
+            match rest {
+                [_] => Ok(Line::Step(Step::Wait(n))),
+                [_, ring] => match ring.strip_prefix("ring=") {
+                    Some(ring) => Ok(Line::Step(Step::WaitRing {
+                        ring: RingName(ring.to_string()),
+                        n,
+                    })),
+                    None => Err(usage.into()),
+                },
+                _ => Err(usage.into()),
+            }
         }
         _ => parse_entry(kw, rest).map(Line::Entry),
     }
@@ -1057,6 +1188,16 @@ impl fmt::Display for Program {
                     r.name,
                     if *blocking { " blocking" } else { "" }
                 )?,
+                ResourceKind::Child { end } => match end {
+                    ChildEnd::Exit(n) => writeln!(f, "child {} exit={n}", r.name)?,
+                    ChildEnd::Signal(s) => writeln!(
+                        f,
+                        "child {} signal={}",
+                        r.name,
+                        crate::model::signal_name(*s)
+                    )?,
+                },
+                ResourceKind::Ring { files } => writeln!(f, "ring {} files={files}", r.name)?,
             }
         }
         let mut groups = self.expected.iter().flat_map(|e| e.groups.iter());
@@ -1084,6 +1225,12 @@ impl fmt::Display for Program {
                     writeln!(f, "wait {n}")?;
                     group_lines(f, groups.next())?;
                 }
+                Step::WaitRing { ring, n } => {
+                    writeln!(f, "wait {n} ring={}", ring.0)?;
+                    group_lines(f, groups.next())?;
+                }
+                Step::CloseRing { ring } => writeln!(f, "close-ring {}", ring.0)?,
+                Step::EndChild { child } => writeln!(f, "end-child {child}")?,
             }
         }
         if let Some(last) = groups.next()
@@ -1211,6 +1358,66 @@ mod tests {
     }
 
     #[test]
+    fn children_and_second_rings_round_trip() {
+        let text = "child c exit=7\nchild k signal=TERM\nring t files=2\nring u files=0\n\
+                    waitid pid=c options=exited|nowait ud=1\nwaitid pid=1 ud=2\n\
+                    msg-ring to=t res=-EPIPE target-ud=9 skip-target-cqe ud=3\n\
+                    msg-ring-fd to=u src=1 dest=alloc target-ud=10 ud=4\n\
+                    end-child c\nclose-ring u\nwait 2\n\
+                    expect ud=1 res=0 waited=\"exited 7 pid=c\"\n\
+                    expect ud=2 res=-ECHILD\nwait 1 ring=t\nexpect ud=9 res=-EPIPE\n";
+        let p = Program::parse("t", text).unwrap();
+        assert_eq!(
+            p.resources[1].kind,
+            ResourceKind::Child {
+                end: ChildEnd::Signal(libc::SIGTERM)
+            }
+        );
+        assert!(matches!(&p.steps[0], Step::Submit(e) if e.len() == 4));
+        assert_eq!(
+            p.steps[4],
+            Step::WaitRing {
+                ring: RingName("t".into()),
+                n: 1
+            }
+        );
+        let expected = p.expected.as_ref().unwrap();
+        assert_eq!(
+            expected.groups[0].io_uring[0].waited.as_deref(),
+            Some("exited 7 pid=c")
+        );
+        assert_eq!(expected.groups[1].io_uring[0].user_data, 9);
+        let again = Program::parse("t", &p.to_string()).unwrap();
+        assert_eq!(again, p, "{p}");
+    }
+
+    #[test]
+    fn children_and_rings_are_checked() {
+        for (text, wants) in [
+            ("waitid pid=c ud=1", "no child named c"),
+            ("ring c\nwaitid pid=c ud=1", "no child named c"),
+            ("msg-ring to=t res=0 target-ud=1", "no ring named t"),
+            (
+                "child t\nmsg-ring-fd to=t src=0 dest=0 target-ud=1",
+                "no ring named t",
+            ),
+            ("wait 1 ring=t", "no ring named t"),
+            ("close-ring t", "no ring named t"),
+            ("end-child c", "no child named c"),
+            ("child c\nring c", "declared twice"),
+            ("child c exit=256", "over 255"),
+            ("child c signal=BOGUS", "unknown signal"),
+            (
+                "waitid pid=1 options=exited|sometimes",
+                "unknown waitid option",
+            ),
+        ] {
+            let e = Program::parse("t", text).unwrap_err();
+            assert!(e.message.contains(wants), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn expectation_errors_name_the_line() {
         let e = Program::parse("t", "nop ud=1\nexpect ud=1 res=0\nwait 1").unwrap_err();
         assert_eq!(e.line, 2);
@@ -1245,6 +1452,7 @@ mod tests {
             data: None,
             from: None,
             stat: None,
+            waited: None,
         };
         let expected = Expected {
             groups: vec![

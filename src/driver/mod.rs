@@ -304,6 +304,20 @@ impl Driver {
         self.retired.clear();
     }
 
+    /// Deletes `fd`'s registrations (it closes next, on this thread) and
+    /// those left without waiters, in a `kevent` call of their own: none
+    /// may be deleted by its number after the close, when the number may
+    /// be another descriptor's.
+    pub(super) fn delete_registrations_now(&mut self, fd: std::os::fd::RawFd) {
+        let mut deletes = Vec::new();
+        self.fds.take_deserted(&mut deletes, Flags::RECEIPT);
+        self.event_regs.take_deletes(&mut deletes);
+        self.fds.delete_now(fd, &mut deletes);
+        if !deletes.is_empty() {
+            self.delete_at_once(&deletes);
+        }
+    }
+
     /// Deletes registrations in a `kevent` call of their own (the changes
     /// carry `RECEIPT`, so it returns their receipts alone).
     fn delete_at_once(&self, deletes: &[Change]) {

@@ -3,8 +3,9 @@
 //! Jobs are sent at the end of the turn once the submission of the entry
 //! that started them has been made (`submit` called): a cancel in the same
 //! submission then still finds them unstarted, however the pushes and the
-//! turns interleave and however fast a worker is; and a `Close` reaches
-//! the pool after its registrations' deletion has reached the kernel.
+//! turns interleave and however fast a worker is; and an `ASYNC` `Close`
+//! reaches the pool after its registrations' deletion has reached the
+//! kernel.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

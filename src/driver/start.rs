@@ -118,6 +118,16 @@ impl Driver {
                     for waiter in self.event_regs.on_fd(fd) {
                         self.complete(waiter, -libc::ECANCELED);
                     }
+                    // close(2) here, as io_uring closes at issue: it does
+                    // not wait (the file's release may, as on NFS, and
+                    // `ASYNC` sends it to the pool), once the descriptor's
+                    // registrations are deleted.
+                    if !flags.contains(SqeFlags::ASYNC) {
+                        self.delete_registrations_now(fd);
+                        let res = blocking.run_blocking(None);
+                        self.put_op(key, Op::Blocking(blocking));
+                        return self.complete(key, res);
+                    }
                 }
                 if !flags.contains(SqeFlags::ASYNC)
                     && let Some(res) = blocking.try_now()

@@ -1,6 +1,8 @@
-//! File operations, run on the blocking pool: `OpenAt`, `Close`, `Fsync`,
-//! `Fallocate`, `Ftruncate`, `Fadvise`, `Madvise`. (The directory-entry
-//! operations are in `path.rs`, `Statx` in `stat.rs`.)
+//! File operations, run on the blocking pool: `OpenAt` (tried on the
+//! driver's thread first), `Fsync`, `Fallocate`, `Ftruncate`, `Fadvise`,
+//! `Madvise`; and `Close`, which runs on the driver's thread (on the pool
+//! with `ASYNC`). (The directory-entry operations are in `path.rs`,
+//! `Statx` in `stat.rs`.)
 //!
 //! ```
 //! use kqring::{Ring, ops};
@@ -132,6 +134,12 @@ impl BlockingOp for OpenAt {
 /// `IORING_OP_CLOSE`: closes `fd`. Operations still waiting on it complete
 /// with `-ECANCELED` first and its kevent registrations are removed, since
 /// kqueue forgets a descriptor's registrations when it is closed.
+///
+/// The `close(2)` is made on the driver's thread when the entry starts, as
+/// io_uring closes at issue: a cancel after it finds nothing. With
+/// [`SqeFlags::ASYNC`](crate::SqeFlags::ASYNC) it runs on the blocking
+/// pool instead, for a close that may wait long (an NFS file flushing its
+/// writes, a terminal draining its output, a socket with `SO_LINGER`).
 ///
 /// Given a [`Fixed`](crate::ops::Fixed) slot, it empties the slot instead
 /// (io_uring's `file_index`): 0, or `-EBADF` for an empty slot,

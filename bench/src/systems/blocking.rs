@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use super::{Outcome, Params, System};
 use crate::Result;
-use crate::fixtures::{BLOCK, Messages, PipePartner, Rng, TestFile, tcp_pairs};
+use crate::fixtures::{
+    BLOCK, COPY_CHUNK, CopyFiles, Messages, PipePartner, Rng, TestFile, tcp_pairs,
+};
 use crate::stats::{Recorder, Window};
 
 /// The blocking system.
@@ -107,6 +109,23 @@ impl System for Blocking {
                     return Ok(rec.finish());
                 }
             }
+        })())
+    }
+
+    fn copy(&mut self, p: &Params, files: &CopyFiles) -> Outcome {
+        // One thread, one chunk at a time: a pread, then a pwrite.
+        Some((|| {
+            let (src, dst) = (files.source(), files.destination());
+            let mut buf = vec![0u8; COPY_CHUNK];
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            let mut plan = files.plan(&rec.window());
+            while let Some((off, len)) = plan.next_chunk(Instant::now()) {
+                let start = Instant::now();
+                src.read_exact_at(&mut buf[..len], off)?;
+                dst.write_all_at(&buf[..len], off)?;
+                rec.record(1, start, Instant::now());
+            }
+            Ok(rec.finish())
         })())
     }
 

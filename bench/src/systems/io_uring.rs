@@ -16,7 +16,8 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use super::echo::{Next, Op, Progress, tag, untag};
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
-    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
+    BLOCK, COPY_CHUNK, COPY_DEPTH, CopyFiles, Messages, PipePartner, Rng, TcpPair, TestFile,
+    tcp_pairs, timer_durations,
 };
 use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
 use crate::{Result, ensure};
@@ -387,6 +388,89 @@ impl System for IoUringSystem {
                         unsafe { u.push(&open(i))? };
                     } else {
                         in_flight -= 1;
+                    }
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
+
+    fn copy(&mut self, p: &Params, files: &CopyFiles) -> Outcome {
+        Some((|| {
+            let mut bufs: Vec<Box<[u8]>> = (0..COPY_DEPTH)
+                .map(|_| vec![0u8; COPY_CHUNK].into_boxed_slice())
+                .collect();
+            // After the buffers, so that it drops (and cancels) before them.
+            let mut u = self.ring(2 * COPY_DEPTH as u32)?;
+            let fixed = self.tuned();
+            if fixed {
+                let iov: Vec<libc::iovec> = (bufs.iter_mut())
+                    .map(|b| libc::iovec {
+                        iov_base: b.as_mut_ptr().cast(),
+                        iov_len: b.len(),
+                    })
+                    .collect();
+                // SAFETY: the buffers outlive the ring (declared before it)
+                // and are not moved: boxed.
+                unsafe { u.ring.submitter().register_buffers(&iov)? };
+            }
+            let src = types::Fd(files.source().as_raw_fd());
+            let dst = types::Fd(files.destination().as_raw_fd());
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            let mut plan = files.plan(&rec.window());
+            // Per slot: its chunk and when its read was queued; user_data
+            // 2 * slot for its read, 2 * slot + 1 for its write.
+            let mut slots = vec![(0u64, 0usize, Instant::now()); COPY_DEPTH];
+            let entry = |write: bool, slot: usize, off: u64, len: usize, ptr: *mut u8| {
+                let (len32, idx) = (len as u32, slot as u16);
+                let e = match (write, fixed) {
+                    (false, true) => opcode::ReadFixed::new(src, ptr, len32, idx)
+                        .offset(off)
+                        .build(),
+                    (false, false) => opcode::Read::new(src, ptr, len32).offset(off).build(),
+                    (true, true) => opcode::WriteFixed::new(dst, ptr, len32, idx)
+                        .offset(off)
+                        .build(),
+                    (true, false) => opcode::Write::new(dst, ptr, len32).offset(off).build(),
+                };
+                e.user_data(2 * slot as u64 + u64::from(write))
+            };
+            let mut in_flight = 0;
+            for (slot, s) in slots.iter_mut().enumerate() {
+                let Some((off, len)) = plan.next_chunk(Instant::now()) else {
+                    break;
+                };
+                *s = (off, len, Instant::now());
+                // SAFETY: `bufs` outlives the loop below, which reaps every
+                // entry before returning.
+                unsafe { u.push(&entry(false, slot, off, len, bufs[slot].as_mut_ptr()))? };
+                in_flight += 1;
+            }
+            while in_flight > 0 {
+                u.submit_and_reap(1)?;
+                for (ud, res, _) in u.take() {
+                    let (slot, write) = ((ud / 2) as usize, ud % 2 == 1);
+                    let (off, len, start) = slots[slot];
+                    ensure!(
+                        res == len as i32,
+                        "{} of {len} bytes at {off} gave {res}",
+                        if write { "write" } else { "read" }
+                    );
+                    let ptr = bufs[slot].as_mut_ptr();
+                    if !write {
+                        // SAFETY: as above.
+                        unsafe { u.push(&entry(true, slot, off, len, ptr))? };
+                        continue;
+                    }
+                    let now = Instant::now();
+                    rec.record(1, start, now);
+                    match plan.next_chunk(now) {
+                        Some((off, len)) => {
+                            slots[slot] = (off, len, now);
+                            // SAFETY: as above.
+                            unsafe { u.push(&entry(false, slot, off, len, ptr))? };
+                        }
+                        None => in_flight -= 1,
                     }
                 }
             }

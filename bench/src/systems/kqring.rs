@@ -17,7 +17,8 @@ use kqring::{Builder, Cqe, IoBuf, Mode, Ring, Sqe, SubmissionQueue};
 use super::echo::{Next, Op, Progress, tag, untag};
 use super::{BATCH, Outcome, Params, System, on_rings};
 use crate::fixtures::{
-    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs, timer_durations,
+    BLOCK, COPY_DEPTH, CopyFiles, Messages, PipePartner, Rng, TcpPair, TestFile, tcp_pairs,
+    timer_durations,
 };
 use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
 use crate::{Result, ensure};
@@ -268,6 +269,69 @@ impl System for Kqring {
                         issue(slot, buf, &mut rng, &mut slots)?;
                     } else {
                         in_flight -= 1;
+                    }
+                }
+            }
+            Ok(rec.finish())
+        })())
+    }
+
+    fn copy(&mut self, p: &Params, files: &CopyFiles) -> Outcome {
+        Some((|| {
+            let ring = self.ring(2 * COPY_DEPTH)?;
+            let (sq, cq) = (ring.submission(), ring.completion());
+            let (src, dst) = (files.source().as_raw_fd(), files.destination().as_raw_fd());
+            let mut rec = Recorder::counting(Window::new(p.duration));
+            let mut plan = files.plan(&rec.window());
+            // Per slot: its chunk (offset, length) and when its read was
+            // queued. A slot's user_data says read (even) or write (odd).
+            let mut slots = vec![(0u64, 0usize, Instant::now()); COPY_DEPTH];
+            let read = |slot: usize, off: u64, buf: BytesMut| {
+                Read::new(src, buf)
+                    .offset(off)
+                    .build()
+                    .user_data(2 * slot as u64)
+            };
+            let mut in_flight = 0;
+            for (slot, s) in slots.iter_mut().enumerate() {
+                let Some((off, len)) = plan.next_chunk(Instant::now()) else {
+                    break;
+                };
+                *s = (off, len, Instant::now());
+                push(sq, read(slot, off, BytesMut::with_capacity(len)))?;
+                in_flight += 1;
+            }
+            while in_flight > 0 {
+                sq.submit_and_wait(1)?;
+                for mut cqe in cq.drain() {
+                    let slot = (cqe.user_data() / 2) as usize;
+                    let (off, len, start) = slots[slot];
+                    let res = cqe.result();
+                    ensure!(
+                        res == len as i32,
+                        "{} of {len} bytes at {off} gave {res}",
+                        if cqe.user_data() % 2 == 0 {
+                            "read"
+                        } else {
+                            "write"
+                        }
+                    );
+                    let mut buf = take_mut(&mut cqe)?;
+                    if cqe.user_data() % 2 == 0 {
+                        let write = Write::new(dst, buf).offset(off).build();
+                        push(sq, write.user_data(2 * slot as u64 + 1))?;
+                        continue;
+                    }
+                    let now = Instant::now();
+                    rec.record(1, start, now);
+                    match plan.next_chunk(now) {
+                        Some((off, len)) => {
+                            slots[slot] = (off, len, now);
+                            buf.clear();
+                            buf.reserve(len);
+                            push(sq, read(slot, off, buf))?;
+                        }
+                        None => in_flight -= 1,
                     }
                 }
             }

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::Result;
-use crate::fixtures::{TcpPair, TestFile};
+use crate::fixtures::{CopyFiles, TcpPair, TestFile};
 use crate::stats::{Measurement, Recorder, Window};
 
 pub mod blocking;
@@ -99,6 +99,16 @@ pub trait System {
     /// Opens, statx-es and closes `files`, each again as soon as its
     /// close is done: every file's round counts one.
     fn fs_meta(&mut self, _p: &Params, _files: &[std::ffi::CString]) -> Outcome {
+        None
+    }
+
+    /// Copies `files`' source to its destination over and over, in
+    /// chunks of [`COPY_CHUNK`](crate::fixtures::COPY_CHUNK), each read
+    /// then written at its offset, [`COPY_DEPTH`](crate::fixtures::COPY_DEPTH)
+    /// chunks at once (or as many as the system can have in flight): every
+    /// chunk written counts one. The caller empties the destination before
+    /// and checks the copy after.
+    fn copy(&mut self, _p: &Params, _files: &CopyFiles) -> Outcome {
         None
     }
 

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +15,8 @@ use tokio::task::JoinSet;
 
 use super::{Outcome, Params, System, on_rings};
 use crate::fixtures::{
-    BLOCK, Messages, PipePartner, Rng, TcpPair, TestFile, check_block, tcp_pairs, timer_durations,
+    BLOCK, COPY_CHUNK, COPY_DEPTH, CopyFiles, Messages, PipePartner, Rng, TcpPair, TestFile,
+    check_block, tcp_pairs, timer_durations,
 };
 use crate::stats::{Measurement, Recorder, Samples, Window, lateness_ns};
 use crate::{Error, Result};
@@ -179,6 +180,60 @@ impl System for Tokio {
                 }
                 let mut rec = Recorder::counting(window);
                 while let Some(r) = readers.join_next().await {
+                    rec.merge(r??);
+                }
+                Ok(rec.finish())
+            })
+        })())
+    }
+
+    fn copy(&mut self, p: &Params, files: &CopyFiles) -> Outcome {
+        let p = p.clone();
+        Some((|| {
+            // As tokio::fs would: each read and each write a spawn_blocking
+            // call, COPY_DEPTH chunks at once.
+            let src = Arc::new(files.source().try_clone()?);
+            let dst = Arc::new(files.destination().try_clone()?);
+            let window = Window::new(p.duration);
+            let plan = Arc::new(Mutex::new(files.plan(&window)));
+            self.run(async move {
+                let mut copiers = JoinSet::new();
+                for _ in 0..COPY_DEPTH {
+                    let (src, dst, plan) = (Arc::clone(&src), Arc::clone(&dst), Arc::clone(&plan));
+                    let window = window.clone();
+                    copiers.spawn(async move {
+                        let mut rec = Recorder::counting(window);
+                        let mut buf = vec![0u8; COPY_CHUNK];
+                        loop {
+                            let next = plan
+                                .lock()
+                                .map_err(|_| "the copy plan's lock is poisoned")?
+                                .next_chunk(Instant::now());
+                            let Some((off, len)) = next else {
+                                return Ok::<_, Error>(rec);
+                            };
+                            let start = Instant::now();
+                            let f = Arc::clone(&src);
+                            let (b, r) = tokio::task::spawn_blocking(move || {
+                                let r = f.read_exact_at(&mut buf[..len], off);
+                                (buf, r)
+                            })
+                            .await?;
+                            r?;
+                            let f = Arc::clone(&dst);
+                            let (b, r) = tokio::task::spawn_blocking(move || {
+                                let r = f.write_all_at(&b[..len], off);
+                                (b, r)
+                            })
+                            .await?;
+                            r?;
+                            buf = b;
+                            rec.record(1, start, Instant::now());
+                        }
+                    });
+                }
+                let mut rec = Recorder::counting(window);
+                while let Some(r) = copiers.join_next().await {
                     rec.merge(r??);
                 }
                 Ok(rec.finish())
