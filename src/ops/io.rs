@@ -50,8 +50,14 @@ fn attempt(
     kind: &mut Option<FdKind>,
     mut call: impl FnMut(How) -> SysResult,
 ) -> Attempt {
+    let negative = negative_offset(offset);
     let k = match *kind {
         Some(k) => k,
+        // The kind first, without a call that could move data.
+        None if negative => match sys::classify(fd) {
+            Ok(k) => *kind.insert(k),
+            Err(e) => return Attempt::Done(e.res()),
+        },
         None => match call(How::Socket) {
             Err(Errno::ENOTSOCK) => match sys::classify(fd) {
                 Ok(k) => *kind.insert(k),
@@ -63,6 +69,15 @@ fn attempt(
             }
         },
     };
+    // A blocking stream waits for readiness first, as in io_uring, where
+    // one that can't be tried without blocking is polled before the call.
+    if negative {
+        match refuse_offset(fd, dir) {
+            Err(e) => return Attempt::Done(e.res()),
+            Ok(()) if k == FdKind::BlockingStream => {}
+            Ok(()) => return Attempt::Done(Errno::EINVAL.res()),
+        }
+    }
     match k {
         FdKind::Socket => settle(call(How::Socket), dir),
         FdKind::NonBlockingStream => settle(call(How::plain(k, offset)), dir),
@@ -142,6 +157,9 @@ fn run_blocking(
             Err(e) => return e.res(),
         },
     };
+    if negative_offset(offset) {
+        return refuse_offset(fd, dir).map_or_else(Errno::res, |()| Errno::EINVAL.res());
+    }
     match kind {
         FdKind::Socket => res(call(How::Socket)),
         FdKind::BlockingStream => match ready_now(fd, dir) {
@@ -150,6 +168,22 @@ fn run_blocking(
             Err(e) => e.res(),
         },
         FdKind::NonBlockingStream | FdKind::File => res(call(How::plain(kind, offset))),
+    }
+}
+
+/// An offset below -1 (other than the current position, `u64::MAX`):
+/// io_uring refuses it with `EINVAL` on every kind of descriptor, streams
+/// included, as `pread(2)` does.
+fn negative_offset(offset: u64) -> bool {
+    offset != CURRENT_POSITION && offset > i64::MAX as u64
+}
+
+/// Before refusing a negative offset: `EBADF` for a descriptor not open
+/// for `dir`, which io_uring checks first.
+fn refuse_offset(fd: RawFd, dir: Dir) -> Result<(), Errno> {
+    match sys::open_for(fd, matches!(dir, Dir::Write))? {
+        true => Ok(()),
+        false => Err(Errno::EBADF),
     }
 }
 
@@ -168,13 +202,24 @@ fn read_into(fd: RawFd, buf: &mut impl IoBufMut, from: usize, how: How) -> SysRe
     let mut room = Room::of(buf, from);
     let n = match how {
         // read(2) of nothing returns 0 at once; recv(2) of nothing on an
-        // empty socket would say EAGAIN.
-        How::Socket if room.len() == 0 => return Ok(0),
+        // empty socket says EAGAIN. The call is still made, so that a bad
+        // descriptor or one that is no socket answers as read(2) would.
+        How::Socket if room.len() == 0 => {
+            return nothing(sys::recv(fd, room.as_uninit(), libc::MSG_DONTWAIT));
+        }
         How::Socket => sys::recv(fd, room.as_uninit(), libc::MSG_DONTWAIT)?,
         How::Plain(offset) => sys::read(fd, room.as_uninit(), offset)?,
     };
     filled(buf, from, n);
     Ok(n)
+}
+
+/// A receive of nothing: 0 where it would wait, as a read of nothing is.
+fn nothing(r: SysResult) -> SysResult {
+    match r {
+        Err(e) if e.would_block() => Ok(0),
+        r => r,
+    }
 }
 
 /// One vectored read into `bufs`, each after its first `from[i]` bytes,
@@ -186,7 +231,9 @@ fn read_vectored<B: IoBufMut>(fd: RawFd, bufs: &mut [B], from: &[usize], how: Ho
         .map(|(b, &f)| Room::of(b, f).iovec())
         .collect();
     let n = match how {
-        How::Socket if iov.iter().all(|v| v.iov_len == 0) => return Ok(0),
+        How::Socket if iov.iter().all(|v| v.iov_len == 0) => {
+            return nothing(sys::recvmsg(fd, &iov, libc::MSG_DONTWAIT));
+        }
         How::Socket => sys::recvmsg(fd, &iov, libc::MSG_DONTWAIT)?,
         How::Plain(offset) => sys::readv(fd, &iov, offset)?,
     };
