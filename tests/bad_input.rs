@@ -133,6 +133,18 @@ enum Op {
     FtruncateHuge,
     /// A write at offset `u64::MAX - 1` (negative as `off_t`).
     WriteNegativeOffset,
+    /// `mkdirat(fd, "new", 0o755)`.
+    MkdirAt,
+    /// `unlinkat(fd, "missing", 0)`.
+    UnlinkAt,
+    /// `renameat(fd, "missing", fd, "other")`.
+    RenameAt,
+    /// `linkat(fd, "missing", fd, "other", 0)`.
+    LinkAt,
+    /// `symlinkat("missing", fd, "link")`.
+    SymlinkAt,
+    /// `POLLIN`, multishot.
+    PollAddMulti,
 }
 
 impl Op {
@@ -170,6 +182,12 @@ impl Op {
             Op::FallocateHuge => "Fallocate, len u64::MAX",
             Op::FtruncateHuge => "Ftruncate, len u64::MAX",
             Op::WriteNegativeOffset => "Write, offset -2",
+            Op::MkdirAt => "MkdirAt::dir",
+            Op::UnlinkAt => "UnlinkAt::dir",
+            Op::RenameAt => "RenameAt::from_dir, to_dir",
+            Op::LinkAt => "LinkAt::from_dir, to_dir",
+            Op::SymlinkAt => "SymlinkAt::dir",
+            Op::PollAddMulti => "PollAdd, multishot",
         }
     }
 
@@ -187,6 +205,12 @@ enum Ent {
     Cancel(u64, bool),
     Timeout(Duration),
     LinkTimeout(Duration),
+    PollRemove(u64),
+    TimeoutRemove(u64),
+    TimeoutUpdate(u64, Duration),
+    RemoveBuffers(u16),
+    /// Slot 0 of the ring's file table (which it has not) to `fd`.
+    FilesUpdate(RawFd),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -287,6 +311,20 @@ fn kq_op(op: Op, fd: RawFd) -> kqring::Sqe {
         Op::FallocateHuge => kq::Fallocate::new(fd, 0, u64::MAX).build(),
         Op::FtruncateHuge => kq::Ftruncate::new(fd, u64::MAX).build(),
         Op::WriteNegativeOffset => kq::Write::new(fd, data()).offset(u64::MAX - 1).build(),
+        Op::MkdirAt => kq::MkdirAt::new("new").dir(fd).mode(0o755).build(),
+        Op::UnlinkAt => kq::UnlinkAt::new("missing").dir(fd).build(),
+        Op::RenameAt => kq::RenameAt::new("missing", "other")
+            .from_dir(fd)
+            .to_dir(fd)
+            .build(),
+        Op::LinkAt => kq::LinkAt::new("missing", "other")
+            .from_dir(fd)
+            .to_dir(fd)
+            .build(),
+        Op::SymlinkAt => kq::SymlinkAt::new("missing", "link").dir(fd).build(),
+        Op::PollAddMulti => kq::PollAdd::new(fd, libc::POLLIN as u32)
+            .multishot(true)
+            .build(),
     }
 }
 
@@ -298,6 +336,11 @@ impl Backend for Kq {
             Ent::Cancel(ud, all) => kq::AsyncCancel::new(ud).all(all).build(),
             Ent::Timeout(d) => kq::Timeout::new(d).build(),
             Ent::LinkTimeout(d) => kq::LinkTimeout::new(d).build(),
+            Ent::PollRemove(ud) => kq::PollRemove::new(ud).build(),
+            Ent::TimeoutRemove(ud) => kq::TimeoutRemove::new(ud).build(),
+            Ent::TimeoutUpdate(ud, d) => kq::TimeoutUpdate::new(ud, d).build(),
+            Ent::RemoveBuffers(group) => kq::RemoveBuffers::new(group, 1).build(),
+            Ent::FilesUpdate(fd) => kq::FilesUpdate::new(kq::FileSlot::Index(0), vec![fd]).build(),
         };
         let flags = if e.link {
             SqeFlags::IO_LINK
@@ -494,6 +537,22 @@ impl Ur {
             Op::WriteNegativeOffset => opcode::Write::new(f, self.bytes(8, b"12345678"), 8)
                 .offset(u64::MAX - 1)
                 .build(),
+            Op::MkdirAt => opcode::MkDirAt::new(f, self.cstr("new"))
+                .mode(0o755)
+                .build(),
+            Op::UnlinkAt => opcode::UnlinkAt::new(f, self.cstr("missing")).build(),
+            Op::RenameAt => {
+                opcode::RenameAt::new(f, self.cstr("missing"), f, self.cstr("other")).build()
+            }
+            Op::LinkAt => {
+                opcode::LinkAt::new(f, self.cstr("missing"), f, self.cstr("other")).build()
+            }
+            Op::SymlinkAt => {
+                opcode::SymlinkAt::new(f, self.cstr("missing"), self.cstr("link")).build()
+            }
+            Op::PollAddMulti => opcode::PollAdd::new(f, libc::POLLIN as u32)
+                .multi(true)
+                .build(),
         }
     }
 
@@ -516,6 +575,11 @@ impl Backend for Ur {
             }
             Ent::Timeout(d) => opcode::Timeout::new(self.timespec(d)).build(),
             Ent::LinkTimeout(d) => opcode::LinkTimeout::new(self.timespec(d)).build(),
+            Ent::PollRemove(ud) => opcode::PollRemove::new(ud).build(),
+            Ent::TimeoutRemove(ud) => opcode::TimeoutRemove::new(ud).build(),
+            Ent::TimeoutUpdate(ud, d) => opcode::TimeoutUpdate::new(ud, self.timespec(d)).build(),
+            Ent::RemoveBuffers(group) => opcode::RemoveBuffers::new(1, group).build(),
+            Ent::FilesUpdate(fd) => opcode::FilesUpdate::new(self.keep(fd), 1).build(),
         };
         let flags = if e.link {
             squeue::Flags::IO_LINK
@@ -688,6 +752,8 @@ fn render(res: i32) -> String {
 struct Fds {
     target: RawFd,
     owned: Vec<RawFd>,
+    /// A directory made for the run, removed with what the run made in it.
+    scratch: Option<std::path::PathBuf>,
 }
 
 impl Drop for Fds {
@@ -695,6 +761,9 @@ impl Drop for Fds {
         for &fd in &self.owned {
             // SAFETY: descriptors this run opened and nothing else owns.
             unsafe { libc::close(fd) };
+        }
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -708,6 +777,7 @@ fn open(input: Input) -> Fds {
     let one = |fd| Fds {
         target: fd,
         owned: vec![fd],
+        scratch: None,
     };
     let pipe = || {
         let mut p = [0; 2];
@@ -734,11 +804,13 @@ fn open(input: Input) -> Fds {
             Fds {
                 target: fd,
                 owned: vec![],
+                scratch: None,
             }
         }
         MinusOne => Fds {
             target: -1,
             owned: vec![],
+            scratch: None,
         },
         File => {
             let dir =
@@ -756,20 +828,31 @@ fn open(input: Input) -> Fds {
             one(fd)
         }
         Dir => {
-            let dir =
-                CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes()).unwrap();
-            one(check_fd("open dir", unsafe {
+            // A directory of its own: the rows make entries in it.
+            static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("kqring-bad-input-{}-{n}", std::process::id()));
+            std::fs::create_dir(&path).expect("a scratch directory");
+            let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+            let fd = check_fd("open dir", unsafe {
                 libc::open(
-                    dir.as_ptr(),
+                    c.as_ptr(),
                     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
                 )
-            }))
+            });
+            Fds {
+                target: fd,
+                owned: vec![fd],
+                scratch: Some(path),
+            }
         }
         PipeR | PipeW => {
             let p = pipe();
             Fds {
                 target: if input == PipeR { p[0] } else { p[1] },
                 owned: p.to_vec(),
+                scratch: None,
             }
         }
         EventFd => one(check_fd("eventfd", unsafe {
@@ -795,6 +878,7 @@ fn open(input: Input) -> Fds {
             Fds {
                 target: c,
                 owned: vec![c, s],
+                scratch: None,
             }
         }
     }
@@ -823,6 +907,18 @@ enum Special {
     /// A read of an empty pipe, `IO_LINK`; another thread pushes a `Nop`;
     /// then the submit.
     LinkThenOtherThread,
+    /// A `PollRemove` of a `user_data` nothing has.
+    PollRemoveUnknown,
+    /// A `TimeoutRemove` of a `user_data` nothing has.
+    TimeoutRemoveUnknown,
+    /// A `TimeoutUpdate` of a `user_data` nothing has.
+    TimeoutUpdateUnknown,
+    /// A `TimeoutUpdate` of a waiting `Timeout` to 0.
+    TimeoutUpdateToZero,
+    /// A `RemoveBuffers` of a group never provided.
+    RemoveBuffersUnknown,
+    /// A `FilesUpdate` of a ring with no file table.
+    FilesUpdateNoTable,
 }
 
 impl Special {
@@ -851,6 +947,14 @@ impl Special {
                 "IO_LINK",
                 "waiting read (ud 1); another thread pushes a Nop (ud 2); then submit",
             ),
+            Special::PollRemoveUnknown => ("PollRemove", "user_data nothing has (ud 1)"),
+            Special::TimeoutRemoveUnknown => ("TimeoutRemove", "user_data nothing has (ud 1)"),
+            Special::TimeoutUpdateUnknown => ("TimeoutUpdate", "user_data nothing has (ud 1)"),
+            Special::TimeoutUpdateToZero => {
+                ("TimeoutUpdate", "a 60 s Timeout (ud 1) to 0 s (ud 2)")
+            }
+            Special::RemoveBuffersUnknown => ("RemoveBuffers", "a group never provided (ud 1)"),
+            Special::FilesUpdateNoTable => ("FilesUpdate", "a ring with no file table (ud 1)"),
         }
     }
 
@@ -900,6 +1004,32 @@ impl Special {
                     s.spawn(|| b.push(e(Ent::Nop, 2))).join().unwrap();
                 });
                 vec![(1, 1, false), (2, 1, false)]
+            }
+            Special::PollRemoveUnknown => {
+                b.push(e(Ent::PollRemove(77), 1));
+                vec![(1, 1, false)]
+            }
+            Special::TimeoutRemoveUnknown => {
+                b.push(e(Ent::TimeoutRemove(77), 1));
+                vec![(1, 1, false)]
+            }
+            Special::TimeoutUpdateUnknown => {
+                b.push(e(Ent::TimeoutUpdate(77, Duration::from_secs(1)), 1));
+                vec![(1, 1, false)]
+            }
+            Special::TimeoutUpdateToZero => {
+                b.push(e(Ent::Timeout(Duration::from_secs(60)), 1));
+                b.submit();
+                b.push(e(Ent::TimeoutUpdate(1, zero), 2));
+                vec![(1, 1, false), (2, 1, false)]
+            }
+            Special::RemoveBuffersUnknown => {
+                b.push(e(Ent::RemoveBuffers(9), 1));
+                vec![(1, 1, false)]
+            }
+            Special::FilesUpdateNoTable => {
+                b.push(e(Ent::FilesUpdate(pipe.target), 1));
+                vec![(1, 1, false)]
             }
         };
         b.submit();
@@ -1017,7 +1147,10 @@ const ROWS: &[Row] = &[
     op(Op::Shutdown, &[Socket], "0"),
     op(Op::PollAdd, &[Closed, MinusOne], "-EBADF"),
     op(Op::PollAdd, &[File, Dir], "1"),
-    op(Op::PollAdd, &[PipeR, PipeW, EventFd, TimerFd, Inotify, Epoll, Socket], "waits"),
+    op(Op::PollAdd, STREAMS, "waits"),
+    op(Op::PollAddMulti, &[Closed, MinusOne], "-EBADF"),
+    op(Op::PollAddMulti, &[File, Dir], "1"),
+    op(Op::PollAddMulti, STREAMS, "waits"),
     op(Op::Fsync, &[Closed, MinusOne], "-EBADF"),
     op(Op::Fsync, &[File, Dir], "0"),
     op(Op::Fsync, STREAMS, "-EINVAL"),
@@ -1034,8 +1167,23 @@ const ROWS: &[Row] = &[
     op(Op::Statx, &[Closed, MinusOne], "-EBADF"),
     op(Op::Statx, OPEN, "0"),
     op(Op::OpenAt, &[Closed, MinusOne], "-EBADF"),
-    op(Op::OpenAt, &[File, PipeR, PipeW, EventFd, TimerFd, Inotify, Epoll, Socket], "-ENOTDIR"),
+    op(Op::OpenAt, NOT_DIRS, "-ENOTDIR"),
     op(Op::OpenAt, &[Dir], "-ENOENT"),
+    op(Op::MkdirAt, &[Closed, MinusOne], "-EBADF"),
+    op(Op::MkdirAt, NOT_DIRS, "-ENOTDIR"),
+    op(Op::MkdirAt, &[Dir], "0"),
+    op(Op::UnlinkAt, &[Closed, MinusOne], "-EBADF"),
+    op(Op::UnlinkAt, NOT_DIRS, "-ENOTDIR"),
+    op(Op::UnlinkAt, &[Dir], "-ENOENT"),
+    op(Op::RenameAt, &[Closed, MinusOne], "-EBADF"),
+    op(Op::RenameAt, NOT_DIRS, "-ENOTDIR"),
+    op(Op::RenameAt, &[Dir], "-ENOENT"),
+    op(Op::LinkAt, &[Closed, MinusOne], "-EBADF"),
+    op(Op::LinkAt, NOT_DIRS, "-ENOTDIR"),
+    op(Op::LinkAt, &[Dir], "-ENOENT"),
+    op(Op::SymlinkAt, &[Closed, MinusOne], "-EBADF"),
+    op(Op::SymlinkAt, NOT_DIRS, "-ENOTDIR"),
+    op(Op::SymlinkAt, &[Dir], "0"),
     op(Op::Close, &[Closed, MinusOne], "-EBADF"),
     op(Op::Close, OPEN, "0"),
     op(Op::CancelFd, &[Closed, MinusOne], "-EBADF"),
@@ -1088,6 +1236,12 @@ const ROWS: &[Row] = &[
         "the chain ends with the submission; io_uring runs its head on a worker, without waiting for readiness",
     ),
     special(Special::LinkThenOtherThread, "1:waits 2:waits"),
+    special(Special::PollRemoveUnknown, "-ENOENT"),
+    special(Special::TimeoutRemoveUnknown, "-ENOENT"),
+    special(Special::TimeoutUpdateUnknown, "-ENOENT"),
+    special(Special::TimeoutUpdateToZero, "1:-ETIME 2:0"),
+    special(Special::RemoveBuffersUnknown, "-ENOENT"),
+    special(Special::FilesUpdateNoTable, "-ENXIO"),
 ];
 
 /// The note of a read or write of nothing where io_uring does not make the
@@ -1097,6 +1251,9 @@ const NOTHING: &str =
 
 /// Every descriptor kind but a socket.
 const NOT_SOCKETS: &[Input] = &[File, Dir, PipeR, PipeW, EventFd, TimerFd, Inotify, Epoll];
+
+/// Every open descriptor kind but a directory.
+const NOT_DIRS: &[Input] = &[File, PipeR, PipeW, EventFd, TimerFd, Inotify, Epoll, Socket];
 
 /// Every descriptor kind that is no regular file or directory.
 const STREAMS: &[Input] = &[PipeR, PipeW, EventFd, TimerFd, Inotify, Epoll, Socket];
@@ -1140,6 +1297,12 @@ const OPS: &[(Op, &[Input])] = &[
     (Op::WriteNegativeOffset, ALL),
     (Op::FallocateHuge, &[File]),
     (Op::FtruncateHuge, &[File]),
+    (Op::MkdirAt, ALL),
+    (Op::UnlinkAt, ALL),
+    (Op::RenameAt, ALL),
+    (Op::LinkAt, ALL),
+    (Op::SymlinkAt, ALL),
+    (Op::PollAddMulti, ALL),
 ];
 
 /// The table as docs/semantics.md holds it.
