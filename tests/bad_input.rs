@@ -240,8 +240,9 @@ fn linked(ent: Ent, ud: u64) -> E {
 trait Backend: std::marker::Send {
     fn push(&mut self, e: E);
     fn submit(&mut self);
-    /// The next completion, if one comes within `within`.
-    fn next(&mut self, within: Duration) -> Option<(u64, i32)>;
+    /// The next completion (user_data, res, `F_MORE`), if one comes
+    /// within `within`.
+    fn next(&mut self, within: Duration) -> Option<(u64, i32, bool)>;
 }
 
 /// The address `Connect` connects to.
@@ -357,9 +358,9 @@ impl Backend for Kq {
         self.0.submission().submit().expect("submit");
     }
 
-    fn next(&mut self, within: Duration) -> Option<(u64, i32)> {
+    fn next(&mut self, within: Duration) -> Option<(u64, i32, bool)> {
         let c = self.0.completion().wait_timeout(within).expect("wait")?;
-        Some((c.user_data(), c.result()))
+        Some((c.user_data(), c.result(), c.is_more()))
     }
 }
 
@@ -374,7 +375,7 @@ struct Ur {
     // Declared first: dropped before the memory its entries point into.
     ring: IoUring,
     keep: Vec<Keep>,
-    ready: VecDeque<(u64, i32)>,
+    ready: VecDeque<(u64, i32, bool)>,
 }
 
 impl Ur {
@@ -600,11 +601,14 @@ impl Backend for Ur {
         self.ring.submit().expect("io_uring submit");
     }
 
-    fn next(&mut self, within: Duration) -> Option<(u64, i32)> {
+    fn next(&mut self, within: Duration) -> Option<(u64, i32, bool)> {
         let deadline = Instant::now() + within;
         loop {
-            self.ready
-                .extend(self.ring.completion().map(|c| (c.user_data(), c.result())));
+            self.ready.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), io_uring::cqueue::more(c.flags()))),
+            );
             if let Some(c) = self.ready.pop_front() {
                 return Some(c);
             }
@@ -645,11 +649,19 @@ fn collect(b: &mut dyn Backend, pushed: &[(u64, usize, bool)]) -> Outcome {
         slot.1 |= fd;
     }
     let record =
-        |out: &mut Outcome, left: &mut BTreeMap<u64, (usize, bool)>, ud, res, cancelled: bool| {
+        |out: &mut Outcome, left: &mut BTreeMap<u64, (usize, bool)>, ud, res, more, cancelled| {
             let Some(slot) = left.get_mut(&ud) else {
                 panic!("a completion of an unknown user_data {ud}: {res}")
             };
             assert!(slot.0 > 0, "more completions of {ud} than entries");
+            if more {
+                // A multishot's: it goes on.
+                out.results
+                    .entry(ud)
+                    .or_default()
+                    .push(format!("{} more", render(res)));
+                return;
+            }
             slot.0 -= 1;
             let shown = if cancelled && res == -libc::ECANCELED {
                 "waits".to_string()
@@ -663,7 +675,7 @@ fn collect(b: &mut dyn Backend, pushed: &[(u64, usize, bool)]) -> Outcome {
         };
     while left.values().any(|s| s.0 > 0) {
         match b.next(QUIET) {
-            Some((ud, res)) => record(&mut out, &mut left, ud, res, false),
+            Some((ud, res, more)) => record(&mut out, &mut left, ud, res, more, false),
             None => break,
         }
     }
@@ -679,13 +691,13 @@ fn collect(b: &mut dyn Backend, pushed: &[(u64, usize, bool)]) -> Outcome {
         let mut cancel_done = false;
         while left[&ud].0 > 0 || !cancel_done {
             let within = deadline.saturating_duration_since(Instant::now());
-            let (cud, res) = b
+            let (cud, res, more) = b
                 .next(within)
                 .unwrap_or_else(|| panic!("user_data {ud} did not end after its cancel"));
             if cud == CLEANUP + ud {
                 cancel_done = true;
             } else if cud < CLEANUP {
-                record(&mut out, &mut left, cud, res, true);
+                record(&mut out, &mut left, cud, res, more, true);
             }
         }
     }
@@ -792,9 +804,10 @@ fn open(input: Input) -> Fds {
         Closed => {
             // A number well above those the process has open, so that no
             // other thread is handed it while the row runs.
+            let above = (common::raise_nofile() / 2).min(4096) as libc::c_int;
             let p = pipe();
             let fd = check_fd("dup", unsafe {
-                libc::fcntl(p[0], libc::F_DUPFD_CLOEXEC, 4096)
+                libc::fcntl(p[0], libc::F_DUPFD_CLOEXEC, above)
             });
             unsafe {
                 libc::close(fd);
