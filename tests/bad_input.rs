@@ -28,6 +28,9 @@ use kqring::{Mode, Ring, SqeFlags};
 /// is what ends it, so a slow completion is still seen for what it is.
 const QUIET: Duration = Duration::from_millis(100);
 
+/// One buffer more than a vectored call takes (`IOV_MAX`).
+const TOO_MANY: usize = 1025;
+
 /// The `user_data` of the cancels that end what still waits (never shown).
 const CLEANUP: u64 = 1 << 40;
 
@@ -145,6 +148,11 @@ enum Op {
     SymlinkAt,
     /// `POLLIN`, multishot.
     PollAddMulti,
+    AcceptMulti,
+    /// A readv of 1025 (`IOV_MAX` + 1) buffers of 1 byte.
+    ReadvTooMany,
+    /// A writev of 1025 (`IOV_MAX` + 1) buffers of 1 byte.
+    WritevTooMany,
 }
 
 impl Op {
@@ -188,6 +196,9 @@ impl Op {
             Op::LinkAt => "LinkAt::from_dir, to_dir",
             Op::SymlinkAt => "SymlinkAt::dir",
             Op::PollAddMulti => "PollAdd, multishot",
+            Op::AcceptMulti => "Accept, multishot",
+            Op::ReadvTooMany => "Readv, 1025 iovecs",
+            Op::WritevTooMany => "Writev, 1025 iovecs",
         }
     }
 
@@ -211,6 +222,10 @@ enum Ent {
     RemoveBuffers(u16),
     /// Slot 0 of the ring's file table (which it has not) to `fd`.
     FilesUpdate(RawFd),
+    /// `IORING_ASYNC_CANCEL_ANY`.
+    CancelAny,
+    /// A socket of this domain, `SOCK_STREAM`.
+    Socket(i32),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -326,6 +341,13 @@ fn kq_op(op: Op, fd: RawFd) -> kqring::Sqe {
         Op::PollAddMulti => kq::PollAdd::new(fd, libc::POLLIN as u32)
             .multishot(true)
             .build(),
+        Op::AcceptMulti => kq::Accept::new(fd).multishot(true).build(),
+        Op::ReadvTooMany => kq::Readv::new(fd, vec![BytesMut::with_capacity(1); TOO_MANY])
+            .offset(u64::MAX)
+            .build(),
+        Op::WritevTooMany => kq::Writev::new(fd, vec![Bytes::from_static(b"x"); TOO_MANY])
+            .offset(u64::MAX)
+            .build(),
     }
 }
 
@@ -342,6 +364,8 @@ impl Backend for Kq {
             Ent::TimeoutUpdate(ud, d) => kq::TimeoutUpdate::new(ud, d).build(),
             Ent::RemoveBuffers(group) => kq::RemoveBuffers::new(group, 1).build(),
             Ent::FilesUpdate(fd) => kq::FilesUpdate::new(kq::FileSlot::Index(0), vec![fd]).build(),
+            Ent::CancelAny => kq::AsyncCancel::matching(CancelTarget::Any).build(),
+            Ent::Socket(domain) => kq::Socket::new(domain, libc::SOCK_STREAM, 0).build(),
         };
         let flags = if e.link {
             SqeFlags::IO_LINK
@@ -554,6 +578,15 @@ impl Ur {
             Op::PollAddMulti => opcode::PollAdd::new(f, libc::POLLIN as u32)
                 .multi(true)
                 .build(),
+            Op::AcceptMulti => opcode::AcceptMulti::new(f).build(),
+            Op::ReadvTooMany => {
+                let (iov, n) = self.iovecs(&[&b""[..]; TOO_MANY], 1);
+                opcode::Readv::new(f, iov, n).offset(u64::MAX).build()
+            }
+            Op::WritevTooMany => {
+                let (iov, n) = self.iovecs(&[&b"x"[..]; TOO_MANY], 1);
+                opcode::Writev::new(f, iov, n).offset(u64::MAX).build()
+            }
         }
     }
 
@@ -581,6 +614,8 @@ impl Backend for Ur {
             Ent::TimeoutUpdate(ud, d) => opcode::TimeoutUpdate::new(ud, self.timespec(d)).build(),
             Ent::RemoveBuffers(group) => opcode::RemoveBuffers::new(1, group).build(),
             Ent::FilesUpdate(fd) => opcode::FilesUpdate::new(self.keep(fd), 1).build(),
+            Ent::CancelAny => opcode::AsyncCancel2::new(types::CancelBuilder::any()).build(),
+            Ent::Socket(domain) => opcode::Socket::new(domain, libc::SOCK_STREAM, 0).build(),
         };
         let flags = if e.link {
             squeue::Flags::IO_LINK
@@ -750,6 +785,8 @@ fn render(res: i32) -> String {
         (libc::EROFS, "EROFS"),
         (libc::EDESTADDRREQ, "EDESTADDRREQ"),
         (libc::EADDRINUSE, "EADDRINUSE"),
+        (libc::EMSGSIZE, "EMSGSIZE"),
+        (libc::EAFNOSUPPORT, "EAFNOSUPPORT"),
     ];
     if res >= 0 {
         return res.to_string();
@@ -932,6 +969,14 @@ enum Special {
     RemoveBuffersUnknown,
     /// A `FilesUpdate` of a ring with no file table.
     FilesUpdateNoTable,
+    /// A `LinkTimeout` with no entry before it.
+    LinkTimeoutAlone,
+    /// A cancel with `all` of a `user_data` nothing has.
+    CancelAllUnknown,
+    /// A cancel of any operation, when there is none.
+    CancelAnyNothing,
+    /// A `Socket` of domain -1.
+    SocketBadDomain,
 }
 
 impl Special {
@@ -968,6 +1013,10 @@ impl Special {
             }
             Special::RemoveBuffersUnknown => ("RemoveBuffers", "a group never provided (ud 1)"),
             Special::FilesUpdateNoTable => ("FilesUpdate", "a ring with no file table (ud 1)"),
+            Special::LinkTimeoutAlone => ("LinkTimeout", "no entry before it (ud 1)"),
+            Special::CancelAllUnknown => ("AsyncCancel all", "user_data nothing has (ud 1)"),
+            Special::CancelAnyNothing => ("AsyncCancel any", "nothing pending (ud 1)"),
+            Special::SocketBadDomain => ("Socket", "domain -1 (ud 1)"),
         }
     }
 
@@ -1043,6 +1092,22 @@ impl Special {
             Special::FilesUpdateNoTable => {
                 b.push(e(Ent::FilesUpdate(pipe.target), 1));
                 vec![(1, 1, false)]
+            }
+            Special::LinkTimeoutAlone => {
+                b.push(e(Ent::LinkTimeout(Duration::from_secs(1)), 1));
+                vec![(1, 1, false)]
+            }
+            Special::CancelAllUnknown => {
+                b.push(e(Ent::Cancel(77, true), 1));
+                vec![(1, 1, false)]
+            }
+            Special::CancelAnyNothing => {
+                b.push(e(Ent::CancelAny, 1));
+                vec![(1, 1, false)]
+            }
+            Special::SocketBadDomain => {
+                b.push(e(Ent::Socket(-1), 1));
+                vec![(1, 1, true)]
             }
         };
         b.submit();
@@ -1255,6 +1320,15 @@ const ROWS: &[Row] = &[
     special(Special::TimeoutUpdateToZero, "1:-ETIME 2:0"),
     special(Special::RemoveBuffersUnknown, "-ENOENT"),
     special(Special::FilesUpdateNoTable, "-ENXIO"),
+    op(Op::AcceptMulti, &[Closed, MinusOne], "-EBADF"),
+    op(Op::AcceptMulti, NOT_SOCKETS, "-ENOTSOCK"),
+    op(Op::AcceptMulti, &[Socket], "-EINVAL"),
+    op(Op::ReadvTooMany, ALL, "-EINVAL"),
+    op(Op::WritevTooMany, ALL, "-EINVAL"),
+    special(Special::LinkTimeoutAlone, "-EINVAL"),
+    special(Special::CancelAllUnknown, "0"),
+    special(Special::CancelAnyNothing, "0"),
+    special(Special::SocketBadDomain, "-EAFNOSUPPORT"),
 ];
 
 /// The note of a read or write of nothing where io_uring does not make the
@@ -1316,6 +1390,9 @@ const OPS: &[(Op, &[Input])] = &[
     (Op::LinkAt, ALL),
     (Op::SymlinkAt, ALL),
     (Op::PollAddMulti, ALL),
+    (Op::AcceptMulti, ALL),
+    (Op::ReadvTooMany, ALL),
+    (Op::WritevTooMany, ALL),
 ];
 
 /// The table as docs/semantics.md holds it.

@@ -241,6 +241,23 @@ fn read_vectored<B: IoBufMut>(fd: RawFd, bufs: &mut [B], from: &[usize], how: Ho
     Ok(n)
 }
 
+/// The most buffers one vectored call takes: `IOV_MAX` (Linux's
+/// `UIO_MAXIOV`), 1024 on every supported system.
+const IOV_MAX: usize = 1024;
+
+/// The checks of a `Readv` or `Writev` before it starts: no buffer
+/// selection, and at most `IOV_MAX` buffers — io_uring refuses more
+/// (`EINVAL`) before it looks at the descriptor.
+fn vectored(select: bool, n: usize) -> Result<(), Errno> {
+    if select {
+        Err(Errno::new(libc::EOPNOTSUPP))
+    } else if n > IOV_MAX {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
+}
+
 /// Records `n` bytes a vectored read spread over `bufs` in order.
 pub(crate) fn spread<B: IoBufMut>(bufs: &mut [B], from: &[usize], mut n: usize) {
     for (buf, &f) in bufs.iter_mut().zip(from) {
@@ -465,6 +482,7 @@ impl<B: IoBuf> IoOp for Write<B> {
 
 /// `IORING_OP_READV`: reads into the room of each buffer in turn; each
 /// comes back with its length grown by what landed in it.
+/// More than 1024 buffers (`IOV_MAX`) is `-EINVAL`, as in io_uring.
 #[derive(Debug)]
 pub struct Readv<B = BytesMut> {
     fd: Fd,
@@ -530,6 +548,10 @@ impl<B: IoBufMut> IoOp for Readv<B> {
         Transfer::Read
     }
 
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        vectored(select, self.bufs.len())
+    }
+
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
         let (fd, offset) = (self.fd.number(), self.offset);
         if let Some(a) = try_file(offset, *kind, |off| self.try_nowait(off)) {
@@ -554,6 +576,7 @@ impl<B: IoBufMut> IoOp for Readv<B> {
 }
 
 /// `IORING_OP_WRITEV`: writes the buffers in order, as one call.
+/// More than 1024 buffers (`IOV_MAX`) is `-EINVAL`, as in io_uring.
 #[derive(Debug)]
 pub struct Writev<B = Bytes> {
     fd: Fd,
@@ -598,6 +621,10 @@ impl<B: IoBuf> BlockingOp for Writev<B> {
 impl<B: IoBuf> IoOp for Writev<B> {
     fn transfer(&self) -> Transfer {
         Transfer::Write
+    }
+
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        vectored(select, self.bufs.len())
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
