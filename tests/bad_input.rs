@@ -153,6 +153,10 @@ enum Op {
     ReadvTooMany,
     /// A writev of 1025 (`IOV_MAX` + 1) buffers of 1 byte.
     WritevTooMany,
+    /// A recvmsg into 1025 buffers of 1 byte.
+    RecvMsgTooMany,
+    /// A sendmsg of 1025 buffers of 1 byte.
+    SendMsgTooMany,
 }
 
 impl Op {
@@ -199,6 +203,8 @@ impl Op {
             Op::AcceptMulti => "Accept, multishot",
             Op::ReadvTooMany => "Readv, 1025 iovecs",
             Op::WritevTooMany => "Writev, 1025 iovecs",
+            Op::RecvMsgTooMany => "RecvMsg, 1025 iovecs",
+            Op::SendMsgTooMany => "SendMsg, 1025 iovecs",
         }
     }
 
@@ -348,6 +354,12 @@ fn kq_op(op: Op, fd: RawFd) -> kqring::Sqe {
         Op::WritevTooMany => kq::Writev::new(fd, vec![Bytes::from_static(b"x"); TOO_MANY])
             .offset(u64::MAX)
             .build(),
+        Op::RecvMsgTooMany => {
+            kq::RecvMsg::new(fd, vec![BytesMut::with_capacity(1); TOO_MANY]).build()
+        }
+        Op::SendMsgTooMany => {
+            kq::SendMsg::new(fd, vec![Bytes::from_static(b"x"); TOO_MANY]).build()
+        }
     }
 }
 
@@ -586,6 +598,12 @@ impl Ur {
             Op::WritevTooMany => {
                 let (iov, n) = self.iovecs(&[&b"x"[..]; TOO_MANY], 1);
                 opcode::Writev::new(f, iov, n).offset(u64::MAX).build()
+            }
+            Op::RecvMsgTooMany => {
+                opcode::RecvMsg::new(f, self.msghdr(&[&b""[..]; TOO_MANY], 1)).build()
+            }
+            Op::SendMsgTooMany => {
+                opcode::SendMsg::new(f, self.msghdr(&[&b"x"[..]; TOO_MANY], 1)).build()
             }
         }
     }
@@ -1211,6 +1229,9 @@ const ROWS: &[Row] = &[
     op(Op::Accept, &[Closed, MinusOne], "-EBADF"),
     op(Op::Accept, NOT_SOCKETS, "-ENOTSOCK"),
     op(Op::Accept, &[Socket], "-EINVAL"),
+    op(Op::AcceptMulti, &[Closed, MinusOne], "-EBADF"),
+    op(Op::AcceptMulti, NOT_SOCKETS, "-ENOTSOCK"),
+    op(Op::AcceptMulti, &[Socket], "-EINVAL"),
     op(Op::Connect, &[Closed, MinusOne], "-EBADF"),
     op(Op::Connect, NOT_SOCKETS, "-ENOTSOCK"),
     op(Op::Connect, &[Socket], "-EISCONN"),
@@ -1285,6 +1306,10 @@ const ROWS: &[Row] = &[
     op(Op::WritevNone, &[File, PipeW, EventFd, Socket], "0"),
     op(Op::WritevNone, &[TimerFd], "-EINVAL"),
     op(Op::WritevNone, &[Epoll], "waits"),
+    op(Op::ReadvTooMany, ALL, "-EINVAL"),
+    op(Op::WritevTooMany, ALL, "-EINVAL"),
+    op(Op::RecvMsgTooMany, ALL, "-EMSGSIZE"),
+    op(Op::SendMsgTooMany, ALL, "-EMSGSIZE"),
     op(Op::RecvEmpty, &[Closed, MinusOne], "-EBADF"),
     op(Op::RecvEmpty, NOT_SOCKETS, "-ENOTSOCK"),
     op(Op::RecvEmpty, &[Socket], "waits"),
@@ -1301,12 +1326,15 @@ const ROWS: &[Row] = &[
     op(Op::FtruncateHuge, &[File], "-EINVAL"),
     special(Special::TimeoutZero, "-ETIME"),
     special(Special::LinkTimeoutZeroOnWaiting, "1:-ECANCELED 2:-ETIME"),
+    special(Special::LinkTimeoutAlone, "-EINVAL"),
     special(Special::LinkTimeoutZeroOnDone, "1:0 2:-ENOENT").differs(
         "1:0 2:-ECANCELED",
         "the Nop ends first; its timeout is cancelled, as any non-zero one is",
     ),
     special(Special::CancelUnknown, "-ENOENT"),
     special(Special::CancelItself, "-ENOENT"),
+    special(Special::CancelAllUnknown, "0"),
+    special(Special::CancelAnyNothing, "0"),
     special(Special::DuplicateCancelOne, "1:-ECANCELED 1:waits 2:0"),
     special(Special::DuplicateCancelAll, "1:-ECANCELED 1:-ECANCELED 2:2"),
     special(Special::LinkAtEnd, "1:-EAGAIN 2:0").differs(
@@ -1320,14 +1348,6 @@ const ROWS: &[Row] = &[
     special(Special::TimeoutUpdateToZero, "1:-ETIME 2:0"),
     special(Special::RemoveBuffersUnknown, "-ENOENT"),
     special(Special::FilesUpdateNoTable, "-ENXIO"),
-    op(Op::AcceptMulti, &[Closed, MinusOne], "-EBADF"),
-    op(Op::AcceptMulti, NOT_SOCKETS, "-ENOTSOCK"),
-    op(Op::AcceptMulti, &[Socket], "-EINVAL"),
-    op(Op::ReadvTooMany, ALL, "-EINVAL"),
-    op(Op::WritevTooMany, ALL, "-EINVAL"),
-    special(Special::LinkTimeoutAlone, "-EINVAL"),
-    special(Special::CancelAllUnknown, "0"),
-    special(Special::CancelAnyNothing, "0"),
     special(Special::SocketBadDomain, "-EAFNOSUPPORT"),
 ];
 
@@ -1393,6 +1413,8 @@ const OPS: &[(Op, &[Input])] = &[
     (Op::AcceptMulti, ALL),
     (Op::ReadvTooMany, ALL),
     (Op::WritevTooMany, ALL),
+    (Op::RecvMsgTooMany, ALL),
+    (Op::SendMsgTooMany, ALL),
 ];
 
 /// The table as docs/semantics.md holds it.

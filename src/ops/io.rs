@@ -243,7 +243,7 @@ fn read_vectored<B: IoBufMut>(fd: RawFd, bufs: &mut [B], from: &[usize], how: Ho
 
 /// The most buffers one vectored call takes: `IOV_MAX` (Linux's
 /// `UIO_MAXIOV`), 1024 on every supported system.
-const IOV_MAX: usize = 1024;
+pub(crate) const IOV_MAX: usize = 1024;
 
 /// The checks of a `Readv` or `Writev` before it starts: no buffer
 /// selection, and at most `IOV_MAX` buffers — io_uring refuses more
