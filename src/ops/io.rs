@@ -178,8 +178,9 @@ fn negative_offset(offset: u64) -> bool {
     offset != CURRENT_POSITION && offset > i64::MAX as u64
 }
 
-/// Before refusing a negative offset: `EBADF` for a descriptor not open
-/// for `dir`, which io_uring checks first.
+/// Before refusing a negative offset (or answering a read of nothing):
+/// `EBADF` for a descriptor not open for `dir`, which io_uring checks
+/// first.
 fn refuse_offset(fd: RawFd, dir: Dir) -> Result<(), Errno> {
     match sys::open_for(fd, matches!(dir, Dir::Write))? {
         true => Ok(()),
@@ -375,9 +376,17 @@ operation!({B: IoBufMut} Read<B>, "Read", fd, |op, out| op.target.finish(out));
 
 impl<B: IoBufMut> BlockingOp for Read<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        run_blocking(self.fd.number(), Dir::Read, self.offset, kind, |how| {
-            self.call(how)
-        })
+        let fd = self.fd.number();
+        // A read of nothing from a file or directory is 0, as io_uring's,
+        // where read(2) of a directory is EISDIR; a descriptor not open
+        // for reading is still EBADF.
+        if self.target.room() == Some(0)
+            && kind == Some(FdKind::File)
+            && !negative_offset(self.offset)
+        {
+            return refuse_offset(fd, Dir::Read).map_or_else(Errno::res, |()| 0);
+        }
+        run_blocking(fd, Dir::Read, self.offset, kind, |how| self.call(how))
     }
 }
 
