@@ -293,7 +293,10 @@ impl Driver {
             Err(e) => return Some(e.res()),
             Ok(mask) => mask,
         };
-        if mask != 0 && !p.multishot {
+        // A file that can't wait (a regular file, a directory) is always
+        // ready: io_uring's multishot poll of one completes once, without
+        // `F_MORE`, as a single-shot one does.
+        if mask != 0 && (!p.multishot || can_not_wait(p.fd.number())) {
             return Some(mask as i32);
         }
         // A new registration reports the readiness already there as its
@@ -329,4 +332,10 @@ impl Driver {
         self.remove_from_fds(key);
         self.complete(key, -libc::ECANCELED);
     }
+}
+
+/// Whether `fd` is a regular file, directory or block device, which
+/// readiness never changes for.
+fn can_not_wait(fd: RawFd) -> bool {
+    matches!(sys::io::classify(fd), Ok(sys::io::FdKind::File))
 }
