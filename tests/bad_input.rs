@@ -1498,7 +1498,7 @@ fn every_row_gives_its_answer() {
             ));
         }
     });
-    println!("bad input: {} rows, {runs} runs", ROWS.len());
+    kqring_test_support::report(&format!("bad input: {} rows, {runs} runs", ROWS.len()));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -37,6 +37,9 @@ fn each_mode(f: impl Fn(&Ring, Mode)) {
     for mode in [Mode::PollingThread, Mode::Inline] {
         let ring = ring(mode);
         f(&ring, mode);
+        let name = std::thread::current().name().unwrap_or("faults").to_owned();
+        let injected = ring.faults().injected();
+        kqring_test_support::report(&format!("faults: {name} ({mode:?}): {injected} injected"));
         drop_bounded(ring, mode);
     }
 }

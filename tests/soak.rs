@@ -624,7 +624,7 @@ fn echo_soak() {
     let mut total = Totals::default();
     for t in threads {
         let (mode, t) = t.join().expect("a soak thread failed");
-        println!("soak {mode:?}: {t:?}");
+        kqring_test_support::report(&format!("soak {mode:?}: {t:?}"));
         total.connections += t.connections;
         total.messages += t.messages;
         total.bytes += t.bytes;
@@ -636,7 +636,7 @@ fn echo_soak() {
         total.completions += t.completions;
     }
     let rss_after = rss_bytes();
-    println!(
+    kqring_test_support::report(&format!(
         "soak: {} connections, {} messages, {} bytes echoed, {} cancels ({} cancelled), {} linked \
          timeouts ({} fired), {} timeouts, {} completions in {:.1} s (both modes); RSS {} KiB \
          after the warm-up, {} KiB at the end of the load ({} KiB once the rings are gone)",
@@ -653,7 +653,7 @@ fn echo_soak() {
         rss_warm >> 10,
         rss_end >> 10,
         rss_after >> 10,
-    );
+    ));
     assert!(total.messages > 0 && total.connections > CONNECTIONS as u64);
     assert!(
         rss_end <= rss_warm + RSS_GROWTH,
