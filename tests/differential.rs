@@ -338,7 +338,7 @@ impl Builder {
     fn end(&self, r: &mut Round, ch: usize, pick: u8, len: u8, cancellable: bool) -> Option<End> {
         if self.closed[ch] || matches!(r.event[ch], Event::Data | Event::Close) {
             // It ends as soon as it runs: end of stream, or the data.
-            return Some(if pick % 3 == 0 && !r.no_short {
+            return Some(if pick.is_multiple_of(3) && !r.no_short {
                 End::LongLink(Box::new(End::Event))
             } else {
                 End::Event
@@ -358,7 +358,7 @@ impl Builder {
         for o in order {
             match o {
                 0 if self.data_event(r, ch, len) => return Some(End::Event),
-                1 => {
+                1
                     // Into an empty channel too: a poll started before
                     // the close sees the data, one started after it the
                     // hang-up as well.
@@ -366,14 +366,13 @@ impl Builder {
                         && !r.writer_used[ch]
                         && !r.cancel_any
                         && self.empty[ch]
-                    {
+                    => {
                         r.event[ch] = Event::Close;
                         r.outside.push(Step::ClosePeer {
                             fd: FdRef::new(CHANNELS[ch].1),
                         });
                         return Some(End::Event);
                     }
-                }
                 2 if can_cancel => {
                     r.event[ch] = Event::Quiet { data: false };
                     return Some(End::Cancel);
@@ -524,7 +523,7 @@ impl Builder {
     }
 
     fn drain_flag(r: &Round, d: u8) -> Flags {
-        if r.drain && d % 3 == 0 {
+        if r.drain && d.is_multiple_of(3) {
             Flags::DRAIN
         } else {
             Flags::NONE
@@ -679,7 +678,7 @@ impl Builder {
                 // A poll that is ready: output on a writer, or a bad
                 // descriptor read or write.
                 let ud = self.next_ud();
-                let op = if u.b % 3 == 0 {
+                let op = if u.b.is_multiple_of(3) {
                     if u.b & 4 == 0 {
                         Op::Read {
                             fd: FileRef::fd("x"),
@@ -726,7 +725,7 @@ impl Builder {
             })
             .ud(ud),
         );
-        if r.cancel_any && u.c % 2 == 0 {
+        if r.cancel_any && u.c.is_multiple_of(2) {
             return;
         }
         let op = match u.c % 3 {
