@@ -355,6 +355,22 @@ impl Driver {
     }
 
     /// Ends operation `key` with `-ECANCELED`, off whatever it waits on.
+    /// Tries a read that waits only on the mark that its descriptor was
+    /// empty (untried, and no event since), before a cancel or a linked
+    /// timeout ends it: io_uring tried it at issue and took what was
+    /// there, so a cancel must not find it. Whether it is done now.
+    pub(super) fn finishes_untried(&mut self, key: OpKey) -> bool {
+        let Some(fd) = self.table.get(key).and_then(|e| e.fd) else {
+            return false;
+        };
+        if self.fds.first_io(fd, Dir::Read) != Some(key) || !self.fds.is_drained(fd, Dir::Read) {
+            return false;
+        }
+        let ready = Readiness { error: 0 };
+        self.attempt_until_wait(key, fd, Some(ready)).is_none()
+            && self.table.get(key).is_none_or(|e| e.is_running())
+    }
+
     pub(super) fn cancel_waiting(&mut self, key: OpKey) {
         self.remove_from_fds(key);
         self.complete(key, -libc::ECANCELED);
