@@ -95,6 +95,28 @@ impl IoUringSystem {
         Uring::new(entries, *self)
     }
 
+    /// `n` buffers of `size` bytes, a ring of `2 * n` entries, and whether
+    /// the buffers are registered with it (when tuned). Bind the three in
+    /// this order (`let (bufs, ring, fixed) = ...`): the ring then drops,
+    /// and cancels, before the buffers.
+    fn ring_with_buffers(&self, n: usize, size: usize) -> io::Result<(Buffers, Uring, bool)> {
+        let mut bufs: Buffers = (0..n).map(|_| vec![0u8; size].into_boxed_slice()).collect();
+        let u = self.ring(2 * n as u32)?;
+        let fixed = self.tuned();
+        if fixed {
+            let iov: Vec<libc::iovec> = (bufs.iter_mut())
+                .map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr().cast(),
+                    iov_len: b.len(),
+                })
+                .collect();
+            // SAFETY: the buffers are boxed (moving the Vec moves no
+            // buffer), and the caller keeps them until the ring is gone.
+            unsafe { u.ring.submitter().register_buffers(&iov)? };
+        }
+        Ok((bufs, u, fixed))
+    }
+
     /// Whether the rings use what makes each workload fastest beyond the
     /// setup flags: registered buffers for file reads, a multishot receive
     /// over a provided-buffer ring for TCP echo's server ends.
@@ -102,6 +124,9 @@ impl IoUringSystem {
         self.variant != Variant::Plain
     }
 }
+
+/// A workload's own buffers, each boxed so that it never moves.
+type Buffers = Vec<Box<[u8]>>;
 
 /// The name of this process's SQPOLL thread, if one is listed among its
 /// threads. The thread names itself once it runs, so this looks for up to
@@ -397,23 +422,7 @@ impl System for IoUringSystem {
 
     fn copy(&mut self, p: &Params, files: &CopyFiles) -> Outcome {
         Some((|| {
-            let mut bufs: Vec<Box<[u8]>> = (0..COPY_DEPTH)
-                .map(|_| vec![0u8; COPY_CHUNK].into_boxed_slice())
-                .collect();
-            // After the buffers, so that it drops (and cancels) before them.
-            let mut u = self.ring(2 * COPY_DEPTH as u32)?;
-            let fixed = self.tuned();
-            if fixed {
-                let iov: Vec<libc::iovec> = (bufs.iter_mut())
-                    .map(|b| libc::iovec {
-                        iov_base: b.as_mut_ptr().cast(),
-                        iov_len: b.len(),
-                    })
-                    .collect();
-                // SAFETY: the buffers outlive the ring (declared before it)
-                // and are not moved: boxed.
-                unsafe { u.ring.submitter().register_buffers(&iov)? };
-            }
+            let (mut bufs, mut u, fixed) = self.ring_with_buffers(COPY_DEPTH, COPY_CHUNK)?;
             let src = types::Fd(files.source().as_raw_fd());
             let dst = types::Fd(files.destination().as_raw_fd());
             let mut rec = Recorder::counting(Window::new(p.duration));
@@ -481,23 +490,7 @@ impl System for IoUringSystem {
     fn file_read(&mut self, p: &Params, file: &TestFile) -> Outcome {
         Some((|| {
             let qd = p.queue_depth;
-            let mut bufs: Vec<Box<[u8]>> = (0..qd)
-                .map(|_| vec![0u8; BLOCK].into_boxed_slice())
-                .collect();
-            // After the buffers, so that it drops (and cancels) before them.
-            let mut u = self.ring(2 * qd as u32)?;
-            let fixed = self.tuned();
-            if fixed {
-                let iov: Vec<libc::iovec> = (bufs.iter_mut())
-                    .map(|b| libc::iovec {
-                        iov_base: b.as_mut_ptr().cast(),
-                        iov_len: b.len(),
-                    })
-                    .collect();
-                // SAFETY: the buffers outlive the ring (declared before it)
-                // and are not moved: boxed.
-                unsafe { u.ring.submitter().register_buffers(&iov)? };
-            }
+            let (mut bufs, mut u, fixed) = self.ring_with_buffers(qd, BLOCK)?;
             let fd = types::Fd(file.file().as_raw_fd());
             let mut slots = vec![(0u64, Instant::now()); qd];
             let mut rng = Rng::new(1);
