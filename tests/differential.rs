@@ -766,7 +766,9 @@ impl Builder {
             let last = i + 1 == len;
             let link = if last {
                 Flags::NONE
-            } else if pick & 0x80 != 0 {
+            } else if pick & 0x80 != 0 && !r.cancel_any {
+                // A hard-linked member that a `cancel any all` ends starts
+                // its successor after the cancel, which then escapes it.
                 Flags::HARDLINK
             } else {
                 Flags::LINK
