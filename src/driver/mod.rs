@@ -271,6 +271,11 @@ impl Driver {
                 break;
             };
             any = true;
+            // A message sent before this entry was pushed is taken before
+            // it (the inbox's flag is set before the push, and the pop
+            // sees the push): a proactor type's slot is given back before
+            // the `Close` of its descriptor that follows runs.
+            self.take_messages();
             self.intake(sqe);
         }
         any
