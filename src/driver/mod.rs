@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use crate::ring::Shared;
 use crate::sys::{Change, Event, Flags};
 
+pub(crate) use files::dup;
 pub(crate) use msg::{Inbox, Message};
 
 /// The token of the ring's waker's events, which wake a parked driver.
@@ -360,6 +361,21 @@ impl Driver {
             self.cancel_waiting(waiter);
         }
         self.retired.push(fd);
+    }
+
+    /// A ring-owned descriptor is done with and closes now, on this
+    /// thread: what waits on it ends, and its registrations are deleted
+    /// in a call of their own first.
+    fn close_now(&mut self, fd: OwnedFd) {
+        let raw = fd.as_raw_fd();
+        for waiter in self.fds.take_all(raw) {
+            self.cancel_waiting(waiter);
+        }
+        for waiter in self.event_regs.on_fd(raw) {
+            self.cancel_waiting(waiter);
+        }
+        self.delete_registrations_now(raw);
+        drop(fd);
     }
 
     /// Ends everything in flight with `-ECANCELED` (the ring is going
