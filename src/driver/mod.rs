@@ -276,7 +276,9 @@ impl Driver {
             // it (the inbox's flag is set before the push, and the pop
             // sees the push): a proactor type's slot is given back before
             // the `Close` of its descriptor that follows runs.
-            self.take_messages();
+            if self.shared.inbox.has_pending() {
+                self.take_messages();
+            }
             self.intake(sqe);
         }
         any

@@ -86,6 +86,7 @@ impl Inbox {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::SeqCst)
     }
