@@ -13,8 +13,10 @@
 //! Workloads: `nop-raw`, `nop-async` (a NOP round trip); `echo-raw`,
 //! `echo-async` (a 64-byte TCP echo on one loopback connection, both ends
 //! on the ring; the raw ring posts the same operations in the same order
-//! as the futures do); `echo-raw-fixed`, the raw echo with both ends in
-//! the ring's file table (what the futures' types do not use yet).
+//! as the futures do); `echo-raw-fixed`, `echo-async-fixed`, the same
+//! echoes on a ring with a file table, where both ends are registered
+//! files (the raw ring's by a `FilesUpdate`, the futures' types by taking
+//! a slot each).
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
@@ -31,7 +33,10 @@ const MSG: usize = 64;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(what), Some(n)) = (args.get(1), args.get(2)) else {
-        return Err("usage: op_count nop-raw|nop-async|echo-raw|echo-async COUNT".into());
+        return Err(
+            "usage: op_count nop-raw|nop-async|echo-raw|echo-async|echo-raw-fixed|echo-async-fixed COUNT"
+                .into(),
+        );
     };
     let n: u64 = n.parse()?;
     match what.as_str() {
@@ -39,7 +44,8 @@ fn main() -> Result<()> {
         "nop-async" => nop_async(n),
         "echo-raw" => echo_raw(n, false),
         "echo-raw-fixed" => echo_raw(n, true),
-        "echo-async" => echo_async(n),
+        "echo-async" => echo_async(n, false),
+        "echo-async-fixed" => echo_async(n, true),
         other => Err(format!("no workload {other}").into()),
     }
 }
@@ -193,12 +199,23 @@ fn echo_raw(n: u64, fixed: bool) -> Result<()> {
     Ok(())
 }
 
-fn echo_async(n: u64) -> Result<()> {
+/// `fixed`: on a ring with a file table, where each end takes a slot.
+fn echo_async(n: u64, fixed: bool) -> Result<()> {
     let pair = tcp_pairs(1)?.pop().ok_or("no pair")?;
-    let ring = ring(16)?;
+    let ring = if fixed {
+        Ring::builder().inline().sq_entries(16).files(2).build()?
+    } else {
+        ring(16)?
+    };
     let io = ring.proactor();
     let client = TcpStream::from_std(&io, pair.client)?;
     let server = TcpStream::from_std(&io, pair.server)?;
+    ensure!(
+        client.fixed_file().is_some() == fixed && server.fixed_file().is_some() == fixed,
+        "slots: {:?} {:?}",
+        client.fixed_file(),
+        server.fixed_file()
+    );
     let client = async {
         let mut buf = BytesMut::with_capacity(MSG);
         for round in 0..n {
