@@ -74,7 +74,11 @@
 //! file is the ring's own, so its idle readiness registration is trusted
 //! after an idle spell; a plain descriptor's is re-added before each wait
 //! (its number might name another file by then). That saves a `kevent`
-//! change per wait on a connection that goes idle between messages.
+//! change per wait on a connection that goes idle between messages: on
+//! the Linux compat, a TCP echo's message takes 9 system calls instead of
+//! 11, for about 44 more instructions in user space, and the futures'
+//! CPU per message fell by 1–8 % at 1 to 256 connections
+//! (docs/performance.md, "The proactor's futures").
 //!
 //! - The type keeps its descriptor: [`AsRawFd`](std::os::fd::AsRawFd),
 //!   std's calls and conversions use it; [`TcpStream::fixed_file`] and the
@@ -86,9 +90,21 @@
 //!   results.
 //! - It gives the slot back when dropped or converted (`into_std`,
 //!   `into_raw_fd`, `OwnedFd::from`): the duplicate closes once no
-//!   operation holds it, and [`File::close`] completes only once both are
-//!   closed. A slot a raw user emptied or refilled under the type is left
-//!   as the raw user made it.
+//!   operation holds it (a cancelled one may, until its completion), and
+//!   [`File::close`] closes it before the descriptor's `Close` runs. The
+//!   futures borrow the type, so none of its own is left on the slot
+//!   once it is given back (this does not build:
+//!   ```compile_fail,E0505
+//!   # let ring = kqring::Ring::builder().inline().files(4).build()?;
+//!   # let io = ring.proactor();
+//!   let (a, _b) = kqring::proactor::UnixStream::pair(&io)?;
+//!   let read = a.read(Vec::with_capacity(8));
+//!   let std = a.into_std(); // moved while `read` borrows it
+//!   drop(read);
+//!   # Ok::<(), std::io::Error>(())
+//!   ```
+//!   ). A slot a raw user emptied or refilled under the type is left as
+//!   the raw user made it.
 //! - The slots come from the table's free ones, as an `Alloc` does: raw
 //!   users who fill slots by index share the table with the types, and a
 //!   slot they overwrite is the type's no more. Each type holds two
