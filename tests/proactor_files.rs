@@ -502,6 +502,71 @@ fn a_slot_emptied_under_a_type_is_ebadf_as_in_io_uring() {
     }
 }
 
+/// Types made, used and dropped on several threads at once, on a table
+/// too small for all of them: each takes a slot or works on its
+/// descriptor, every echo arrives, and at the end every slot is free and
+/// no descriptor is left open.
+#[test]
+fn types_made_and_dropped_on_many_threads_leave_the_table_empty() {
+    let _serial = serial();
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 100;
+    const SLOTS: u32 = 6;
+    for mode in modes() {
+        let before = open_fds();
+        let ring = ring(mode, SLOTS);
+        let with_ring = open_fds();
+        let io = ring.proactor();
+        let on_slots = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (io, on_slots) = (io.clone(), &on_slots);
+                s.spawn(move || {
+                    for round in 0..ROUNDS {
+                        let (a, b) = UnixStream::pair(&io).expect("pair");
+                        let msg = format!("{t}/{round}").into_bytes();
+                        // A polling-thread ring's inline `block_on` parks;
+                        // an inline ring's is turned by whichever thread
+                        // holds it.
+                        let (res, buf) = io
+                            .block_on(async {
+                                a.write_all(msg.clone()).await.0?;
+                                Ok::<_, io::Error>(
+                                    b.recv(Vec::with_capacity(msg.len()), libc::MSG_WAITALL)
+                                        .await,
+                                )
+                            })
+                            .expect("write");
+                        assert_eq!((res.expect("read"), &buf[..]), (msg.len(), &msg[..]));
+                        on_slots.fetch_add(
+                            usize::from(a.fixed_file().is_some())
+                                + usize::from(b.fixed_file().is_some()),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        // Dropped here, or given up as std's.
+                        if round % 2 == 0 {
+                            drop((a, b));
+                        } else {
+                            drop((a.into_std(), std::os::fd::OwnedFd::from(b)));
+                        }
+                    }
+                });
+            }
+        });
+        assert!(on_slots.into_inner() > 0, "{mode:?}: no type took a slot");
+        settles_at(&format!("{mode:?}: all dropped"), with_ring);
+        // Every slot free: a raw allocation fills all of them.
+        for i in 0..SLOTS {
+            let (x, _y) = std::os::unix::net::UnixStream::pair().expect("pair");
+            let update = FilesUpdate::new(FileSlot::Alloc, vec![x.as_raw_fd()]).build();
+            let cqe = run1(&ring, update.user_data(u64::from(i)));
+            assert_eq!(cqe.result(), 1, "{mode:?}: slot {i}");
+        }
+        drop((io, ring));
+        settles_at(&format!("{mode:?}: the ring gone"), before);
+    }
+}
+
 /// io_uring's answer to a read of an empty slot of a sparse table; `None`
 /// without io_uring.
 fn uring_read_of_an_empty_slot() -> Option<i32> {
