@@ -74,7 +74,9 @@ fn main() -> io::Result<()> {
     // A file table: the listener and each connection take a slot, so a
     // connection's idle readiness registration is the ring's own and is
     // not re-added before each wait; past 4095 connections, the rest work
-    // on their descriptors.
+    // on their descriptors. A connection on a slot holds two descriptors
+    // (its own and the slot's duplicate): many connections want a higher
+    // `ulimit -n`.
     let ring = Ring::builder()
         .mode(mode)
         .sq_entries(4096)
