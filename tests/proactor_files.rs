@@ -438,6 +438,35 @@ fn a_closed_file_is_closed_when_its_close_completes() {
     }
 }
 
+/// A `File::close` future dropped once its `Close` is pushed, before the
+/// ring took it: the `Close` still runs (the descriptor is no one else's
+/// to close), and nothing is left open.
+#[test]
+fn a_dropped_close_still_closes() {
+    let _serial = serial();
+    // Inline, so the Close waits in the SQ until a turn takes it.
+    let ring = ring(Mode::Inline, 4);
+    let io = ring.proactor();
+    let before = open_fds();
+    let (r, w) = common::nonblocking_pipe();
+    let w = File::from_fd(&io, w);
+    slot_of("w", || w.fixed_file());
+    let mut close = Box::pin(w.close());
+    assert!(poll_once(&mut close).is_pending());
+    // The duplicate went as the Close was pushed; the descriptor is the
+    // Close's.
+    assert_eq!(open_fds(), before + 2);
+    drop(close);
+    // A turn takes the Close, whose future is gone.
+    io.block_on(io.sleep(std::time::Duration::from_millis(1)))
+        .expect("turn");
+    assert_eq!(open_fds(), before + 1, "only the read end");
+    let mut byte = 0u8;
+    // SAFETY: one writable byte.
+    let n = unsafe { libc::read(r.as_raw_fd(), (&raw mut byte).cast(), 1) };
+    assert_eq!(n, 0, "the end of the pipe");
+}
+
 /// The ring dropped before its types: their operations fail with
 /// `ESHUTDOWN`, a type made then takes no slot, and dropping them all
 /// leaves no descriptor open (the ring closed the slots' duplicates).
@@ -452,7 +481,17 @@ fn types_outliving_their_ring_close_cleanly() {
         slot_of("a", || a.fixed_file().and(b.fixed_file()));
         let (c, _d) = std::os::unix::net::UnixStream::pair().expect("pair");
         let c = UnixStream::from_std(&io, c).expect("from_std");
+        let (r, w) = common::nonblocking_pipe();
+        let w = File::from_fd(&io, w);
+        slot_of("w", || w.fixed_file());
         drop(ring);
+        // Its Close can't go through the ring: closed on this thread.
+        futures::executor::block_on(w.close()).expect("close");
+        let mut byte = 0u8;
+        // SAFETY: one writable byte.
+        let n = unsafe { libc::read(r.as_raw_fd(), (&raw mut byte).cast(), 1) };
+        assert_eq!(n, 0, "{mode:?}: the end of the pipe");
+        drop(r);
         let (res, buf) = futures::executor::block_on(a.read(Vec::with_capacity(8)));
         assert_eq!(errno(&res), Some(libc::ESHUTDOWN), "{mode:?}");
         assert_eq!(buf.capacity(), 8);

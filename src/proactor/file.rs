@@ -169,14 +169,30 @@ impl File {
         self.owned.write(buf)
     }
 
-    /// Closes the file through the ring (a `Close`) and reports its error.
+    /// Closes the file through the ring (a `Close`) and reports its error;
+    /// on this thread once the ring is gone.
     pub async fn close(self) -> io::Result<()> {
         let io = self.owned.proactor().clone();
         let fd = self.owned.into_fd_to_close();
         // The Close op owns the number from here: `into_raw_fd` gives it up
         // without closing.
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        io.run(ops::Close::new(raw).build(), Unit).await
+        match io.run(ops::Close::new(raw).build(), Unit).await {
+            // The Close never ran: refused by a ring that is gone, or
+            // cancelled before it was taken (a ring going away, a raw
+            // user's cancel). close(2) never fails so itself, and the
+            // number is still this file's.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESHUTDOWN | libc::ECANCELED)) => {
+                // SAFETY: `raw` is the descriptor given up above, which
+                // nothing has closed.
+                if unsafe { libc::close(raw) } == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+            res => res,
+        }
     }
 }
 
