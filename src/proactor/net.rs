@@ -153,7 +153,11 @@ macro_rules! owning {
             /// name (`FIXED_FILE`): it holds a duplicate of the socket's
             /// descriptor. `None` when the ring has no table or the table
             /// was full, and until a polling-thread ring's driver has
-            /// answered; its operations use the descriptor then.
+            /// answered; its operations use the descriptor then. The
+            /// slot stays named when a raw user empties or refills it, or
+            /// the ring goes away: its operations then fail (`EBADF`,
+            /// `ESHUTDOWN`) or reach the raw user's file, as io_uring's
+            /// would.
             pub fn fixed_file(&self) -> Option<crate::ops::Fixed> {
                 self.owned.fixed()
             }
