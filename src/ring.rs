@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{self, AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
@@ -332,9 +333,25 @@ fn drive_inline(
     work
 }
 
-/// The polling thread: turns while there is work, spins for `idle` after
-/// the last of it, then parks in `kevent` until woken.
+/// The polling thread: serves until the ring closes, `kevent` fails or
+/// the driver panics (a bug), then ends everything in flight
+/// `-ECANCELED` and closes the queues, so that no caller waits for a
+/// thread that is gone.
 fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
+    let served = panic::catch_unwind(AssertUnwindSafe(|| serve(&shared, &mut driver, idle)));
+    if served.is_err() {
+        tracing::error!("kqring driver: the polling thread panicked; what was in flight ends");
+    }
+    close_sq(&shared);
+    if panic::catch_unwind(AssertUnwindSafe(|| driver.shutdown())).is_err() {
+        tracing::error!("kqring driver: its shutdown panicked; the queues close");
+        shared.cq.close();
+    }
+}
+
+/// Turns while there is work, spins for `idle` after the last of it, then
+/// parks in `kevent` until woken.
+fn serve(shared: &Shared, driver: &mut Driver, idle: Duration) {
     let mut last_work = Instant::now();
     while !shared.shutdown.load(Ordering::Acquire) {
         let result = if last_work.elapsed() < idle {
@@ -350,7 +367,7 @@ fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
                 Err(e) => Err(e),
             }
         } else {
-            drive_once(&shared, &mut driver, None, &|| false)
+            drive_once(shared, driver, None, &|| false)
         };
         match result {
             Ok(true) => last_work = Instant::now(),
@@ -364,8 +381,6 @@ fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
             }
         }
     }
-    close_sq(&shared);
-    driver.shutdown();
 }
 
 /// Refuses submissions from now on.

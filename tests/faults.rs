@@ -1,6 +1,7 @@
 //! Planned faults (feature `fault-injection`): `kevent` calls failing with
 //! `EINTR`, `ENOMEM` or `EBADF`, one change failing with `EV_ERROR`, a
-//! blocking-pool worker panicking inside an operation. Each on both
+//! blocking-pool worker panicking inside an operation, the driver
+//! panicking as a turn starts. Each on both
 //! driving modes: the ring goes on working or fails the operations the
 //! fault hit with its errno, every entry gets exactly one terminal
 //! completion, and the ring's drop returns.
@@ -36,6 +37,9 @@ fn each_mode(f: impl Fn(&Ring, Mode)) {
     for mode in [Mode::PollingThread, Mode::Inline] {
         let ring = ring(mode);
         f(&ring, mode);
+        let name = std::thread::current().name().unwrap_or("faults").to_owned();
+        let injected = ring.faults().injected();
+        kqring_test_support::report(&format!("faults: {name} ({mode:?}): {injected} injected"));
         drop_bounded(ring, mode);
     }
 }
@@ -272,6 +276,53 @@ fn a_failed_wait_ends_the_polling_thread_or_reaches_the_inline_caller() {
                 let t = terminals(ring, &[1]);
                 assert_eq!(t[&1].0.result(), MSG.len() as i32);
                 still_reads(ring, 2);
+            }
+        }
+        assert_eq!(faults.injected(), 1);
+    });
+}
+
+/// The driver panics as a turn starts. On the polling thread: the panic
+/// is caught, everything in flight ends `-ECANCELED` (the read waiting,
+/// the NOP pushed after the plan), later pushes are refused as closed,
+/// and a wait for more ends with `ESHUTDOWN` rather than never. Inline,
+/// the panic reaches the caller whose call turned, before the turn did
+/// anything: the ring goes on, and the read completes.
+#[test]
+fn a_driver_panic_ends_the_polling_thread_or_reaches_the_inline_caller() {
+    each_mode(|ring, mode| {
+        let (rx, tx) = nonblocking_pipe();
+        start(ring, [read(&rx, 1)]);
+        let faults = ring.faults();
+        faults.panic_driver(1);
+        let sq = ring.submission();
+        sq.push(Nop::new().build().user_data(2)).expect("push");
+        match mode {
+            Mode::PollingThread => {
+                // Wakes a parked thread, whose next turn panics.
+                sq.submit().expect("submit");
+                let t = terminals(ring, &[1, 2]);
+                assert_eq!(t[&1].0.result(), -libc::ECANCELED);
+                assert_eq!(t[&2].0.result(), -libc::ECANCELED);
+                let e = sq
+                    .push(Nop::new().build().user_data(3))
+                    .expect_err("the ring refuses entries");
+                assert!(e.is_closed());
+                let e = ring
+                    .completion()
+                    .wait_timeout(PATIENCE)
+                    .expect_err("nothing more can come");
+                assert_eq!(e.raw_os_error(), Some(libc::ESHUTDOWN));
+            }
+            _ => {
+                let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sq.submit()));
+                let payload = caught.expect_err("the turn panics in the caller");
+                assert!(payload.is::<kqring::sys::PlannedPanic>());
+                write_msg(&tx);
+                let t = terminals(ring, &[1, 2]);
+                assert_eq!(t[&1].0.result(), MSG.len() as i32);
+                assert_eq!(t[&2].0.result(), 0);
+                still_reads(ring, 3);
             }
         }
         assert_eq!(faults.injected(), 1);

@@ -81,6 +81,7 @@ impl Driver {
             // A file sent to another ring is there, or on its way: the
             // operation waits only for its answer.
             let sent = matches!(entry.op().and_then(Op::ring), Some(RingOp::MsgRing(_)));
+            let waitid = entry.op().is_some_and(|op| op.name() == "WaitId");
             if sent {
                 running += 1;
             } else if entry.is_running() && self.withdraw(key) {
@@ -89,8 +90,10 @@ impl Driver {
             } else if entry.is_running() {
                 self.ask_cancel(key);
                 running += 1;
+            } else if self.finishes_untried(key) {
+                // io_uring found it done, or under way: not cancelled here.
             } else {
-                counted |= entry.op().is_some_and(|op| op.name() == "WaitId");
+                counted |= waitid;
                 self.cancel_waiting(key);
                 cancelled += 1;
             }

@@ -50,9 +50,17 @@ impl Chains {
     /// Whether a held-back entry could start now.
     pub(super) fn can_release(&self, table: &crate::driver::table::Table) -> bool {
         let drained = self.drain.is_none_or(|key| !table.contains(key));
-        self.deferred
-            .front()
-            .is_some_and(|f| drained && (!f.flags.contains(SqeFlags::IO_DRAIN) || table.is_empty()))
+        self.deferred.front().is_some_and(|f| {
+            self.joins_chain(f)
+                || drained && (!f.flags.contains(SqeFlags::IO_DRAIN) || table.is_empty())
+        })
+    }
+
+    /// Whether `sqe` is the next member of the chain whose earlier members
+    /// have started: it goes with its chain, whatever drain holds the
+    /// entries after it (a chain's own drain would otherwise wait for it).
+    fn joins_chain(&self, sqe: &Sqe) -> bool {
+        self.open != OpenLink::None && sqe.batch == self.open_batch
     }
 
     /// A held-back entry, for shutdown.
@@ -66,7 +74,10 @@ impl Driver {
     pub(super) fn intake(&mut self, sqe: Sqe) {
         let drains = sqe.flags.contains(SqeFlags::IO_DRAIN);
         let c = &self.chains;
-        if !c.deferred.is_empty() || c.drain.is_some() || (drains && !self.table.is_empty()) {
+        if c.joins_chain(&sqe) {
+            self.submit(sqe);
+        } else if !c.deferred.is_empty() || c.drain.is_some() || (drains && !self.table.is_empty())
+        {
             self.chains.deferred.push_back(sqe);
         } else {
             self.submit(sqe);
@@ -79,17 +90,19 @@ impl Driver {
     pub(super) fn release_deferred(&mut self) -> bool {
         let mut any = false;
         loop {
-            if let Some(key) = self.chains.drain {
-                if self.table.contains(key) {
-                    return any;
-                }
-                self.chains.drain = None;
-            }
             let Some(front) = self.chains.deferred.front() else {
                 return any;
             };
-            if front.flags.contains(SqeFlags::IO_DRAIN) && !self.table.is_empty() {
-                return any;
+            if !self.chains.joins_chain(front) {
+                if let Some(key) = self.chains.drain {
+                    if self.table.contains(key) {
+                        return any;
+                    }
+                    self.chains.drain = None;
+                }
+                if front.flags.contains(SqeFlags::IO_DRAIN) && !self.table.is_empty() {
+                    return any;
+                }
             }
             if let Some(sqe) = self.chains.deferred.pop_front() {
                 any = true;

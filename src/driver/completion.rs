@@ -125,7 +125,10 @@ impl Driver {
         }
         // io_uring fails a link on an error, and on a short read or write.
         let short = res >= 0 && want.is_some_and(|w| (res as usize) < w);
-        let failed = (res < 0 || short) && !entry.flags.contains(SqeFlags::IO_HARDLINK);
+        // A member cancelled for an earlier one's failure passes the
+        // failure on, hard link or not: the whole rest of the chain ends.
+        let failed =
+            (res < 0 || short) && (ending.chained || !entry.flags.contains(SqeFlags::IO_HARDLINK));
         // A failure of an entry with CQE_SKIP_SUCCESS posts its own CQE
         // but none for the members it cancels; a quiet member passes that
         // on.

@@ -44,6 +44,10 @@ pub(crate) struct Side {
     /// Read side: the last read returned less than it asked of a byte
     /// stream, so the descriptor was empty then.
     drained: bool,
+    /// Read side: the read that emptied it was a socket's receive, so a
+    /// receive may wait too (one on a descriptor that is no socket must
+    /// be tried, and fail at once).
+    drained_by_receive: bool,
     /// Read side: whether the descriptor is a byte stream, once asked.
     stream: Stream,
     /// An event of this registration carried the end of the stream, which
@@ -56,6 +60,7 @@ impl Side {
     /// another file next.
     fn forget(&mut self) {
         self.drained = false;
+        self.drained_by_receive = false;
         self.stream = Stream::Unknown;
         self.eof = false;
     }
@@ -236,8 +241,21 @@ impl FdTable {
         self.side(fd, dir).is_some_and(|s| s.drained)
     }
 
+    /// Whether the last read of (fd, dir) emptied it, and was a socket's
+    /// receive.
+    pub(crate) fn is_drained_by_receive(&self, fd: RawFd, dir: Dir) -> bool {
+        self.side(fd, dir)
+            .is_some_and(|s| s.drained && s.drained_by_receive)
+    }
+
     /// Records whether the last read of (fd, dir) emptied it.
     pub(crate) fn set_drained(&mut self, fd: RawFd, dir: Dir, drained: bool) {
+        self.set_drained_by(fd, dir, drained, false);
+    }
+
+    /// Records whether the last read of (fd, dir) emptied it, and whether
+    /// that read was a socket's receive.
+    pub(crate) fn set_drained_by(&mut self, fd: RawFd, dir: Dir, drained: bool, receive: bool) {
         let sides = if drained {
             self.slots.entry(fd)
         } else {
@@ -245,6 +263,7 @@ impl FdTable {
         };
         if let Some(sides) = sides {
             sides[dir as usize].drained = drained;
+            sides[dir as usize].drained_by_receive = drained && receive;
         }
     }
 

@@ -31,6 +31,12 @@ fn dir_of(filter: Filter) -> Option<Dir> {
     }
 }
 
+/// Whether the opcode named `name` is a socket's receive, which fails on
+/// a descriptor that is no socket.
+fn is_receive(name: &str) -> bool {
+    matches!(name, "Recv" | "RecvMsg")
+}
+
 impl Driver {
     /// Takes the I/O operation `key` out of its entry for an attempt;
     /// `None` when `key` names no I/O operation that is here.
@@ -55,7 +61,12 @@ impl Driver {
             Some(op) => self.bufs.runs_dry(op.select()),
             None => false,
         };
-        if self.fds.has_io_waiters(fd, dir) || (self.may_skip_try(fd, dir) && !runs_dry) {
+        let receive = self
+            .table
+            .get(key)
+            .and_then(|e| e.op.as_ref())
+            .is_some_and(|op| is_receive(op.name()));
+        if self.fds.has_io_waiters(fd, dir) || (self.may_skip_try(fd, dir, receive) && !runs_dry) {
             self.fds.push_io(fd, dir, key);
             return;
         }
@@ -72,9 +83,16 @@ impl Driver {
     /// other. So either the wait adds the registration, which reports the
     /// state already there, or no event of the registration in place has
     /// carried the end of the stream.
-    fn may_skip_try(&self, fd: RawFd, dir: Dir) -> bool {
-        self.fds.is_drained(fd, dir)
-            && (self.fds.reports_current(fd, dir) || !self.fds.eof_seen(fd, dir))
+    /// A receive waits untried only where a receive emptied the
+    /// descriptor: on one that is no socket it must fail at once
+    /// (`-ENOTSOCK`).
+    fn may_skip_try(&self, fd: RawFd, dir: Dir, receive: bool) -> bool {
+        let drained = if receive {
+            self.fds.is_drained_by_receive(fd, dir)
+        } else {
+            self.fds.is_drained(fd, dir)
+        };
+        drained && (self.fds.reports_current(fd, dir) || !self.fds.eof_seen(fd, dir))
     }
 
     /// Tries `op` (operation `key`) once without blocking. One that
@@ -98,7 +116,8 @@ impl Driver {
             let short = matches!((attempt, asked), (Attempt::Done(n), Some(asked))
                 if n > 0 && (n as usize) < asked);
             let drained = short && self.fds.is_byte_stream(fd, sys::io::is_byte_stream);
-            self.fds.set_drained(fd, Dir::Read, drained);
+            self.fds
+                .set_drained_by(fd, Dir::Read, drained, is_receive(op.name()));
         }
         let unused = match attempt {
             Attempt::Wait(_) => {
@@ -164,7 +183,7 @@ impl Driver {
             };
             if op.continues(res) {
                 self.post_shot(key, op.as_mut(), res);
-                if self.may_skip_try(fd, Dir::Read) {
+                if self.may_skip_try(fd, Dir::Read, is_receive(op.name())) {
                     self.put_op(key, Op::Io(op));
                     return Some(Dir::Read);
                 }
@@ -264,8 +283,16 @@ impl Driver {
 
     fn serve_io(&mut self, fd: RawFd, dir: Dir, ready: Readiness) {
         while let Some(key) = self.fds.first_io(fd, dir) {
-            if self.attempt_until_wait(key, fd, Some(ready)).is_some() || self.may_skip_try(fd, dir)
-            {
+            if self.attempt_until_wait(key, fd, Some(ready)).is_some() {
+                break;
+            }
+            let next_receive = self
+                .fds
+                .first_io(fd, dir)
+                .and_then(|k| self.table.get(k))
+                .and_then(|e| e.op.as_ref())
+                .is_some_and(|op| is_receive(op.name()));
+            if self.may_skip_try(fd, dir, next_receive) {
                 break;
             }
         }
@@ -293,7 +320,10 @@ impl Driver {
             Err(e) => return Some(e.res()),
             Ok(mask) => mask,
         };
-        if mask != 0 && !p.multishot {
+        // A file that can't wait (a regular file, a directory) is always
+        // ready: io_uring's multishot poll of one completes once, without
+        // `F_MORE`, as a single-shot one does.
+        if mask != 0 && (!p.multishot || can_not_wait(p.fd.number())) {
             return Some(mask as i32);
         }
         // A new registration reports the readiness already there as its
@@ -325,8 +355,30 @@ impl Driver {
     }
 
     /// Ends operation `key` with `-ECANCELED`, off whatever it waits on.
+    /// Tries a read that waits only on the mark that its descriptor was
+    /// empty (untried, and no event since), before a cancel or a linked
+    /// timeout ends it: io_uring tried it at issue and took what was
+    /// there, so a cancel must not find it. Whether it is done now.
+    pub(super) fn finishes_untried(&mut self, key: OpKey) -> bool {
+        let Some(fd) = self.table.get(key).and_then(|e| e.fd) else {
+            return false;
+        };
+        if self.fds.first_io(fd, Dir::Read) != Some(key) || !self.fds.is_drained(fd, Dir::Read) {
+            return false;
+        }
+        let ready = Readiness { error: 0 };
+        self.attempt_until_wait(key, fd, Some(ready)).is_none()
+            && self.table.get(key).is_none_or(|e| e.is_running())
+    }
+
     pub(super) fn cancel_waiting(&mut self, key: OpKey) {
         self.remove_from_fds(key);
         self.complete(key, -libc::ECANCELED);
     }
+}
+
+/// Whether `fd` is a regular file, directory or block device, which
+/// readiness never changes for.
+fn can_not_wait(fd: RawFd) -> bool {
+    matches!(sys::io::classify(fd), Ok(sys::io::FdKind::File))
 }

@@ -135,6 +135,7 @@ impl Driver {
         timeout: Option<Duration>,
         want: Option<usize>,
     ) -> stdio::Result<bool> {
+        crate::sys::driver_turns(&self.shared.kq);
         self.shared.stats.turns.fetch_add(1, Ordering::Relaxed);
         let mut work = self.flush();
         // What the flush could not move is the overflow list: no entry is

@@ -132,6 +132,10 @@ impl Driver {
         } else if running {
             // Withdrawn: the pool hands it back -ECANCELED.
             self.complete(key, -crate::sys::ETIME);
+        } else if self.finishes_untried(target) {
+            // Done before its timeout, as io_uring's try at issue had it
+            // (its end cancelled the timeout, unless it went to the pool).
+            self.complete(key, -libc::ECANCELED);
         } else {
             self.complete(key, -crate::sys::ETIME);
             self.cancel_waiting(target);

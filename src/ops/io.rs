@@ -50,8 +50,14 @@ fn attempt(
     kind: &mut Option<FdKind>,
     mut call: impl FnMut(How) -> SysResult,
 ) -> Attempt {
+    let negative = negative_offset(offset);
     let k = match *kind {
         Some(k) => k,
+        // The kind first, without a call that could move data.
+        None if negative => match sys::classify(fd) {
+            Ok(k) => *kind.insert(k),
+            Err(e) => return Attempt::Done(e.res()),
+        },
         None => match call(How::Socket) {
             Err(Errno::ENOTSOCK) => match sys::classify(fd) {
                 Ok(k) => *kind.insert(k),
@@ -63,6 +69,15 @@ fn attempt(
             }
         },
     };
+    // A blocking stream waits for readiness first, as in io_uring, where
+    // one that can't be tried without blocking is polled before the call.
+    if negative {
+        match refuse_offset(fd, dir) {
+            Err(e) => return Attempt::Done(e.res()),
+            Ok(()) if k == FdKind::BlockingStream => {}
+            Ok(()) => return Attempt::Done(Errno::EINVAL.res()),
+        }
+    }
     match k {
         FdKind::Socket => settle(call(How::Socket), dir),
         FdKind::NonBlockingStream => settle(call(How::plain(k, offset)), dir),
@@ -142,6 +157,9 @@ fn run_blocking(
             Err(e) => return e.res(),
         },
     };
+    if negative_offset(offset) {
+        return refuse_offset(fd, dir).map_or_else(Errno::res, |()| Errno::EINVAL.res());
+    }
     match kind {
         FdKind::Socket => res(call(How::Socket)),
         FdKind::BlockingStream => match ready_now(fd, dir) {
@@ -150,6 +168,23 @@ fn run_blocking(
             Err(e) => e.res(),
         },
         FdKind::NonBlockingStream | FdKind::File => res(call(How::plain(kind, offset))),
+    }
+}
+
+/// An offset below -1 (other than the current position, `u64::MAX`):
+/// io_uring refuses it with `EINVAL` on every kind of descriptor, streams
+/// included, as `pread(2)` does.
+fn negative_offset(offset: u64) -> bool {
+    offset != CURRENT_POSITION && offset > i64::MAX as u64
+}
+
+/// Before refusing a negative offset (or answering a read of nothing):
+/// `EBADF` for a descriptor not open for `dir`, which io_uring checks
+/// first.
+fn refuse_offset(fd: RawFd, dir: Dir) -> Result<(), Errno> {
+    match sys::open_for(fd, matches!(dir, Dir::Write))? {
+        true => Ok(()),
+        false => Err(Errno::EBADF),
     }
 }
 
@@ -168,13 +203,24 @@ fn read_into(fd: RawFd, buf: &mut impl IoBufMut, from: usize, how: How) -> SysRe
     let mut room = Room::of(buf, from);
     let n = match how {
         // read(2) of nothing returns 0 at once; recv(2) of nothing on an
-        // empty socket would say EAGAIN.
-        How::Socket if room.len() == 0 => return Ok(0),
+        // empty socket says EAGAIN. The call is still made, so that a bad
+        // descriptor or one that is no socket answers as read(2) would.
+        How::Socket if room.len() == 0 => {
+            return nothing(sys::recv(fd, room.as_uninit(), libc::MSG_DONTWAIT));
+        }
         How::Socket => sys::recv(fd, room.as_uninit(), libc::MSG_DONTWAIT)?,
         How::Plain(offset) => sys::read(fd, room.as_uninit(), offset)?,
     };
     filled(buf, from, n);
     Ok(n)
+}
+
+/// A receive of nothing: 0 where it would wait, as a read of nothing is.
+fn nothing(r: SysResult) -> SysResult {
+    match r {
+        Err(e) if e.would_block() => Ok(0),
+        r => r,
+    }
 }
 
 /// One vectored read into `bufs`, each after its first `from[i]` bytes,
@@ -186,12 +232,31 @@ fn read_vectored<B: IoBufMut>(fd: RawFd, bufs: &mut [B], from: &[usize], how: Ho
         .map(|(b, &f)| Room::of(b, f).iovec())
         .collect();
     let n = match how {
-        How::Socket if iov.iter().all(|v| v.iov_len == 0) => return Ok(0),
+        How::Socket if iov.iter().all(|v| v.iov_len == 0) => {
+            return nothing(sys::recvmsg(fd, &iov, libc::MSG_DONTWAIT));
+        }
         How::Socket => sys::recvmsg(fd, &iov, libc::MSG_DONTWAIT)?,
         How::Plain(offset) => sys::readv(fd, &iov, offset)?,
     };
     spread(bufs, from, n);
     Ok(n)
+}
+
+/// The most buffers one vectored call takes: `IOV_MAX` (Linux's
+/// `UIO_MAXIOV`), 1024 on every supported system.
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// The checks of a `Readv` or `Writev` before it starts: no buffer
+/// selection, and at most `IOV_MAX` buffers — io_uring refuses more
+/// (`EINVAL`) before it looks at the descriptor.
+fn vectored(select: bool, n: usize) -> Result<(), Errno> {
+    if select {
+        Err(Errno::new(libc::EOPNOTSUPP))
+    } else if n > IOV_MAX {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
 }
 
 /// Records `n` bytes a vectored read spread over `bufs` in order.
@@ -311,9 +376,17 @@ operation!({B: IoBufMut} Read<B>, "Read", fd, |op, out| op.target.finish(out));
 
 impl<B: IoBufMut> BlockingOp for Read<B> {
     fn run_blocking(&mut self, kind: Option<FdKind>) -> i32 {
-        run_blocking(self.fd.number(), Dir::Read, self.offset, kind, |how| {
-            self.call(how)
-        })
+        let fd = self.fd.number();
+        // A read of nothing from a file or directory is 0, as io_uring's,
+        // where read(2) of a directory is EISDIR; a descriptor not open
+        // for reading is still EBADF.
+        if self.target.room() == Some(0)
+            && kind == Some(FdKind::File)
+            && !negative_offset(self.offset)
+        {
+            return refuse_offset(fd, Dir::Read).map_or_else(Errno::res, |()| 0);
+        }
+        run_blocking(fd, Dir::Read, self.offset, kind, |how| self.call(how))
     }
 }
 
@@ -418,6 +491,7 @@ impl<B: IoBuf> IoOp for Write<B> {
 
 /// `IORING_OP_READV`: reads into the room of each buffer in turn; each
 /// comes back with its length grown by what landed in it.
+/// More than 1024 buffers (`IOV_MAX`) is `-EINVAL`, as in io_uring.
 #[derive(Debug)]
 pub struct Readv<B = BytesMut> {
     fd: Fd,
@@ -483,6 +557,10 @@ impl<B: IoBufMut> IoOp for Readv<B> {
         Transfer::Read
     }
 
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        vectored(select, self.bufs.len())
+    }
+
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {
         let (fd, offset) = (self.fd.number(), self.offset);
         if let Some(a) = try_file(offset, *kind, |off| self.try_nowait(off)) {
@@ -507,6 +585,7 @@ impl<B: IoBufMut> IoOp for Readv<B> {
 }
 
 /// `IORING_OP_WRITEV`: writes the buffers in order, as one call.
+/// More than 1024 buffers (`IOV_MAX`) is `-EINVAL`, as in io_uring.
 #[derive(Debug)]
 pub struct Writev<B = Bytes> {
     fd: Fd,
@@ -551,6 +630,10 @@ impl<B: IoBuf> BlockingOp for Writev<B> {
 impl<B: IoBuf> IoOp for Writev<B> {
     fn transfer(&self) -> Transfer {
         Transfer::Write
+    }
+
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        vectored(select, self.bufs.len())
     }
 
     fn attempt(&mut self, kind: &mut Option<FdKind>) -> Attempt {

@@ -9,7 +9,9 @@ use crate::sys::io as sys;
 /// (`libc::POLLIN`, `libc::POLLOUT`…) with the ready mask as `res`. A
 /// multishot poll posts a completion with `F_MORE` each time the
 /// descriptor becomes ready (edge-triggered, as io_uring's is) until it is
-/// removed or cancelled.
+/// removed or cancelled — except on a regular file or directory, which is
+/// always ready: there it completes once, without `F_MORE`, as io_uring's
+/// does.
 #[derive(Debug, Clone, Copy)]
 pub struct PollAdd {
     pub(crate) fd: Fd,

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::buf::{IoBuf, IoBufMut, Room, filled};
 use crate::cq::Extra;
-use crate::ops::io::{iovecs, spread};
+use crate::ops::io::{IOV_MAX, iovecs, spread};
 use crate::ops::{
     Attempt, Dir, Fd, IoOp, Op, Output, Select, Target, Transfer, evented, net_limit, operation,
     res, settle,
@@ -297,6 +297,7 @@ impl<B: IoBuf> IoOp for Send<B> {
 /// in order (or into a provided buffer, [`RecvMsg::select`]); `res` is the
 /// bytes received, and the sender's address comes back with the completion
 /// ([`Cqe::addr`](crate::Cqe::addr)) — for UDP and Unix datagram sockets.
+/// More than 1024 buffers (`IOV_MAX`) is `-EMSGSIZE`, as in io_uring.
 #[derive(Debug)]
 pub struct RecvMsg<B = BytesMut> {
     fd: Fd,
@@ -401,7 +402,7 @@ impl<B: IoBufMut> IoOp for RecvMsg<B> {
         if select != self.select.is_some() {
             return Err(Errno::EINVAL);
         }
-        Ok(())
+        too_many(self.bufs.len())
     }
 
     fn select(&mut self) -> Option<&mut Select> {
@@ -411,6 +412,7 @@ impl<B: IoBufMut> IoOp for RecvMsg<B> {
 
 /// `IORING_OP_SENDMSG`: sends the buffers as one message, to an address
 /// ([`to`](SendMsg::to)) or the connected peer; `res` is the bytes sent.
+/// More than 1024 buffers (`IOV_MAX`) is `-EMSGSIZE`, as in io_uring.
 #[derive(Debug)]
 pub struct SendMsg<B = Bytes> {
     fd: Fd,
@@ -471,5 +473,22 @@ impl<B: IoBuf> IoOp for SendMsg<B> {
 
     fn attempt(&mut self, _kind: &mut Option<FdKind>) -> Attempt {
         settle(self.sendmsg(), Dir::Write)
+    }
+
+    fn validate(&self, select: bool) -> Result<(), Errno> {
+        if select {
+            return Err(Errno::new(libc::EOPNOTSUPP));
+        }
+        too_many(self.bufs.len())
+    }
+}
+
+/// More buffers than a message takes (`IOV_MAX`): `EMSGSIZE`, which
+/// io_uring answers before it looks at the descriptor.
+fn too_many(n: usize) -> Result<(), Errno> {
+    if n > IOV_MAX {
+        Err(Errno::new(libc::EMSGSIZE))
+    } else {
+        Ok(())
     }
 }

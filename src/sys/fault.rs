@@ -1,6 +1,7 @@
 //! Planned faults, for tests (cargo feature `fault-injection`): a
 //! [`Kqueue`] over the platform's backend whose `kevent` calls fail as
-//! planned, and the panic of a blocking-pool worker inside an operation.
+//! planned, the panic of a blocking-pool worker inside an operation, and
+//! the panic of the driver itself at the start of a turn.
 //!
 //! Without the feature none of this exists and the backend's `Kqueue` is
 //! the one the ring uses; with it and nothing planned, a call costs one
@@ -35,6 +36,8 @@ enum Plan {
     Change { ident: usize, errno: i32 },
     /// A worker panics as it starts its next operation.
     WorkerPanic,
+    /// The driver panics as it starts its next turn.
+    DriverPanic,
 }
 
 /// The faults planned for one ring, and how many were injected.
@@ -84,6 +87,13 @@ impl Faults {
         self.add(times, || Plan::WorkerPanic);
     }
 
+    /// The driver's next `times` turns panic as they start (with
+    /// [`PlannedPanic`], through `resume_unwind`): on the polling thread,
+    /// or in the inline caller's call that turns.
+    pub fn panic_driver(&self, times: u32) {
+        self.add(times, || Plan::DriverPanic);
+    }
+
     /// Drops the faults planned and not yet injected; returns how many.
     pub fn clear(&self) -> u64 {
         let mut p = self.lock();
@@ -119,6 +129,13 @@ impl Faults {
     /// A worker starts an operation: panics if planned.
     pub(crate) fn worker_starts(&self) {
         if self.take(|p| matches!(p, Plan::WorkerPanic)).is_some() {
+            std::panic::resume_unwind(Box::new(PlannedPanic));
+        }
+    }
+
+    /// The driver starts a turn: panics if planned.
+    pub(crate) fn driver_turns(&self) {
+        if self.take(|p| matches!(p, Plan::DriverPanic)).is_some() {
             std::panic::resume_unwind(Box::new(PlannedPanic));
         }
     }

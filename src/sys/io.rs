@@ -66,6 +66,18 @@ pub(crate) fn classify(fd: RawFd) -> Result<FdKind, Errno> {
     })
 }
 
+/// Whether `fd` is open for reading (`write` false) or for writing.
+pub(crate) fn open_for(fd: RawFd, write: bool) -> Result<bool, Errno> {
+    // SAFETY: F_GETFL takes no pointer argument.
+    let fl = check_int(unsafe { libc::fcntl(fd, libc::F_GETFL) })? as libc::c_int;
+    let refused = if write {
+        libc::O_RDONLY
+    } else {
+        libc::O_WRONLY
+    };
+    Ok(fl & libc::O_ACCMODE != refused)
+}
+
 /// `Ok` if `fd` is an open descriptor, else `EBADF`.
 pub(crate) fn check_open(fd: RawFd) -> Result<(), Errno> {
     // SAFETY: F_GETFD takes no pointer argument.

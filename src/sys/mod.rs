@@ -79,6 +79,16 @@ pub(crate) fn worker_starts(kq: &Kqueue) {
     let _ = kq;
 }
 
+/// The driver starts a turn on the ring of `kq`: where a planned driver
+/// panic happens. Nothing without `fault-injection`.
+#[inline(always)]
+pub(crate) fn driver_turns(kq: &Kqueue) {
+    #[cfg(feature = "fault-injection")]
+    kq.faults().driver_turns();
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = kq;
+}
+
 // A kernel kqueue and the compat wake a blocked `kevent` with an
 // EVFILT_USER trigger; libkqueue can't (see `libkqueue.rs`).
 #[cfg(not(kq_libkqueue))]
