@@ -245,6 +245,7 @@ impl Driver {
                                 self.retire(old);
                             }
                             let index = index as u32;
+                            // The slot was just filled: it has a stamp.
                             match self.files.stamp(index) {
                                 Some(stamp) => to.set_slot(index, stamp),
                                 None => to.set_plain(),

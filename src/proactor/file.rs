@@ -179,9 +179,9 @@ impl File {
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
         match io.run(ops::Close::new(raw).build(), Unit).await {
             // The Close never ran: refused by a ring that is gone, or
-            // cancelled before it was taken (a ring going away, a raw
-            // user's cancel). close(2) never fails so itself, and the
-            // number is still this file's.
+            // still in the SQ when the ring went away (which ends it
+            // cancelled). close(2) never fails so itself, and the number
+            // is still this file's.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ESHUTDOWN | libc::ECANCELED)) => {
                 // SAFETY: `raw` is the descriptor given up above, which
                 // nothing has closed.
