@@ -71,7 +71,17 @@ async fn serve(io: &Proactor, addr: SocketAddr) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     let (addr, mode) = common::address_and_mode("async_echo_server");
-    let ring = Ring::builder().mode(mode).sq_entries(4096).build()?;
+    // A file table: the listener and each connection take a slot, so a
+    // connection's idle readiness registration is the ring's own and is
+    // not re-added before each wait; past 4095 connections, the rest work
+    // on their descriptors. A connection on a slot holds two descriptors
+    // (its own and the slot's duplicate): many connections want a higher
+    // `ulimit -n`.
+    let ring = Ring::builder()
+        .mode(mode)
+        .sq_entries(4096)
+        .files(4096)
+        .build()?;
     let io = ring.proactor();
     io.block_on(serve(&io, addr))
 }

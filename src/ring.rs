@@ -94,6 +94,9 @@ pub(crate) struct Shared {
     /// Messages from other rings (`MsgRing`), which the driver takes in
     /// its turn.
     pub(crate) inbox: Inbox,
+    /// The proactor's types ask for a slot in the file table: the ring
+    /// has one, and its builder did not turn them off.
+    pub(crate) proactor_files: bool,
 }
 
 impl Shared {
@@ -394,6 +397,7 @@ pub struct Builder {
     workers: usize,
     mode: Mode,
     files: u32,
+    proactor_files: bool,
 }
 
 impl Default for Builder {
@@ -408,6 +412,7 @@ impl Default for Builder {
             workers: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             mode: Mode::PollingThread,
             files: 0,
+            proactor_files: true,
         }
     }
 }
@@ -453,9 +458,23 @@ impl Builder {
     /// [`ops::FilesUpdate`](crate::ops::FilesUpdate) and direct
     /// `Accept`/`Socket` fill it; operations name a slot with
     /// [`ops::Fixed`](crate::ops::Fixed).
+    ///
+    /// The [proactor's](crate::proactor) types then take a slot each (see
+    /// [`proactor_files`](Builder::proactor_files)).
     #[must_use]
     pub fn files(mut self, n: u32) -> Builder {
         self.files = n;
+        self
+    }
+
+    /// Whether the [proactor's](crate::proactor#registered-files) types
+    /// take a slot each in the file table, holding a duplicate of their
+    /// descriptor, which their operations name (default: yes, when the
+    /// ring has a table). Off, the table is the raw user's alone, and
+    /// the types work on their descriptors.
+    #[must_use]
+    pub fn proactor_files(mut self, on: bool) -> Builder {
+        self.proactor_files = on;
         self
     }
 
@@ -500,6 +519,7 @@ impl Builder {
             mode: self.mode,
             inline: Mutex::new(None),
             inbox: Inbox::default(),
+            proactor_files: self.files > 0 && self.proactor_files,
         });
         let driver = Driver::new(&shared, self.workers, self.files)?;
         let thread = match self.mode {

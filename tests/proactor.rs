@@ -1,7 +1,7 @@
 //! The proactor's futures: every output and error, owned buffers back on
 //! every path, the completion bypassing the CQ, and timeouts — on an
 //! inline ring driven by kqring's own `block_on` and on a polling-thread
-//! ring.
+//! ring, each with and without a file table.
 
 use std::io;
 use std::net::Shutdown;
@@ -15,11 +15,25 @@ use kqring::proactor::{
 };
 use kqring::{Mode, Ring, ops};
 
-fn rings() -> Vec<Ring> {
-    vec![
-        Ring::builder().inline().build().expect("inline ring"),
-        Ring::builder().build().expect("polling ring"),
-    ]
+/// Each kind of ring, without a file table and with one (where the
+/// types work on slots).
+fn rings() -> Vec<(Ring, u32)> {
+    let mut rings = Vec::new();
+    for files in [0, 64] {
+        rings.push((
+            Ring::builder()
+                .inline()
+                .files(files)
+                .build()
+                .expect("inline ring"),
+            files,
+        ));
+        rings.push((
+            Ring::builder().files(files).build().expect("polling ring"),
+            files,
+        ));
+    }
+    rings
 }
 
 /// Runs `program` on each kind of ring under kqring's `block_on`.
@@ -28,11 +42,11 @@ where
     F: Fn(Proactor) -> Fut,
     Fut: std::future::Future<Output = io::Result<()>>,
 {
-    for ring in rings() {
+    for (ring, files) in rings() {
         let io = ring.proactor();
         let mode = ring.mode();
         if let Err(e) = io.block_on(program(io.clone())) {
-            panic!("{mode:?} ring: {e}");
+            panic!("{mode:?} ring, {files} slots: {e}");
         }
     }
 }
@@ -223,7 +237,7 @@ fn a_timeout_cancels_the_operation_and_hands_the_buffer_back() {
 
 #[test]
 fn futures_and_raw_queue_users_share_a_ring_and_each_gets_its_own() {
-    for ring in rings() {
+    for (ring, _) in rings() {
         let io = ring.proactor();
         ring.submission()
             .push(ops::Nop::new().build().user_data(7))

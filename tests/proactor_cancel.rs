@@ -232,8 +232,13 @@ fn a_dropped_incoming_stream_cancels_its_multishot_accept() {
 
 #[test]
 fn ten_thousand_futures_at_once_complete_and_ten_thousand_dropped_ones_free_their_buffers() {
-    for mode in modes() {
-        let ring = ring(mode);
+    // Without a file table, and with one that gives each socket a slot.
+    for (mode, files) in modes().into_iter().flat_map(|m| [(m, 0), (m, 256)]) {
+        let ring = Ring::builder()
+            .mode(mode)
+            .files(files)
+            .build()
+            .expect("ring");
         let io = ring.proactor();
         // More than the SQ holds (256): pushes that find it full retry.
         let nops = io.block_on(join_all(
@@ -263,11 +268,13 @@ fn ten_thousand_futures_at_once_complete_and_ten_thousand_dropped_ones_free_thei
         turn_until(&ring, || drops.load(Ordering::SeqCst) == 10_000);
         for (a, b) in &pairs {
             still_works(&io, a, b);
+            // The table had room for every socket.
+            assert_eq!(b.fixed_file().is_some(), files > 0, "{mode:?}");
         }
         assert_eq!(
             drops.load(Ordering::SeqCst),
             10_000,
-            "{mode:?}: each freed once"
+            "{mode:?}, {files} slots: each freed once"
         );
     }
 }

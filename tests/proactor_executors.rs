@@ -2,7 +2,8 @@
 //! multi-thread runtimes, `futures::executor`, smol's executor, and
 //! kqring's own `block_on` (on an inline ring, which it turns, and on a
 //! polling-thread ring). The futures need only wakers; the polling thread
-//! completes them under the other executors.
+//! completes them under the other executors. Each runs on a ring without
+//! a file table and on one whose table holds some of the types' slots.
 
 use std::io;
 use std::net::SocketAddr;
@@ -87,99 +88,113 @@ async fn joined(io: Proactor) -> io::Result<()> {
     Ok(())
 }
 
-fn polling_ring() -> Ring {
-    Ring::builder().build().expect("ring")
+/// The file table's slots in the rings that have one: fewer than a
+/// program's listener and 16 connections, so some types take a slot and
+/// the rest work on their descriptors.
+const SLOTS: u32 = 12;
+
+/// A polling-thread ring without a file table, then one with a table
+/// where the types take slots.
+fn polling_rings() -> [Ring; 2] {
+    [0, SLOTS].map(|files| Ring::builder().files(files).build().expect("ring"))
 }
 
 #[test]
 fn kqring_block_on_turns_an_inline_ring() {
-    let ring = Ring::builder().inline().build().expect("ring");
-    let io = ring.proactor();
-    io.block_on(joined(io.clone())).expect("program");
+    for files in [0, SLOTS] {
+        let ring = Ring::builder().inline().files(files).build().expect("ring");
+        let io = ring.proactor();
+        io.block_on(joined(io.clone())).expect("program");
+    }
 }
 
 #[test]
 fn kqring_block_on_with_a_polling_thread() {
-    let ring = polling_ring();
-    let io = ring.proactor();
-    io.block_on(joined(io.clone())).expect("program");
+    for ring in polling_rings() {
+        let io = ring.proactor();
+        io.block_on(joined(io.clone())).expect("program");
+    }
 }
 
 #[test]
 fn tokio_current_thread() {
-    let ring = polling_ring();
-    let io = ring.proactor();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    rt.block_on(joined(io)).expect("program");
+    for ring in polling_rings() {
+        let io = ring.proactor();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(joined(io)).expect("program");
+    }
 }
 
 #[test]
 fn tokio_multi_thread_with_spawned_tasks() {
-    let ring = polling_ring();
-    let io = ring.proactor();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let listener = TcpListener::bind(&io, "127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        // The server accepts on one task and echoes each connection on a
-        // task of its own: futures move between worker threads.
-        let server = tokio::spawn(async move {
-            let mut incoming = listener.incoming();
-            let mut echoes = Vec::new();
-            for _ in 0..CLIENTS {
-                let (conn, _) = incoming.next().await.expect("a connection")?;
-                echoes.push(tokio::spawn(echo(conn)));
+    for ring in polling_rings() {
+        let io = ring.proactor();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = TcpListener::bind(&io, "127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            // The server accepts on one task and echoes each connection on a
+            // task of its own: futures move between worker threads.
+            let server = tokio::spawn(async move {
+                let mut incoming = listener.incoming();
+                let mut echoes = Vec::new();
+                for _ in 0..CLIENTS {
+                    let (conn, _) = incoming.next().await.expect("a connection")?;
+                    echoes.push(tokio::spawn(echo(conn)));
+                }
+                for e in echoes {
+                    e.await.expect("echo task")?;
+                }
+                Ok::<(), io::Error>(())
+            });
+            let clients: Vec<_> = (0..CLIENTS)
+                .map(|id| tokio::spawn(client(io.clone(), addr, id)))
+                .collect();
+            for c in clients {
+                c.await.expect("client task")?;
             }
-            for e in echoes {
-                e.await.expect("echo task")?;
-            }
-            Ok::<(), io::Error>(())
-        });
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|id| tokio::spawn(client(io.clone(), addr, id)))
-            .collect();
-        for c in clients {
-            c.await.expect("client task")?;
-        }
-        server.await.expect("server task")
-    })
-    .expect("program");
+            server.await.expect("server task")
+        })
+        .expect("program");
+    }
 }
 
 #[test]
 fn futures_executor_block_on_and_local_pool() {
-    let ring = polling_ring();
-    let io = ring.proactor();
-    futures::executor::block_on(joined(io.clone())).expect("program");
-    let mut pool = futures::executor::LocalPool::new();
-    pool.run_until(joined(io)).expect("program");
+    for ring in polling_rings() {
+        let io = ring.proactor();
+        futures::executor::block_on(joined(io.clone())).expect("program");
+        let mut pool = futures::executor::LocalPool::new();
+        pool.run_until(joined(io)).expect("program");
+    }
 }
 
 #[test]
 fn smol_executor() {
-    let ring = polling_ring();
-    let io = ring.proactor();
-    smol::block_on(joined(io.clone())).expect("program");
-    let ex = smol::Executor::new();
-    smol::block_on(ex.run(async {
-        let listener = TcpListener::bind(&io, "127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let server = ex.spawn(async move {
-            for _ in 0..CLIENTS {
-                let (conn, _) = listener.accept().await?;
-                echo(conn).await?;
+    for ring in polling_rings() {
+        let io = ring.proactor();
+        smol::block_on(joined(io.clone())).expect("program");
+        let ex = smol::Executor::new();
+        smol::block_on(ex.run(async {
+            let listener = TcpListener::bind(&io, "127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            let server = ex.spawn(async move {
+                for _ in 0..CLIENTS {
+                    let (conn, _) = listener.accept().await?;
+                    echo(conn).await?;
+                }
+                Ok::<(), io::Error>(())
+            });
+            for id in 0..CLIENTS {
+                ex.spawn(client(io.clone(), addr, id)).await?;
             }
-            Ok::<(), io::Error>(())
-        });
-        for id in 0..CLIENTS {
-            ex.spawn(client(io.clone(), addr, id)).await?;
-        }
-        server.await
-    }))
-    .expect("program");
+            server.await
+        }))
+        .expect("program");
+    }
 }

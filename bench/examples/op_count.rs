@@ -13,13 +13,22 @@
 //! Workloads: `nop-raw`, `nop-async` (a NOP round trip); `echo-raw`,
 //! `echo-async` (a 64-byte TCP echo on one loopback connection, both ends
 //! on the ring; the raw ring posts the same operations in the same order
-//! as the futures do); `echo-raw-fixed`, the raw echo with both ends in
-//! the ring's file table (what the futures' types do not use yet).
+//! as the futures do); `echo-raw-fixed`, `echo-async-fixed`, the same
+//! echoes on a ring with a file table, where both ends are registered
+//! files (the raw ring's by a `FilesUpdate`, the futures' types by taking
+//! a slot each). A third argument runs the echoes over that many
+//! connections at once (`COUNT` messages on each; the futures' pairs in
+//! one `FuturesUnordered`, as the benchmark's).
+//!
+//! ```sh
+//! valgrind --tool=callgrind target/release/examples/op_count echo-async-fixed 60 256
+//! ```
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 
 use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesUnordered, StreamExt};
 use kqring::ops::{Fd, FileSlot, FilesUpdate, Fixed, Nop, Recv, Send};
 use kqring::proactor::{RawCqe, TcpStream};
 use kqring::{Cqe, Ring, Sqe, SubmissionQueue};
@@ -31,15 +40,22 @@ const MSG: usize = 64;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(what), Some(n)) = (args.get(1), args.get(2)) else {
-        return Err("usage: op_count nop-raw|nop-async|echo-raw|echo-async COUNT".into());
+        return Err(
+            "usage: op_count nop-raw|nop-async|echo-raw|echo-async|echo-raw-fixed|echo-async-fixed COUNT [CONNECTIONS]"
+                .into(),
+        );
     };
     let n: u64 = n.parse()?;
+    // The echoes' connections (default 1): COUNT messages on each.
+    let conns: usize = args.get(3).map_or(Ok(1), |c| c.parse())?;
+    ensure!(conns > 0, "no connections");
     match what.as_str() {
         "nop-raw" => nop_raw(n),
         "nop-async" => nop_async(n),
-        "echo-raw" => echo_raw(n, false),
-        "echo-raw-fixed" => echo_raw(n, true),
-        "echo-async" => echo_async(n),
+        "echo-raw" => echo_raw(n, false, conns),
+        "echo-raw-fixed" => echo_raw(n, true, conns),
+        "echo-async" => echo_async(n, false, conns),
+        "echo-async-fixed" => echo_async(n, true, conns),
         other => Err(format!("no workload {other}").into()),
     }
 }
@@ -97,94 +113,136 @@ fn io_res(cqe: &Cqe) -> Result<usize> {
     Ok(cqe.result() as usize)
 }
 
-/// The futures' echo as a state machine on the raw ring: the client sends,
-/// then receives the echo; the server receives, sends back, receives.
-/// `fixed`: both ends go into the ring's file table first.
-fn echo_raw(n: u64, fixed: bool) -> Result<()> {
-    let pair = tcp_pairs(1)?.pop().ok_or("no pair")?;
-    pair.client.set_nonblocking(true)?;
-    pair.server.set_nonblocking(true)?;
-    let (mut c, mut s): (Fd, Fd) = (
-        pair.client.as_raw_fd().into(),
-        pair.server.as_raw_fd().into(),
-    );
+/// One connection's state in the raw echo.
+struct Conn {
+    c: Fd,
+    s: Fd,
+    round: u64,
+    msg: Bytes,
+    sent: usize,
+    client_buf: Option<BytesMut>,
+    done: bool,
+}
+
+/// The futures' echo as a state machine on the raw ring: each client
+/// sends, then receives the echo; each server receives, sends back,
+/// receives. `fixed`: every end goes into the ring's file table first.
+/// `user_data` is the connection's index times 4 plus the step.
+fn echo_raw(n: u64, fixed: bool, conns: usize) -> Result<()> {
+    let pairs = tcp_pairs(conns)?;
+    for p in &pairs {
+        p.client.set_nonblocking(true)?;
+        p.server.set_nonblocking(true)?;
+    }
+    let entries = (4 * conns).max(16);
     let ring = if fixed {
-        Ring::builder().inline().sq_entries(16).files(2).build()?
+        Ring::builder()
+            .inline()
+            .sq_entries(entries)
+            .files(2 * conns as u32)
+            .build()?
     } else {
-        ring(16)?
+        ring(entries)?
     };
     let (sq, cq) = (ring.submission(), ring.completion());
+    let mut state: Vec<Conn> = pairs
+        .iter()
+        .map(|p| Conn {
+            c: p.client.as_raw_fd().into(),
+            s: p.server.as_raw_fd().into(),
+            round: 0,
+            msg: message(0),
+            sent: 0,
+            client_buf: Some(BytesMut::with_capacity(MSG)),
+            done: false,
+        })
+        .collect();
     if fixed {
-        let fds = vec![pair.client.as_raw_fd(), pair.server.as_raw_fd()];
+        let fds = pairs
+            .iter()
+            .flat_map(|p| [p.client.as_raw_fd(), p.server.as_raw_fd()])
+            .collect();
         push(sq, FilesUpdate::new(FileSlot::Index(0), fds).build())?;
         sq.submit_and_wait(1)?;
         let cqe = cq.pop().ok_or("no completion for FilesUpdate")?;
-        ensure!(cqe.result() == 2, "FilesUpdate: {cqe:?}");
-        (c, s) = (Fixed(0).into(), Fixed(1).into());
+        ensure!(cqe.result() == 2 * conns as i32, "FilesUpdate: {cqe:?}");
+        for (i, st) in state.iter_mut().enumerate() {
+            (st.c, st.s) = (Fixed(2 * i as u32).into(), Fixed(2 * i as u32 + 1).into());
+        }
     }
-    let mut round = 0;
-    let mut msg = message(round);
-    let mut sent = 0;
-    push(sq, Send::new(c, msg.clone()).build().user_data(CLIENT_SEND))?;
-    push(
-        sq,
-        Recv::new(s, BytesMut::with_capacity(4096))
-            .build()
-            .user_data(SERVER_RECV),
-    )?;
-    let mut client_buf = Some(BytesMut::with_capacity(MSG));
-    let mut server_done = false;
-    while !server_done {
+    let ud = |i: usize, step: u64| (i as u64) << 2 | step;
+    for (i, st) in state.iter().enumerate() {
+        push(
+            sq,
+            Send::new(st.c, st.msg.clone())
+                .build()
+                .user_data(ud(i, CLIENT_SEND)),
+        )?;
+        push(
+            sq,
+            Recv::new(st.s, BytesMut::with_capacity(4096))
+                .build()
+                .user_data(ud(i, SERVER_RECV)),
+        )?;
+    }
+    let mut running = conns;
+    while running > 0 {
         sq.submit_and_wait(1)?;
         while let Some(mut cqe) = cq.pop() {
             let res = io_res(&cqe)?;
-            match cqe.user_data() {
+            let (i, step) = ((cqe.user_data() >> 2) as usize, cqe.user_data() & 3);
+            let st = state.get_mut(i).ok_or("no such connection")?;
+            let (c, s) = (st.c, st.s);
+            match step {
                 CLIENT_SEND => {
-                    sent += res;
-                    if sent < MSG {
-                        let rest = msg.slice(sent..);
-                        push(sq, Send::new(c, rest).build().user_data(CLIENT_SEND))?;
+                    st.sent += res;
+                    if st.sent < MSG {
+                        let rest = st.msg.slice(st.sent..);
+                        push(sq, Send::new(c, rest).build().user_data(ud(i, CLIENT_SEND)))?;
                     } else {
-                        let mut buf = client_buf.take().ok_or("client buffer lost")?;
+                        let mut buf = st.client_buf.take().ok_or("client buffer lost")?;
                         buf.clear();
-                        push(sq, Recv::new(c, buf).build().user_data(CLIENT_RECV))?;
+                        push(sq, Recv::new(c, buf).build().user_data(ud(i, CLIENT_RECV)))?;
                     }
                 }
                 CLIENT_RECV => {
                     ensure!(res > 0, "server closed");
                     let buf = cqe.take_buf::<BytesMut>().map_err(|_| "no buffer")?;
                     if buf.len() < MSG {
-                        push(sq, Recv::new(c, buf).build().user_data(CLIENT_RECV))?;
+                        push(sq, Recv::new(c, buf).build().user_data(ud(i, CLIENT_RECV)))?;
                         continue;
                     }
-                    ensure!(buf[..] == msg[..], "round {round}: wrong echo");
-                    client_buf = Some(buf);
-                    round += 1;
-                    if round == n {
+                    ensure!(buf[..] == st.msg[..], "round {}: wrong echo", st.round);
+                    st.client_buf = Some(buf);
+                    st.round += 1;
+                    if st.round == n {
                         // The table's duplicate shares the connection.
-                        pair.client.shutdown(Shutdown::Write)?;
+                        pairs[i].client.shutdown(Shutdown::Write)?;
                         continue;
                     }
-                    msg = message(round);
-                    sent = 0;
-                    push(sq, Send::new(c, msg.clone()).build().user_data(CLIENT_SEND))?;
+                    st.msg = message(st.round);
+                    st.sent = 0;
+                    let msg = st.msg.clone();
+                    push(sq, Send::new(c, msg).build().user_data(ud(i, CLIENT_SEND)))?;
                 }
                 SERVER_RECV => {
                     let buf = cqe.take_buf::<BytesMut>().map_err(|_| "no buffer")?;
                     if res == 0 {
-                        server_done = true;
+                        ensure!(!st.done, "connection {i} ended twice");
+                        st.done = true;
+                        running -= 1;
                     } else {
-                        push(sq, Send::new(s, buf).build().user_data(SERVER_SEND))?;
+                        push(sq, Send::new(s, buf).build().user_data(ud(i, SERVER_SEND)))?;
                     }
                 }
                 _ => {
                     let mut buf = cqe.take_buf::<BytesMut>().map_err(|_| "no buffer")?;
                     if res < buf.len() {
                         bytes::Buf::advance(&mut buf, res);
-                        push(sq, Send::new(s, buf).build().user_data(SERVER_SEND))?;
+                        push(sq, Send::new(s, buf).build().user_data(ud(i, SERVER_SEND)))?;
                     } else {
                         buf.clear();
-                        push(sq, Recv::new(s, buf).build().user_data(SERVER_RECV))?;
+                        push(sq, Recv::new(s, buf).build().user_data(ud(i, SERVER_RECV)))?;
                     }
                 }
             }
@@ -193,12 +251,8 @@ fn echo_raw(n: u64, fixed: bool) -> Result<()> {
     Ok(())
 }
 
-fn echo_async(n: u64) -> Result<()> {
-    let pair = tcp_pairs(1)?.pop().ok_or("no pair")?;
-    let ring = ring(16)?;
-    let io = ring.proactor();
-    let client = TcpStream::from_std(&io, pair.client)?;
-    let server = TcpStream::from_std(&io, pair.server)?;
+/// One connection's two ends as futures, joined: `n` messages echoed.
+async fn echo_pair(client: TcpStream, server: TcpStream, n: u64) -> Result<()> {
     let client = async {
         let mut buf = BytesMut::with_capacity(MSG);
         for round in 0..n {
@@ -229,9 +283,48 @@ fn echo_async(n: u64) -> Result<()> {
             buf = b;
         }
     };
+    let (c, s) = futures::join!(client, server);
+    c?;
+    s
+}
+
+/// `fixed`: on a ring with a file table, where each end takes a slot.
+/// More than one connection: their pairs of futures run in one
+/// `FuturesUnordered`, as the benchmark's.
+fn echo_async(n: u64, fixed: bool, conns: usize) -> Result<()> {
+    let pairs = tcp_pairs(conns)?;
+    let entries = (4 * conns).max(16);
+    let ring = if fixed {
+        Ring::builder()
+            .inline()
+            .sq_entries(entries)
+            .files(2 * conns as u32)
+            .build()?
+    } else {
+        ring(entries)?
+    };
+    let io = ring.proactor();
+    let mut echoes = Vec::with_capacity(conns);
+    for pair in pairs {
+        let client = TcpStream::from_std(&io, pair.client)?;
+        let server = TcpStream::from_std(&io, pair.server)?;
+        ensure!(
+            client.fixed_file().is_some() == fixed && server.fixed_file().is_some() == fixed,
+            "slots: {:?} {:?}",
+            client.fixed_file(),
+            server.fixed_file()
+        );
+        echoes.push(echo_pair(client, server, n));
+    }
+    if conns == 1 {
+        let one = echoes.pop().ok_or("no connection")?;
+        return io.block_on(one);
+    }
     io.block_on(async {
-        let (c, s) = futures::join!(client, server);
-        c?;
-        s
+        let mut all: FuturesUnordered<_> = echoes.into_iter().collect();
+        while let Some(r) = all.next().await {
+            r?;
+        }
+        Ok(())
     })
 }

@@ -28,6 +28,9 @@ struct Owned {
     in_table: bool,
     /// Operations holding it.
     holds: u32,
+    /// Which installation put it in its slot: a slot emptied and filled
+    /// again holds another, even under the same number.
+    stamp: u64,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +40,8 @@ pub(crate) struct Files {
     alloc_hint: usize,
     /// Indexed by descriptor number: looked up twice per operation.
     owned: FdMap<Option<Owned>>,
+    /// Installations so far.
+    installs: u64,
 }
 
 impl Files {
@@ -75,6 +80,13 @@ impl Files {
             .as_ref()
             .and_then(|s| s.get(index as usize).copied().flatten())
             .ok_or(Errno::EBADF)
+    }
+
+    /// The stamp of the installation that filled slot `index`: the same
+    /// as long as that file stays there; `None` for an empty slot.
+    pub(crate) fn stamp(&self, index: u32) -> Option<u64> {
+        let fd = self.lookup(index).ok()?;
+        self.owned.get(fd)?.as_ref().map(|o| o.stamp)
     }
 
     /// An operation is done with `fd`. Returns the descriptor if that was
@@ -128,11 +140,13 @@ impl Files {
             self.alloc_hint = index + 1;
         }
         // A number the table owns is open, so `raw` is not one of them.
+        self.installs += 1;
         if let Some(slot) = self.owned.entry(raw) {
             *slot = Some(Owned {
                 fd,
                 in_table: true,
                 holds: 0,
+                stamp: self.installs,
             });
         }
         Ok((res, old.and_then(|old| self.leave_table(old))))
@@ -238,7 +252,7 @@ fn free_slot(slots: &[Option<RawFd>], hint: usize) -> Option<usize> {
 }
 
 /// A close-on-exec duplicate of `fd`; `-EBADF` if it is not open.
-pub(super) fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
+pub(crate) fn dup(fd: RawFd) -> Result<OwnedFd, Errno> {
     if fd < 0 {
         return Err(Errno::EBADF);
     }

@@ -45,6 +45,7 @@ use std::time::{Duration, Instant};
 use crate::ring::Shared;
 use crate::sys::{Change, Event, Flags};
 
+pub(crate) use files::dup;
 pub(crate) use msg::{Inbox, Message};
 
 /// The token of the ring's waker's events, which wake a parked driver.
@@ -272,6 +273,13 @@ impl Driver {
                 break;
             };
             any = true;
+            // A message sent before this entry was pushed is taken before
+            // it (the inbox's flag is set before the push, and the pop
+            // sees the push): a proactor type's slot is given back before
+            // the `Close` of its descriptor that follows runs.
+            if self.shared.inbox.has_pending() {
+                self.take_messages();
+            }
             self.intake(sqe);
         }
         any
@@ -356,6 +364,21 @@ impl Driver {
             self.cancel_waiting(waiter);
         }
         self.retired.push(fd);
+    }
+
+    /// A ring-owned descriptor is done with and closes now, on this
+    /// thread: what waits on it ends, and its registrations are deleted
+    /// in a call of their own first.
+    fn close_now(&mut self, fd: OwnedFd) {
+        let raw = fd.as_raw_fd();
+        for waiter in self.fds.take_all(raw) {
+            self.cancel_waiting(waiter);
+        }
+        for waiter in self.event_regs.on_fd(raw) {
+            self.cancel_waiting(waiter);
+        }
+        self.delete_registrations_now(raw);
+        drop(fd);
     }
 
     /// Ends everything in flight with `-ECANCELED` (the ring is going

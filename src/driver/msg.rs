@@ -12,6 +12,7 @@ use crate::driver::Driver;
 use crate::driver::table::OpKey;
 use crate::ops::msg::Message as Sent;
 use crate::ops::{FileSlot, MsgRing, RingOp};
+use crate::proactor::registered::Registered;
 use crate::proactor::slot::Slot;
 use crate::ring::Shared;
 use crate::sys::errno::Errno;
@@ -43,6 +44,15 @@ pub(crate) enum Message {
     /// A descriptor a proactor type owned, dropped: closed once what
     /// waits on it has ended and its registrations are deleted.
     Close(OwnedFd),
+    /// A proactor type's descriptor for the file table: a duplicate, put
+    /// into a free slot whose index the driver writes into `to` (or
+    /// closed, and `to` marked plain, when the table is full).
+    Register { fd: OwnedFd, to: Arc<Registered> },
+    /// A proactor type is done with its slot: emptied, if it still holds
+    /// the type's duplicate, and the duplicate closed once no operation
+    /// holds it — with the turn's other closes, or at once when `now` (a
+    /// `close` the type's owner waits for comes next).
+    Unregister { reg: Arc<Registered>, now: bool },
 }
 
 /// A ring's inbox.
@@ -76,6 +86,7 @@ impl Inbox {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::SeqCst)
     }
@@ -221,6 +232,43 @@ impl Driver {
                 }
             }
             Message::Close(fd) => self.retire(fd),
+            Message::Register { fd, to } => {
+                // A ring going away takes no file, and a full table none
+                // either: `fd` is closed here (by `install` when full).
+                if closing {
+                    to.set_plain();
+                } else {
+                    match self.files.install(FileSlot::Alloc, fd) {
+                        // `Alloc` takes a free slot: nothing is replaced.
+                        Ok((index, replaced)) => {
+                            if let Some(old) = replaced {
+                                self.retire(old);
+                            }
+                            let index = index as u32;
+                            // The slot was just filled: it has a stamp.
+                            match self.files.stamp(index) {
+                                Some(stamp) => to.set_slot(index, stamp),
+                                None => to.set_plain(),
+                            }
+                        }
+                        Err(_) => to.set_plain(),
+                    }
+                }
+            }
+            Message::Unregister { reg, now } => {
+                // A slot a raw user emptied or refilled under the type is
+                // no longer its to empty.
+                if let Some((index, stamp)) = reg.held()
+                    && self.files.stamp(index) == Some(stamp)
+                    && let Ok(Some(last)) = self.files.remove(index)
+                {
+                    if now {
+                        self.close_now(last);
+                    } else {
+                        self.retire(last);
+                    }
+                }
+            }
             Message::Cancel(slot) => {
                 // Not found: it ended already, or it is still in the SQ,
                 // where its start finds the slot abandoned.

@@ -29,7 +29,8 @@ impl Driver {
         } = sqe;
         // A registered file's descriptor is known once the operation
         // starts; until then its number is a slot (the span shows that).
-        let fixed = flags.contains(SqeFlags::FIXED_FILE) && !op.is_close() && op.fd().is_some();
+        let closes = op.is_close();
+        let fixed = flags.contains(SqeFlags::FIXED_FILE) && !closes && op.fd().is_some();
         let span = tracing::trace_span!(
             "op",
             op = op.name(),
@@ -43,8 +44,9 @@ impl Driver {
         let mut entry = Entry::new(user_data, flags, op, span);
         entry.fd = fd;
         // A future dropped (or cancelled) before its operation was taken:
-        // it ends cancelled without running.
-        let abandoned = notify.as_ref().is_some_and(|n| n.is_cancelled());
+        // it ends cancelled without running — but a `Close`, whose
+        // descriptor the future owned and nothing else would close, runs.
+        let abandoned = !closes && notify.as_ref().is_some_and(|n| n.is_cancelled());
         entry.notify = notify;
         let key = self.table.insert(entry);
         if abandoned {

@@ -90,13 +90,13 @@ impl File {
     /// Flushes the file's data and metadata to its device (an `Fsync`).
     pub fn sync_all(&self) -> OpFuture<'_, Unit> {
         self.owned
-            .op(ops::Fsync::new(self.owned.raw()).build(), Unit)
+            .op(ops::Fsync::new(self.owned.target()).build(), Unit)
     }
 
     /// Flushes the file's data, and the metadata needed to read it (an
     /// `Fsync` with `datasync`).
     pub fn sync_data(&self) -> OpFuture<'_, Unit> {
-        let sqe = ops::Fsync::new(self.owned.raw()).datasync(true).build();
+        let sqe = ops::Fsync::new(self.owned.target()).datasync(true).build();
         self.owned.op(sqe, Unit)
     }
 
@@ -128,6 +128,13 @@ impl File {
     /// The proactor it works through.
     pub fn proactor(&self) -> &Proactor {
         self.owned.proactor()
+    }
+
+    /// Its slot in the ring's file table, which its operations name
+    /// (`FIXED_FILE`), holding a duplicate of its descriptor; `None` as
+    /// for [`TcpStream::fixed_file`](crate::proactor::TcpStream::fixed_file).
+    pub fn fixed_file(&self) -> Option<crate::ops::Fixed> {
+        self.owned.fixed()
     }
 
     /// Reads into `buf` at `offset` (`pread`): the count (0 at the end of
@@ -162,14 +169,30 @@ impl File {
         self.owned.write(buf)
     }
 
-    /// Closes the file through the ring (a `Close`) and reports its error.
+    /// Closes the file through the ring (a `Close`) and reports its error;
+    /// on this thread once the ring is gone.
     pub async fn close(self) -> io::Result<()> {
         let io = self.owned.proactor().clone();
-        let fd = self.owned.into_fd();
+        let fd = self.owned.into_fd_to_close();
         // The Close op owns the number from here: `into_raw_fd` gives it up
         // without closing.
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        io.run(ops::Close::new(raw).build(), Unit).await
+        match io.run(ops::Close::new(raw).build(), Unit).await {
+            // The Close never ran: refused by a ring that is gone, or
+            // still in the SQ when the ring went away (which ends it
+            // cancelled). close(2) never fails so itself, and the number
+            // is still this file's.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ESHUTDOWN | libc::ECANCELED)) => {
+                // SAFETY: `raw` is the descriptor given up above, which
+                // nothing has closed.
+                if unsafe { libc::close(raw) } == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+            res => res,
+        }
     }
 }
 

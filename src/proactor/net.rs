@@ -75,7 +75,7 @@ pub type Incoming<'a, T> = ShotStream<'a, Accepted<T>>;
 
 /// The accept entry every listener submits: the peer's address, and
 /// connections that are close-on-exec and non-blocking.
-fn accept_sqe(fd: RawFd, multishot: bool) -> crate::Sqe {
+fn accept_sqe(fd: crate::ops::Fd, multishot: bool) -> crate::Sqe {
     ops::Accept::new(fd)
         .peer_addr(true)
         .nonblocking(true)
@@ -87,14 +87,14 @@ impl Owned {
     /// One accept on this listening socket.
     pub(crate) fn accept<T: Accepts>(&self) -> OpFuture<'_, Accepted<T>> {
         self.op(
-            accept_sqe(self.raw(), false),
+            accept_sqe(self.target(), false),
             Accepted::new(self.proactor()),
         )
     }
 
     /// A multishot accept on this listening socket.
     pub(crate) fn incoming<T: Accepts>(&self) -> Incoming<'_, T> {
-        let sqe = accept_sqe(self.raw(), true);
+        let sqe = accept_sqe(self.target(), true);
         ShotStream::new(self.proactor(), sqe, Accepted::new(self.proactor()))
     }
 }
@@ -147,6 +147,19 @@ macro_rules! owning {
             /// The proactor it works through.
             pub fn proactor(&self) -> &Proactor {
                 self.owned.proactor()
+            }
+
+            /// Its slot in the ring's file table, which its operations
+            /// name (`FIXED_FILE`): it holds a duplicate of the socket's
+            /// descriptor. `None` when the ring has no table or the table
+            /// was full, and until a polling-thread ring's driver has
+            /// answered; its operations use the descriptor then. The
+            /// slot stays named when a raw user empties or refills it, or
+            /// the ring goes away: its operations then fail (`EBADF`,
+            /// `ESHUTDOWN`) or reach the raw user's file, as io_uring's
+            /// would.
+            pub fn fixed_file(&self) -> Option<crate::ops::Fixed> {
+                self.owned.fixed()
             }
         }
 
@@ -349,7 +362,7 @@ impl UdpSocket {
     /// Sends a datagram to `addr` (a `SendMsg`): the count, and the
     /// buffer.
     pub fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> OpFuture<'_, SentTo<B>> {
-        let sqe = ops::SendMsg::new(self.owned.raw(), vec![buf])
+        let sqe = ops::SendMsg::new(self.owned.target(), vec![buf])
             .to(addr)
             .build();
         self.owned.op(sqe, SentTo(std::marker::PhantomData))
@@ -358,7 +371,7 @@ impl UdpSocket {
     /// Receives a datagram (a `RecvMsg`): the count and the sender, and
     /// the buffer.
     pub fn recv_from<B: IoBufMut>(&self, buf: B) -> OpFuture<'_, RecvFrom<B>> {
-        let sqe = ops::RecvMsg::new(self.owned.raw(), vec![buf]).build();
+        let sqe = ops::RecvMsg::new(self.owned.target(), vec![buf]).build();
         self.owned.op(sqe, RecvFrom(std::marker::PhantomData))
     }
 }

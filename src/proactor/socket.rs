@@ -5,40 +5,48 @@
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use crate::buf::{IoBuf, IoBufMut};
 use crate::ops;
 use crate::ops::io::CURRENT_POSITION;
+use crate::ops::{Fd, Fixed};
 use crate::proactor::Proactor;
 use crate::proactor::op::{BufResult, Decode, OpFuture, Unit};
+use crate::proactor::registered::Registered;
 use crate::sq::Sqe;
 
-/// A descriptor owned for a proactor type.
+/// A descriptor owned for a proactor type, and its slot in the ring's
+/// file table when it has one.
 pub(crate) struct Owned {
     fd: Option<OwnedFd>,
     io: Proactor,
     /// A socket: its writes are `send`s, which raise no `SIGPIPE` when the
     /// peer is gone (`EPIPE` comes back instead).
     socket: bool,
+    /// Its request for a slot: `None` when the ring has no table.
+    reg: Option<Arc<Registered>>,
 }
 
 impl Owned {
-    /// A file's descriptor.
-    pub(crate) fn new(io: &Proactor, fd: OwnedFd) -> Owned {
+    fn with(io: &Proactor, fd: OwnedFd, socket: bool) -> Owned {
+        let reg = io.register(&fd);
         Owned {
             fd: Some(fd),
             io: io.clone(),
-            socket: false,
+            socket,
+            reg,
         }
+    }
+
+    /// A file's descriptor.
+    pub(crate) fn new(io: &Proactor, fd: OwnedFd) -> Owned {
+        Owned::with(io, fd, false)
     }
 
     /// A non-blocking socket's descriptor.
     pub(crate) fn socket(io: &Proactor, fd: OwnedFd) -> Owned {
-        Owned {
-            fd: Some(fd),
-            io: io.clone(),
-            socket: true,
-        }
+        Owned::with(io, fd, true)
     }
 
     /// A socket, made non-blocking first, so the driver's attempts never
@@ -53,12 +61,41 @@ impl Owned {
         self.fd.as_ref().map_or(-1, AsRawFd::as_raw_fd)
     }
 
+    /// Its slot in the ring's file table, once the driver has put it
+    /// there.
+    pub(crate) fn fixed(&self) -> Option<Fixed> {
+        self.reg.as_ref().and_then(|r| r.slot()).map(Fixed)
+    }
+
+    /// What its operations name: its slot if it has one, else its
+    /// descriptor.
+    pub(crate) fn target(&self) -> Fd {
+        match self.fixed() {
+            Some(f) => f.into(),
+            None => Fd::Raw(self.raw()),
+        }
+    }
+
     pub(crate) fn proactor(&self) -> &Proactor {
         &self.io
     }
 
-    /// The descriptor, which the caller now owns.
-    pub(crate) fn into_fd(mut self) -> OwnedFd {
+    /// The descriptor, which the caller now owns; the slot is given back.
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.give_up(false)
+    }
+
+    /// The descriptor, for a `Close` pushed next: the slot's duplicate
+    /// is closed before that `Close` runs, so the file is closed once it
+    /// completes.
+    pub(crate) fn into_fd_to_close(self) -> OwnedFd {
+        self.give_up(true)
+    }
+
+    fn give_up(mut self, close: bool) -> OwnedFd {
+        if let Some(reg) = self.reg.take() {
+            self.io.unregister(reg, close);
+        }
         match self.fd.take() {
             Some(fd) => fd,
             None => unreachable!("an Owned holds its descriptor until dropped"),
@@ -81,6 +118,12 @@ impl Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
+        // The slot, then the descriptor: the driver takes both in the
+        // same turn, and closes both after the `kevent` call that deletes
+        // their registrations.
+        if let Some(reg) = self.reg.take() {
+            self.io.unregister(reg, false);
+        }
         if let Some(fd) = self.fd.take() {
             self.io.close(fd);
         }
@@ -89,7 +132,10 @@ impl Drop for Owned {
 
 impl std::fmt::Debug for Owned {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Owned").field("fd", &self.raw()).finish()
+        f.debug_struct("Owned")
+            .field("fd", &self.raw())
+            .field("fixed", &self.fixed())
+            .finish()
     }
 }
 
@@ -227,7 +273,7 @@ impl Owned {
     }
 
     pub(crate) fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
-        let sqe = ops::Read::new(self.raw(), buf).offset(offset).build();
+        let sqe = ops::Read::new(self.target(), buf).offset(offset).build();
         self.op(sqe, BufResult::default())
     }
 
@@ -239,7 +285,7 @@ impl Owned {
     }
 
     pub(crate) fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> OpFuture<'_, BufResult<B>> {
-        let sqe = ops::Write::new(self.raw(), buf).offset(offset).build();
+        let sqe = ops::Write::new(self.target(), buf).offset(offset).build();
         self.op(sqe, BufResult::default())
     }
 
@@ -294,30 +340,30 @@ impl Owned {
     }
 
     pub(crate) fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
-        let sqe = ops::Readv::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        let sqe = ops::Readv::new(self.target(), bufs).offset(CURRENT_POSITION);
         self.op(sqe.build(), BufResult::default())
     }
 
     pub(crate) fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> OpFuture<'_, BufResult<Vec<B>>> {
-        let sqe = ops::Writev::new(self.raw(), bufs).offset(CURRENT_POSITION);
+        let sqe = ops::Writev::new(self.target(), bufs).offset(CURRENT_POSITION);
         self.op(sqe.build(), BufResult::default())
     }
 
     pub(crate) fn recv<B: IoBufMut>(&self, buf: B, flags: i32) -> OpFuture<'_, BufResult<B>> {
-        let sqe = ops::Recv::new(self.raw(), buf).flags(flags).build();
+        let sqe = ops::Recv::new(self.target(), buf).flags(flags).build();
         self.op(sqe, BufResult::default())
     }
 
     pub(crate) fn send<B: IoBuf>(&self, buf: B, flags: i32) -> OpFuture<'_, BufResult<B>> {
-        let sqe = ops::Send::new(self.raw(), buf).flags(flags).build();
+        let sqe = ops::Send::new(self.target(), buf).flags(flags).build();
         self.op(sqe, BufResult::default())
     }
 
     pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> OpFuture<'_, Unit> {
-        self.op(ops::Shutdown::new(self.raw(), how).build(), Unit)
+        self.op(ops::Shutdown::new(self.target(), how).build(), Unit)
     }
 
     pub(crate) fn connect(&self, addr: crate::SockAddr) -> OpFuture<'_, Unit> {
-        self.op(ops::Connect::new(self.raw(), addr).build(), Unit)
+        self.op(ops::Connect::new(self.target(), addr).build(), Unit)
     }
 }

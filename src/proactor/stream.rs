@@ -171,7 +171,7 @@ pub type RecvStream<'a> = ShotStream<'a, Received>;
 
 impl crate::proactor::socket::Owned {
     pub(crate) fn recv_multishot(&self, group: u16) -> RecvStream<'_> {
-        let sqe = crate::ops::Recv::select(self.raw(), group)
+        let sqe = crate::ops::Recv::select(self.target(), group)
             .multishot(true)
             .build();
         ShotStream::new(self.proactor(), sqe, Received)

@@ -2,7 +2,8 @@
 //! the same ring as the `kqring-*` columns, with the layer's futures,
 //! owned-buffer results and per-future slots on top. Beside the raw ring
 //! it shows what the layer costs; beside tokio, the async/await servers
-//! one would write with either.
+//! one would write with either. The TCP echo's streams take registered
+//! files as the raw ring's do (none with `--plain-fds`).
 
 use std::time::Instant;
 
@@ -31,7 +32,16 @@ impl KqringAsync {
     }
 
     fn ring(&self, sq_entries: usize) -> std::io::Result<Ring> {
-        let mut b = Ring::builder().mode(self.mode).sq_entries(sq_entries);
+        self.ring_with_files(sq_entries, 0)
+    }
+
+    /// A ring with a file table of `files` slots, where the types take
+    /// one each.
+    fn ring_with_files(&self, sq_entries: usize, files: u32) -> std::io::Result<Ring> {
+        let mut b = Ring::builder()
+            .mode(self.mode)
+            .sq_entries(sq_entries)
+            .files(files);
         if let Some(idle) = self.tuning.sq_idle {
             b = b.sq_idle(idle);
         }
@@ -117,7 +127,14 @@ impl System for KqringAsync {
     fn tcp_echo(&mut self, p: &Params, conns: usize) -> Outcome {
         Some((|| {
             let pairs = tcp_pairs(conns)?;
-            let ring = self.ring(4 * conns + 16)?;
+            // Registered files (unless --plain-fds), as the raw ring's
+            // columns use: the streams take a slot each.
+            let files = if p.registered_files {
+                2 * conns as u32
+            } else {
+                0
+            };
+            let ring = self.ring_with_files(4 * conns + 16, files)?;
             let io = ring.proactor();
             let window = Window::new(p.duration);
             io.block_on(echo(&io, pairs, p, window))
