@@ -64,6 +64,21 @@ fn ring(entries: usize) -> Result<Ring> {
     Ok(Ring::builder().inline().sq_entries(entries).build()?)
 }
 
+/// An inline ring for `conns` echoing connections; `fixed`: with a file
+/// table holding both ends of each.
+fn echo_ring(conns: usize, fixed: bool) -> Result<Ring> {
+    let entries = (4 * conns).max(16);
+    if fixed {
+        Ok(Ring::builder()
+            .inline()
+            .sq_entries(entries)
+            .files(2 * conns as u32)
+            .build()?)
+    } else {
+        ring(entries)
+    }
+}
+
 fn push(sq: &SubmissionQueue, sqe: Sqe) -> Result<()> {
     sq.push(sqe)
         .map_err(|sqe| format!("submission queue full at {sqe:?}").into())
@@ -134,16 +149,7 @@ fn echo_raw(n: u64, fixed: bool, conns: usize) -> Result<()> {
         p.client.set_nonblocking(true)?;
         p.server.set_nonblocking(true)?;
     }
-    let entries = (4 * conns).max(16);
-    let ring = if fixed {
-        Ring::builder()
-            .inline()
-            .sq_entries(entries)
-            .files(2 * conns as u32)
-            .build()?
-    } else {
-        ring(entries)?
-    };
+    let ring = echo_ring(conns, fixed)?;
     let (sq, cq) = (ring.submission(), ring.completion());
     let mut state: Vec<Conn> = pairs
         .iter()
@@ -293,16 +299,7 @@ async fn echo_pair(client: TcpStream, server: TcpStream, n: u64) -> Result<()> {
 /// `FuturesUnordered`, as the benchmark's.
 fn echo_async(n: u64, fixed: bool, conns: usize) -> Result<()> {
     let pairs = tcp_pairs(conns)?;
-    let entries = (4 * conns).max(16);
-    let ring = if fixed {
-        Ring::builder()
-            .inline()
-            .sq_entries(entries)
-            .files(2 * conns as u32)
-            .build()?
-    } else {
-        ring(entries)?
-    };
+    let ring = echo_ring(conns, fixed)?;
     let io = ring.proactor();
     let mut echoes = Vec::with_capacity(conns);
     for pair in pairs {
