@@ -20,6 +20,11 @@ struct Readiness {
     /// `SO_ERROR` clears it, so the compat carries it in the event); 0
     /// when none.
     error: i32,
+    /// Read side: the bytes readable when the event was collected, where
+    /// the backend counts them (a kernel kqueue does, for free). A read
+    /// that takes as many has emptied the descriptor of all it held then,
+    /// and what comes after brings a new event, as after a short read.
+    readable: Option<u64>,
 }
 
 /// The direction a kevent filter reports readiness for.
@@ -100,7 +105,7 @@ impl Driver {
     /// the attempt used it: nothing was ready, or the call failed (or, for
     /// a receive, saw the end of the stream, as io_uring recycles the
     /// buffer then).
-    fn try_io(&mut self, key: OpKey, op: &mut dyn IoOp) -> Attempt {
+    fn try_io(&mut self, key: OpKey, op: &mut dyn IoOp, readable: Option<u64>) -> Attempt {
         let Some(entry) = self.table.get_mut(key) else {
             return Attempt::Done(-libc::ECANCELED);
         };
@@ -113,9 +118,9 @@ impl Driver {
         if op.transfer().dir() == Dir::Read
             && let Some(fd) = op.file().map(Fd::number)
         {
-            let short = matches!((attempt, asked), (Attempt::Done(n), Some(asked))
-                if n > 0 && (n as usize) < asked);
-            let drained = short && self.fds.is_byte_stream(fd, sys::io::is_byte_stream);
+            let emptied = matches!((attempt, asked), (Attempt::Done(n), Some(asked))
+                if n > 0 && ((n as usize) < asked || readable.is_some_and(|r| n as u64 >= r)));
+            let drained = emptied && self.fds.is_byte_stream(fd, sys::io::is_byte_stream);
             self.fds
                 .set_drained_by(fd, Dir::Read, drained, is_receive(op.name()));
         }
@@ -156,7 +161,7 @@ impl Driver {
             return None;
         };
         loop {
-            let res = match self.try_io(key, op.as_mut()) {
+            let res = match self.try_io(key, op.as_mut(), ready.and_then(|r| r.readable)) {
                 // A connect in progress whose socket failed: the error came
                 // with the event (the compat has read, and so cleared,
                 // SO_ERROR).
@@ -235,6 +240,8 @@ impl Driver {
         // event carried, as it would on BSD.
         let ready = Readiness {
             error: if ev.is_eof() { ev.fflags() as i32 } else { 0 },
+            readable: (dir == Dir::Read && self.counts_readable && ev.data() > 0)
+                .then(|| ev.data() as u64),
         };
         // New readiness: whatever the last read found is old news.
         self.fds.set_drained(fd, dir, false);
@@ -354,7 +361,6 @@ impl Driver {
         }
     }
 
-    /// Ends operation `key` with `-ECANCELED`, off whatever it waits on.
     /// Tries a read that waits only on the mark that its descriptor was
     /// empty (untried, and no event since), before a cancel or a linked
     /// timeout ends it: io_uring tried it at issue and took what was
@@ -366,11 +372,15 @@ impl Driver {
         if self.fds.first_io(fd, Dir::Read) != Some(key) || !self.fds.is_drained(fd, Dir::Read) {
             return false;
         }
-        let ready = Readiness { error: 0 };
+        let ready = Readiness {
+            error: 0,
+            readable: None,
+        };
         self.attempt_until_wait(key, fd, Some(ready)).is_none()
             && self.table.get(key).is_none_or(|e| e.is_running())
     }
 
+    /// Ends operation `key` with `-ECANCELED`, off whatever it waits on.
     pub(super) fn cancel_waiting(&mut self, key: OpKey) {
         self.remove_from_fds(key);
         self.complete(key, -libc::ECANCELED);

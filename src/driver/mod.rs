@@ -71,7 +71,16 @@ pub(crate) struct Driver {
     retired: Vec<OwnedFd>,
     changes: Vec<Change>,
     events: Vec<Event>,
+    /// Turns since one read the clock with no timer armed.
+    turns_unclocked: u32,
+    /// The kqueue's read events carry the bytes readable.
+    counts_readable: bool,
 }
+
+/// With no timer armed, the idle sweep reads the clock once per this many
+/// turns, and at the turn after a wait that may have blocked: a busy ring
+/// turns many times per millisecond, and the sweep comes once a second.
+const SWEEP_TURNS: u32 = 64;
 
 impl Driver {
     pub(crate) fn new(shared: &Arc<Shared>, workers: usize, files: u32) -> stdio::Result<Driver> {
@@ -89,6 +98,8 @@ impl Driver {
             retired: Vec::new(),
             changes: Vec::with_capacity(64),
             events: Vec::with_capacity(256),
+            turns_unclocked: 0,
+            counts_readable: shared.kq.counts_readable(),
         })
     }
 
@@ -148,11 +159,17 @@ impl Driver {
         if !overflowing {
             work |= self.take_submissions();
         }
-        let now = Instant::now();
-        work |= self.fire_timers(now);
+        // The clock only when a timer or the idle sweep needs it: on a VM
+        // a read of it costs as much as a small operation.
+        let now = self.clock_for_turn();
+        if let Some(now) = now {
+            work |= self.fire_timers(now);
+        }
         let files = &self.files;
         self.fds.reconcile(&mut self.changes, |fd| files.owns(fd));
-        self.fds.sweep(now, &mut self.changes);
+        if let Some(now) = now {
+            self.fds.sweep(now, &mut self.changes);
+        }
 
         let returns = match want {
             None => work || self.completions.has_pending(),
@@ -179,7 +196,10 @@ impl Driver {
             self.shared.stats.parks.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(deadline) = self.timers.next_deadline() {
-            let until = deadline.saturating_duration_since(now);
+            // A timer is armed, so the clock was read.
+            let until = now.map_or(Duration::ZERO, |now| {
+                deadline.saturating_duration_since(now)
+            });
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
         // Descriptors retired before the reconcile have their deletions
@@ -203,6 +223,10 @@ impl Driver {
             .changes
             .fetch_add(self.changes.len() as u64, Ordering::Relaxed);
         self.events.clear();
+        if wait != Some(Duration::ZERO) {
+            // It may block for long: the next turn looks at the clock.
+            self.turns_unclocked = SWEEP_TURNS;
+        }
         match self.shared.kq.kevent(&self.changes, &mut self.events, wait) {
             Ok(_) => {}
             // Interrupted (the backends retry EINTR themselves; this is
@@ -244,7 +268,9 @@ impl Driver {
         }
         self.events = events;
         work |= self.take_pool_results();
-        work |= self.fire_timers(Instant::now());
+        if !self.timers.is_empty() {
+            work |= self.fire_timers(Instant::now());
+        }
         if !self.completions.has_pending() {
             work |= self.release_deferred();
         }
@@ -257,6 +283,18 @@ impl Driver {
 
     /// What every turn ends with: pool work goes out, deserted
     /// registrations go, completions go to the CQ.
+    /// The time for this turn's timers and idle sweep: read when a timer
+    /// is armed, else once per [`SWEEP_TURNS`] (a sweep a few turns late
+    /// keeps an idle registration that much longer, nothing more).
+    fn clock_for_turn(&mut self) -> Option<Instant> {
+        self.turns_unclocked = self.turns_unclocked.saturating_add(1);
+        if self.timers.is_empty() && self.turns_unclocked < SWEEP_TURNS {
+            return None;
+        }
+        self.turns_unclocked = 0;
+        Some(Instant::now())
+    }
+
     fn end_turn(&mut self) {
         self.send_offloaded();
         self.delete_deserted();

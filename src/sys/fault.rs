@@ -175,6 +175,11 @@ impl Kqueue {
         }
     }
 
+    /// The backend's [`counts_readable`](backend::Kqueue::counts_readable).
+    pub fn counts_readable(&self) -> bool {
+        self.inner.counts_readable()
+    }
+
     /// What is planned for this kqueue.
     pub fn faults(&self) -> &Faults {
         &self.faults

@@ -55,6 +55,13 @@ impl Kqueue {
         Kqueue::new()
     }
 
+    /// Whether an `EVFILT_READ` event's `data` is the bytes readable when
+    /// it was collected: the kernel's count, always.
+    #[cfg_attr(kq_libkqueue, allow(dead_code))]
+    pub fn counts_readable(&self) -> bool {
+        true
+    }
+
     #[doc = include_str!("kevent.md")]
     ///
     /// Here it is one `kevent()` call (another only after EINTR); the

@@ -66,6 +66,13 @@ impl Kqueue {
         Kqueue::new()
     }
 
+    /// Whether an `EVFILT_READ` event's `data` is the bytes readable when
+    /// it was collected: not relied on over libkqueue, whose counts were
+    /// not checked against every kind of file.
+    pub fn counts_readable(&self) -> bool {
+        false
+    }
+
     #[doc = include_str!("kevent.md")]
     ///
     /// Over libkqueue the changes go in a first call, with `EV_RECEIPT` on

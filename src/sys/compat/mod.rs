@@ -126,6 +126,8 @@ struct Registry {
 pub struct Kqueue {
     registry: Mutex<Registry>,
     epoll: OwnedFd,
+    /// Read and write events carry counts (`Kqueue::new`).
+    counted: bool,
 }
 
 impl fmt::Debug for Kqueue {
@@ -176,7 +178,14 @@ impl Kqueue {
         Ok(Kqueue {
             registry: Mutex::new(registry),
             epoll,
+            counted,
         })
+    }
+
+    /// Whether an `EVFILT_READ` event's `data` is the bytes readable when
+    /// it was collected (not so for [`Kqueue::uncounted`]).
+    pub fn counts_readable(&self) -> bool {
+        self.counted
     }
 
     #[doc = include_str!("../kevent.md")]
