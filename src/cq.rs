@@ -272,10 +272,6 @@ impl fmt::Debug for Cqe {
 /// arrives within this window costs no futex wake on either side.
 const SPIN: Duration = Duration::from_micros(20);
 
-/// Spins between two looks at the clock while a consumer spins (a spin
-/// is a pause instruction, tens of nanoseconds).
-const SPIN_CHECK: u32 = 16;
-
 /// The ring's completion storage, shared by the driver and consumers.
 pub(crate) struct CqInner {
     queue: Mutex<VecDeque<Cqe>>,
@@ -404,19 +400,13 @@ impl CqInner {
     /// returns whether they are, or ESHUTDOWN once the queue is closed
     /// with fewer.
     pub(crate) fn wait_len(&self, n: usize, deadline: Option<Instant>) -> io::Result<bool> {
+        // No clock for a wait that is over already.
         if self.len() >= n {
             return Ok(true);
         }
-        // The clock is read once per `SPIN_CHECK` spins: on a VM it can
-        // cost more than the spin it times.
         let spin_until = Instant::now() + SPIN;
-        let mut spins = 0u32;
         while self.len() < n {
-            if self.closed.load(Ordering::Relaxed) {
-                return self.park_until_len(n, deadline);
-            }
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(SPIN_CHECK) && Instant::now() >= spin_until {
+            if Instant::now() >= spin_until || self.closed.load(Ordering::Relaxed) {
                 return self.park_until_len(n, deadline);
             }
             std::hint::spin_loop();

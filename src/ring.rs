@@ -352,31 +352,22 @@ fn poll_loop(shared: Arc<Shared>, mut driver: Driver, idle: Duration) {
 }
 
 /// Turns while there is work, spins for `idle` after the last of it, then
-/// parks in `kevent` until woken. The clock is read once per
-/// [`SPIN_CHECK`] turns that found nothing, not at every turn: on a VM a
-/// read of it costs as much as a small operation.
+/// parks in `kevent` until woken. Each turn reads the clock, whether it
+/// did work or not: that spaces the turns, so that a producer's burst is
+/// taken in fewer, fuller turns (without the reads of a busy turn,
+/// batched NOPs fell by a third).
 fn serve(shared: &Shared, driver: &mut Driver, idle: Duration) {
     let mut last_work = Instant::now();
     let mut spinning = true;
-    // Work done since the clock was last read, and the turns since then.
-    let (mut worked, mut unclocked) = (false, 0u32);
     while !shared.shutdown.load(Ordering::Acquire) {
         let result = if spinning {
             match driver.turn(Some(Duration::ZERO)) {
                 Ok(true) => {
-                    worked = true;
+                    last_work = Instant::now();
                     continue;
                 }
                 Ok(false) => {
-                    unclocked += 1;
-                    if unclocked >= SPIN_CHECK {
-                        unclocked = 0;
-                        let now = Instant::now();
-                        if std::mem::take(&mut worked) {
-                            last_work = now;
-                        }
-                        spinning = now.duration_since(last_work) < idle;
-                    }
+                    spinning = last_work.elapsed() < idle;
                     std::hint::spin_loop();
                     continue;
                 }
@@ -401,10 +392,6 @@ fn serve(shared: &Shared, driver: &mut Driver, idle: Duration) {
         }
     }
 }
-
-/// Turns of the polling thread that found nothing between two looks at
-/// the clock while it spins.
-const SPIN_CHECK: u32 = 16;
 
 /// Refuses submissions from now on.
 fn close_sq(shared: &Shared) {
