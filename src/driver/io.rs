@@ -62,15 +62,10 @@ impl Driver {
         // they complete in submission order. A read whose buffer group is
         // empty is tried, though: it fails with -ENOBUFS at once, as in
         // io_uring, whether data is there or not.
-        let runs_dry = match self.table.get_mut(key).and_then(|e| e.op.as_mut()) {
-            Some(op) => self.bufs.runs_dry(op.select()),
-            None => false,
+        let (runs_dry, receive) = match self.table.get_mut(key).and_then(|e| e.op.as_mut()) {
+            Some(op) => (self.bufs.runs_dry(op.select()), is_receive(op.name())),
+            None => (false, false),
         };
-        let receive = self
-            .table
-            .get(key)
-            .and_then(|e| e.op.as_ref())
-            .is_some_and(|op| is_receive(op.name()));
         if self.fds.has_io_waiters(fd, dir) || (self.may_skip_try(fd, dir, receive) && !runs_dry) {
             self.fds.push_io(fd, dir, key);
             return;
