@@ -274,7 +274,7 @@ const SPIN: Duration = Duration::from_micros(20);
 
 /// The ring's completion storage, shared by the driver and consumers.
 pub(crate) struct CqInner {
-    queue: Mutex<VecDeque<Cqe>>,
+    queue: Mutex<Queue>,
     ready: Condvar,
     /// Entries in `queue`, readable without the lock.
     len: AtomicUsize,
@@ -290,10 +290,21 @@ pub(crate) struct CqInner {
     backlog: AtomicUsize,
 }
 
+/// The queued completions, and storage for the next swap.
+struct Queue {
+    items: VecDeque<Cqe>,
+    /// A drained batch's emptied storage: `take_all` hands it back in
+    /// exchange for the queue's, so neither side allocates per drain.
+    spare: VecDeque<Cqe>,
+}
+
 impl CqInner {
     pub(crate) fn new(capacity: usize) -> CqInner {
         CqInner {
-            queue: Mutex::new(VecDeque::with_capacity(capacity)),
+            queue: Mutex::new(Queue {
+                items: VecDeque::with_capacity(capacity),
+                spare: VecDeque::new(),
+            }),
             ready: Condvar::new(),
             len: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
@@ -303,7 +314,7 @@ impl CqInner {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Cqe>> {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
         // A consumer that panicked while holding the lock left the queue
         // intact (no operation on it panics half-way), so carry on.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
@@ -320,7 +331,7 @@ impl CqInner {
             return;
         }
         {
-            let mut q = self.lock();
+            let q = &mut self.lock().items;
             let room = self.capacity.saturating_sub(q.len());
             let n = room.min(pending.len());
             q.extend(pending.drain(..n));
@@ -336,7 +347,7 @@ impl CqInner {
     /// completions, when no later turn would drain an overflow list.
     pub(crate) fn post_all(&self, pending: &mut VecDeque<Cqe>) {
         {
-            let mut q = self.lock();
+            let q = &mut self.lock().items;
             q.extend(pending.drain(..));
             self.len.store(q.len(), Ordering::Release);
             self.backlog.store(0, Ordering::SeqCst);
@@ -368,7 +379,7 @@ impl CqInner {
         if self.len() == 0 {
             return None;
         }
-        let mut q = self.lock();
+        let q = &mut self.lock().items;
         let cqe = q.pop_front();
         self.len.store(q.len(), Ordering::Release);
         cqe
@@ -381,15 +392,29 @@ impl CqInner {
             return false;
         }
         let mut q = self.lock();
-        std::mem::swap(&mut *q, into);
+        let q = &mut *q;
+        // The queue keeps storage to post into: `into`'s, or the spare's
+        // when that is larger (a new batch has none).
+        if q.spare.capacity() > into.capacity() {
+            std::mem::swap(&mut q.spare, into);
+        }
+        std::mem::swap(&mut q.items, into);
         self.len.store(0, Ordering::Release);
         !into.is_empty()
+    }
+
+    /// Keeps an emptied batch's storage for the next `take_all`.
+    fn keep_storage(&self, batch: VecDeque<Cqe>) {
+        let mut q = self.lock();
+        if batch.capacity() > q.spare.capacity() {
+            q.spare = batch;
+        }
     }
 
     /// Puts entries taken by `take_all` and not handed out back at the
     /// front, in order: they are older than any posted since.
     fn put_back(&self, taken: &mut VecDeque<Cqe>) {
-        let mut q = self.lock();
+        let q = &mut self.lock().items;
         while let Some(cqe) = taken.pop_back() {
             q.push_front(cqe);
         }
@@ -418,7 +443,7 @@ impl CqInner {
         let mut q = self.lock();
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let ok = loop {
-            if q.len() >= n {
+            if q.items.len() >= n {
                 break Ok(true);
             }
             if self.closed.load(Ordering::SeqCst) {
@@ -555,6 +580,10 @@ impl Drop for Drain<'_> {
     fn drop(&mut self) {
         if !self.batch.is_empty() {
             self.cq.inner().put_back(&mut self.batch);
+        } else if self.batch.capacity() > 0 {
+            self.cq
+                .inner()
+                .keep_storage(std::mem::take(&mut self.batch));
         }
     }
 }
