@@ -174,6 +174,20 @@ impl Shared {
         }
     }
 
+    /// Takes back a park announced for a wait that spins first: whether
+    /// it was still announced (a wake may have taken it meanwhile).
+    pub(crate) fn withdraw_park(&self) -> bool {
+        self.parked.swap(false, Ordering::SeqCst)
+    }
+
+    /// Announces the park again: from here a wake calls the waker.
+    pub(crate) fn announce_park(&self) {
+        self.parked.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: either the caller's next look
+        // sees the work, or `wake` sees the park.
+        atomic::fence(Ordering::SeqCst);
+    }
+
     fn force_wake(&self) {
         self.stats.wakeups.fetch_add(1, Ordering::Relaxed);
         // A failed wake-up can only mean the kqueue is gone, which only

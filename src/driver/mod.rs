@@ -202,6 +202,9 @@ impl Driver {
             });
             wait = Some(wait.map_or(until, |w| w.min(until)));
         }
+        if want.is_some() && wait != Some(Duration::ZERO) && self.spin_for_pool(wait) {
+            wait = Some(Duration::ZERO);
+        }
         // Descriptors retired before the reconcile have their deletions
         // in `changes`: they may close once those reach the kernel (on the
         // Linux compat, a registration outlives a closed descriptor whose

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::driver::Driver;
 use crate::driver::pool::{Claim, Job, Pool, Work};
@@ -21,7 +22,15 @@ pub(super) struct Offload {
     outbox: Vec<(Job, Option<u64>)>,
     /// The submission of the entry being taken, while it starts.
     taking: Option<u64>,
+    /// Jobs sent to the pool whose results are not taken back yet.
+    on_pool: usize,
 }
+
+/// How long a caller's wait on an inline ring spins for a worker's result
+/// before it parks in `kevent`: a result within it costs neither a
+/// wake-up call on the worker's side nor a sleep and a switch back on the
+/// driver's (a file-system call on a warm cache takes a few µs).
+const POOL_SPIN: Duration = Duration::from_micros(20);
 
 /// Whether `batch` (a submission's number) has been submitted.
 fn submitted(shared: &Shared, batch: Option<u64>) -> bool {
@@ -34,6 +43,7 @@ impl Offload {
             pool: Pool::new(workers, shared)?,
             outbox: Vec::new(),
             taking: None,
+            on_pool: 0,
         })
     }
 
@@ -61,6 +71,35 @@ impl Offload {
 }
 
 impl Driver {
+    /// For a wait that would park in `kevent`: spins up to [`POOL_SPIN`]
+    /// while jobs are on the pool, and returns whether work came meanwhile
+    /// (so the wait need not park). The park announced for the wait is
+    /// withdrawn while it spins, so that a worker's result makes no
+    /// wake-up call, and announced again before the last look.
+    pub(super) fn spin_for_pool(&self, wait: Option<Duration>) -> bool {
+        if self.offload.on_pool == 0 || wait.is_some_and(|w| w <= POOL_SPIN) {
+            return false;
+        }
+        let shared = &self.shared;
+        let parked = shared.withdraw_park();
+        let until = Instant::now() + POOL_SPIN;
+        let mut spins = 0u32;
+        let came = loop {
+            if self.offload.has_results() || !shared.sq.is_empty() || shared.inbox.has_pending() {
+                break true;
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && Instant::now() >= until {
+                break false;
+            }
+            std::hint::spin_loop();
+        };
+        if parked {
+            shared.announce_park();
+        }
+        came || self.has_ready_work()
+    }
+
     /// Sends operation `key`'s `work` to the pool (at the end of the turn).
     /// One that selects a buffer takes it now: the pool is where its data
     /// is ready.
@@ -107,6 +146,7 @@ impl Driver {
         for (job, _) in ready.drain(..) {
             match self.offload.pool.submit(job) {
                 Ok(()) => {
+                    self.offload.on_pool += 1;
                     self.shared.stats.offloaded.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(job) => {
@@ -139,6 +179,7 @@ impl Driver {
         let mut any = false;
         while let Ok(done) = self.offload.pool.done.try_recv() {
             any = true;
+            self.offload.on_pool -= 1;
             let dir = match &done.work {
                 Work::Io(op) => Some(op.transfer().dir()),
                 Work::Blocking(_) => None,
@@ -187,6 +228,7 @@ impl Driver {
             self.complete(job.key, -libc::ECANCELED);
         }
         let (unstarted, done) = self.offload.pool.shutdown();
+        self.offload.on_pool = 0;
         for job in unstarted {
             if self.back_from_pool(job.key, job.work).is_some() {
                 self.complete(job.key, -libc::ECANCELED);
