@@ -382,7 +382,13 @@ fn serve(shared: &Shared, driver: &mut Driver, idle: Duration) {
                 }
                 Ok(false) => {
                     spinning = last_work.elapsed() < idle;
-                    std::hint::spin_loop();
+                    if driver.has_pool_jobs() {
+                        // What comes next is a worker's: its CPU, where
+                        // threads outnumber CPUs, rather than a spin.
+                        std::thread::yield_now();
+                    } else {
+                        std::hint::spin_loop();
+                    }
                     continue;
                 }
                 Err(e) => Err(e),

@@ -71,6 +71,11 @@ impl Offload {
 }
 
 impl Driver {
+    /// Whether jobs are on the pool, their results not yet taken.
+    pub(crate) fn has_pool_jobs(&self) -> bool {
+        self.offload.on_pool > 0
+    }
+
     /// For a wait that would park in `kevent`: spins up to [`POOL_SPIN`]
     /// while jobs are on the pool, and returns whether work came meanwhile
     /// (so the wait need not park). The park announced for the wait is
