@@ -47,7 +47,7 @@ pub(super) trait Source: fmt::Debug + Send {
     /// after its event (`EV_ONESHOT`).
     fn detach(self: Box<Self>, shared: &mut Shared, key: Key, fired: bool);
 
-    /// Its descriptor in the main epoll, for a source the kernel signals.
+    /// Its descriptor in the sources epoll, for a source the kernel signals.
     fn watched(&mut self) -> Option<&mut Watched> {
         None
     }
@@ -143,16 +143,16 @@ pub(super) fn missing(fd: RawFd) -> Errno {
 }
 
 /// A descriptor of the compat's own (timerfd, pidfd, signalfd) that sits
-/// directly in the main epoll, edge-triggered: each expiry, exit or signal
+/// in the sources epoll, edge-triggered: each expiry, exit or signal
 /// wakes the wait once, and the descriptor itself is read to learn what
 /// happened, so a late or duplicate wake-up reads nothing and reports
 /// nothing.
 #[derive(Debug)]
 pub(super) struct Watched {
     fd: OwnedFd,
-    /// Its main-epoll token: `serial << 32 | fd`.
+    /// Its sources-epoll token: `serial << 32 | fd`.
     token: u64,
-    /// Whether it is registered in the main epoll. A disabled registration
+    /// Whether it is registered in the sources epoll. A disabled registration
     /// is taken out lazily, on its first event, so that disabling costs no
     /// syscall and a disabled periodic timer does not keep waking the wait.
     in_epoll: bool,
@@ -171,22 +171,22 @@ impl Watched {
         self.in_epoll
     }
 
-    /// Puts it in the main epoll. EPOLL_CTL_ADD checks readiness at once,
+    /// Puts it in the sources epoll. EPOLL_CTL_ADD checks readiness at once,
     /// so an expiry, exit or signal that came while the registration was
     /// disabled is reported now.
-    pub(super) fn add_to(&mut self, main: RawFd) -> Result<(), Errno> {
+    pub(super) fn add_to(&mut self, sources: RawFd) -> Result<(), Errno> {
         if !self.in_epoll {
             let events = (libc::EPOLLIN | libc::EPOLLET) as u32;
-            os::epoll_ctl(main, libc::EPOLL_CTL_ADD, self.raw(), events, self.token)?;
+            os::epoll_ctl(sources, libc::EPOLL_CTL_ADD, self.raw(), events, self.token)?;
             self.in_epoll = true;
         }
         Ok(())
     }
 
-    /// Takes it out of the main epoll (a disabled registration, so that it
-    /// stops waking the wait).
-    pub(super) fn remove_from(&mut self, main: RawFd) {
-        if os::epoll_ctl(main, libc::EPOLL_CTL_DEL, self.raw(), 0, 0).is_ok() {
+    /// Takes it out of the sources epoll (a disabled registration, so that
+    /// it stops waking the wait).
+    pub(super) fn remove_from(&mut self, sources: RawFd) {
+        if os::epoll_ctl(sources, libc::EPOLL_CTL_DEL, self.raw(), 0, 0).is_ok() {
             self.in_epoll = false;
         }
     }
@@ -195,22 +195,23 @@ impl Watched {
 /// What the registry-kept filters share across one kqueue.
 #[derive(Debug)]
 pub(super) struct Shared {
-    /// The main epoll (owned by `Kqueue`).
-    pub(super) main: RawFd,
+    /// The sources epoll (owned by `Kqueue`), where the compat's own
+    /// descriptors sit.
+    pub(super) sources: RawFd,
     /// Which registration a [`Watched`] descriptor serves.
     owners: HashMap<RawFd, Key>,
     /// The serial of the last main-epoll token handed out.
     serial: u32,
-    /// Idle timerfds, still in the main epoll, disarmed.
+    /// Idle timerfds, still in the sources epoll, disarmed.
     pub(super) spare_timers: Vec<timer::Timer>,
     /// Created with the first EVFILT_VNODE registration.
     pub(super) inotify: Option<vnode::Inotify>,
 }
 
 impl Shared {
-    pub(super) fn new(main: RawFd) -> Shared {
+    pub(super) fn new(sources: RawFd) -> Shared {
         Shared {
-            main,
+            sources,
             owners: HashMap::new(),
             serial: 0,
             spare_timers: Vec::new(),
@@ -218,8 +219,8 @@ impl Shared {
         }
     }
 
-    /// Takes `fd` in as a watched descriptor, with a fresh main-epoll token
-    /// (not in the main epoll yet).
+    /// Takes `fd` in as a watched descriptor, with a fresh sources-epoll
+    /// token (not in the sources epoll yet).
     pub(super) fn watched(&mut self, fd: OwnedFd) -> Watched {
         self.serial = self.serial.checked_add(1).unwrap_or(1);
         let token = (u64::from(self.serial) << 32) | u64::from(fd.as_raw_fd() as u32);
@@ -243,12 +244,12 @@ impl Shared {
     }
 
     /// Forgets which registration `watched` serves. Closing the descriptor
-    /// (the last reference) also takes it out of the main epoll.
+    /// (the last reference) also takes it out of the sources epoll.
     pub(super) fn disown(&mut self, watched: &Watched) {
         self.owners.remove(&watched.raw());
     }
 
-    /// The registration the main-epoll event `token` belongs to.
+    /// The registration the sources-epoll event `token` belongs to.
     pub(super) fn owner(&self, token: u64) -> Option<Key> {
         self.owners.get(&(token as u32 as RawFd)).copied()
     }

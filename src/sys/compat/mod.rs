@@ -9,7 +9,8 @@
 //!
 //! | filter | source | file |
 //! |---|---|---|
-//! | `EVFILT_READ`, `EVFILT_WRITE` | one inner epoll per direction, nested in the main one | `readiness/` |
+//! | `EVFILT_READ` | an entry in the main epoll itself | `readiness/` |
+//! | `EVFILT_WRITE` | an entry in the write epoll, nested in the main one | `readiness/` |
 //! | `EVFILT_TIMER` | one timerfd (CLOCK_MONOTONIC) per timer | `timer.rs` |
 //! | `EVFILT_USER` | state in the registry; one eventfd wakes blocked callers | `user.rs` |
 //! | `EVFILT_PROC` | one pidfd per process | `process.rs` |
@@ -25,10 +26,18 @@
 //! receipt) the call returns with those at once, as kqueue does. Otherwise
 //! the call waits in `epoll_wait` on the main epoll *without* the lock (so
 //! another thread can apply changes, and wake it), then takes the lock again
-//! to turn what became ready into kevents: the descriptors of timers,
-//! processes and signals report one event each; a ready inner epoll is
-//! drained without blocking; inotify and the wake-up eventfd only update
-//! the registry. Registrations whose state lives in the registry (triggered
+//! to turn what became ready into kevents: a read entry reports its event;
+//! a ready nested epoll (writes, the compat's own descriptors) is drained
+//! without blocking, where the descriptors of timers, processes and signals
+//! report one event each and inotify and the wake-up eventfd only update
+//! the registry.
+//!
+//! The main epoll holds the user's read entries (the path every socket
+//! read takes: one `epoll_wait` per `kevent` call) and two nested epolls:
+//! the write epoll, and the *sources* epoll, which holds every descriptor
+//! the compat opens for itself. Those never share the main epoll with the
+//! user's descriptors, so a registration can never modify one of the
+//! compat's entries, whatever number it names. Registrations whose state lives in the registry (triggered
 //! user events, vnode changes, regular files) wait in a queue of pending
 //! keys (`queue.rs`), delivered after the epoll sources; while that queue
 //! is not empty the wait does not block, which is how a level-triggered
@@ -66,19 +75,62 @@ use crate::sys::{Change, Event, Filter, Flags};
 /// A registration's key, as kqueue keys knotes: (ident, filter).
 type Key = (usize, Filter);
 
-/// Main-epoll tokens of the compat's fixed sources. The per-registration
-/// sources (timerfds, pidfds, signalfds) carry `serial << 32 | fd` with a
-/// serial of at least 1, so they never collide with these.
-const TOKEN_READ: u64 = 0;
+/// Main-epoll tokens of the nested epolls. A read entry's token carries a
+/// generation of at least 1 above the descriptor (`generation << 32 |
+/// fd`), so it never collides with these.
+const TOKEN_SOURCES: u64 = 0;
 const TOKEN_WRITE: u64 = 1;
+
+/// Sources-epoll tokens of the compat's fixed sources. The
+/// per-registration sources (timerfds, pidfds, signalfds) carry `serial <<
+/// 32 | fd` with a serial of at least 1, so they never collide with these.
 const TOKEN_WAKE: u64 = 2;
 const TOKEN_VNODE: u64 = 3;
 
-/// How many ready entries one `epoll_wait` fetches at most; the buffer
-/// lives on the stack, so a call allocates nothing.
+/// How many ready entries one `epoll_wait` of the sources epoll fetches
+/// at most; the buffer lives on the stack.
 const BATCH: usize = 64;
 
 const EMPTY: libc::epoll_event = libc::epoll_event { events: 0, u64: 0 };
+
+/// The most entries one `epoll_wait` of the main epoll returns: each
+/// read entry is an event, and a call takes as many as fit, as kqueue's.
+const MAX_READY: usize = 1024;
+
+thread_local! {
+    /// Each calling thread's main-epoll buffer, kept between its calls
+    /// (the wait is made without the registry's lock, so it can't be the
+    /// registry's).
+    static READY: std::cell::Cell<Vec<libc::epoll_event>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The calling thread's buffer for one `kevent` call; goes back on drop.
+struct Ready(Vec<libc::epoll_event>);
+
+impl Ready {
+    fn take() -> Ready {
+        Ready(READY.take())
+    }
+
+    /// The first `n` entries, grown to hold them.
+    fn room(&mut self, n: usize) -> &mut [libc::epoll_event] {
+        if self.0.len() < n {
+            self.0.resize(n, EMPTY);
+        }
+        &mut self.0[..n]
+    }
+
+    fn first(&self, n: usize) -> &[libc::epoll_event] {
+        &self.0[..n]
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        READY.set(std::mem::take(&mut self.0));
+    }
+}
 
 /// A registration of a filter the registry keeps (all but READ/WRITE).
 #[derive(Debug)]
@@ -126,6 +178,8 @@ struct Registry {
 pub struct Kqueue {
     registry: Mutex<Registry>,
     epoll: OwnedFd,
+    /// The sources epoll, nested in `epoll`: the compat's own descriptors.
+    sources: OwnedFd,
     /// Read and write events carry counts (`Kqueue::new`).
     counted: bool,
 }
@@ -139,8 +193,8 @@ impl fmt::Debug for Kqueue {
 }
 
 impl Kqueue {
-    /// Creates the emulated kqueue: the main epoll, an inner epoll per
-    /// direction and the wake-up eventfd, all close-on-exec.
+    /// Creates the emulated kqueue: the main epoll, the write and sources
+    /// epolls nested in it and the wake-up eventfd, all close-on-exec.
     pub fn new() -> io::Result<Kqueue> {
         Kqueue::create(true)
     }
@@ -158,10 +212,18 @@ impl Kqueue {
     fn create(counted: bool) -> io::Result<Kqueue> {
         let epoll = os::epoll_create()?;
         let main = epoll.as_raw_fd();
+        let sources = os::epoll_create()?;
+        os::epoll_ctl(
+            main,
+            libc::EPOLL_CTL_ADD,
+            sources.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TOKEN_SOURCES,
+        )?;
         let fds = readiness::Readiness::new(main, counted)?;
         let wake = os::eventfd()?;
         os::epoll_ctl(
-            main,
+            sources.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
             wake.as_raw_fd(),
             libc::EPOLLIN as u32,
@@ -171,13 +233,14 @@ impl Kqueue {
             wake,
             fds,
             knotes: HashMap::new(),
-            shared: Shared::new(main),
+            shared: Shared::new(sources.as_raw_fd()),
             pending: Pending::default(),
             wake_armed: false,
         };
         Ok(Kqueue {
             registry: Mutex::new(registry),
             epoll,
+            sources,
             counted,
         })
     }
@@ -204,13 +267,13 @@ impl Kqueue {
 
         let mut reg = self.lock();
         for change in changes {
-            reg.submit(change, &mut out);
+            reg.submit(change, self.sources.as_raw_fd(), &mut out);
         }
         if out.count() > 0 {
             return Ok(out.count());
         }
 
-        let mut ready = [EMPTY; BATCH];
+        let mut ready = Ready::take();
         loop {
             // Registrations already known to have an event make the wait a
             // poll: their events are delivered after it.
@@ -221,12 +284,12 @@ impl Kqueue {
             };
             drop(reg);
 
-            let room = out.room().clamp(1, BATCH);
-            let result = os::epoll_wait(self.epoll.as_raw_fd(), &mut ready[..room], timeout_ms);
+            let room = out.room().clamp(1, MAX_READY);
+            let result = os::epoll_wait(self.epoll.as_raw_fd(), ready.room(room), timeout_ms);
 
             reg = self.lock();
             match result {
-                Ok(n) => reg.process(&ready[..n], &mut out),
+                Ok(n) => reg.process(ready.first(n), self.sources.as_raw_fd(), &mut out),
                 // A signal: wait again for what is left of the timeout.
                 Err(Errno::EINTR) => {}
                 Err(errno) => return Err(errno.into()),
@@ -239,11 +302,14 @@ impl Kqueue {
     }
 
     /// Whether `fd` is one of the compat's fixed descriptors: the main
-    /// epoll, the inner ones, the wake-up eventfd. (A registration's own
+    /// epoll, the nested ones, the wake-up eventfd. (A registration's own
     /// timerfd, pidfd or signalfd is not counted.)
     pub fn owns(&self, fd: RawFd) -> bool {
         let reg = self.lock();
-        fd == self.epoll.as_raw_fd() || fd == reg.wake.as_raw_fd() || reg.fds.owns(fd)
+        fd == self.epoll.as_raw_fd()
+            || fd == self.sources.as_raw_fd()
+            || fd == reg.wake.as_raw_fd()
+            || reg.fds.owns(fd)
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {
@@ -278,9 +344,12 @@ impl Registry {
     /// Applies one change and reports its result as kqueue does: an
     /// `EV_ERROR` event carrying the change's ident, filter, fflags and
     /// token, with the errno (or 0 for `EV_RECEIPT`) in `data`.
-    fn submit(&mut self, change: &Change, out: &mut Out<'_>) {
+    fn submit(&mut self, change: &Change, sources: RawFd, out: &mut Out<'_>) {
         let filter = change.filter();
-        let result = if filter == Filter::READ || filter == Filter::WRITE {
+        let result = if filter == Filter::READ && change.ident() == sources as usize {
+            // Its entry in the main epoll is the compat's own.
+            Err(Errno::EINVAL)
+        } else if filter == Filter::READ || filter == Filter::WRITE {
             self.fds.apply(change, &mut self.pending).map(|files| {
                 // A file registration is evaluated before each wait: a
                 // caller blocked in epoll_wait must come round.
@@ -360,7 +429,7 @@ impl Registry {
 
     /// Brings the sources in line with a registration after a change:
     /// queues what has an event to deliver (waking a blocked caller), puts
-    /// enabled descriptors back in the main epoll.
+    /// enabled descriptors back in the sources epoll.
     fn settle(&mut self, key: Key) -> Result<(), Errno> {
         let Some(knote) = self.knotes.get_mut(&key) else {
             return Ok(());
@@ -379,7 +448,7 @@ impl Registry {
             return Ok(());
         }
         match knote.source.watched() {
-            Some(watched) => watched.add_to(self.shared.main),
+            Some(watched) => watched.add_to(self.shared.sources),
             None => Ok(()),
         }
     }
@@ -423,15 +492,40 @@ impl Registry {
     }
 
     /// Turns what the main epoll reported into events.
-    fn process(&mut self, ready: &[libc::epoll_event], out: &mut Out<'_>) {
-        let mut inner = [false; 2];
-        // Descriptors of timers, processes and signals first: each gives
-        // at most one event, and `ready` was sized to the room left, so
-        // none is consumed without being delivered.
+    fn process(&mut self, ready: &[libc::epoll_event], sources: RawFd, out: &mut Out<'_>) {
+        let (mut own, mut writes) = (false, false);
+        // Each read entry gives at most one event, and `ready` was sized
+        // to the room left, so none is consumed without being delivered;
+        // the nested epolls are drained as far as room is left after.
         for entry in ready {
             match entry.u64 {
-                TOKEN_READ => inner[0] = true,
-                TOKEN_WRITE => inner[1] = true,
+                TOKEN_SOURCES => own = true,
+                TOKEN_WRITE => writes = true,
+                token => self.fds.report_read(entry.events, token, out),
+            }
+        }
+        if own {
+            self.collect_sources(sources, out);
+        }
+        if writes {
+            self.fds.collect_writes(out);
+        }
+        self.deliver_pending(out);
+    }
+
+    /// Drains the sources epoll without blocking, as far as there is room:
+    /// descriptors of timers, processes and signals give one event each.
+    fn collect_sources(&mut self, sources: RawFd, out: &mut Out<'_>) {
+        let room = out.room().min(BATCH);
+        if room == 0 {
+            return;
+        }
+        let mut ready = [EMPTY; BATCH];
+        let Ok(n) = os::epoll_wait(sources, &mut ready[..room], 0) else {
+            return;
+        };
+        for entry in &ready[..n] {
+            match entry.u64 {
                 // Only a wake-up: the pending queue says what to deliver,
                 // and `sync_wake` reads the eventfd once it is empty.
                 TOKEN_WAKE => {}
@@ -439,12 +533,6 @@ impl Registry {
                 token => self.watched_event(token, out),
             }
         }
-        for (dir, ready) in inner.into_iter().enumerate() {
-            if ready {
-                self.fds.collect(dir, out);
-            }
-        }
-        self.deliver_pending(out);
     }
 
     /// An event of a watched descriptor (timerfd, pidfd, signalfd).
@@ -467,7 +555,7 @@ impl Registry {
         if !enabled {
             // A disabled registration reports nothing; stop epoll waking
             // us for it until EV_ENABLE puts it back (and re-checks it).
-            watched.remove_from(self.shared.main);
+            watched.remove_from(self.shared.sources);
             return;
         }
         self.deliver(key, out);

@@ -10,7 +10,7 @@
 //! period is one unit for a periodic timer (it would spin) and fires at
 //! once for a one-shot.
 //!
-//! The timerfd sits in the main epoll, edge-triggered. A wake-up that
+//! The timerfd sits in the sources epoll, edge-triggered. A wake-up that
 //! outlived its timer (deleted, re-added, recycled) reads an empty counter
 //! and reports nothing.
 

@@ -74,11 +74,11 @@ pub(super) struct Inotify {
 }
 
 impl Inotify {
-    /// Creates the instance and puts it in the main epoll under `token`.
-    fn new(main: RawFd, token: u64) -> Result<Inotify, Errno> {
+    /// Creates the instance and puts it in the sources epoll under `token`.
+    fn new(sources: RawFd, token: u64) -> Result<Inotify, Errno> {
         let fd = os::inotify_init()?;
         os::epoll_ctl(
-            main,
+            sources,
             libc::EPOLL_CTL_ADD,
             fd.as_raw_fd(),
             libc::EPOLLIN as u32,
@@ -296,10 +296,10 @@ impl Vnode {
 impl Source for Vnode {
     fn attach(shared: &mut Shared, key: Key, change: &Change) -> Result<Vnode, Errno> {
         let fd = RawFd::try_from(key.0).map_err(|_| Errno::EBADF)?;
-        let main = shared.main;
+        let sources = shared.sources;
         let inotify = match &mut shared.inotify {
             Some(inotify) => inotify,
-            slot @ None => slot.insert(Inotify::new(main, TOKEN_VNODE)?),
+            slot @ None => slot.insert(Inotify::new(sources, TOKEN_VNODE)?),
         };
         Vnode::watch(inotify, key.0, fd, change.get_fflags())
     }

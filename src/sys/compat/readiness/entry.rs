@@ -84,6 +84,12 @@ pub(super) fn token(fd: RawFd, generation: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(fd as u32)
 }
 
+/// The generation after `generation`: never 0, so that a token stays
+/// above the main epoll's own (`TOKEN_SOURCES`, `TOKEN_WRITE`).
+pub(super) fn next_generation(generation: u32) -> u32 {
+    generation.wrapping_add(1).max(1)
+}
+
 /// Errors after which kqueue would no longer have the registration: the
 /// descriptor was closed, or its number now names another file.
 pub(super) fn gone(errno: Errno) -> bool {
@@ -120,7 +126,7 @@ pub(super) fn arm(
             }
         }
     }
-    *generation = generation.wrapping_add(1);
+    *generation = next_generation(*generation);
     let data = token(fd, *generation);
     match os::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events, data) {
         Ok(()) => {

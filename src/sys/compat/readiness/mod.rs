@@ -1,16 +1,17 @@
-//! EVFILT_READ and EVFILT_WRITE over two inner epoll instances.
+//! EVFILT_READ and EVFILT_WRITE over the main epoll and a write epoll.
 //!
 //! kqueue keys registrations by (ident, filter): the read and the write
 //! registration of one socket are independent, each with its own
 //! `EV_ONESHOT`/`EV_CLEAR`/`EV_DISPATCH` and its own enabled state, and
 //! deleting one leaves the other. epoll keys interest by descriptor, with a
 //! single event mask and a single mode per descriptor. The compat gets
-//! kqueue's model exactly with one inner epoll per direction, both nested in
-//! the main epoll: a descriptor sits in the read epoll with
-//! `EPOLLIN | EPOLLRDHUP` and in the write epoll with `EPOLLOUT`, each entry
-//! with the mode of its own registration (`entry.rs`). Each inner epoll is
-//! drained with a single `epoll_wait` per `kevent` call, so no registration
-//! is reported twice in one call.
+//! kqueue's model exactly with one epoll per direction: a descriptor sits
+//! in the main epoll itself with `EPOLLIN | EPOLLRDHUP` and in the write
+//! epoll, nested in the main one, with `EPOLLOUT`, each entry with the mode
+//! of its own registration (`entry.rs`). A read event thus costs the one
+//! `epoll_wait` of the `kevent` call; the write epoll is drained with a
+//! single `epoll_wait` per call, so no registration is reported twice in
+//! one call.
 //!
 //! These registrations live in a table indexed by descriptor rather than in
 //! the registry's hash: a slot per descriptor, found by indexing, holds both
@@ -38,7 +39,7 @@ use super::filter;
 use super::os::{self, Errno};
 use super::queue::{Out, Pending};
 use super::registration::{After, Registration};
-use super::{EMPTY, TOKEN_READ, TOKEN_WRITE};
+use super::{EMPTY, MAX_READY, TOKEN_WRITE};
 use crate::fdmap::FdMap;
 use crate::sys::{Change, Filter, Flags};
 
@@ -80,13 +81,12 @@ pub(in crate::sys::compat) fn slot_bytes() -> usize {
     std::mem::size_of::<Slot>()
 }
 
-/// The most entries one inner `epoll_wait` returns.
-const MAX_READY: usize = 1024;
-
 /// EVFILT_READ and EVFILT_WRITE registrations, indexed by descriptor.
 #[derive(Debug)]
 pub(in crate::sys::compat) struct Readiness {
-    epolls: [OwnedFd; 2],
+    /// The main epoll (owned by `Kqueue`), where reads sit.
+    main: RawFd,
+    write: OwnedFd,
     slots: FdMap<Slot>,
     /// Registrations on files epoll refuses, as (fd, direction).
     files: Vec<(RawFd, usize)>,
@@ -98,25 +98,44 @@ pub(in crate::sys::compat) struct Readiness {
 }
 
 impl Readiness {
-    /// Whether `fd` is one of the inner epolls.
-    pub(in crate::sys::compat) fn owns(&self, fd: RawFd) -> bool {
-        self.epolls.iter().any(|e| e.as_raw_fd() == fd)
+    /// The write epoll's descriptor.
+    #[cfg(test)]
+    pub(in crate::sys::compat) fn write_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
     }
 
-    /// Creates the two inner epolls and nests them in `main`.
+    /// Whether `fd` is the write epoll.
+    pub(in crate::sys::compat) fn owns(&self, fd: RawFd) -> bool {
+        self.write.as_raw_fd() == fd
+    }
+
+    /// Creates the write epoll and nests it in `main`, where reads go.
     pub(in crate::sys::compat) fn new(main: RawFd, counted: bool) -> Result<Readiness, Errno> {
-        let read = os::epoll_create()?;
         let write = os::epoll_create()?;
-        for (ep, token) in [(&read, TOKEN_READ), (&write, TOKEN_WRITE)] {
-            os::epoll_ctl(main, libc::EPOLL_CTL_ADD, ep.as_raw_fd(), EPOLLIN, token)?;
-        }
+        os::epoll_ctl(
+            main,
+            libc::EPOLL_CTL_ADD,
+            write.as_raw_fd(),
+            EPOLLIN,
+            TOKEN_WRITE,
+        )?;
         Ok(Readiness {
-            epolls: [read, write],
+            main,
+            write,
             slots: FdMap::default(),
             files: Vec::new(),
             ready: Vec::new(),
             counted,
         })
+    }
+
+    /// The epoll of direction `dir`.
+    fn epoll(&self, dir: usize) -> RawFd {
+        if dir == READ {
+            self.main
+        } else {
+            self.write.as_raw_fd()
+        }
     }
 
     fn side(&self, fd: RawFd, dir: usize) -> Option<&Side> {
@@ -146,6 +165,11 @@ impl Readiness {
             READ
         };
         let fd = RawFd::try_from(change.ident()).map_err(|_| Errno::EBADF)?;
+        if fd == self.epoll(WRITE) {
+            // The compat's own: as a read it would take over its entry in
+            // the main epoll, and as a write it would watch itself.
+            return Err(Errno::EINVAL);
+        }
         let flags = change.flags();
         if self.side(fd, dir).is_none_or(|side| side.knote.is_none()) {
             if !flags.contains(Flags::ADD) {
@@ -173,11 +197,11 @@ impl Readiness {
             .side(fd, dir)
             .map_or((Entry::Out, 0), |side| (side.entry, side.generation));
         // A new registration: events of the previous one must not match.
-        let mut generation = generation.wrapping_add(1);
+        let mut generation = entry::next_generation(generation);
         let mut file = None;
         let mut fresh = false;
         if reg.enabled {
-            let ep = self.epolls[dir].as_raw_fd();
+            let ep = self.epoll(dir);
             let events = events(dir, reg.flags);
             match arm(ep, &mut entry, &mut generation, fd, events, true) {
                 Ok(made) => fresh = made,
@@ -220,7 +244,7 @@ impl Readiness {
         pending: &mut Pending,
     ) -> Result<bool, Errno> {
         let adding = change.flags().contains(Flags::ADD);
-        let ep = self.epolls[dir].as_raw_fd();
+        let ep = self.epoll(dir);
         if fd < 0 {
             return Err(Errno::EBADF);
         }
@@ -284,7 +308,7 @@ impl Readiness {
     }
 
     fn delete(&mut self, fd: RawFd, dir: usize, pending: &mut Pending) -> Result<(), Errno> {
-        let ep = self.epolls[dir].as_raw_fd();
+        let ep = self.epoll(dir);
         let Some(side) = self.side_mut(fd, dir) else {
             return Err(Errno::ENOENT);
         };
@@ -302,10 +326,16 @@ impl Readiness {
         }
     }
 
-    /// Drains the inner epoll of `dir` without blocking, as far as there is
-    /// room. One `epoll_wait`: a second one could return a re-armed
+    /// A read entry's event, from the main epoll's wait.
+    pub(in crate::sys::compat) fn report_read(&mut self, bits: u32, token: u64, out: &mut Out<'_>) {
+        self.report(READ, bits, token, out);
+    }
+
+    /// Drains the write epoll without blocking, as far as there is room.
+    /// One `epoll_wait`: a second one could return a re-armed
     /// level-triggered entry again.
-    pub(in crate::sys::compat) fn collect(&mut self, dir: usize, out: &mut Out<'_>) {
+    pub(in crate::sys::compat) fn collect_writes(&mut self, out: &mut Out<'_>) {
+        let dir = WRITE;
         let want = out.room().min(MAX_READY);
         if want == 0 {
             return;
@@ -313,7 +343,7 @@ impl Readiness {
         if self.ready.len() < want {
             self.ready.resize(want, EMPTY);
         }
-        let ep = self.epolls[dir].as_raw_fd();
+        let ep = self.epoll(dir);
         let Ok(n) = os::epoll_wait(ep, &mut self.ready[..want], 0) else {
             return;
         };
@@ -324,12 +354,12 @@ impl Readiness {
         }
     }
 
-    /// One inner-epoll event: the kevent it stands for, unless the
+    /// One entry's event: the kevent it stands for, unless the
     /// descriptor turns out to be closed or replaced.
     fn report(&mut self, dir: usize, bits: u32, data: u64, out: &mut Out<'_>) {
         let fd = data as u32 as RawFd;
         let generation = (data >> 32) as u32;
-        let ep = self.epolls[dir].as_raw_fd();
+        let ep = self.epoll(dir);
         let Some(slot) = self.slots.get_mut(fd) else {
             return;
         };

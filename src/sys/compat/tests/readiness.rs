@@ -290,3 +290,46 @@ fn uncounted_events_carry_flags_without_counts() {
     let ev = one(&kq);
     assert_eq!((ev.token(), ev.data(), ev.is_eof()), (3, 0, true));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri's epoll cannot watch another epoll")]
+fn reads_of_the_compats_own_descriptors_take_nothing_over() {
+    let kq = Kqueue::new().unwrap();
+    let (sources, write) = (kq.sources.as_raw_fd(), kq.lock().fds.write_fd());
+    // The nested epolls' entries in the main epoll are the compat's, and
+    // the write epoll can't watch itself.
+    for change in [
+        Change::read(sources, Flags::ADD),
+        Change::read(write, Flags::ADD),
+        Change::write(write, Flags::ADD),
+    ] {
+        assert_eq!(result(&kq, change), i64::from(libc::EINVAL), "{change:?}");
+    }
+    // A read registration that names a timer's timerfd sits in the main
+    // epoll, the timerfd in the sources epoll: the timer still fires.
+    apply(
+        &kq,
+        &[Change::timer(1, Flags::ADD | Flags::ONESHOT, Duration::from_millis(20)).token(1)],
+    );
+    let timerfd = {
+        let mut reg = kq.lock();
+        let knote = reg.knotes.get_mut(&(1, Filter::TIMER)).expect("the timer");
+        knote.source.watched().expect("a timerfd").raw()
+    };
+    apply(
+        &kq,
+        &[Change::read(timerfd, Flags::ADD | Flags::CLEAR).token(2)],
+    );
+    let mut fired = false;
+    for _ in 0..50 {
+        let events = kevent(&kq, &[], Some(Duration::from_millis(100)));
+        if events
+            .iter()
+            .any(|e| e.filter() == Filter::TIMER && e.token() == 1)
+        {
+            fired = true;
+            break;
+        }
+    }
+    assert!(fired, "the timer never fired");
+}
