@@ -110,7 +110,9 @@ struct Ready(Vec<libc::epoll_event>);
 
 impl Ready {
     fn take() -> Ready {
-        Ready(READY.take())
+        // A call from a thread-local's destructor (a ring kept in one) finds
+        // the buffer gone, and makes one for the call.
+        Ready(READY.try_with(std::cell::Cell::take).unwrap_or_default())
     }
 
     /// The first `n` entries, grown to hold them.
@@ -128,7 +130,8 @@ impl Ready {
 
 impl Drop for Ready {
     fn drop(&mut self) {
-        READY.set(std::mem::take(&mut self.0));
+        let buffer = std::mem::take(&mut self.0);
+        let _ = READY.try_with(|ready| ready.set(buffer));
     }
 }
 

@@ -4,7 +4,7 @@
 //! backlog of a TCP listener (TCP_INFO), room to write (socket: SO_SNDBUF
 //! minus SIOCOUTQ; pipe: F_GETPIPE_SZ minus FIONREAD). What kind of file a
 //! descriptor is gets learned from the first event and remembered while
-//! its entry stays in the inner epoll (a successful `EPOLL_CTL_MOD` proves
+//! its entry stays in its epoll (a successful `EPOLL_CTL_MOD` proves
 //! the number still names the same file), so steady state costs one ioctl
 //! per read event and two calls per write event. The calls double as the
 //! check that the number is still open (EBADF), for the entries whose

@@ -1,7 +1,7 @@
-//! The inner epoll entries: how a kqueue registration's mode becomes an
+//! The epoll entries: how a kqueue registration's mode becomes an
 //! epoll entry of its direction.
 //!
-//! | kqueue | inner epoll entry |
+//! | kqueue | epoll entry |
 //! |---|---|
 //! | level (default) | `EPOLLONESHOT`, re-armed with `EPOLL_CTL_MOD` after each event |
 //! | `EV_CLEAR` | `EPOLLET` |
@@ -21,9 +21,9 @@
 //! kqueue's would have been at close().
 //!
 //! After an `EV_ONESHOT` (or `EV_DISPATCH`) event the entry stays in the
-//! inner epoll, disarmed by `EPOLLONESHOT` ("parked"), so the next `EV_ADD`
-//! (or `EV_ENABLE`) is one `EPOLL_CTL_MOD`: the driver's hot path costs one
-//! syscall per registration.
+//! epoll of its direction, disarmed by `EPOLLONESHOT` ("parked"), so the
+//! next `EV_ADD` (or `EV_ENABLE`) is one `EPOLL_CTL_MOD`: the driver's hot
+//! path costs one syscall per registration.
 //!
 //! An entry we believe in may be gone, or its number may name another
 //! file: `EPOLL_CTL_MOD` then fails with ENOENT, and an `EV_ADD` falls back
@@ -47,7 +47,7 @@ pub(super) const EPOLLERR: u32 = libc::EPOLLERR as u32;
 const EPOLLET: u32 = libc::EPOLLET as u32;
 const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
 
-/// What an inner epoll holds for one descriptor and direction.
+/// What the epoll of a direction holds for one descriptor.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) enum Entry {
     /// Nothing.
@@ -96,7 +96,7 @@ pub(super) fn gone(errno: Errno) -> bool {
     errno == Errno::EBADF || errno == Errno::ENOENT
 }
 
-/// Makes the inner epoll `ep` report `fd` with `events`. `adding`: this is
+/// Makes the epoll `ep` report `fd` with `events`. `adding`: this is
 /// an `EV_ADD`, which must also work when the number now names another
 /// file. Every new entry gets a new generation, so that the events of an
 /// entry epoll keeps for a closed number (through a `dup`) never carry the
@@ -142,7 +142,7 @@ pub(super) fn arm(
     }
 }
 
-/// Takes `fd` out of the inner epoll `ep`; for a registration with no entry,
+/// Takes `fd` out of the epoll `ep`; for a registration with no entry,
 /// only checks that the descriptor is still open.
 pub(super) fn disarm(ep: RawFd, entry: &mut Entry, fd: RawFd) -> Result<(), Errno> {
     if *entry == Entry::Out {
