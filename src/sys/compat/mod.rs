@@ -30,18 +30,18 @@
 //! a ready nested epoll (writes, the compat's own descriptors) is drained
 //! without blocking, where the descriptors of timers, processes and signals
 //! report one event each and inotify and the wake-up eventfd only update
-//! the registry.
+//! the registry. Registrations whose state lives in the registry (triggered
+//! user events, vnode changes, regular files) wait in a queue of pending
+//! keys (`queue.rs`), delivered after the epoll sources; while that queue
+//! is not empty the wait does not block, which is how a level-triggered
+//! user event is reported on every call.
 //!
 //! The main epoll holds the user's read entries (the path every socket
 //! read takes: one `epoll_wait` per `kevent` call) and two nested epolls:
 //! the write epoll, and the *sources* epoll, which holds every descriptor
 //! the compat opens for itself. Those never share the main epoll with the
 //! user's descriptors, so a registration can never modify one of the
-//! compat's entries, whatever number it names. Registrations whose state lives in the registry (triggered
-//! user events, vnode changes, regular files) wait in a queue of pending
-//! keys (`queue.rs`), delivered after the epoll sources; while that queue
-//! is not empty the wait does not block, which is how a level-triggered
-//! user event is reported on every call.
+//! compat's entries, whatever number it names.
 //!
 //! What the compat cannot make identical to a kqueue is listed, with the
 //! reasons, in `docs/semantics.md` ("Linux compat vs a real kqueue").
