@@ -11,27 +11,46 @@ pub(crate) fn make_room(changes: &[Change], events: &mut Vec<Event>) {
     events.reserve(changes.len().max(1));
 }
 
-/// When a `kevent` call's wait ends.
+/// When a `kevent` call's wait ends. A zero timeout (the driver's busy
+/// turns) and none at all read no clock: on a VM a read costs as much as
+/// a small operation, and a zero-timeout call would make three.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Option<Instant>);
+pub(crate) enum Deadline {
+    Forever,
+    Now,
+    At(Instant),
+}
 
 impl Deadline {
     /// `timeout` from now. No timeout, or one too far away to represent,
     /// waits forever.
     pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
-        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+        match timeout {
+            None => Deadline::Forever,
+            Some(t) if t.is_zero() => Deadline::Now,
+            Some(t) => Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Forever, Deadline::At),
+        }
     }
 
     /// The time left, zero once it has passed; `None`: forever.
     pub(crate) fn left(self) -> Option<Duration> {
-        self.0
-            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+        match self {
+            Deadline::Forever => None,
+            Deadline::Now => Some(Duration::ZERO),
+            Deadline::At(deadline) => Some(deadline.saturating_duration_since(Instant::now())),
+        }
     }
 
     /// Whether it has passed.
     #[cfg_attr(not(kq_compat), allow(dead_code))]
     pub(crate) fn passed(self) -> bool {
-        self.0.is_some_and(|deadline| Instant::now() >= deadline)
+        match self {
+            Deadline::Forever => false,
+            Deadline::Now => true,
+            Deadline::At(deadline) => Instant::now() >= deadline,
+        }
     }
 }
 
