@@ -66,7 +66,7 @@ impl Offload {
 
     /// Whether a worker has handed a result back.
     pub(super) fn has_results(&self) -> bool {
-        !self.pool.done.is_empty()
+        self.on_pool > 0 && !self.pool.done.is_empty()
     }
 }
 
@@ -181,6 +181,11 @@ impl Driver {
     }
 
     pub(super) fn take_pool_results(&mut self) -> bool {
+        // Every turn asks, twice: with nothing on the pool, the channel's
+        // own look is not made.
+        if self.offload.on_pool == 0 {
+            return false;
+        }
         let mut any = false;
         while let Ok(done) = self.offload.pool.done.try_recv() {
             any = true;
