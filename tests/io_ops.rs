@@ -931,3 +931,42 @@ fn writes_queued_behind_eagain_complete_in_submission_order() {
         assert_nothing_to_read(&b);
     });
 }
+
+/// An inline ring's wait spins a little for the pool's results before it
+/// parks in `kevent`, with its park withdrawn meanwhile: a worker's result
+/// that comes long after the spin must still wake it. The write that ends
+/// the worker's read is made once the waiting thread is seen blocked in
+/// `epoll_wait` (Linux's /proc), so the result can't come within the spin.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn an_inline_wait_parked_for_the_pool_wakes_for_a_late_result() {
+    let ring = Ring::builder().inline().build().unwrap();
+    // Blocking: the worker's read waits in the kernel for the write.
+    let (a, b) = UnixStream::pair().unwrap();
+    submit_all(
+        &ring,
+        [Read::new(b.as_raw_fd(), BytesMut::with_capacity(8))
+            .build()
+            .user_data(1)
+            .flags(SqeFlags::ASYNC)],
+    );
+    // SAFETY: gettid has no preconditions.
+    let waiter = unsafe { libc::gettid() };
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_until("the waiting thread parks in epoll_wait", || {
+                std::fs::read_to_string(format!("/proc/self/task/{waiter}/syscall")).is_ok_and(
+                    |s| s.split_whitespace().next() == Some(&libc::SYS_epoll_wait.to_string()),
+                )
+            });
+            (&a).write_all(b"late").unwrap();
+        });
+        let mut c = ring
+            .completion()
+            .wait_timeout(PATIENCE)
+            .unwrap()
+            .expect("the parked wait never woke for the worker's result");
+        assert_eq!((c.user_data(), c.result()), (1, 4));
+        assert_eq!(&take_mut(&mut c)[..], b"late");
+    });
+}
