@@ -97,11 +97,12 @@ impl Driver {
         {
             self.retire(last);
         }
-        let mut cqe = Cqe::new(entry.user_data, res, 0);
         let mut want = None;
         let mut counts = true;
         // An event operation leaves its registration, however it ends.
         self.event_regs.leave(key, &mut self.changes);
+        let mut flags = 0;
+        let mut out = Output::default();
         if let Some(mut op) = entry.op.take() {
             counts = !matches!(op.ring(), Some(RingOp::Timeout(_) | RingOp::LinkTimeout(_)));
             if let Op::Io(io) = &op {
@@ -111,12 +112,15 @@ impl Driver {
             if res < 0 {
                 self.bufs.unpick(op.select());
             }
-            cqe.flags = buffer_flags(op.select());
-            let mut out = Output::default();
+            flags = buffer_flags(op.select());
             op.finish(&mut out);
-            cqe.buf = out.buf;
-            cqe.extra = out.extra;
         }
+        // Built once its parts are known: no empty buffer and extra to drop.
+        let cqe = Cqe {
+            buf: out.buf,
+            extra: out.extra,
+            ..Cqe::new(entry.user_data, res, flags)
+        };
         if !ending.quiet && (res < 0 || !entry.flags.contains(SqeFlags::CQE_SKIP_SUCCESS)) {
             self.post_to(entry.notify.take(), cqe, counts);
         } else if let Some(slot) = entry.notify.take() {

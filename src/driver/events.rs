@@ -121,11 +121,16 @@ impl EventRegs {
 
     /// Takes operation `key` off its registration; the last to leave
     /// deletes it (or withdraws its addition not yet submitted).
+    #[inline]
     pub(super) fn leave(&mut self, key: OpKey, changes: &mut Vec<Change>) {
-        // Every operation's end asks: spare the others the hashing.
-        if self.of.is_empty() {
-            return;
+        // Every operation's end asks: spare the others the call and the
+        // hashing.
+        if !self.of.is_empty() {
+            self.leave_registration(key, changes);
         }
+    }
+
+    fn leave_registration(&mut self, key: OpKey, changes: &mut Vec<Change>) {
         let Some(rk) = self.of.remove(&key) else {
             return;
         };

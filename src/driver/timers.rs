@@ -143,10 +143,15 @@ impl Driver {
     }
 
     /// Completes count-bound timeouts whose count has been reached.
+    #[inline]
     pub(super) fn check_counts(&mut self) {
-        if self.timers.counts.is_empty() {
-            return;
+        // Every counted completion asks: the call only with counts armed.
+        if !self.timers.counts.is_empty() {
+            self.fire_counts();
         }
+    }
+
+    fn fire_counts(&mut self) {
         let posted = self.completions.posted();
         let mut due = Vec::new();
         self.timers.counts.retain(|c| {
