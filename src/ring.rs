@@ -22,10 +22,13 @@ use crate::sys::{Kqueue, Waker};
 pub enum Mode {
     /// A dedicated polling thread runs the driver (io_uring's SQPOLL); it
     /// spins for `sq_idle` after its last work, then parks in `kevent`.
+    /// While jobs are on the blocking pool it yields its CPU between turns
+    /// instead of spinning, so that the workers get one.
     PollingThread,
     /// The caller's thread runs the driver inside `submit`,
     /// `submit_and_wait` and the completion queue's waits (io_uring without
-    /// SQPOLL): no thread hop at all.
+    /// SQPOLL): no thread hop at all. A wait with jobs on the blocking pool
+    /// spins up to 20 µs for their results before it parks in `kevent`.
     Inline,
 }
 
