@@ -16,8 +16,11 @@ pub(crate) fn make_room(changes: &[Change], events: &mut Vec<Event>) {
 /// a small operation, and a zero-timeout call would make three.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Deadline {
+    /// No timeout: wait until something happens.
     Forever,
+    /// A zero timeout: look, don't wait.
     Now,
+    /// A timeout from the call's start.
     At(Instant),
 }
 
