@@ -833,6 +833,39 @@ fn cancel_of_an_async_read_in_its_batch_withdraws_it_from_the_pool() {
     });
 }
 
+/// The same, over and over, with the polling thread taking entries while
+/// they are pushed: however the take and the pushes interleave, the read
+/// goes to the pool only once its whole submission, the cancel included,
+/// has been taken (a take of the read alone, with the cancel pushed and
+/// the submission made before the turn ended, once sent the read first).
+#[test]
+fn cancel_of_an_async_read_in_its_batch_withdraws_it_however_the_take_interleaves() {
+    let ring = Ring::builder().sq_idle(PATIENCE).build().unwrap();
+    let (_a, b) = UnixStream::pair().unwrap();
+    for round in 0..100_000u64 {
+        let read = 2 * round;
+        submit_all(
+            &ring,
+            [
+                Read::new(b.as_raw_fd(), BytesMut::with_capacity(16))
+                    .build()
+                    .user_data(read)
+                    .flags(SqeFlags::ASYNC),
+                AsyncCancel::new(read).build().user_data(read + 1),
+            ],
+        );
+        let cqes = wait_sorted(&ring, 2);
+        assert_eq!(
+            [
+                (cqes[0].user_data(), cqes[0].result()),
+                (cqes[1].user_data(), cqes[1].result())
+            ],
+            [(read, -libc::ECANCELED), (read + 1, 0)],
+            "round {round}"
+        );
+    }
+}
+
 #[test]
 fn result_gives_the_count_or_the_errno() {
     each_mode(|ring| {

@@ -106,7 +106,7 @@ impl Driver {
     /// Whether the next turn has something to do without waiting.
     pub(crate) fn has_ready_work(&self) -> bool {
         (!self.shared.sq.is_empty() && !self.completions.has_pending())
-            || self.offload.has_sendable(&self.shared)
+            || self.offload.has_sendable()
             || (self.completions.has_pending() && self.shared.cq.len() < self.shared.cq_capacity())
             || self.offload.has_results()
             || !self.changes.is_empty()
@@ -156,6 +156,14 @@ impl Driver {
         // its worker handed back waiting, where it can cancel it.
         work |= self.take_pool_results();
         work |= self.take_messages();
+        // Read before the queue's length: every entry of a submission
+        // below it was pushed before, and is counted in the length, so a
+        // take of all that length has taken the whole submission.
+        let through = self.shared.submissions.load(Ordering::Acquire);
+        let queued = self.shared.sq.len();
+        if queued == 0 || (!overflowing && queued <= SUBMIT_BATCH) {
+            self.offload.took_through(through);
+        }
         if !overflowing {
             work |= self.take_submissions();
         }
@@ -181,7 +189,7 @@ impl Driver {
                 self.completions.has_pending()
                     || self.shared.cq.len() >= want
                     || (!overflowing && !self.shared.sq.is_empty())
-                    || self.offload.has_sendable(&self.shared)
+                    || self.offload.has_sendable()
                     || self.offload.has_results()
                     || !self.retired.is_empty()
                     || self.chains.can_release(&self.table)
@@ -306,10 +314,11 @@ impl Driver {
 
     fn take_submissions(&mut self) -> bool {
         let mut any = self.release_deferred();
+        let queued = self.shared.sq.len();
         // The entries queued now, as io_uring takes the tail it finds: a
         // producer that keeps pushing must not keep one turn taking (and
         // its completions out of the CQ) for ever.
-        for _ in 0..self.shared.sq.len().min(SUBMIT_BATCH) {
+        for _ in 0..queued.min(SUBMIT_BATCH) {
             let Some(sqe) = self.shared.sq.pop() else {
                 break;
             };

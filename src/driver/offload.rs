@@ -1,7 +1,8 @@
 //! Handing work to the blocking pool and taking its results back.
 //!
-//! Jobs are sent at the end of the turn once the submission of the entry
-//! that started them has been made (`submit` called): a cancel in the same
+//! Jobs are sent at the end of the turn once every entry of the submission
+//! that started them has been taken (`submit` called, and a later take
+//! found the queue with all of its entries): a cancel in the same
 //! submission then still finds them unstarted, however the pushes and the
 //! turns interleave and however fast a worker is; and an `ASYNC` `Close`
 //! reaches the pool after its registrations' deletion has reached the
@@ -24,6 +25,9 @@ pub(super) struct Offload {
     taking: Option<u64>,
     /// Jobs sent to the pool whose results are not taken back yet.
     on_pool: usize,
+    /// The submissions whose entries have all been taken: those numbered
+    /// below it.
+    taken_through: u64,
 }
 
 /// How long a caller's wait on an inline ring spins for a worker's result
@@ -32,11 +36,6 @@ pub(super) struct Offload {
 /// driver's (a file-system call on a warm cache takes a few µs).
 const POOL_SPIN: Duration = Duration::from_micros(20);
 
-/// Whether `batch` (a submission's number) has been submitted.
-fn submitted(shared: &Shared, batch: Option<u64>) -> bool {
-    batch.is_none_or(|b| b < shared.submissions.load(Ordering::Acquire))
-}
-
 impl Offload {
     pub(super) fn new(workers: usize, shared: &Arc<Shared>) -> std::io::Result<Offload> {
         Ok(Offload {
@@ -44,7 +43,20 @@ impl Offload {
             outbox: Vec::new(),
             taking: None,
             on_pool: 0,
+            taken_through: 0,
         })
+    }
+
+    /// Whether every entry of `batch` (a submission's number) has been
+    /// taken, so that a cancel among them has been seen.
+    fn taken_all(&self, batch: Option<u64>) -> bool {
+        batch.is_none_or(|b| b < self.taken_through)
+    }
+
+    /// A take found every entry of the submissions below `through` (the
+    /// count of submissions read before the queue's length).
+    pub(super) fn took_through(&mut self, through: u64) {
+        self.taken_through = self.taken_through.max(through);
     }
 
     /// Entry taking begins, for submission `batch`; returns what to hand
@@ -58,10 +70,8 @@ impl Offload {
     }
 
     /// Whether a job may go to the pool now.
-    pub(super) fn has_sendable(&self, shared: &Shared) -> bool {
-        self.outbox
-            .iter()
-            .any(|&(_, batch)| submitted(shared, batch))
+    pub(super) fn has_sendable(&self) -> bool {
+        self.outbox.iter().any(|&(_, batch)| self.taken_all(batch))
     }
 
     /// Whether a worker has handed a result back.
@@ -139,13 +149,13 @@ impl Driver {
         if self.offload.outbox.is_empty() {
             return;
         }
-        let shared = &self.shared;
         let mut ready = std::mem::take(&mut self.offload.outbox);
-        if !ready.iter().all(|&(_, batch)| submitted(shared, batch)) {
+        let offload = &self.offload;
+        if !ready.iter().all(|&(_, batch)| offload.taken_all(batch)) {
             let waiting;
             (ready, waiting) = ready
                 .into_iter()
-                .partition(|&(_, batch)| submitted(shared, batch));
+                .partition(|&(_, batch)| offload.taken_all(batch));
             self.offload.outbox = waiting;
         }
         for (job, _) in ready.drain(..) {
