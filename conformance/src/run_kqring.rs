@@ -52,6 +52,27 @@ pub fn run_kqring(program: &Program, mode: Mode) -> Result<Completions, RunError
     })
 }
 
+/// Waits until the polling thread has taken what was submitted and ended
+/// the turn that took it (its registrations made), as `io_uring_enter`
+/// returns with its entries issued: a step after the submission (a peer's
+/// write) then comes after them, as on io_uring, rather than at once with
+/// the polling thread's take (a write while a multishot poll is armed can
+/// wake it twice). Bounded: a ring that is not taking entries (its CQ full)
+/// is left to go on.
+fn issued(ring: &Ring) {
+    let bound = Instant::now() + Duration::from_millis(100);
+    while !ring.submission().is_empty() {
+        if Instant::now() >= bound {
+            return;
+        }
+        std::hint::spin_loop();
+    }
+    let taken_in = ring.stats().turns;
+    while ring.stats().turns < taken_in + 2 && Instant::now() < bound {
+        std::hint::spin_loop();
+    }
+}
+
 struct Kqring {
     ring: Ring,
     /// The second rings, by name: a handle, and the ring until it is
@@ -382,7 +403,11 @@ impl Backend for Kqring {
             }
         }
         sq.submit()
-            .map_err(|e| RunError::io("submitting to kqring", e))
+            .map_err(|e| RunError::io("submitting to kqring", e))?;
+        if self.ring.mode() == Mode::PollingThread {
+            issued(&self.ring);
+        }
+        Ok(())
     }
 
     fn next(&mut self, deadline: Instant) -> Result<Option<Got>, RunError> {
