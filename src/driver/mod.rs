@@ -165,7 +165,7 @@ impl Driver {
             self.offload.took_through(through);
         }
         if !overflowing {
-            work |= self.take_submissions();
+            work |= self.take_submissions(queued);
         }
         // The clock only when a timer or the idle sweep needs it: on a VM
         // a read of it costs as much as a small operation.
@@ -292,8 +292,6 @@ impl Driver {
         Ok(work)
     }
 
-    /// What every turn ends with: pool work goes out, deserted
-    /// registrations go, completions go to the CQ.
     /// The time for this turn's timers and idle sweep: read when a timer
     /// is armed, else once per [`SWEEP_TURNS`] (a sweep a few turns late
     /// keeps an idle registration that much longer, nothing more).
@@ -306,15 +304,18 @@ impl Driver {
         Some(Instant::now())
     }
 
+    /// What every turn ends with: pool work goes out, deserted
+    /// registrations go, completions go to the CQ.
     fn end_turn(&mut self) {
         self.send_offloaded();
         self.delete_deserted();
         self.flush();
     }
 
-    fn take_submissions(&mut self) -> bool {
+    /// Takes the `queued` entries the turn found (at most
+    /// [`SUBMIT_BATCH`]).
+    fn take_submissions(&mut self, queued: usize) -> bool {
         let mut any = self.release_deferred();
-        let queued = self.shared.sq.len();
         // The entries queued now, as io_uring takes the tail it finds: a
         // producer that keeps pushing must not keep one turn taking (and
         // its completions out of the CQ) for ever.
