@@ -10,7 +10,8 @@
 //! valgrind --tool=callgrind target/release/examples/op_count nop-async 20000
 //! ```
 //!
-//! Workloads: `nop-raw`, `nop-async` (a NOP round trip); `echo-raw`,
+//! Workloads: `nop-raw`, `nop-async` (a NOP round trip); `nop-batch`
+//! (COUNT batches of 64 NOPs, submitted and reaped together); `echo-raw`,
 //! `echo-async` (a 64-byte TCP echo on one loopback connection, both ends
 //! on the ring; the raw ring posts the same operations in the same order
 //! as the futures do); `echo-raw-fixed`, `echo-async-fixed`, the same
@@ -41,7 +42,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(what), Some(n)) = (args.get(1), args.get(2)) else {
         return Err(
-            "usage: op_count nop-raw|nop-async|echo-raw|echo-async|echo-raw-fixed|echo-async-fixed COUNT [CONNECTIONS]"
+            "usage: op_count nop-raw|nop-async|nop-batch|echo-raw|echo-async|echo-raw-fixed|echo-async-fixed COUNT [CONNECTIONS]"
                 .into(),
         );
     };
@@ -52,6 +53,7 @@ fn main() -> Result<()> {
     match what.as_str() {
         "nop-raw" => nop_raw(n),
         "nop-async" => nop_async(n),
+        "nop-batch" => nop_batch(n),
         "echo-raw" => echo_raw(n, false, conns),
         "echo-raw-fixed" => echo_raw(n, true, conns),
         "echo-async" => echo_async(n, false, conns),
@@ -95,6 +97,23 @@ fn nop_raw(n: u64) -> Result<()> {
             cqe.result() == 0 && cqe.user_data() == i,
             "NOP {i}: {cqe:?}"
         );
+    }
+    Ok(())
+}
+
+/// `n` batches of 64 NOPs: pushed, submitted and waited for at once, as
+/// the benchmark's batched NOPs.
+fn nop_batch(n: u64) -> Result<()> {
+    const BATCH: u64 = 64;
+    let ring = ring(2 * BATCH as usize)?;
+    let (sq, cq) = (ring.submission(), ring.completion());
+    for _ in 0..n {
+        for i in 0..BATCH {
+            push(sq, Nop::new().build().user_data(i))?;
+        }
+        sq.submit_and_wait(BATCH as usize)?;
+        let got = cq.drain().filter(|c| c.result() == 0).count();
+        ensure!(got == BATCH as usize, "{got} NOP completions for {BATCH}");
     }
     Ok(())
 }
