@@ -930,6 +930,78 @@ fn a_close_at_once_ends_what_waits_and_leaves_a_duplicate_working() {
     });
 }
 
+/// A `Close` deletes the descriptor's registrations before its number is
+/// free: a new socket put on the same number (dup2) while the old file
+/// lives on in a duplicate gets no readiness of the old file's. Had the
+/// old registration outlived the close (the Linux compat's epoll keeps an
+/// entry while its file is open anywhere), data for the old file would
+/// wake the new socket's receive into a try that finds nothing.
+#[test]
+fn a_closed_number_reused_at_once_sees_only_its_new_files_readiness() {
+    each_mode(|ring| {
+        let (old_peer, old) = kqring_test_support::unix_pair(true).expect("a pair");
+        let old = OwnedFd::from(old);
+        // SAFETY: dup takes no pointer; the duplicate is owned below.
+        let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(old.as_raw_fd())) };
+        let fd = old.into_raw_fd();
+        submit_all(
+            ring,
+            [
+                kqring::ops::Recv::new(fd, bytes::BytesMut::with_capacity(4))
+                    .build()
+                    .user_data(1),
+            ],
+        );
+        assert_quiet(ring);
+        // Made before the close, so that neither end takes the number.
+        let (new_peer, new) = kqring_test_support::unix_pair(true).expect("a pair");
+        submit_all(ring, [Close::new(fd).build().user_data(2)]);
+        let got: Vec<(u64, i32)> = wait_sorted(ring, 2)
+            .iter()
+            .map(|c| (c.user_data(), c.result()))
+            .collect();
+        assert_eq!(got, [(1, -libc::ECANCELED), (2, 0)]);
+        // The number goes to the new socket.
+        // SAFETY: dup2 onto a number no one holds (the ring closed it);
+        // the test owns the new descriptor from here.
+        let reused = unsafe { OwnedFd::from_raw_fd(libc::dup2(new.as_raw_fd(), fd)) };
+        assert_eq!(reused.as_raw_fd(), fd, "dup2 put the socket on the number");
+        drop(new);
+        submit_all(
+            ring,
+            [
+                kqring::ops::Recv::new(fd, bytes::BytesMut::with_capacity(4))
+                    .build()
+                    .user_data(3),
+            ],
+        );
+        assert_quiet(ring);
+        // Data for the old file: nothing tries the new socket for it.
+        let tries = ring.stats().would_block;
+        (&old_peer).write_all(b"gone").unwrap();
+        assert_quiet(ring);
+        assert_eq!(
+            ring.stats().would_block,
+            tries,
+            "the old file's readiness woke the new socket's receive"
+        );
+        // The new file's data reaches the receive, byte for byte.
+        (&new_peer).write_all(b"next").unwrap();
+        let mut c = wait_n(ring, 1).remove(0);
+        assert_eq!((c.user_data(), c.result()), (3, 4));
+        let buf = c.take_buf::<bytes::BytesMut>().expect("its buffer");
+        assert_eq!(&buf[..], b"next");
+        // The old file still holds its data, for its duplicate.
+        let mut got = [0u8; 4];
+        assert_eq!((&File::from(dup)).read(&mut got).unwrap(), 4);
+        assert_eq!(&got, b"gone");
+        // The ring's entries on the number are the new socket's: close it
+        // through the ring, as the test gave it no other owner.
+        let c = run1(ring, Close::new(reused.into_raw_fd()).build().user_data(4));
+        assert_eq!((c.user_data(), c.result()), (4, 0));
+    });
+}
+
 /// An open of a FIFO on a worker (`ASYNC`) blocks until a writer comes: a
 /// cancel that finds it under way answers -EALREADY, and the open completes
 /// with its descriptor once the writer opens (io_uring interrupts its
