@@ -123,13 +123,7 @@ pub(crate) fn open_cached(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn open_cached_impl(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<RawFd, Errno>> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    /// Cleared once the kernel refuses `openat2` or `RESOLVE_CACHED`
-    /// (before Linux 5.12), or a sandbox refuses the call.
-    static SUPPORTED: AtomicBool = AtomicBool::new(true);
-    if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0
-        || !SUPPORTED.load(Ordering::Relaxed)
-    {
+    if flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) != 0 || !OPENAT2.on() {
         return None;
     }
     // SAFETY: open_how is plain data; all-zero is "no flags, no mode".
@@ -153,8 +147,15 @@ fn open_cached_impl(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<RawFd,
             libc::EAGAIN => None,
             // No openat2 (or a flag it refuses, which openat ignores):
             // openat on the worker gives the answer.
-            libc::ENOSYS | libc::E2BIG | libc::EPERM => {
-                SUPPORTED.store(false, Ordering::Relaxed);
+            libc::ENOSYS | libc::E2BIG => {
+                OPENAT2.turn_off();
+                None
+            }
+            // A sandbox that refuses the call, or this file's own refusal
+            // (`O_NOATIME` on another's file): the worker's openat answers
+            // either way, and a probe tells which it was.
+            libc::EPERM => {
+                OPENAT2.refused(openat2_works);
                 None
             }
             libc::EINVAL => None,
@@ -173,6 +174,77 @@ fn open_cached_impl(dir: RawFd, path: &CStr, flags: i32) -> Option<Result<RawFd,
         }
     }
     Some(Ok(fd))
+}
+
+/// Whether `openat2` may be tried: on until the kernel or a sandbox is
+/// seen to refuse the call itself.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct Openat2(std::sync::atomic::AtomicU8);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static OPENAT2: Openat2 = Openat2::new();
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Openat2 {
+    /// Not known yet whether an `EPERM` is the call's or the file's.
+    const UNPROBED: u8 = 0;
+    /// A probe opened: an `EPERM` is the file's.
+    const WORKS: u8 = 1;
+    /// The call is refused: openat on the worker from now on.
+    const OFF: u8 = 2;
+
+    const fn new() -> Openat2 {
+        Openat2(std::sync::atomic::AtomicU8::new(Openat2::UNPROBED))
+    }
+
+    fn on(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) != Openat2::OFF
+    }
+
+    fn turn_off(&self) {
+        self.0
+            .store(Openat2::OFF, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A call failed `EPERM`: unless a probe has shown the call works, a
+    /// probe (`works`) decides whether it stays on.
+    fn refused(&self, works: impl FnOnce() -> bool) {
+        use std::sync::atomic::Ordering;
+        if self.0.load(Ordering::Relaxed) == Openat2::WORKS {
+            return;
+        }
+        let state = if works() {
+            Openat2::WORKS
+        } else {
+            Openat2::OFF
+        };
+        self.0.store(state, Ordering::Relaxed);
+    }
+}
+
+/// Whether `openat2` opens what anyone may open (`/`, as a path only).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn openat2_works() -> bool {
+    // SAFETY: open_how is plain data; all-zero is "no flags, no mode".
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    // SAFETY: the path is NUL-terminated and `how` lives across the call,
+    // its size given.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if r < 0 {
+        return false;
+    }
+    // SAFETY: the descriptor was just made here.
+    unsafe { libc::close(r as RawFd) };
+    true
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -495,4 +567,28 @@ pub(crate) unsafe fn madvise(addr: usize, len: usize, advice: MemoryAdvice) -> R
     };
     // SAFETY: the caller vouches for the range (see above).
     check(unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) }).map(drop)
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    use super::Openat2;
+
+    #[test]
+    fn an_eperm_turns_openat2_off_only_when_a_probe_is_refused_too() {
+        // The file's own refusal: the probe opens, the call stays on, and
+        // later refusals need no probe.
+        let s = Openat2::new();
+        s.refused(|| true);
+        assert!(s.on());
+        s.refused(|| unreachable!("a probe has shown the call works"));
+        assert!(s.on());
+        // A sandbox's: the probe is refused as well.
+        let s = Openat2::new();
+        s.refused(|| false);
+        assert!(!s.on());
+        // No openat2 at all.
+        let s = Openat2::new();
+        s.turn_off();
+        assert!(!s.on());
+    }
 }
